@@ -1,0 +1,13 @@
+DROP TABLE service_secrets;
+DROP TABLE service_keys;
+DROP TABLE audit_checkpoints;
+DROP TABLE audit_head;
+DROP TABLE audit_events;
+DROP TABLE reference_counters;
+DROP TABLE verification_results;
+DROP TABLE work_orders;
+DROP TABLE subscribers;
+DROP TABLE users;
+DROP TABLE hall_keys;
+DROP TABLE halls;
+DROP TABLE provinces;

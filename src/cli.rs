@@ -1,0 +1,212 @@
+//! The command line: serve, migrate, users, hall-terminal tools, offline audit checks.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+
+use crate::audit::Recorder;
+use crate::config::{Overrides, Settings};
+use crate::service::users::{add_user_blocking, NewUser};
+use crate::signing::keys::{write_private, PrivateKey};
+use crate::signing::Alg;
+use crate::startup::Application;
+use crate::storage::Store;
+
+#[derive(Debug, Parser)]
+#[command(name = "crossprov", version, about = "跨省实名登记工单服务 — cross-province real-name registration")]
+pub struct Cli {
+    /// Settings file (TOML), layered over the built-in defaults.
+    #[arg(long, global = true, env = "CROSSPROV_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service (migrations are applied at start).
+    Serve {
+        /// HOST:PORT to listen on.
+        #[arg(long)]
+        listen: Option<String>,
+        /// sqlite://PATH, a bare path, or postgres://…
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Apply pending migrations and exit.
+    Migrate {
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Write a hall key pair (private.pem, public.pem) into a directory.
+    Keygen {
+        #[arg(long, value_parser = ["ES256", "EdDSA"])]
+        alg: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the compact JWS a hall terminal would submit for a verification result.
+    SignResult {
+        /// The hall's private key (PKCS#8 PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// The key id registered for the hall.
+        #[arg(long)]
+        kid: String,
+        /// The result payload (JSON); `iat` and `jti` are filled in when absent.
+        payload: PathBuf,
+    },
+    /// Audit-trail tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user directly in the database (how the first admin is made).
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_parser = ["clerk", "hall_staff", "auditor", "admin"])]
+        role: String,
+        #[arg(long)]
+        province: Option<String>,
+        #[arg(long)]
+        hall_id: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Re-hash the whole chain offline; exit 1 unless intact.
+    Verify {
+        #[arg(long)]
+        database_url: Option<String>,
+        /// A checkpoint JWS kept elsewhere that the log must still agree with.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
+}
+
+fn settings(config: Option<PathBuf>, database_url: Option<String>, listen: Option<String>) -> Result<Settings, String> {
+    Settings::load(&Overrides { config_file: config, listen, database_url }).map_err(|e| e.to_string())
+}
+
+fn open_store(s: &Settings) -> Result<Store, String> {
+    Store::open(&s.database_url(), s.database.pool_size, s.database.sqlite_busy_timeout_ms).map_err(|e| e.to_string())
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("crossprov: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode, String> {
+    match cli.command {
+        Command::Serve { listen, database_url } => {
+            let s = settings(cli.config, database_url, listen)?;
+            crate::telemetry::init(&s.log);
+            serve(s)
+        }
+        Command::Migrate { database_url } => {
+            let s = settings(cli.config, database_url, None)?;
+            crate::telemetry::init(&s.log);
+            open_store(&s)?;
+            eprintln!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User { command: UserCommand::Add { username, role, province, hall_id, email, password_stdin: _, database_url } } => {
+            let s = settings(cli.config, database_url, None)?;
+            crate::telemetry::init(&s.log);
+            let mut password = String::new();
+            std::io::stdin().lock().read_line(&mut password).map_err(|e| format!("reading the password: {e}"))?;
+            let password = password.trim_end_matches(['\n', '\r']).to_owned();
+            let store = open_store(&s)?;
+            let req = NewUser { username, password, role, province, hall_id, email };
+            let user = add_user_blocking(&store, &Recorder::cli(), &req, chrono::Utc::now())
+                .map_err(|e| crate::http::problem::ApiError::from(e).to_string())?;
+            println!("{}", json!(user));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keygen { alg, out } => {
+            let alg = Alg::parse(&alg).ok_or("alg must be ES256 or EdDSA")?;
+            let key = PrivateKey::generate(alg).map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+            write_private(&out.join("private.pem"), &key.to_pem()).map_err(|e| e.to_string())?;
+            std::fs::write(out.join("public.pem"), key.public().to_pem()).map_err(|e| e.to_string())?;
+            eprintln!("wrote {0}/private.pem and {0}/public.pem ({1})", out.display(), alg.as_str());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SignResult { key, kid, payload } => {
+            let key = PrivateKey::from_file(&key).map_err(|e| e.to_string())?;
+            let text = std::fs::read_to_string(&payload).map_err(|e| format!("{}: {e}", payload.display()))?;
+            let mut claims: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", payload.display()))?;
+            let obj = claims.as_object_mut().ok_or("the payload must be a JSON object")?;
+            obj.entry("iat").or_insert_with(|| json!(chrono::Utc::now().timestamp()));
+            obj.entry("jti").or_insert_with(|| json!(uuid::Uuid::new_v4().to_string()));
+            println!("{}", key.sign(&kid, &claims).map_err(|e| e.to_string())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { command: AuditCommand::Verify { database_url, checkpoint } } => {
+            let s = settings(cli.config, database_url, None)?;
+            crate::telemetry::init(&s.log);
+            audit_verify(&s, checkpoint)
+        }
+    }
+}
+
+fn serve(s: Settings) -> Result<ExitCode, String> {
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(s).map_err(|e| e.to_string())?;
+        app.run_until_stopped().await.map_err(|e| e.to_string())?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn audit_verify(s: &Settings, checkpoint: Option<PathBuf>) -> Result<ExitCode, String> {
+    let store = Store::open_existing(&s.database_url()).map_err(|e| e.to_string())?;
+    let mut conn = store.connection().map_err(|e| e.to_string())?;
+    let report = crate::audit::verify_all(&mut conn).map_err(|e| e.to_string())?;
+    let mut out = json!({
+        "ok": report.ok,
+        "checked": report.checked,
+        "head": report.head,
+        "first_bad_seq": report.first_bad_seq,
+    });
+    let mut ok = report.ok;
+    if let Some(path) = checkpoint {
+        let verdict = crate::audit::checkpoint::check_file(&mut conn, &path, &report);
+        if let Err(why) = verdict {
+            ok = false;
+            out["ok"] = json!(false);
+            out["checkpoint"] = json!(why);
+        } else {
+            out["checkpoint"] = json!("ok");
+        }
+    }
+    println!("{out}");
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

@@ -1,0 +1,19 @@
+//! Pure domain logic: no actix, no diesel, time passed in.
+
+pub mod access;
+pub mod document;
+pub mod error;
+pub mod id_number;
+pub mod masking;
+pub mod msisdn;
+pub mod region;
+pub mod verification;
+pub mod work_order;
+
+pub use error::{DomainError, ErrorCode, Lang};
+
+/// Lowercase hex SHA-256, the digest every hash in the contract uses.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

@@ -1,0 +1,302 @@
+//! What a hall's signed verification result claims, and the checks on it that need no crypto.
+//! The signature itself is checked in `signing::jws`; the order of all checks is the
+//! contract's and lives in `service::verification`.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::document::{self, DocumentType};
+use super::error::{DomainError, ErrorCode};
+use super::masking::{mask_id, mask_name};
+use super::work_order::WorkOrder;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Match,
+    Mismatch,
+    NoShow,
+    DocumentInvalid,
+}
+
+impl Outcome {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "match" => Some(Self::Match),
+            "mismatch" => Some(Self::Mismatch),
+            "no_show" => Some(Self::NoShow),
+            "document_invalid" => Some(Self::DocumentInvalid),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Match => "match",
+            Self::Mismatch => "mismatch",
+            Self::NoShow => "no_show",
+            Self::DocumentInvalid => "document_invalid",
+        }
+    }
+}
+
+/// The payload of the JWS, as the hall terminal writes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResultClaims {
+    pub wo: String,
+    pub hall: String,
+    pub staff: String,
+    pub msisdn: String,
+    pub outcome: String,
+    #[serde(default)]
+    pub document: Option<DocumentClaims>,
+    #[serde(default)]
+    pub method: Value,
+    #[serde(default)]
+    pub evidence: Vec<EvidenceClaim>,
+    pub iat: i64,
+    pub jti: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DocumentClaims {
+    #[serde(rename = "type")]
+    pub doc_type: String,
+    pub number: String,
+    pub name: String,
+    #[serde(default)]
+    pub valid_until: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EvidenceClaim {
+    pub kind: String,
+    pub sha256: String,
+}
+
+/// A document as it may be shown: both personal fields masked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MaskedDocument {
+    #[serde(rename = "type")]
+    pub doc_type: String,
+    pub number: String,
+    pub name: String,
+}
+
+impl DocumentClaims {
+    pub fn masked(&self) -> MaskedDocument {
+        MaskedDocument {
+            doc_type: self.doc_type.clone(),
+            number: mask_id(&self.number),
+            name: mask_name(&self.name),
+        }
+    }
+}
+
+fn mismatch(field: &str, what: &str) -> DomainError {
+    DomainError::invalid(
+        ErrorCode::ClaimsMismatch,
+        format!("result.{field}"),
+        format!("the result's {field} does not agree with {what}"),
+    )
+}
+
+/// `wo`/`hall`/`staff`/`msisdn` must name this order, the claiming hall and the caller.
+pub fn check_claims(claims: &ResultClaims, order: &WorkOrder, caller: &str) -> Result<(), DomainError> {
+    if claims.wo != order.id {
+        return Err(mismatch("wo", "the order"));
+    }
+    if Some(claims.hall.as_str()) != order.claimed_hall_id.as_deref() {
+        return Err(mismatch("hall", "the claiming hall"));
+    }
+    if claims.staff != caller || Some(caller) != order.claimed_by.as_deref() {
+        return Err(mismatch("staff", "the claiming staff member"));
+    }
+    let msisdn = super::msisdn::Msisdn::parse(&claims.msisdn);
+    if msisdn.as_ref().map(|m| m.as_str()) != Some(order.msisdn.as_str()) {
+        return Err(mismatch("msisdn", "the order's number"));
+    }
+    Ok(())
+}
+
+/// The outcome must be one the contract knows.
+pub fn parse_outcome(claims: &ResultClaims) -> Result<Outcome, DomainError> {
+    Outcome::parse(&claims.outcome).ok_or_else(|| {
+        DomainError::invalid(ErrorCode::InvalidResult, "result.outcome", "unknown outcome")
+    })
+}
+
+/// `iat` within the allowed skew either way of the server's clock.
+pub fn check_fresh(iat: i64, now: DateTime<Utc>, max_skew_seconds: i64) -> Result<(), DomainError> {
+    if (now.timestamp() - iat).abs() > max_skew_seconds {
+        return Err(DomainError::invalid(
+            ErrorCode::StaleResult,
+            "result.iat",
+            format!("iat is more than {max_skew_seconds} s away from the server's clock"),
+        ));
+    }
+    Ok(())
+}
+
+/// The document must be present and valid for a match or mismatch; for a no-show it may be
+/// absent, and a hall reporting the document invalid is not second-guessed on its format.
+pub fn check_document(
+    outcome: Outcome,
+    doc: Option<&DocumentClaims>,
+    today: NaiveDate,
+) -> Result<(), DomainError> {
+    let Some(doc) = doc else {
+        return match outcome {
+            Outcome::Match | Outcome::Mismatch => Err(DomainError::invalid(
+                ErrorCode::InvalidResult,
+                "result.document",
+                "a match or mismatch must name the document checked",
+            )),
+            _ => Ok(()),
+        };
+    };
+    if outcome == Outcome::DocumentInvalid {
+        return Ok(());
+    }
+    let Some(doc_type) = DocumentType::parse(&doc.doc_type) else {
+        return Err(DomainError::invalid(
+            ErrorCode::InvalidDocument,
+            "result.document.type",
+            "unknown document type",
+        ));
+    };
+    if !document::number_is_valid(doc_type, &doc.number, today) {
+        let code = if doc_type == DocumentType::ResidentId {
+            ErrorCode::InvalidIdNumber
+        } else {
+            ErrorCode::InvalidDocument
+        };
+        return Err(DomainError::invalid(
+            code,
+            "result.document.number",
+            "the document number is not valid for its type",
+        ));
+    }
+    if doc.name.trim().is_empty() {
+        return Err(DomainError::invalid(
+            ErrorCode::InvalidDocument,
+            "result.document.name",
+            "the document name is empty",
+        ));
+    }
+    if let Some(valid_until) = &doc.valid_until {
+        // "长期" (long-term) resident IDs carry no end date.
+        if valid_until != "long_term" && valid_until != "长期" {
+            let until = NaiveDate::parse_from_str(valid_until, "%Y-%m-%d").map_err(|_| {
+                DomainError::invalid(
+                    ErrorCode::InvalidDocument,
+                    "result.document.valid_until",
+                    "valid_until must be YYYY-MM-DD",
+                )
+            })?;
+            if outcome == Outcome::Match && until < today {
+                return Err(DomainError::invalid(
+                    ErrorCode::InvalidDocument,
+                    "result.document.valid_until",
+                    "the document has expired",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// For a match, the document's name must equal the name the clerk expects, when one is set.
+pub fn check_name(
+    outcome: Outcome,
+    doc: Option<&DocumentClaims>,
+    expected_name: Option<&str>,
+) -> Result<(), DomainError> {
+    if outcome != Outcome::Match {
+        return Ok(());
+    }
+    match (expected_name, doc) {
+        (Some(expected), Some(doc)) if doc.name.trim() != expected.trim() => {
+            Err(DomainError::invalid(
+                ErrorCode::NameMismatch,
+                "result.document.name",
+                "the name on the document differs from the expected name",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 24).unwrap()
+    }
+
+    fn doc(number: &str, name: &str) -> DocumentClaims {
+        DocumentClaims {
+            doc_type: "resident_id".into(),
+            number: number.into(),
+            name: name.into(),
+            valid_until: Some("2035-06-30".into()),
+        }
+    }
+
+    #[test]
+    fn freshness_allows_the_skew_either_way_and_no_more() {
+        let now = DateTime::from_timestamp(1_764_000_000, 0).unwrap();
+        assert!(check_fresh(1_764_000_300, now, 300).is_ok());
+        assert!(check_fresh(1_763_999_700, now, 300).is_ok());
+        let err = check_fresh(1_763_999_699, now, 300).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::StaleResult);
+        assert_eq!(check_fresh(1_764_000_301, now, 300).unwrap_err().code(), ErrorCode::StaleResult);
+    }
+
+    #[test]
+    fn a_bad_resident_id_is_invalid_id_number() {
+        let err = check_document(Outcome::Match, Some(&doc("530102199001011230", "张三")), today())
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidIdNumber);
+        assert_eq!(err.field(), Some("result.document.number"));
+    }
+
+    #[test]
+    fn a_no_show_needs_no_document_but_a_match_does() {
+        assert!(check_document(Outcome::NoShow, None, today()).is_ok());
+        assert_eq!(
+            check_document(Outcome::Match, None, today()).unwrap_err().code(),
+            ErrorCode::InvalidResult
+        );
+    }
+
+    #[test]
+    fn an_expired_document_cannot_match() {
+        let mut d = doc("11010519491231002X", "张三");
+        d.valid_until = Some("2020-01-01".into());
+        assert_eq!(
+            check_document(Outcome::Match, Some(&d), today()).unwrap_err().code(),
+            ErrorCode::InvalidDocument
+        );
+    }
+
+    #[test]
+    fn name_must_match_only_for_a_match_with_an_expected_name() {
+        let d = doc("11010519491231002X", "张三");
+        assert!(check_name(Outcome::Match, Some(&d), Some("张三")).is_ok());
+        assert!(check_name(Outcome::Match, Some(&d), None).is_ok());
+        assert!(check_name(Outcome::Mismatch, Some(&d), Some("李四")).is_ok());
+        assert_eq!(
+            check_name(Outcome::Match, Some(&d), Some("李四")).unwrap_err().code(),
+            ErrorCode::NameMismatch
+        );
+    }
+
+    #[test]
+    fn masked_document_keeps_only_what_the_contract_allows() {
+        let m = doc("53010219900101123X", "欧阳娜娜").masked();
+        assert_eq!(m.number, "530102********123X");
+        assert_eq!(m.name, "欧***");
+    }
+}

@@ -1,0 +1,75 @@
+//! Reference data and administration: provinces, halls, hall keys, users, subscribers.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::extract::{query, services, Call, Caller, NoBody};
+use super::problem::{ApiError, Problem};
+use crate::service::halls::{HallKeyView, HallList, HallView, NewHall, NewHallKey, ProvinceList};
+use crate::service::subscribers::SubscriberView;
+use crate::service::users::{NewUser, UserView};
+
+type Reply = Result<HttpResponse, ApiError>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/provinces").route(web::get().to(provinces)))
+        .service(web::resource("/halls").route(web::get().to(list_halls)).route(web::post().to(create_hall)))
+        .service(web::resource("/halls/{id}/keys").route(web::post().to(register_key)))
+        .service(web::resource("/halls/{id}/keys/{kid}/revoke").route(web::post().to(revoke_key)))
+        .service(web::resource("/users").route(web::post().to(create_user)))
+        .service(web::resource("/subscribers/{msisdn}").route(web::get().to(subscriber)));
+}
+
+#[utoipa::path(get, path = "/api/v1/provinces", tag = "reference data",
+    responses((status = 200, body = ProvinceList), (status = "4XX", body = Problem)))]
+pub async fn provinces(req: HttpRequest, caller: Caller) -> Reply {
+    Ok(HttpResponse::Ok().json(services(&req)?.provinces(caller.0).await?))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HallQuery {
+    pub province: Option<String>,
+    pub city: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/halls", tag = "reference data", params(HallQuery),
+    responses((status = 200, body = HallList), (status = "4XX", body = Problem)))]
+pub async fn list_halls(req: HttpRequest, caller: Caller) -> Reply {
+    let q: HallQuery = query(&req)?;
+    Ok(HttpResponse::Ok().json(services(&req)?.list_halls(caller.0, q.province, q.city).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/halls", tag = "administration", request_body = NewHall,
+    responses((status = 201, body = HallView), (status = "4XX", body = Problem)))]
+pub async fn create_hall(req: HttpRequest, call: Call<NewHall>) -> Reply {
+    Ok(HttpResponse::Created().json(services(&req)?.create_hall(call.actor, call.body).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/halls/{id}/keys", tag = "administration", request_body = NewHallKey,
+    responses((status = 201, body = HallKeyView), (status = "4XX", body = Problem)))]
+pub async fn register_key(req: HttpRequest, call: Call<NewHallKey>, id: web::Path<String>) -> Reply {
+    let key = services(&req)?.register_hall_key(call.actor, id.into_inner(), call.body).await?;
+    Ok(HttpResponse::Created().json(key))
+}
+
+#[utoipa::path(post, path = "/api/v1/halls/{id}/keys/{kid}/revoke", tag = "administration",
+    responses((status = 200, body = HallKeyView), (status = "4XX", body = Problem)))]
+pub async fn revoke_key(req: HttpRequest, call: Call<NoBody>, path: web::Path<(String, String)>) -> Reply {
+    let (hall_id, kid) = path.into_inner();
+    Ok(HttpResponse::Ok().json(services(&req)?.revoke_hall_key(call.actor, hall_id, kid).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/users", tag = "administration", request_body = NewUser,
+    responses((status = 201, body = UserView), (status = "4XX", body = Problem)))]
+pub async fn create_user(req: HttpRequest, call: Call<NewUser>) -> Reply {
+    Ok(HttpResponse::Created().json(services(&req)?.create_user(call.actor, call.body).await?))
+}
+
+/// A subscriber's real-name record (masked); every read is audited.
+#[utoipa::path(get, path = "/api/v1/subscribers/{msisdn}", tag = "subscribers",
+    responses((status = 200, body = SubscriberView), (status = "4XX", body = Problem)))]
+pub async fn subscriber(req: HttpRequest, caller: Caller, msisdn: web::Path<String>) -> Reply {
+    Ok(HttpResponse::Ok().json(services(&req)?.view_subscriber(caller.0, msisdn.into_inner()).await?))
+}

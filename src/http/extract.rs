@@ -1,0 +1,218 @@
+//! Request extraction in the contract's order of refusals: 413 → 415 → 401 → 400.
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use super::problem::ApiError;
+use crate::domain::access::Actor;
+use crate::domain::ErrorCode;
+use crate::service::{self, Services};
+
+/// Deeper JSON than this is refused as malformed.
+const MAX_JSON_DEPTH: usize = 64;
+
+pub fn services(req: &HttpRequest) -> Result<web::Data<Services>, ApiError> {
+    req.app_data::<web::Data<Services>>()
+        .cloned()
+        .ok_or_else(|| ApiError::new(ErrorCode::Internal, None, "services missing"))
+}
+
+fn authenticate(req: &HttpRequest, services: &Services) -> Result<Actor, ApiError> {
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(service::Error::Unauthenticated("an Authorization: Bearer token is required"))?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or(service::Error::Unauthenticated("an Authorization: Bearer token is required"))?;
+    Ok(services.authenticate(token.trim())?)
+}
+
+/// The authenticated caller of a call that takes no body (reads).
+pub struct Caller(pub Actor);
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(services(req).and_then(|s| authenticate(req, &s)).map(Caller))
+    }
+}
+
+/// The body of a call that takes none: empty, or `{}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoBody {}
+
+/// An authenticated call with a JSON body of type `T`.
+pub struct Call<T> {
+    pub actor: Actor,
+    pub body: T,
+}
+
+/// A JSON body read without authentication (the login itself).
+pub struct PublicJson<T>(pub T);
+
+fn is_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Reads the body within the size limit, refusing by `Content-Length` before reading.
+async fn read_body(req: &HttpRequest, payload: &mut Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
+    let too_large = || ApiError::new(ErrorCode::PayloadTooLarge, None, format!("the body is larger than {limit} bytes"));
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ApiError::new(ErrorCode::InvalidRequest, None, "the body could not be read"))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// True when arrays and objects nest deeper than `max` (strings are skipped).
+fn nests_deeper_than(bytes: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Parses a JSON body; an empty body counts as `{}` so bodiless calls accept both.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
+    if nests_deeper_than(bytes, MAX_JSON_DEPTH) {
+        return Err(ApiError::new(ErrorCode::InvalidRequest, None, "JSON nests deeper than 64 levels"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        let msg = e.to_string();
+        // serde names the field at fault in backticks ("unknown field `x`", "missing field `y`").
+        let field = msg.split('`').nth(1).map(str::to_owned).filter(|_| {
+            msg.starts_with("unknown field") || msg.starts_with("missing field")
+        });
+        ApiError { code: ErrorCode::InvalidRequest, field, detail: Some(msg), retry_after: None }
+    })
+}
+
+async fn extract_body(req: &HttpRequest, payload: &mut Payload) -> Result<(web::Data<Services>, web::BytesMut), ApiError> {
+    let services = services(req)?;
+    let body = read_body(req, payload, services.settings.limits.body_bytes).await?;
+    if !body.is_empty() && !is_json(req) {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            None,
+            "the body must be sent as Content-Type: application/json",
+        ));
+    }
+    Ok((services, body))
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Call<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let (services, body) = extract_body(&req, &mut payload).await?;
+            let actor = authenticate(&req, &services)?;
+            let body = parse_json(&body)?;
+            Ok(Call { actor, body })
+        })
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for PublicJson<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let (_, body) = extract_body(&req, &mut payload).await?;
+            Ok(PublicJson(parse_json(&body)?))
+        })
+    }
+}
+
+/// `If-Match: "<version>"`; anything that is not a version can never match (412).
+pub fn if_match(req: &HttpRequest) -> Option<i64> {
+    let raw = req.headers().get(header::IF_MATCH)?.to_str().ok()?.trim();
+    if raw == "*" {
+        return None;
+    }
+    let unquoted = raw.trim_start_matches("W/").trim_matches('"');
+    Some(unquoted.parse().unwrap_or(-1))
+}
+
+/// Query parameters, parsed after authentication so 401 outranks 400.
+pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(req.query_string()).map_err(|e| ApiError::new(ErrorCode::InvalidRequest, None, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_counts_brackets_outside_strings_only() {
+        let deep = "[".repeat(65) + &"]".repeat(65);
+        assert!(nests_deeper_than(deep.as_bytes(), 64));
+        let ok = "[".repeat(64) + &"]".repeat(64);
+        assert!(!nests_deeper_than(ok.as_bytes(), 64));
+        let in_string = format!("{{\"a\":\"{}\"}}", "[".repeat(100));
+        assert!(!nests_deeper_than(in_string.as_bytes(), 64));
+    }
+
+    #[test]
+    fn unknown_fields_name_the_field() {
+        let err = parse_json::<NoBody>(br#"{"x":1}"#).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
+        assert_eq!(err.field.as_deref(), Some("x"));
+        assert!(parse_json::<NoBody>(b"").is_ok());
+        assert!(parse_json::<NoBody>(b"{}").is_ok());
+    }
+}

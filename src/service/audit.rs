@@ -1,0 +1,198 @@
+//! Auditors' reads: the trail, its integrity, and the service's public keys.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use super::views::AuditEventView;
+use super::work_orders::parse_msisdn;
+use super::{Error, Result, Services};
+use crate::audit::log::format_at;
+use crate::domain::access::{Actor, Permission};
+use crate::storage::{audit as store, secrets};
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventQuery {
+    pub work_order: Option<String>,
+    pub msisdn: Option<String>,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    /// RFC 3339.
+    pub since: Option<String>,
+    /// RFC 3339.
+    pub until: Option<String>,
+    /// Only events with a greater `seq`.
+    pub after: Option<i64>,
+    pub limit: Option<i64>,
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventPage {
+    pub items: Vec<AuditEventView>,
+    pub next_after: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VerifyView {
+    pub ok: bool,
+    pub checked: u64,
+    pub head: String,
+    pub first_bad_seq: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Ndjson,
+    Csv,
+}
+
+impl ExportFormat {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ndjson" => Some(Self::Ndjson),
+            "csv" => Some(Self::Csv),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ndjson => "ndjson",
+            Self::Csv => "csv",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Ndjson => "application/x-ndjson",
+            Self::Csv => "text/csv; charset=utf-8",
+        }
+    }
+}
+
+/// RFC 4180 quoting: a cell with a comma, quote or line break is quoted, quotes doubled.
+fn csv_cell(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+fn time_bound(raw: Option<&str>, field: &str) -> Result<Option<String>> {
+    raw.map(|s| {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| format_at(t.with_timezone(&Utc)))
+            .map_err(|_| Error::bad_request(Some(field), format!("{field} must be an RFC 3339 time")))
+    })
+    .transpose()
+}
+
+impl Services {
+    pub async fn audit_events(&self, actor: Actor, q: EventQuery) -> Result<EventPage> {
+        actor.require(Permission::ReadAudit)?;
+        let limit = q.limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(Error::bad_request(Some("limit"), "limit must be between 1 and 1000"));
+        }
+        let filter = self.event_filter(&actor, &q)?;
+        self.store
+            .read(move |c| {
+                let mut rows = store::query(c, &filter, limit + 1)?;
+                let more = rows.len() as i64 > limit;
+                rows.truncate(limit as usize);
+                let next_after = if more { rows.last().map(|r| r.seq) } else { None };
+                Ok(EventPage { items: rows.into_iter().map(Into::into).collect(), next_after })
+            })
+            .await
+    }
+
+    fn event_filter(&self, actor: &Actor, q: &EventQuery) -> Result<store::EventFilter> {
+        Ok(store::EventFilter {
+            work_order: q.work_order.clone(),
+            msisdn: q.msisdn.as_deref().map(|m| parse_msisdn(m, "msisdn")).transpose()?.map(|m| m.into_string()),
+            actor: q.actor.clone(),
+            action: q.action.clone(),
+            since: time_bound(q.since.as_deref(), "since")?,
+            until: time_bound(q.until.as_deref(), "until")?,
+            after_seq: q.after,
+            // A provincial auditor sees the events of orders in their province.
+            province: actor.province.clone(),
+        })
+    }
+
+    /// Every matching event as NDJSON or CSV; the export itself is an audit event, written in
+    /// the same transaction that reads, so the export includes its own record.
+    pub async fn export_audit(&self, actor: Actor, q: EventQuery, format: ExportFormat) -> Result<Vec<u8>> {
+        actor.require(Permission::ReadAudit)?;
+        let mut filter = self.event_filter(&actor, &q)?;
+        let filters = json!({
+            "work_order": q.work_order, "msisdn": q.msisdn, "actor": q.actor, "action": q.action,
+            "since": q.since, "until": q.until, "after": q.after,
+        });
+        self.change(super::recorder(&actor), move |tx, now| {
+            let detail = json!({ "format": format.as_str(), "filters": filters });
+            crate::audit::append(tx, &super::recorder(&actor), "audit.exported", None, &detail, now)?;
+            let mut out = Vec::new();
+            if format == ExportFormat::Csv {
+                out.extend_from_slice(b"seq,at,actor,role,action,work_order,detail,prev_hash,hash\n");
+            }
+            loop {
+                let rows = store::query(tx, &filter, 5000)?;
+                let Some(last) = rows.last().map(|r| r.seq) else { break };
+                for row in rows {
+                    match format {
+                        ExportFormat::Ndjson => {
+                            let line = serde_json::to_vec(&AuditEventView::from(row)).map_err(|e| Error::Internal(e.to_string()))?;
+                            out.extend_from_slice(&line);
+                            out.push(b'\n');
+                        }
+                        ExportFormat::Csv => {
+                            let cells = [
+                                row.seq.to_string(),
+                                row.at,
+                                row.actor,
+                                row.role,
+                                row.action,
+                                row.work_order.unwrap_or_default(),
+                                row.detail,
+                                row.prev_hash,
+                                row.hash,
+                            ];
+                            let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+                            out.extend_from_slice(line.join(",").as_bytes());
+                            out.push(b'\n');
+                        }
+                    }
+                }
+                filter.after_seq = Some(last);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn verify_audit(&self, actor: Actor) -> Result<VerifyView> {
+        actor.require(Permission::ReadAudit)?;
+        let report = self.store.read(|c| -> Result<_> { Ok(crate::audit::verify_all(c)?) }).await?;
+        if !report.ok {
+            tracing::error!(first_bad_seq = ?report.first_bad_seq, checked = report.checked, "audit chain is broken");
+        }
+        Ok(VerifyView { ok: report.ok, checked: report.checked, head: report.head, first_bad_seq: report.first_bad_seq })
+    }
+
+    /// The public keys of every instance sharing the database (receipts and checkpoints).
+    pub async fn jwks(&self) -> Result<Value> {
+        let own = self.service_key.jwk();
+        let stored = self.store.read(|c| -> Result<_> { Ok(secrets::published_keys(c)?) }).await?;
+        let mut keys: Vec<Value> = stored.iter().filter_map(|k| serde_json::from_str(k).ok()).collect();
+        if !keys.iter().any(|k| k.get("kid") == own.get("kid")) {
+            keys.push(own);
+        }
+        Ok(json!({ "keys": keys }))
+    }
+}

@@ -1,0 +1,66 @@
+//! The service layer's one error type; `http::problem` maps it to statuses.
+
+use crate::domain::{DomainError, ErrorCode};
+use crate::signing::KeyError;
+use crate::storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(&'static str),
+    #[error("too many failed logins; try again in {retry_after_seconds} s")]
+    RateLimited { retry_after_seconds: u64 },
+    #[error("{detail}")]
+    BadRequest { field: Option<String>, detail: String },
+    #[error("signing: {0}")]
+    Signing(#[from] KeyError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<diesel::result::Error> for Error {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Storage(StorageError::Query(e))
+    }
+}
+
+impl Error {
+    pub fn bad_request(field: Option<&str>, detail: impl Into<String>) -> Self {
+        Self::BadRequest { field: field.map(str::to_owned), detail: detail.into() }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Domain(e) => e.code(),
+            Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::BadRequest { .. } => ErrorCode::InvalidRequest,
+            Self::Storage(StorageError::Connect(_) | StorageError::Pool(_)) => ErrorCode::Unavailable,
+            Self::Storage(_) | Self::Signing(_) | Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Self::Domain(e) => e.field(),
+            Self::BadRequest { field, .. } => field.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Detail safe to show a caller: internal causes stay in the logs.
+    pub fn public_detail(&self) -> Option<String> {
+        match self {
+            Self::Domain(e) => Some(e.to_string()),
+            Self::Unauthenticated(why) => Some((*why).to_owned()),
+            Self::RateLimited { .. } | Self::BadRequest { .. } => Some(self.to_string()),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

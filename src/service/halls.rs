@@ -1,0 +1,225 @@
+//! Halls, their signing keys, and the province list.
+
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::{recorder, require_text, Refusal, Result, Services};
+use crate::audit;
+use crate::domain::access::{Actor, Permission};
+use crate::domain::{region, DomainError, ErrorCode};
+use crate::signing::{Alg, HallPublicKey};
+use crate::storage::halls::{self, Hall, HallKey};
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewHall {
+    pub code: String,
+    pub name: String,
+    pub province: String,
+    pub city: String,
+    pub address: String,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HallView {
+    pub id: String,
+    pub code: String,
+    pub name: String,
+    pub province: String,
+    pub city: String,
+    pub address: String,
+    pub email: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<Hall> for HallView {
+    fn from(h: Hall) -> Self {
+        Self {
+            id: h.id,
+            code: h.code,
+            name: h.name,
+            province: h.province,
+            city: h.city,
+            address: h.address,
+            email: h.email,
+            created_at: h.created_at.and_utc(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HallList {
+    pub items: Vec<HallView>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewHallKey {
+    pub kid: String,
+    pub alg: String,
+    pub public_key_pem: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HallKeyView {
+    pub kid: String,
+    pub hall_id: String,
+    pub alg: String,
+    pub public_key_pem: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<HallKey> for HallKeyView {
+    fn from(k: HallKey) -> Self {
+        Self {
+            kid: k.kid,
+            hall_id: k.hall_id,
+            alg: k.alg,
+            public_key_pem: k.public_key_pem,
+            created_at: k.created_at.and_utc(),
+            revoked_at: k.revoked_at.map(|t| t.and_utc()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProvinceView {
+    pub code: String,
+    pub name: String,
+    pub name_en: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProvinceList {
+    pub items: Vec<ProvinceView>,
+}
+
+fn validate_email(raw: Option<&str>, field: &str) -> Result<Option<String>, DomainError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let e = raw.trim();
+    let ok = e.len() <= 254
+        && e.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+        && !e.contains(char::is_whitespace);
+    if !ok {
+        return Err(DomainError::invalid(ErrorCode::InvalidField, field, "not an email address"));
+    }
+    Ok(Some(e.to_owned()))
+}
+
+pub(super) fn validate_email_field(raw: Option<&str>) -> Result<Option<String>, DomainError> {
+    validate_email(raw, "email")
+}
+
+fn secs(t: NaiveDateTime) -> i64 {
+    t.and_utc().timestamp()
+}
+
+impl Services {
+    pub async fn provinces(&self, actor: Actor) -> Result<ProvinceList> {
+        let _ = actor;
+        let items = region::PROVINCES
+            .iter()
+            .map(|p| ProvinceView { code: p.code.to_owned(), name: p.name_zh.to_owned(), name_en: p.name_en.to_owned() })
+            .collect();
+        Ok(ProvinceList { items })
+    }
+
+    pub async fn list_halls(&self, _actor: Actor, province: Option<String>, city: Option<String>) -> Result<HallList> {
+        self.store
+            .read(move |c| {
+                let rows = halls::list(c, province.as_deref(), city.as_deref())?;
+                Ok(HallList { items: rows.into_iter().map(HallView::from).collect() })
+            })
+            .await
+    }
+
+    pub async fn create_hall(&self, actor: Actor, req: NewHall) -> Result<HallView> {
+        actor.require(Permission::Administer)?;
+        self.change(recorder(&actor), move |tx, now| {
+            let code = require_text(&req.code, "code")?;
+            if halls::code_exists(tx, &code)? {
+                return Err(DomainError::AlreadyExists { what: "a hall with this code".into(), field: Some("code".into()) }.into());
+            }
+            let name = require_text(&req.name, "name")?;
+            if region::province(&req.province).is_none() {
+                return Err(DomainError::invalid(ErrorCode::InvalidProvince, "province", "unknown province code").into());
+            }
+            if !region::city_in_province(&req.city, &req.province) {
+                return Err(DomainError::invalid(ErrorCode::InvalidCity, "city", "not a city code of the province").into());
+            }
+            let address = require_text(&req.address, "address")?;
+            let email = validate_email(req.email.as_deref(), "email")?;
+            let hall = Hall {
+                id: uuid::Uuid::now_v7().to_string(),
+                code,
+                name,
+                province: req.province.clone(),
+                city: req.city.clone(),
+                address,
+                email,
+                created_at: now.naive_utc(),
+            };
+            halls::insert(tx, &hall)?;
+            let detail = json!({ "hall_id": hall.id, "code": hall.code, "province": hall.province, "city": hall.city });
+            audit::append(tx, &recorder(&actor), "hall.created", None, &detail, now)?;
+            Ok(HallView::from(hall))
+        })
+        .await
+    }
+
+    pub async fn register_hall_key(&self, actor: Actor, hall_id: String, req: NewHallKey) -> Result<HallKeyView> {
+        actor.require(Permission::Administer)?;
+        self.change(recorder(&actor), move |tx, now| {
+            if halls::get(tx, &hall_id)?.is_none() {
+                return Err(DomainError::NotFound("hall".into()).into());
+            }
+            let kid = require_text(&req.kid, "kid")?;
+            if halls::get_key(tx, &kid)?.is_some() {
+                return Err(DomainError::AlreadyExists { what: "a key with this kid".into(), field: Some("kid".into()) }.into());
+            }
+            let alg = Alg::parse(&req.alg).ok_or_else(|| {
+                DomainError::invalid(ErrorCode::InvalidKey, "alg", "alg must be ES256 or EdDSA")
+            })?;
+            let public = HallPublicKey::from_pem(alg, &req.public_key_pem)
+                .map_err(|e| DomainError::invalid(ErrorCode::InvalidKey, "public_key_pem", e.to_string()))?;
+            let key = HallKey {
+                kid,
+                hall_id: hall_id.clone(),
+                alg: alg.as_str().to_owned(),
+                public_key_pem: public.to_pem(),
+                created_at: now.naive_utc(),
+                revoked_at: None,
+            };
+            halls::insert_key(tx, &key)?;
+            let detail = json!({ "hall_id": hall_id, "kid": key.kid, "alg": key.alg });
+            audit::append(tx, &recorder(&actor), "hall_key.registered", None, &detail, now)?;
+            Ok(HallKeyView::from(key))
+        })
+        .await
+    }
+
+    pub async fn revoke_hall_key(&self, actor: Actor, hall_id: String, kid: String) -> Result<HallKeyView> {
+        actor.require(Permission::Administer)?;
+        self.change(recorder(&actor), move |tx, now| {
+            let key = halls::get_key(tx, &kid)?
+                .filter(|k| k.hall_id == hall_id)
+                .ok_or_else(|| Refusal::from(DomainError::NotFound("hall key".into())))?;
+            if key.revoked_at.is_some() {
+                return Err(DomainError::InvalidState { from: "revoked", action: "revoke" }.into());
+            }
+            // Whole seconds: results with iat < T still verify, as the contract says.
+            let at = chrono::DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
+            halls::revoke_key(tx, &kid, at)?;
+            let detail = json!({ "hall_id": hall_id, "kid": kid, "revoked_at": secs(at.naive_utc()) });
+            audit::append(tx, &recorder(&actor), "hall_key.revoked", None, &detail, now)?;
+            let revoked = halls::get_key(tx, &kid)?.ok_or_else(|| Refusal::from(DomainError::NotFound("hall key".into())))?;
+            Ok(HallKeyView::from(revoked))
+        })
+        .await
+    }
+}

@@ -1,0 +1,187 @@
+//! Domain services: one function per contract action. The only code that opens a write
+//! transaction; used alike by HTTP handlers, the CLI and background work.
+
+pub mod audit;
+pub mod auth;
+pub mod error;
+pub mod halls;
+pub mod subscribers;
+pub mod users;
+pub mod verification;
+pub mod views;
+pub mod work_orders;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+
+pub use error::{Error, Result};
+
+use crate::audit::Recorder;
+use crate::config::Settings;
+use crate::domain::access::Actor;
+use crate::domain::{DomainError, ErrorCode};
+use crate::signing::ServiceKey;
+use crate::storage::{secrets, DbConn, Store};
+
+/// Wall-clock time with an adjustable offset, so tests can move time without sleeping.
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset_seconds: AtomicI64,
+}
+
+impl Clock {
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + Duration::seconds(self.offset_seconds.load(Ordering::Relaxed))
+    }
+
+    pub fn advance(&self, seconds: i64) {
+        self.offset_seconds.fetch_add(seconds, Ordering::Relaxed);
+    }
+}
+
+/// Everything an action needs; cheap to clone (shared parts behind `Arc`).
+#[derive(Clone)]
+pub struct Services {
+    pub store: Store,
+    pub settings: Arc<Settings>,
+    pub service_key: Arc<ServiceKey>,
+    pub tokens: Arc<auth::TokenKeys>,
+    pub login_guard: Arc<auth::LoginGuard>,
+    pub clock: Arc<Clock>,
+}
+
+impl Services {
+    /// Opens the database (applying migrations), loads or creates the service key, and
+    /// agrees with the other instances on the login-token key.
+    pub fn build(settings: Settings) -> Result<Self> {
+        let store = Store::open(
+            &settings.database_url(),
+            settings.database.pool_size,
+            settings.database.sqlite_busy_timeout_ms,
+        )?;
+        let service_key = ServiceKey::load_or_generate(&settings.service_key_path())?;
+        let clock = Arc::new(Clock::default());
+        let mut conn = store.connection()?;
+        secrets::publish_key(
+            &mut conn,
+            &service_key.kid,
+            service_key.key.alg.as_str(),
+            &service_key.jwk().to_string(),
+            clock.now().naive_utc(),
+        )?;
+        let token_secret = secrets::get_or_insert(&mut conn, "token_hmac_key", &auth::fresh_secret())?;
+        drop(conn);
+        Ok(Self {
+            store,
+            login_guard: Arc::new(auth::LoginGuard::new(&settings.auth)),
+            tokens: Arc::new(auth::TokenKeys::new(token_secret.as_bytes(), settings.auth.token_ttl_seconds)),
+            settings: Arc::new(settings),
+            service_key: Arc::new(service_key),
+            clock,
+        })
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Runs a state-changing step in one transaction that first takes the audit chain's lock.
+    /// A refusal worth auditing (`Refusal::Audited`) rolls the step back to a savepoint and
+    /// commits only its audit event, so nothing half-written survives.
+    pub async fn change<T, F>(&self, by: Recorder, step: F) -> Result<T>
+    where
+        F: FnOnce(&mut DbConn, DateTime<Utc>) -> std::result::Result<T, Refusal> + Send + 'static,
+        T: Send + 'static,
+    {
+        let now = self.now();
+        let outcome = self
+            .store
+            .write(move |tx| -> Result<std::result::Result<T, Error>> {
+                crate::audit::lock(tx)?;
+                let attempt = diesel::Connection::transaction(tx, |sp| match step(sp, now) {
+                    Ok(v) => Ok(Ok(v)),
+                    // Roll the savepoint back, then record the refusal in the outer transaction.
+                    Err(refusal) => Err(RolledBack(refusal)),
+                });
+                match attempt {
+                    Ok(done) => Ok(done),
+                    Err(RolledBack(Refusal::Plain(e))) => Err(e),
+                    Err(RolledBack(Refusal::Audited { error, action, work_order, detail })) => {
+                        crate::audit::append(tx, &by, action, work_order.as_deref(), &detail, now)?;
+                        Ok(Err(error))
+                    }
+                }
+            })
+            .await?;
+        outcome
+    }
+}
+
+/// Why a step stopped: plainly (rolled back, nothing recorded) or with an audit event that
+/// is committed on its own.
+pub enum Refusal {
+    Plain(Error),
+    Audited { error: Error, action: &'static str, work_order: Option<String>, detail: serde_json::Value },
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Self {
+        Refusal::Plain(e)
+    }
+}
+
+impl From<DomainError> for Refusal {
+    fn from(e: DomainError) -> Self {
+        Refusal::Plain(e.into())
+    }
+}
+
+impl From<crate::storage::StorageError> for Refusal {
+    fn from(e: crate::storage::StorageError) -> Self {
+        Refusal::Plain(e.into())
+    }
+}
+
+impl From<diesel::result::Error> for Refusal {
+    fn from(e: diesel::result::Error) -> Self {
+        Refusal::Plain(e.into())
+    }
+}
+
+impl From<crate::signing::KeyError> for Refusal {
+    fn from(e: crate::signing::KeyError) -> Self {
+        Refusal::Plain(e.into())
+    }
+}
+
+impl From<Refusal> for Error {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Plain(e) | Refusal::Audited { error: e, .. } => e,
+        }
+    }
+}
+
+struct RolledBack(Refusal);
+
+impl From<diesel::result::Error> for RolledBack {
+    fn from(e: diesel::result::Error) -> Self {
+        RolledBack(Refusal::Plain(e.into()))
+    }
+}
+
+/// The audit attribution of an authenticated user.
+pub fn recorder(actor: &Actor) -> Recorder {
+    Recorder::new(actor.username.clone(), actor.role_name())
+}
+
+/// A required free-text field must say something.
+pub fn require_text(value: &str, field: &str) -> std::result::Result<String, DomainError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(DomainError::invalid(ErrorCode::InvalidField, field, format!("{field} must not be empty")));
+    }
+    Ok(trimmed.to_owned())
+}

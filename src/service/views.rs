@@ -1,0 +1,161 @@
+//! What callers are shown: the contract's JSON shapes, with personal data masked per role.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::domain::access::Actor;
+use crate::domain::masking::mask_name;
+use crate::domain::work_order::WorkOrder;
+use crate::storage::verification_results::VerificationRow;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MaskedDocumentView {
+    #[serde(rename = "type")]
+    pub doc_type: String,
+    pub number: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VerificationView {
+    pub outcome: String,
+    #[schema(value_type = Object)]
+    pub method: Value,
+    pub document: Option<MaskedDocumentView>,
+    #[schema(value_type = Vec<Object>)]
+    pub evidence: Value,
+    pub kid: String,
+    pub alg: String,
+    pub staff: String,
+    /// Seconds since the epoch, as in the JWS.
+    pub iat: i64,
+    pub jti: String,
+    pub submitted_at: DateTime<Utc>,
+    pub signature_valid: bool,
+}
+
+impl From<&VerificationRow> for VerificationView {
+    fn from(r: &VerificationRow) -> Self {
+        let document = match (&r.document_type, &r.document_number_masked, &r.document_name_masked) {
+            (Some(t), Some(n), Some(name)) => {
+                Some(MaskedDocumentView { doc_type: t.clone(), number: n.clone(), name: name.clone() })
+            }
+            _ => None,
+        };
+        Self {
+            outcome: r.outcome.clone(),
+            method: serde_json::from_str(&r.method).unwrap_or(Value::Null),
+            document,
+            evidence: serde_json::from_str(&r.evidence).unwrap_or(Value::Array(vec![])),
+            kid: r.kid.clone(),
+            alg: r.alg.clone(),
+            staff: r.staff.clone(),
+            iat: r.iat,
+            jti: r.jti.clone(),
+            submitted_at: r.submitted_at.and_utc(),
+            // Stored only after every check passed, the signature first among them.
+            signature_valid: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WorkOrderView {
+    pub id: String,
+    pub reference: String,
+    pub msisdn: String,
+    pub home_province: String,
+    pub target_province: String,
+    pub target_city: String,
+    pub target_hall_id: Option<String>,
+    pub state: String,
+    pub version: i64,
+    pub reason: String,
+    /// Unmasked only for clerks of the home province.
+    pub expected_name: Option<String>,
+    pub opened_by: String,
+    pub claimed_by: Option<String>,
+    pub due_at: DateTime<Utc>,
+    pub deadline_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub verification: Option<VerificationView>,
+    /// Compact JWS signed by the service, once completed.
+    pub receipt: Option<String>,
+}
+
+impl WorkOrderView {
+    pub fn new(o: &WorkOrder, verification: Option<&VerificationRow>, viewer: &Actor) -> Self {
+        let expected_name = o.expected_name.as_ref().map(|n| {
+            if viewer.is_home_clerk_of(o) {
+                n.clone()
+            } else {
+                mask_name(n)
+            }
+        });
+        Self {
+            id: o.id.clone(),
+            reference: o.reference.clone(),
+            msisdn: o.msisdn.clone(),
+            home_province: o.home_province.clone(),
+            target_province: o.target_province.clone(),
+            target_city: o.target_city.clone(),
+            target_hall_id: o.target_hall_id.clone(),
+            state: o.state.as_str().to_owned(),
+            version: o.version,
+            reason: o.reason.clone(),
+            expected_name,
+            opened_by: o.opened_by.clone(),
+            claimed_by: o.claimed_by.clone(),
+            due_at: o.due_at,
+            deadline_at: o.deadline_at,
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+            verification: verification.map(VerificationView::from),
+            receipt: o.receipt.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WorkOrderPage {
+    pub items: Vec<WorkOrderView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditEventView {
+    pub seq: i64,
+    pub at: String,
+    pub actor: String,
+    pub role: String,
+    pub action: String,
+    pub work_order: Option<String>,
+    #[schema(value_type = Object)]
+    pub detail: Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl From<crate::storage::audit::AuditRow> for AuditEventView {
+    fn from(r: crate::storage::audit::AuditRow) -> Self {
+        Self {
+            seq: r.seq,
+            detail: serde_json::from_str(&r.detail).unwrap_or(Value::String(r.detail.clone())),
+            at: r.at,
+            actor: r.actor,
+            role: r.role,
+            action: r.action,
+            work_order: r.work_order,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventList {
+    pub items: Vec<AuditEventView>,
+}

@@ -1,0 +1,87 @@
+//! Compact JWS (RFC 7515) parsing and verification, independent of any web or database type.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+use super::keys::{Alg, HallPublicKey};
+
+/// Why a compact JWS was refused before any claim was looked at.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwsError {
+    #[error("not a compact JWS")]
+    Malformed,
+    #[error("the JWS header does not decode or names an algorithm that is never accepted")]
+    BadHeader,
+    #[error("the JWS header names no key")]
+    MissingKid,
+    #[error("the payload is not JSON")]
+    BadPayload,
+    #[error("the algorithm is not the registered key's")]
+    WrongAlg,
+    #[error("the signature does not verify")]
+    BadSignature,
+}
+
+/// A compact JWS split into its parts; nothing verified yet.
+#[derive(Debug, Clone)]
+pub struct CompactJws<'a> {
+    signing_input: &'a str,
+    signature: &'a str,
+    pub alg: Option<Alg>,
+    pub kid: Option<String>,
+    pub payload: Vec<u8>,
+}
+
+impl<'a> CompactJws<'a> {
+    /// Splits and decodes header and payload. An `alg` outside ES256/EdDSA (`none`, HS*, RS*)
+    /// leaves `alg` empty so the signature check refuses it.
+    pub fn parse(jws: &'a str) -> Result<Self, JwsError> {
+        let jws = jws.trim();
+        let mut parts = jws.split('.');
+        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(JwsError::Malformed);
+        };
+        if h.is_empty() || s.is_empty() {
+            return Err(JwsError::Malformed);
+        }
+        let header_bytes = URL_SAFE_NO_PAD.decode(h).map_err(|_| JwsError::BadHeader)?;
+        let header: serde_json::Value =
+            serde_json::from_slice(&header_bytes).map_err(|_| JwsError::BadHeader)?;
+        let header = header.as_object().ok_or(JwsError::BadHeader)?;
+        let alg = header.get("alg").and_then(|a| a.as_str()).and_then(Alg::parse);
+        let kid = header.get("kid").and_then(|k| k.as_str()).map(str::to_owned);
+        let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| JwsError::BadPayload)?;
+        let signing_input = &jws[..h.len() + 1 + p.len()];
+        Ok(Self { signing_input, signature: s, alg, kid, payload })
+    }
+
+    /// Verifies with the registered key: the header's `alg` must be exactly the key's.
+    pub fn verify(&self, key: &HallPublicKey) -> Result<(), JwsError> {
+        if self.alg != Some(key.alg) {
+            return Err(JwsError::WrongAlg);
+        }
+        let decoding = key.decoding_key().map_err(|_| JwsError::BadSignature)?;
+        match jsonwebtoken::crypto::verify(
+            self.signature,
+            self.signing_input.as_bytes(),
+            &decoding,
+            key.alg.jsonwebtoken(),
+        ) {
+            Ok(true) => Ok(()),
+            _ => Err(JwsError::BadSignature),
+        }
+    }
+
+    /// The payload as JSON, for reading `iat` before the signature is checked (the contract
+    /// checks a revoked key before the signature).
+    pub fn payload_json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.payload).ok()
+    }
+}
+
+/// Splits `a.b.c` and returns the decoded payload without verifying (offline tools).
+pub fn decode_payload_unverified(jws: &str) -> Result<serde_json::Value, JwsError> {
+    let parsed = CompactJws::parse(jws)?;
+    parsed.payload_json().ok_or(JwsError::BadPayload)
+}

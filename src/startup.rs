@@ -1,0 +1,93 @@
+//! Building and running the HTTP server. Binding happens in `build`, so tests can ask for
+//! port 0 and read the real port back.
+
+use std::net::TcpListener;
+
+use actix_web::dev::{Server, ServiceResponse};
+use actix_web::http::{header, StatusCode};
+use actix_web::middleware::{from_fn, ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{web, App, HttpServer};
+use tracing_actix_web::TracingLogger;
+
+use crate::config::Settings;
+use crate::domain::ErrorCode;
+use crate::http::{self, metrics::Metrics, problem};
+use crate::service::{self, Services};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Service(#[from] service::Error),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(String, std::io::Error),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    services: Services,
+}
+
+/// A 405 from the router has no body: give it the problem document every error has.
+fn method_not_allowed<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let lang = problem::negotiate(
+        res.request().headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
+    );
+    let err = problem::ApiError::new(ErrorCode::MethodNotAllowed, None, "this method is not allowed here");
+    let body = serde_json::to_vec(&err.problem(lang)).unwrap_or_default();
+    let (req, res) = res.into_parts();
+    let mut res = res.set_body(actix_web::body::BoxBody::new(body));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/problem+json"),
+    );
+    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, res).map_into_right_body()))
+}
+
+impl Application {
+    pub fn build(settings: Settings) -> Result<Self, StartupError> {
+        let services = Services::build(settings)?;
+        Self::with_services(services)
+    }
+
+    pub fn with_services(services: Services) -> Result<Self, StartupError> {
+        let listen = services.settings.server.listen.clone();
+        let listener = TcpListener::bind(&listen).map_err(|e| StartupError::Listen(listen.clone(), e))?;
+        let port = listener.local_addr().map_err(|e| StartupError::Listen(listen.clone(), e))?.port();
+        let metrics = web::Data::new(Metrics::new()?);
+        let data = web::Data::new(services.clone());
+        let workers = services.settings.server.workers;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(metrics.clone())
+                .wrap(ErrorHandlers::new().handler(StatusCode::METHOD_NOT_ALLOWED, method_not_allowed))
+                .wrap(from_fn(http::language))
+                .wrap(from_fn(http::metrics::record))
+                .wrap(TracingLogger::default())
+                .configure(http::routes)
+                .default_service(web::to(http::not_found))
+        })
+        .listen(listener)
+        .map_err(|e| StartupError::Listen(listen.clone(), e))?;
+        if workers > 0 {
+            server = server.workers(workers);
+        }
+        tracing::info!(address = %listen, port, backend = ?services.store.backend(), "crossprov listening");
+        Ok(Self { port, server: server.run(), services })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,96 @@
+//! Halls and their registered signing keys.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use super::schema::{hall_keys, halls, provinces};
+use super::{DbConn, MultiBackend, StorageError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = halls)]
+pub struct Hall {
+    pub id: String,
+    pub code: String,
+    pub name: String,
+    pub province: String,
+    pub city: String,
+    pub address: String,
+    pub email: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = hall_keys)]
+pub struct HallKey {
+    pub kid: String,
+    pub hall_id: String,
+    pub alg: String,
+    pub public_key_pem: String,
+    pub created_at: NaiveDateTime,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = provinces)]
+pub struct Province {
+    pub code: String,
+    pub name_zh: String,
+    pub name_en: String,
+}
+
+pub fn provinces(conn: &mut DbConn) -> Result<Vec<Province>, StorageError> {
+    Ok(provinces::table
+        .order(provinces::code.asc())
+        .select(Province::as_select())
+        .load(conn)?)
+}
+
+pub fn insert(conn: &mut DbConn, hall: &Hall) -> Result<(), StorageError> {
+    diesel::insert_into(halls::table).values(hall).execute(conn)?;
+    Ok(())
+}
+
+pub fn get(conn: &mut DbConn, id: &str) -> Result<Option<Hall>, StorageError> {
+    Ok(halls::table.find(id).select(Hall::as_select()).first(conn).optional()?)
+}
+
+pub fn code_exists(conn: &mut DbConn, code: &str) -> Result<bool, StorageError> {
+    let n: i64 = halls::table.filter(halls::code.eq(code)).count().get_result(conn)?;
+    Ok(n > 0)
+}
+
+pub fn list(
+    conn: &mut DbConn,
+    province: Option<&str>,
+    city: Option<&str>,
+) -> Result<Vec<Hall>, StorageError> {
+    let mut q = halls::table.into_boxed::<MultiBackend>();
+    if let Some(p) = province {
+        q = q.filter(halls::province.eq(p.to_owned()));
+    }
+    if let Some(c) = city {
+        q = q.filter(halls::city.eq(c.to_owned()));
+    }
+    Ok(q.order(halls::code.asc()).select(Hall::as_select()).load(conn)?)
+}
+
+/// Halls that serve a city's pool (orders routed to a city with no particular hall).
+pub fn in_city(conn: &mut DbConn, city: &str) -> Result<Vec<Hall>, StorageError> {
+    list(conn, None, Some(city))
+}
+
+pub fn insert_key(conn: &mut DbConn, key: &HallKey) -> Result<(), StorageError> {
+    diesel::insert_into(hall_keys::table).values(key).execute(conn)?;
+    Ok(())
+}
+
+pub fn get_key(conn: &mut DbConn, kid: &str) -> Result<Option<HallKey>, StorageError> {
+    Ok(hall_keys::table.find(kid).select(HallKey::as_select()).first(conn).optional()?)
+}
+
+pub fn revoke_key(conn: &mut DbConn, kid: &str, at: DateTime<Utc>) -> Result<(), StorageError> {
+    diesel::update(hall_keys::table.find(kid))
+        .set(hall_keys::revoked_at.eq(Some(at.naive_utc())))
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! Storage: the only layer that speaks SQL. Everything above it gets a `DbConn` inside a
+//! transaction opened by [`Store::write`] or [`Store::read`].
+
+pub mod audit;
+pub mod error;
+pub mod halls;
+pub mod migrate;
+pub mod schema;
+pub mod secrets;
+pub mod subscribers;
+pub mod users;
+pub mod verification_results;
+pub mod work_orders;
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+
+pub use error::StorageError;
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Pg(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// Which database a URL names. Picked from the scheme ourselves: SQLite accepts any string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Postgres(String),
+    Sqlite(std::path::PathBuf),
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Self {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::Postgres(url.to_owned())
+        } else {
+            // `sqlite://` then the path verbatim: `sqlite:///abs` is absolute, `sqlite://rel` relative.
+            let path = url.strip_prefix("sqlite://").unwrap_or(url);
+            Self::Sqlite(std::path::PathBuf::from(path))
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Postgres(_) => Backend::Postgres,
+            Self::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// Opens connections of the kind the URL names, each prepared the same way.
+#[derive(Debug, Clone)]
+pub struct Connector {
+    url: DatabaseUrl,
+    sqlite_busy_timeout_ms: u64,
+}
+
+impl Connector {
+    pub fn new(url: &str, sqlite_busy_timeout_ms: u64) -> Self {
+        Self { url: DatabaseUrl::parse(url), sqlite_busy_timeout_ms }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.url.backend()
+    }
+
+    pub fn connect(&self) -> Result<DbConn, StorageError> {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => diesel::PgConnection::establish(url)
+                .map(DbConn::Pg)
+                .map_err(|e| StorageError::Connect(e.to_string())),
+            DatabaseUrl::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        StorageError::Connect(format!("creating {}: {e}", dir.display()))
+                    })?;
+                }
+                let path = path.to_string_lossy();
+                let mut conn = diesel::SqliteConnection::establish(&path)
+                    .map_err(|e| StorageError::Connect(e.to_string()))?;
+                // WAL + synchronous=FULL: an acknowledged write survives a power cut; the busy
+                // timeout makes writers queue for the lock instead of failing.
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+                    self.sqlite_busy_timeout_ms
+                ))?;
+                Ok(DbConn::Sqlite(conn))
+            }
+        }
+    }
+}
+
+impl r2d2::ManageConnection for Connector {
+    type Connection = DbConn;
+    type Error = StorageError;
+
+    fn connect(&self) -> Result<DbConn, StorageError> {
+        Connector::connect(self)
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), StorageError> {
+        conn.batch_execute("SELECT 1").map_err(StorageError::from)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConn) -> bool {
+        false
+    }
+}
+
+/// The pool plus the rule that every write is one transaction run off the async threads.
+#[derive(Clone)]
+pub struct Store {
+    pool: r2d2::Pool<Connector>,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects, applies pending migrations, and builds the pool.
+    pub fn open(url: &str, pool_size: u32, sqlite_busy_timeout_ms: u64) -> Result<Self, StorageError> {
+        let connector = Connector::new(url, sqlite_busy_timeout_ms);
+        let mut first = connector.connect()?;
+        migrate::run_pending(&mut first)?;
+        drop(first);
+        Self::pool(connector, pool_size)
+    }
+
+    /// Connects to an existing database as it is, changing nothing (offline verification).
+    pub fn open_existing(url: &str) -> Result<Self, StorageError> {
+        if let DatabaseUrl::Sqlite(path) = DatabaseUrl::parse(url) {
+            if !path.exists() {
+                return Err(StorageError::Connect(format!("{} does not exist", path.display())));
+            }
+        }
+        Self::pool(Connector::new(url, 10_000), 1)
+    }
+
+    fn pool(connector: Connector, pool_size: u32) -> Result<Self, StorageError> {
+        let backend = connector.backend();
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size.max(1))
+            .connection_timeout(Duration::from_secs(30))
+            .build(connector)
+            .map_err(|e| StorageError::Connect(e.to_string()))?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn connection(&self) -> Result<r2d2::PooledConnection<Connector>, StorageError> {
+        self.pool.get().map_err(|e| StorageError::Pool(e.to_string()))
+    }
+
+    /// Runs `f` in one transaction on this thread (CLI, workers, and the async wrappers).
+    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E>,
+        E: From<StorageError> + From<diesel::result::Error>,
+    {
+        let mut conn = self.connection()?;
+        conn.transaction(f)
+    }
+
+    /// Runs a write transaction on the blocking pool, keeping the caller's span.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StorageError> + From<diesel::result::Error> + Send + 'static,
+    {
+        let store = self.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| store.write_blocking(f)))
+            .await
+            .map_err(|e| E::from(StorageError::Task(e.to_string())))?
+    }
+
+    /// Reads run in a transaction too, so a multi-query read sees one snapshot.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StorageError> + From<diesel::result::Error> + Send + 'static,
+    {
+        self.write(f).await
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            store.connection().map(|mut c| c.batch_execute("SELECT 1").is_ok()).unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false)
+    }
+}

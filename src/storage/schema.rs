@@ -1,0 +1,180 @@
+//! One schema in portable types; both dialects' migrations produce it.
+
+diesel::table! {
+    provinces (code) {
+        code -> Text,
+        name_zh -> Text,
+        name_en -> Text,
+    }
+}
+
+diesel::table! {
+    halls (id) {
+        id -> Text,
+        code -> Text,
+        name -> Text,
+        province -> Text,
+        city -> Text,
+        address -> Text,
+        email -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    hall_keys (kid) {
+        kid -> Text,
+        hall_id -> Text,
+        alg -> Text,
+        public_key_pem -> Text,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        username -> Text,
+        password_hash -> Text,
+        role -> Text,
+        province -> Nullable<Text>,
+        hall_id -> Nullable<Text>,
+        email -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    subscribers (msisdn) {
+        msisdn -> Text,
+        home_province -> Text,
+        real_name_status -> Text,
+        document_type -> Nullable<Text>,
+        document_number_masked -> Nullable<Text>,
+        document_name_masked -> Nullable<Text>,
+        verified_at -> Nullable<Timestamp>,
+        work_order_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    work_orders (id) {
+        id -> Text,
+        reference -> Text,
+        msisdn -> Text,
+        home_province -> Text,
+        target_province -> Text,
+        target_city -> Text,
+        target_hall_id -> Nullable<Text>,
+        state -> Text,
+        version -> BigInt,
+        reason -> Text,
+        expected_name -> Nullable<Text>,
+        opened_by -> Text,
+        claimed_by -> Nullable<Text>,
+        claimed_hall_id -> Nullable<Text>,
+        due_at -> Timestamp,
+        deadline_at -> Timestamp,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        verification_id -> Nullable<Text>,
+        receipt -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    verification_results (id) {
+        id -> Text,
+        work_order_id -> Text,
+        jws -> Text,
+        result_sha256 -> Text,
+        kid -> Text,
+        alg -> Text,
+        hall_id -> Text,
+        staff -> Text,
+        outcome -> Text,
+        document_type -> Nullable<Text>,
+        document_number_masked -> Nullable<Text>,
+        document_name_masked -> Nullable<Text>,
+        method -> Text,
+        evidence -> Text,
+        iat -> BigInt,
+        jti -> Text,
+        submitted_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    reference_counters (province, day) {
+        province -> Text,
+        day -> Text,
+        last -> BigInt,
+    }
+}
+
+diesel::table! {
+    audit_events (seq) {
+        seq -> BigInt,
+        at -> Text,
+        actor -> Text,
+        role -> Text,
+        action -> Text,
+        work_order -> Nullable<Text>,
+        detail -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_head (id) {
+        id -> Integer,
+        size -> BigInt,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_checkpoints (size) {
+        size -> BigInt,
+        head -> Text,
+        at -> Timestamp,
+        jws -> Text,
+    }
+}
+
+diesel::table! {
+    service_keys (kid) {
+        kid -> Text,
+        alg -> Text,
+        public_jwk -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    service_secrets (name) {
+        name -> Text,
+        value -> Text,
+    }
+}
+
+diesel::joinable!(hall_keys -> halls (hall_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    provinces,
+    halls,
+    hall_keys,
+    users,
+    subscribers,
+    work_orders,
+    verification_results,
+    reference_counters,
+    audit_events,
+    audit_head,
+    audit_checkpoints,
+    service_keys,
+    service_secrets,
+);

@@ -1,0 +1,63 @@
+//! Values every instance sharing the database must agree on: the login-token key and the
+//! service's public keys.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::error::is_unique_violation;
+use super::schema::{service_keys, service_secrets};
+use super::{DbConn, StorageError};
+
+/// Returns the stored secret, storing `fresh` first if there is none. Runs outside any
+/// transaction: a concurrent instance's insert wins and both read the same value.
+pub fn get_or_insert(conn: &mut DbConn, name: &str, fresh: &str) -> Result<String, StorageError> {
+    let existing: Option<String> = service_secrets::table
+        .find(name)
+        .select(service_secrets::value)
+        .first(conn)
+        .optional()?;
+    if let Some(v) = existing {
+        return Ok(v);
+    }
+    match diesel::insert_into(service_secrets::table)
+        .values((service_secrets::name.eq(name), service_secrets::value.eq(fresh)))
+        .execute(conn)
+    {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(service_secrets::table.find(name).select(service_secrets::value).first(conn)?)
+}
+
+/// Publishes this instance's public key so every instance's JWKS lists it.
+pub fn publish_key(conn: &mut DbConn, kid: &str, alg: &str, jwk: &str, now: NaiveDateTime) -> Result<(), StorageError> {
+    match diesel::insert_into(service_keys::table)
+        .values((
+            service_keys::kid.eq(kid),
+            service_keys::alg.eq(alg),
+            service_keys::public_jwk.eq(jwk),
+            service_keys::created_at.eq(now),
+        ))
+        .execute(conn)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn published_keys(conn: &mut DbConn) -> Result<Vec<String>, StorageError> {
+    Ok(service_keys::table
+        .order(service_keys::created_at.asc())
+        .select(service_keys::public_jwk)
+        .load(conn)?)
+}
+
+pub fn published_key(conn: &mut DbConn, kid: &str) -> Result<Option<String>, StorageError> {
+    Ok(service_keys::table
+        .find(kid)
+        .select(service_keys::public_jwk)
+        .first(conn)
+        .optional()?)
+}

@@ -1,0 +1,59 @@
+//! Accepted verification results, each with its JWS stored verbatim.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::verification_results;
+use super::{DbConn, StorageError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = verification_results)]
+pub struct VerificationRow {
+    pub id: String,
+    pub work_order_id: String,
+    pub jws: String,
+    pub result_sha256: String,
+    pub kid: String,
+    pub alg: String,
+    pub hall_id: String,
+    pub staff: String,
+    pub outcome: String,
+    pub document_type: Option<String>,
+    pub document_number_masked: Option<String>,
+    pub document_name_masked: Option<String>,
+    /// JSON text.
+    pub method: String,
+    /// JSON text.
+    pub evidence: String,
+    pub iat: i64,
+    pub jti: String,
+    pub submitted_at: NaiveDateTime,
+}
+
+pub fn insert(conn: &mut DbConn, row: &VerificationRow) -> Result<(), StorageError> {
+    diesel::insert_into(verification_results::table).values(row).execute(conn)?;
+    Ok(())
+}
+
+pub fn get(conn: &mut DbConn, id: &str) -> Result<Option<VerificationRow>, StorageError> {
+    Ok(verification_results::table
+        .find(id)
+        .select(VerificationRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn get_many(conn: &mut DbConn, ids: &[String]) -> Result<Vec<VerificationRow>, StorageError> {
+    Ok(verification_results::table
+        .filter(verification_results::id.eq_any(ids))
+        .select(VerificationRow::as_select())
+        .load(conn)?)
+}
+
+pub fn jti_seen(conn: &mut DbConn, jti: &str) -> Result<bool, StorageError> {
+    let n: i64 = verification_results::table
+        .filter(verification_results::jti.eq(jti))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}

@@ -1,0 +1,413 @@
+//! Spawns the real application on port 0 against a fresh database (a SQLite file, or a
+//! PostgreSQL database created for the test and dropped after), and talks to it over HTTP.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use crossprov::audit::Recorder;
+use crossprov::config::Settings;
+use crossprov::service::users::{add_user_blocking, NewUser};
+use crossprov::service::Services;
+use crossprov::startup::Application;
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub const ADMIN: &str = "admin";
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Runs a scenario once per backend, as `<name>::sqlite` and `<name>::postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[actix_web::test]
+            async fn sqlite() {
+                if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await {
+                    super::$name(app).await;
+                }
+            }
+            #[actix_web::test]
+            async fn postgres() {
+                if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await {
+                    super::$name(app).await;
+                }
+            }
+        }
+    )*};
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("CROSSPROV_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn pg_required() -> bool {
+    std::env::var("CROSSPROV_TEST_PG_REQUIRED").is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// A PostgreSQL database made for one test, dropped when the test ends.
+pub struct PgDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    fn create() -> Option<Self> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let admin = pg_admin_url();
+        let mut conn = match diesel::PgConnection::establish(&admin) {
+            Ok(c) => c,
+            Err(e) if pg_required() => panic!("PostgreSQL is required (CROSSPROV_TEST_PG_REQUIRED) but unreachable at {admin}: {e}"),
+            Err(e) => {
+                eprintln!("SKIPPED (PostgreSQL unreachable at {admin}: {e}); set CROSSPROV_TEST_PG_URL to run it");
+                return None;
+            }
+        };
+        let name = format!(
+            "crossprov_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            uuid::Uuid::new_v4().simple().to_string().get(..8).unwrap_or("x")
+        );
+        conn.batch_execute(&format!("CREATE DATABASE {name}")).expect("create test database");
+        let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin.clone());
+        Some(Self { url: format!("{base}/{name}"), name })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = diesel::PgConnection::establish(&pg_admin_url()) {
+            let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: awc::Client,
+    pub services: Services,
+    pub database_url: String,
+    pub backend: Backend,
+    pub dir: tempfile::TempDir,
+    _pg: Option<PgDatabase>,
+}
+
+/// A response: status, headers, and the body parsed as JSON (Null when not JSON).
+pub struct Reply {
+    pub status: u16,
+    pub headers: awc::http::header::HeaderMap,
+    pub body: Value,
+    pub raw: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    }
+
+    /// Asserts a problem response with this status and code.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(
+            (self.status, self.body["code"].as_str()),
+            (status, Some(code)),
+            "expected {status} {code}, got {} {}",
+            self.status,
+            self.body
+        );
+        assert_eq!(self.header("content-type").as_deref(), Some("application/problem+json"));
+        assert_eq!(self.body["status"], json!(status));
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &Value {
+        assert_eq!(self.status, status, "unexpected reply: {}", self.body);
+        &self.body
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pg = match backend {
+        Backend::Postgres => Some(PgDatabase::create()?),
+        Backend::Sqlite => None,
+    };
+    let database_url = match &pg {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}", dir.path().join("crossprov.db").display()),
+    };
+    let mut settings = Settings::defaults().expect("default settings");
+    settings.data_dir = dir.path().to_path_buf();
+    settings.server.listen = "127.0.0.1:0".into();
+    settings.server.workers = 2;
+    settings.database.url = database_url.clone();
+    settings.database.pool_size = 4;
+    let app = Application::build(settings).expect("application starts");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let services = app.services().clone();
+    actix_web::rt::spawn(app.run_until_stopped());
+    let admin = NewUser {
+        username: ADMIN.into(),
+        password: PASSWORD.into(),
+        role: "admin".into(),
+        province: None,
+        hall_id: None,
+        email: None,
+    };
+    add_user_blocking(&services.store, &Recorder::cli(), &admin, chrono::Utc::now()).expect("seed admin");
+    let client = awc::Client::builder().timeout(std::time::Duration::from_secs(60)).finish();
+    Some(TestApp { base, client, services, database_url, backend, dir, _pg: pg })
+}
+
+impl TestApp {
+    async fn send(&self, mut req: awc::ClientRequest, token: Option<&str>, body: Option<Vec<u8>>) -> Reply {
+        if let Some(t) = token {
+            req = req.insert_header(("Authorization", format!("Bearer {t}")));
+        }
+        let mut res = match body {
+            Some(b) => req.send_body(b).await,
+            None => req.send().await,
+        }
+        .expect("request sent");
+        let raw = res.body().limit(64 * 1024 * 1024).await.expect("body read").to_vec();
+        let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        Reply { status: res.status().as_u16(), headers: res.headers().clone(), body, raw }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.send(self.client.get(self.url(path)), Some(token), None).await
+    }
+
+    pub async fn get_anon(&self, path: &str) -> Reply {
+        self.send(self.client.get(self.url(path)), None, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> Reply {
+        let req = self.client.post(self.url(path)).insert_header(("Content-Type", "application/json"));
+        self.send(req, Some(token), Some(serde_json::to_vec(body).expect("json"))).await
+    }
+
+    pub async fn post_if_match(&self, path: &str, token: &str, version: &str, body: &Value) -> Reply {
+        let req = self
+            .client
+            .post(self.url(path))
+            .insert_header(("Content-Type", "application/json"))
+            .insert_header(("If-Match", version));
+        self.send(req, Some(token), Some(serde_json::to_vec(body).expect("json"))).await
+    }
+
+    /// A request as raw as a client can make it: any method, headers, bytes.
+    pub async fn raw(&self, method: &str, path: &str, token: Option<&str>, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Reply {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.client.request(method, self.url(path));
+        for (k, v) in headers {
+            req = req.insert_header((*k, *v));
+        }
+        self.send(req, token, body).await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Reply {
+        let req = self.client.post(self.url("/api/v1/auth/token")).insert_header(("Content-Type", "application/json"));
+        let body = json!({ "username": username, "password": password });
+        self.send(req, None, Some(serde_json::to_vec(&body).expect("json"))).await
+    }
+
+    pub async fn token(&self, username: &str) -> String {
+        let r = self.login(username, PASSWORD).await;
+        r.assert_status(200)["access_token"].as_str().expect("token").to_owned()
+    }
+
+    pub async fn admin(&self) -> String {
+        self.token(ADMIN).await
+    }
+
+    pub async fn create_hall(&self, admin: &str, code: &str, province: &str, city: &str) -> String {
+        let body = json!({
+            "code": code, "name": format!("{code} 营业厅"), "province": province, "city": city,
+            "address": "人民路 1 号", "email": format!("{code}@halls.example.cn"),
+        });
+        let r = self.post("/api/v1/halls", admin, &body).await;
+        r.assert_status(201)["id"].as_str().expect("hall id").to_owned()
+    }
+
+    pub async fn create_user(&self, admin: &str, username: &str, role: &str, province: Option<&str>, hall: Option<&str>) -> String {
+        let body = json!({
+            "username": username, "password": PASSWORD, "role": role,
+            "province": province, "hall_id": hall, "email": format!("{username}@example.cn"),
+        });
+        self.post("/api/v1/users", admin, &body).await.assert_status(201);
+        self.token(username).await
+    }
+
+    pub async fn register_key(&self, admin: &str, hall_id: &str, signer: &Signer) {
+        let body = json!({ "kid": signer.kid, "alg": signer.alg, "public_key_pem": signer.public_pem() });
+        self.post(&format!("/api/v1/halls/{hall_id}/keys"), admin, &body).await.assert_status(201);
+    }
+}
+
+/// A hall terminal's signer written against ring directly, independent of the service's
+/// own JWS code, so the service is tested against someone else's signatures.
+pub struct Signer {
+    pub kid: String,
+    pub alg: &'static str,
+    pkcs8: Vec<u8>,
+}
+
+impl Signer {
+    pub fn new(kid: &str, alg: &'static str) -> Self {
+        let rng = SystemRandom::new();
+        let pkcs8 = match alg {
+            "EdDSA" => Ed25519KeyPair::generate_pkcs8(&rng).expect("keygen").as_ref().to_vec(),
+            _ => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("keygen").as_ref().to_vec(),
+        };
+        Self { kid: kid.into(), alg, pkcs8 }
+    }
+
+    fn raw_public(&self) -> Vec<u8> {
+        match self.alg {
+            "EdDSA" => Ed25519KeyPair::from_pkcs8(&self.pkcs8).expect("key").public_key().as_ref().to_vec(),
+            _ => EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &self.pkcs8, &SystemRandom::new())
+                .expect("key")
+                .public_key()
+                .as_ref()
+                .to_vec(),
+        }
+    }
+
+    pub fn public_pem(&self) -> String {
+        let prefix: &[u8] = match self.alg {
+            "EdDSA" => &[0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00],
+            _ => &[
+                0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86,
+                0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+            ],
+        };
+        let der = [prefix, &self.raw_public()].concat();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("ascii")).collect();
+        format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"))
+    }
+
+    /// Signs with an explicit header (to test odd headers).
+    pub fn sign_with_header(&self, header: &Value, payload: &Value) -> String {
+        let h = URL_SAFE_NO_PAD.encode(serde_json::to_vec(header).expect("json"));
+        let p = URL_SAFE_NO_PAD.encode(serde_json::to_vec(payload).expect("json"));
+        let input = format!("{h}.{p}");
+        let sig = match self.alg {
+            "EdDSA" => Ed25519KeyPair::from_pkcs8(&self.pkcs8).expect("key").sign(input.as_bytes()).as_ref().to_vec(),
+            _ => EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &self.pkcs8, &SystemRandom::new())
+                .expect("key")
+                .sign(&SystemRandom::new(), input.as_bytes())
+                .expect("sign")
+                .as_ref()
+                .to_vec(),
+        };
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+
+    pub fn sign(&self, payload: &Value) -> String {
+        self.sign_with_header(&json!({ "alg": self.alg, "kid": self.kid, "typ": "JWT" }), payload)
+    }
+}
+
+pub fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// A valid GB 11643 number and the name that goes with it in these tests.
+pub const ID_NUMBER: &str = "11010519491231002X";
+pub const NAME: &str = "张三";
+
+/// A cast of users and halls most scenarios need: a Yunnan clerk, two halls in Jinan
+/// (Shandong), staff at each, a Beijing clerk, a national auditor, and a key for hall A.
+pub struct World {
+    pub app: TestApp,
+    pub admin: String,
+    pub clerk: String,
+    pub other_clerk: String,
+    pub staff: String,
+    pub staff_same_hall: String,
+    pub staff_other_hall: String,
+    pub auditor: String,
+    pub hall_a: String,
+    pub hall_b: String,
+    pub signer: Signer,
+}
+
+static NUMBERS: AtomicU64 = AtomicU64::new(0);
+
+impl World {
+    pub async fn new(app: TestApp) -> Self {
+        let admin = app.admin().await;
+        let hall_a = app.create_hall(&admin, "JN-A", "37", "370100").await;
+        let hall_b = app.create_hall(&admin, "JN-B", "37", "370100").await;
+        let clerk = app.create_user(&admin, "clerk.yn", "clerk", Some("53"), None).await;
+        let other_clerk = app.create_user(&admin, "clerk.bj", "clerk", Some("11"), None).await;
+        let staff = app.create_user(&admin, "staff.a", "hall_staff", None, Some(&hall_a)).await;
+        let staff_same_hall = app.create_user(&admin, "staff.a2", "hall_staff", None, Some(&hall_a)).await;
+        let staff_other_hall = app.create_user(&admin, "staff.b", "hall_staff", None, Some(&hall_b)).await;
+        let auditor = app.create_user(&admin, "auditor", "auditor", None, None).await;
+        let signer = Signer::new("hall-a-2026", "EdDSA");
+        app.register_key(&admin, &hall_a, &signer).await;
+        Self { app, admin, clerk, other_clerk, staff, staff_same_hall, staff_other_hall, auditor, hall_a, hall_b, signer }
+    }
+
+    /// A fresh mobile number for each order a test opens.
+    pub fn next_msisdn() -> String {
+        format!("1891234{:04}", NUMBERS.fetch_add(1, Ordering::Relaxed) % 10_000)
+    }
+
+    pub async fn open_order(&self) -> Value {
+        self.open_order_to(Some(&self.hall_a)).await
+    }
+
+    pub async fn open_order_to(&self, hall: Option<&str>) -> Value {
+        let body = json!({
+            "msisdn": format!("+86 {}", Self::next_msisdn()), "target_province": "37", "target_city": "370100",
+            "target_hall_id": hall, "reason": "用户长期在济南居住", "expected_name": NAME,
+        });
+        self.app.post("/api/v1/work-orders", &self.clerk, &body).await.assert_status(201).clone()
+    }
+
+    pub async fn claimed_order(&self) -> Value {
+        let order = self.open_order().await;
+        let id = order["id"].as_str().expect("id");
+        self.app.post(&format!("/api/v1/work-orders/{id}/claim"), &self.staff, &json!({})).await.assert_status(200).clone()
+    }
+
+    pub fn payload(&self, order: &Value, outcome: &str) -> Value {
+        json!({
+            "wo": order["id"], "hall": self.hall_a, "staff": "staff.a", "msisdn": order["msisdn"],
+            "outcome": outcome,
+            "document": { "type": "resident_id", "number": ID_NUMBER, "name": NAME, "valid_until": "2035-06-30" },
+            "method": { "chip_read": true, "face_match_score": 0.97, "operator_checked": true },
+            "evidence": [],
+            "iat": now_secs(), "jti": uuid::Uuid::new_v4().to_string(),
+        })
+    }
+
+    pub async fn submit(&self, order: &Value, jws: &str) -> Reply {
+        let id = order["id"].as_str().expect("id");
+        self.app.post(&format!("/api/v1/work-orders/{id}/verification"), &self.staff, &json!({ "result": jws })).await
+    }
+
+    pub async fn submitted_order(&self, outcome: &str) -> Value {
+        let order = self.claimed_order().await;
+        let jws = self.signer.sign(&self.payload(&order, outcome));
+        self.submit(&order, &jws).await.assert_status(201).clone()
+    }
+}

@@ -1,0 +1,8 @@
+//! Black-box tests: the real application over HTTP, on SQLite and on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod audit;
+mod cli;
+mod lifecycle;

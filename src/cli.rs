@@ -16,7 +16,11 @@ use crate::startup::Application;
 use crate::storage::Store;
 
 #[derive(Debug, Parser)]
-#[command(name = "crossprov", version, about = "跨省实名登记工单服务 — cross-province real-name registration")]
+#[command(
+    name = "crossprov",
+    version,
+    about = "跨省实名登记工单服务 — cross-province real-name registration"
+)]
 pub struct Cli {
     /// Settings file (TOML), layered over the built-in defaults.
     #[arg(long, global = true, env = "CROSSPROV_CONFIG")]
@@ -105,12 +109,26 @@ enum AuditCommand {
     },
 }
 
-fn settings(config: Option<PathBuf>, database_url: Option<String>, listen: Option<String>) -> Result<Settings, String> {
-    Settings::load(&Overrides { config_file: config, listen, database_url }).map_err(|e| e.to_string())
+fn settings(
+    config: Option<PathBuf>,
+    database_url: Option<String>,
+    listen: Option<String>,
+) -> Result<Settings, String> {
+    Settings::load(&Overrides {
+        config_file: config,
+        listen,
+        database_url,
+    })
+    .map_err(|e| e.to_string())
 }
 
 fn open_store(s: &Settings) -> Result<Store, String> {
-    Store::open(&s.database_url(), s.database.pool_size, s.database.sqlite_busy_timeout_ms).map_err(|e| e.to_string())
+    Store::open(
+        &s.database_url(),
+        s.database.pool_size,
+        s.database.sqlite_busy_timeout_ms,
+    )
+    .map_err(|e| e.to_string())
 }
 
 pub fn run() -> ExitCode {
@@ -126,7 +144,10 @@ pub fn run() -> ExitCode {
 
 fn dispatch(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
-        Command::Serve { listen, database_url } => {
+        Command::Serve {
+            listen,
+            database_url,
+        } => {
             let s = settings(cli.config, database_url, listen)?;
             crate::telemetry::init(&s.log);
             serve(s)
@@ -138,14 +159,35 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             eprintln!("migrations applied");
             Ok(ExitCode::SUCCESS)
         }
-        Command::User { command: UserCommand::Add { username, role, province, hall_id, email, password_stdin: _, database_url } } => {
+        Command::User {
+            command:
+                UserCommand::Add {
+                    username,
+                    role,
+                    province,
+                    hall_id,
+                    email,
+                    password_stdin: _,
+                    database_url,
+                },
+        } => {
             let s = settings(cli.config, database_url, None)?;
             crate::telemetry::init(&s.log);
             let mut password = String::new();
-            std::io::stdin().lock().read_line(&mut password).map_err(|e| format!("reading the password: {e}"))?;
+            std::io::stdin()
+                .lock()
+                .read_line(&mut password)
+                .map_err(|e| format!("reading the password: {e}"))?;
             let password = password.trim_end_matches(['\n', '\r']).to_owned();
             let store = open_store(&s)?;
-            let req = NewUser { username, password, role, province, hall_id, email };
+            let req = NewUser {
+                username,
+                password,
+                role,
+                province,
+                hall_id,
+                email,
+            };
             let user = add_user_blocking(&store, &Recorder::cli(), &req, chrono::Utc::now())
                 .map_err(|e| crate::http::problem::ApiError::from(e).to_string())?;
             println!("{}", json!(user));
@@ -156,21 +198,38 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             let key = PrivateKey::generate(alg).map_err(|e| e.to_string())?;
             std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
             write_private(&out.join("private.pem"), &key.to_pem()).map_err(|e| e.to_string())?;
-            std::fs::write(out.join("public.pem"), key.public().to_pem()).map_err(|e| e.to_string())?;
-            eprintln!("wrote {0}/private.pem and {0}/public.pem ({1})", out.display(), alg.as_str());
+            std::fs::write(out.join("public.pem"), key.public().to_pem())
+                .map_err(|e| e.to_string())?;
+            eprintln!(
+                "wrote {0}/private.pem and {0}/public.pem ({1})",
+                out.display(),
+                alg.as_str()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::SignResult { key, kid, payload } => {
             let key = PrivateKey::from_file(&key).map_err(|e| e.to_string())?;
-            let text = std::fs::read_to_string(&payload).map_err(|e| format!("{}: {e}", payload.display()))?;
-            let mut claims: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", payload.display()))?;
-            let obj = claims.as_object_mut().ok_or("the payload must be a JSON object")?;
-            obj.entry("iat").or_insert_with(|| json!(chrono::Utc::now().timestamp()));
-            obj.entry("jti").or_insert_with(|| json!(uuid::Uuid::new_v4().to_string()));
+            let text = std::fs::read_to_string(&payload)
+                .map_err(|e| format!("{}: {e}", payload.display()))?;
+            let mut claims: Value =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", payload.display()))?;
+            let obj = claims
+                .as_object_mut()
+                .ok_or("the payload must be a JSON object")?;
+            obj.entry("iat")
+                .or_insert_with(|| json!(chrono::Utc::now().timestamp()));
+            obj.entry("jti")
+                .or_insert_with(|| json!(uuid::Uuid::new_v4().to_string()));
             println!("{}", key.sign(&kid, &claims).map_err(|e| e.to_string())?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Audit { command: AuditCommand::Verify { database_url, checkpoint } } => {
+        Command::Audit {
+            command:
+                AuditCommand::Verify {
+                    database_url,
+                    checkpoint,
+                },
+        } => {
             let s = settings(cli.config, database_url, None)?;
             crate::telemetry::init(&s.log);
             audit_verify(&s, checkpoint)
@@ -208,5 +267,9 @@ fn audit_verify(s: &Settings, checkpoint: Option<PathBuf>) -> Result<ExitCode, S
         }
     }
     println!("{out}");
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -33,9 +33,16 @@ pub struct Application {
 /// A 405 from the router has no body: give it the problem document every error has.
 fn method_not_allowed<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
     let lang = problem::negotiate(
-        res.request().headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
+        res.request()
+            .headers()
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
     );
-    let err = problem::ApiError::new(ErrorCode::MethodNotAllowed, None, "this method is not allowed here");
+    let err = problem::ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        None,
+        "this method is not allowed here",
+    );
     let body = serde_json::to_vec(&err.problem(lang)).unwrap_or_default();
     let (req, res) = res.into_parts();
     let mut res = res.set_body(actix_web::body::BoxBody::new(body));
@@ -43,7 +50,9 @@ fn method_not_allowed<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHand
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/problem+json"),
     );
-    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, res).map_into_right_body()))
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, res).map_into_right_body(),
+    ))
 }
 
 impl Application {
@@ -54,8 +63,12 @@ impl Application {
 
     pub fn with_services(services: Services) -> Result<Self, StartupError> {
         let listen = services.settings.server.listen.clone();
-        let listener = TcpListener::bind(&listen).map_err(|e| StartupError::Listen(listen.clone(), e))?;
-        let port = listener.local_addr().map_err(|e| StartupError::Listen(listen.clone(), e))?.port();
+        let listener =
+            TcpListener::bind(&listen).map_err(|e| StartupError::Listen(listen.clone(), e))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| StartupError::Listen(listen.clone(), e))?
+            .port();
         let metrics = web::Data::new(Metrics::new()?);
         let data = web::Data::new(services.clone());
         let workers = services.settings.server.workers;
@@ -63,7 +76,10 @@ impl Application {
             App::new()
                 .app_data(data.clone())
                 .app_data(metrics.clone())
-                .wrap(ErrorHandlers::new().handler(StatusCode::METHOD_NOT_ALLOWED, method_not_allowed))
+                .wrap(
+                    ErrorHandlers::new()
+                        .handler(StatusCode::METHOD_NOT_ALLOWED, method_not_allowed),
+                )
                 .wrap(from_fn(http::language))
                 .wrap(from_fn(http::metrics::record))
                 .wrap(TracingLogger::default())
@@ -76,7 +92,11 @@ impl Application {
             server = server.workers(workers);
         }
         tracing::info!(address = %listen, port, backend = ?services.store.backend(), "crossprov listening");
-        Ok(Self { port, server: server.run(), services })
+        Ok(Self {
+            port,
+            server: server.run(),
+            services,
+        })
     }
 
     pub fn port(&self) -> u16 {

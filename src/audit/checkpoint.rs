@@ -37,7 +37,11 @@ pub enum CheckpointError {
 
 /// Verifies the signature with the service keys recorded in the database, then that the
 /// intact prefix of the log reproduces the signed head.
-pub fn check(conn: &mut DbConn, jws: &str, report: &VerifyReport) -> Result<CheckpointClaims, CheckpointError> {
+pub fn check(
+    conn: &mut DbConn,
+    jws: &str,
+    report: &VerifyReport,
+) -> Result<CheckpointClaims, CheckpointError> {
     let parsed = CompactJws::parse(jws).map_err(|_| CheckpointError::Malformed)?;
     let kid = parsed.kid.clone().ok_or(CheckpointError::UnknownKey)?;
     let jwk = secrets::published_key(conn, &kid)
@@ -47,11 +51,17 @@ pub fn check(conn: &mut DbConn, jws: &str, report: &VerifyReport) -> Result<Chec
         .ok()
         .and_then(|v| HallPublicKey::from_jwk(&v))
         .ok_or(CheckpointError::UnknownKey)?;
-    parsed.verify(&key).map_err(|_| CheckpointError::BadSignature)?;
-    let claims: CheckpointClaims = serde_json::from_slice(&parsed.payload).map_err(|_| CheckpointError::Malformed)?;
+    parsed
+        .verify(&key)
+        .map_err(|_| CheckpointError::BadSignature)?;
+    let claims: CheckpointClaims =
+        serde_json::from_slice(&parsed.payload).map_err(|_| CheckpointError::Malformed)?;
     let intact = report.leaves.len() as u64;
     if intact < claims.size {
-        return Err(CheckpointError::Truncated { intact, size: claims.size });
+        return Err(CheckpointError::Truncated {
+            intact,
+            size: claims.size,
+        });
     }
     let head = chain::tree_head(&report.leaves[..claims.size as usize]);
     if chain::to_hex(&head) != claims.head {
@@ -60,7 +70,12 @@ pub fn check(conn: &mut DbConn, jws: &str, report: &VerifyReport) -> Result<Chec
     Ok(claims)
 }
 
-pub fn check_file(conn: &mut DbConn, path: &Path, report: &VerifyReport) -> Result<CheckpointClaims, String> {
-    let jws = std::fs::read_to_string(path).map_err(|e| CheckpointError::Unreadable(format!("{}: {e}", path.display())).to_string())?;
+pub fn check_file(
+    conn: &mut DbConn,
+    path: &Path,
+    report: &VerifyReport,
+) -> Result<CheckpointClaims, String> {
+    let jws = std::fs::read_to_string(path)
+        .map_err(|e| CheckpointError::Unreadable(format!("{}: {e}", path.display())).to_string())?;
     check(conn, jws.trim(), report).map_err(|e| e.to_string())
 }

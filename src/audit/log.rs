@@ -16,7 +16,10 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new(actor: impl Into<String>, role: impl Into<String>) -> Self {
-        Self { actor: actor.into(), role: role.into() }
+        Self {
+            actor: actor.into(),
+            role: role.into(),
+        }
     }
 
     pub fn cli() -> Self {
@@ -128,7 +131,11 @@ pub fn verify_all(conn: &mut DbConn) -> Result<VerifyReport, StorageError> {
         // rewritten last event leaves it pointing elsewhere.
         let head = store::head(conn)?;
         let checked = verifier.checked() as i64;
-        let last_hash = verifier.leaves().last().map(chain::to_hex).unwrap_or_else(|| chain::GENESIS_PREV_HASH.to_owned());
+        let last_hash = verifier
+            .leaves()
+            .last()
+            .map(chain::to_hex)
+            .unwrap_or_else(|| chain::GENESIS_PREV_HASH.to_owned());
         if head.size != checked {
             // Events missing at the tail: the first one missing is the first bad one.
             ok = false;

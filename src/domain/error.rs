@@ -132,7 +132,10 @@ impl ErrorCode {
             Self::UnknownKey => ("签名密钥未登记", "Unknown signing key"),
             Self::RevokedKey => ("签名密钥已吊销", "Signing key revoked"),
             Self::ClaimsMismatch => ("核验结果与工单不符", "Result does not match the order"),
-            Self::InvalidResult => ("核验结果内容不完整或格式错误", "Malformed verification result"),
+            Self::InvalidResult => (
+                "核验结果内容不完整或格式错误",
+                "Malformed verification result",
+            ),
             Self::StaleResult => ("核验结果签发时间超出允许范围", "Result is stale"),
             Self::ReplayedResult => ("核验结果已被提交过", "Result was already submitted"),
             Self::MissingEvidence => ("缺少核验材料", "Missing evidence"),
@@ -175,16 +178,27 @@ pub enum DomainError {
     #[error("version {given} is stale; the current version is {current}")]
     VersionConflict { given: i64, current: i64 },
     #[error("cannot {action} an order that is {from}")]
-    InvalidState { from: &'static str, action: &'static str },
+    InvalidState {
+        from: &'static str,
+        action: &'static str,
+    },
     #[error("{what} already exists")]
     AlreadyExists { what: String, field: Option<String> },
     #[error("{detail}")]
-    Invalid { code: ErrorCode, field: Option<String>, detail: String },
+    Invalid {
+        code: ErrorCode,
+        field: Option<String>,
+        detail: String,
+    },
 }
 
 impl DomainError {
     pub fn invalid(code: ErrorCode, field: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self::Invalid { code, field: Some(field.into()), detail: detail.into() }
+        Self::Invalid {
+            code,
+            field: Some(field.into()),
+            detail: detail.into(),
+        }
     }
 
     pub fn code(&self) -> ErrorCode {

@@ -102,7 +102,11 @@ fn mismatch(field: &str, what: &str) -> DomainError {
 }
 
 /// `wo`/`hall`/`staff`/`msisdn` must name this order, the claiming hall and the caller.
-pub fn check_claims(claims: &ResultClaims, order: &WorkOrder, caller: &str) -> Result<(), DomainError> {
+pub fn check_claims(
+    claims: &ResultClaims,
+    order: &WorkOrder,
+    caller: &str,
+) -> Result<(), DomainError> {
     if claims.wo != order.id {
         return Err(mismatch("wo", "the order"));
     }
@@ -122,7 +126,11 @@ pub fn check_claims(claims: &ResultClaims, order: &WorkOrder, caller: &str) -> R
 /// The outcome must be one the contract knows.
 pub fn parse_outcome(claims: &ResultClaims) -> Result<Outcome, DomainError> {
     Outcome::parse(&claims.outcome).ok_or_else(|| {
-        DomainError::invalid(ErrorCode::InvalidResult, "result.outcome", "unknown outcome")
+        DomainError::invalid(
+            ErrorCode::InvalidResult,
+            "result.outcome",
+            "unknown outcome",
+        )
     })
 }
 
@@ -251,13 +259,20 @@ mod tests {
         assert!(check_fresh(1_763_999_700, now, 300).is_ok());
         let err = check_fresh(1_763_999_699, now, 300).unwrap_err();
         assert_eq!(err.code(), ErrorCode::StaleResult);
-        assert_eq!(check_fresh(1_764_000_301, now, 300).unwrap_err().code(), ErrorCode::StaleResult);
+        assert_eq!(
+            check_fresh(1_764_000_301, now, 300).unwrap_err().code(),
+            ErrorCode::StaleResult
+        );
     }
 
     #[test]
     fn a_bad_resident_id_is_invalid_id_number() {
-        let err = check_document(Outcome::Match, Some(&doc("530102199001011230", "张三")), today())
-            .unwrap_err();
+        let err = check_document(
+            Outcome::Match,
+            Some(&doc("530102199001011230", "张三")),
+            today(),
+        )
+        .unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidIdNumber);
         assert_eq!(err.field(), Some("result.document.number"));
     }
@@ -266,7 +281,9 @@ mod tests {
     fn a_no_show_needs_no_document_but_a_match_does() {
         assert!(check_document(Outcome::NoShow, None, today()).is_ok());
         assert_eq!(
-            check_document(Outcome::Match, None, today()).unwrap_err().code(),
+            check_document(Outcome::Match, None, today())
+                .unwrap_err()
+                .code(),
             ErrorCode::InvalidResult
         );
     }
@@ -276,7 +293,9 @@ mod tests {
         let mut d = doc("11010519491231002X", "张三");
         d.valid_until = Some("2020-01-01".into());
         assert_eq!(
-            check_document(Outcome::Match, Some(&d), today()).unwrap_err().code(),
+            check_document(Outcome::Match, Some(&d), today())
+                .unwrap_err()
+                .code(),
             ErrorCode::InvalidDocument
         );
     }
@@ -288,7 +307,9 @@ mod tests {
         assert!(check_name(Outcome::Match, Some(&d), None).is_ok());
         assert!(check_name(Outcome::Mismatch, Some(&d), Some("李四")).is_ok());
         assert_eq!(
-            check_name(Outcome::Match, Some(&d), Some("李四")).unwrap_err().code(),
+            check_name(Outcome::Match, Some(&d), Some("李四"))
+                .unwrap_err()
+                .code(),
             ErrorCode::NameMismatch
         );
     }

@@ -96,14 +96,27 @@ pub struct AcceptedResult {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Claim,
-    Release { reason: String },
+    Release {
+        reason: String,
+    },
     SubmitResult(AcceptedResult),
     /// The receipt is signed by the service once the state allows completion.
-    Complete { outcome: String },
-    Return { reason: String },
-    Fail { reason: String },
-    Cancel { reason: String },
-    Reroute { target: Target, reason: String },
+    Complete {
+        outcome: String,
+    },
+    Return {
+        reason: String,
+    },
+    Fail {
+        reason: String,
+    },
+    Cancel {
+        reason: String,
+    },
+    Reroute {
+        target: Target,
+        reason: String,
+    },
     Expire,
 }
 
@@ -193,8 +206,10 @@ pub fn next_state(from: State, kind: Kind) -> Option<State> {
 
 /// Refuses a command the current state does not allow (409), before any field is validated.
 pub fn require_allowed(order: &WorkOrder, kind: Kind) -> Result<State, DomainError> {
-    next_state(order.state, kind)
-        .ok_or(DomainError::InvalidState { from: order.state.as_str(), action: kind.name() })
+    next_state(order.state, kind).ok_or(DomainError::InvalidState {
+        from: order.state.as_str(),
+        action: kind.name(),
+    })
 }
 
 /// An audit event the transition produces; `detail` holds no unmasked personal data.
@@ -225,9 +240,10 @@ pub fn authorize(order: &WorkOrder, cmd: &Command, by: &Actor) -> Result<(), Dom
 /// `If-Match` carries the version the caller last saw; a stale one is refused (412).
 pub fn check_version(order: &WorkOrder, if_match: Option<i64>) -> Result<(), DomainError> {
     match if_match {
-        Some(given) if given != order.version => {
-            Err(DomainError::VersionConflict { given, current: order.version })
-        }
+        Some(given) if given != order.version => Err(DomainError::VersionConflict {
+            given,
+            current: order.version,
+        }),
         _ => Ok(()),
     }
 }
@@ -249,7 +265,10 @@ pub fn decide(
         Command::Claim => {
             next.claimed_by = Some(by.username.clone());
             next.claimed_hall_id = by.hall_id().map(str::to_owned);
-            Event { action: "work_order.claimed", detail: json!({ "hall_id": next.claimed_hall_id }) }
+            Event {
+                action: "work_order.claimed",
+                detail: json!({ "hall_id": next.claimed_hall_id }),
+            }
         }
         Command::Release { reason } => {
             next.claimed_by = None;
@@ -336,7 +355,12 @@ pub fn opened_event(order: &WorkOrder) -> Event {
 
 /// `<home province>-<UTC date>-<6-digit daily sequence>`.
 pub fn reference(home_province: &str, now: DateTime<Utc>, daily_seq: i64) -> String {
-    format!("{}-{}-{:06}", home_province, now.format("%Y%m%d"), daily_seq)
+    format!(
+        "{}-{}-{:06}",
+        home_province,
+        now.format("%Y%m%d"),
+        daily_seq
+    )
 }
 
 #[cfg(test)]
@@ -346,7 +370,9 @@ mod tests {
     use chrono::TimeZone;
 
     fn at() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).single().unwrap_or_default()
+        Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0)
+            .single()
+            .unwrap_or_default()
     }
 
     fn order(state: State) -> WorkOrder {
@@ -380,16 +406,29 @@ mod tests {
             username: name.into(),
             role: Role::HallStaff,
             province: None,
-            hall: Some(HallPost { id: hall.into(), province: "37".into(), city: city.into() }),
+            hall: Some(HallPost {
+                id: hall.into(),
+                province: "37".into(),
+                city: city.into(),
+            }),
         }
     }
 
     fn clerk(province: &str) -> Actor {
-        Actor { username: "clerk".into(), role: Role::Clerk, province: Some(province.into()), hall: None }
+        Actor {
+            username: "clerk".into(),
+            role: Role::Clerk,
+            province: Some(province.into()),
+            hall: None,
+        }
     }
 
     fn commands() -> Vec<Command> {
-        let target = Target { province: "37".into(), city: "370200".into(), hall_id: None };
+        let target = Target {
+            province: "37".into(),
+            city: "370200".into(),
+            hall_id: None,
+        };
         vec![
             Command::Claim,
             Command::Release { reason: "r".into() },
@@ -400,11 +439,16 @@ mod tests {
                 jti: "j".into(),
                 result_sha256: "00".into(),
             }),
-            Command::Complete { outcome: "match".into() },
+            Command::Complete {
+                outcome: "match".into(),
+            },
             Command::Return { reason: "r".into() },
             Command::Fail { reason: "r".into() },
             Command::Cancel { reason: "r".into() },
-            Command::Reroute { target, reason: "r".into() },
+            Command::Reroute {
+                target,
+                reason: "r".into(),
+            },
             Command::Expire,
         ]
     }
@@ -450,11 +494,17 @@ mod tests {
     #[test]
     fn claim_records_the_claimer_and_release_forgets_it() {
         let by = staff("li", "hall-a", "370100");
-        let (claimed, _) = decide(&order(State::Open), &Command::Claim, &by, at()).unwrap_or_else(|e| panic!("{e}"));
+        let (claimed, _) = decide(&order(State::Open), &Command::Claim, &by, at())
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(claimed.claimed_by.as_deref(), Some("li"));
         assert_eq!(claimed.claimed_hall_id.as_deref(), Some("hall-a"));
-        let (released, _) =
-            decide(&claimed, &Command::Release { reason: "x".into() }, &by, at()).unwrap_or_else(|e| panic!("{e}"));
+        let (released, _) = decide(
+            &claimed,
+            &Command::Release { reason: "x".into() },
+            &by,
+            at(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(released.claimed_by, None);
         assert_eq!(released.state, State::Open);
     }
@@ -462,8 +512,15 @@ mod tests {
     #[test]
     fn return_keeps_the_claim_and_drops_the_result() {
         let by = clerk("53");
-        let (next, _) = decide(&order(State::Submitted), &Command::Return { reason: "blurry".into() }, &by, at())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let (next, _) = decide(
+            &order(State::Submitted),
+            &Command::Return {
+                reason: "blurry".into(),
+            },
+            &by,
+            at(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(next.state, State::Claimed);
         assert_eq!(next.claimed_by.as_deref(), Some("staff"));
         assert_eq!(next.verification_id, None);
@@ -476,14 +533,31 @@ mod tests {
         let err = authorize(&o, &Command::Claim, &clerk("11"));
         assert!(matches!(err, Err(DomainError::Forbidden(_))));
         // Staff of another city: out of scope.
-        let err = authorize(&o, &Command::Release { reason: "x".into() }, &staff("x", "hall-z", "110100"));
+        let err = authorize(
+            &o,
+            &Command::Release { reason: "x".into() },
+            &staff("x", "hall-z", "110100"),
+        );
         assert!(matches!(err, Err(DomainError::NotFound(_))));
         // Staff of the same hall who did not claim: 403.
-        let err = authorize(&o, &Command::Release { reason: "x".into() }, &staff("other", "hall-a", "370100"));
+        let err = authorize(
+            &o,
+            &Command::Release { reason: "x".into() },
+            &staff("other", "hall-a", "370100"),
+        );
         assert!(matches!(err, Err(DomainError::Forbidden(_))));
-        assert!(authorize(&o, &Command::Release { reason: "x".into() }, &staff("staff", "hall-a", "370100")).is_ok());
+        assert!(authorize(
+            &o,
+            &Command::Release { reason: "x".into() },
+            &staff("staff", "hall-a", "370100")
+        )
+        .is_ok());
         // Another province's clerk: 404.
-        let err = authorize(&order(State::Submitted), &Command::Fail { reason: "x".into() }, &clerk("11"));
+        let err = authorize(
+            &order(State::Submitted),
+            &Command::Fail { reason: "x".into() },
+            &clerk("11"),
+        );
         assert!(matches!(err, Err(DomainError::NotFound(_))));
     }
 
@@ -502,7 +576,10 @@ mod tests {
         assert!(check_version(&o, Some(3)).is_ok());
         assert_eq!(
             check_version(&o, Some(2)),
-            Err(DomainError::VersionConflict { given: 2, current: 3 })
+            Err(DomainError::VersionConflict {
+                given: 2,
+                current: 3
+            })
         );
     }
 

@@ -13,7 +13,11 @@ type Reply = Result<HttpResponse, ApiError>;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/provinces").route(web::get().to(provinces)))
-        .service(web::resource("/halls").route(web::get().to(list_halls)).route(web::post().to(create_hall)))
+        .service(
+            web::resource("/halls")
+                .route(web::get().to(list_halls))
+                .route(web::post().to(create_hall)),
+        )
         .service(web::resource("/halls/{id}/keys").route(web::post().to(register_key)))
         .service(web::resource("/halls/{id}/keys/{kid}/revoke").route(web::post().to(revoke_key)))
         .service(web::resource("/users").route(web::post().to(create_user)))
@@ -38,7 +42,11 @@ pub struct HallQuery {
     responses((status = 200, body = HallList), (status = "4XX", body = Problem)))]
 pub async fn list_halls(req: HttpRequest, caller: Caller) -> Reply {
     let q: HallQuery = query(&req)?;
-    Ok(HttpResponse::Ok().json(services(&req)?.list_halls(caller.0, q.province, q.city).await?))
+    Ok(HttpResponse::Ok().json(
+        services(&req)?
+            .list_halls(caller.0, q.province, q.city)
+            .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/halls", tag = "administration", request_body = NewHall,
@@ -49,16 +57,30 @@ pub async fn create_hall(req: HttpRequest, call: Call<NewHall>) -> Reply {
 
 #[utoipa::path(post, path = "/api/v1/halls/{id}/keys", tag = "administration", request_body = NewHallKey,
     responses((status = 201, body = HallKeyView), (status = "4XX", body = Problem)))]
-pub async fn register_key(req: HttpRequest, call: Call<NewHallKey>, id: web::Path<String>) -> Reply {
-    let key = services(&req)?.register_hall_key(call.actor, id.into_inner(), call.body).await?;
+pub async fn register_key(
+    req: HttpRequest,
+    call: Call<NewHallKey>,
+    id: web::Path<String>,
+) -> Reply {
+    let key = services(&req)?
+        .register_hall_key(call.actor, id.into_inner(), call.body)
+        .await?;
     Ok(HttpResponse::Created().json(key))
 }
 
 #[utoipa::path(post, path = "/api/v1/halls/{id}/keys/{kid}/revoke", tag = "administration",
     responses((status = 200, body = HallKeyView), (status = "4XX", body = Problem)))]
-pub async fn revoke_key(req: HttpRequest, call: Call<NoBody>, path: web::Path<(String, String)>) -> Reply {
+pub async fn revoke_key(
+    req: HttpRequest,
+    call: Call<NoBody>,
+    path: web::Path<(String, String)>,
+) -> Reply {
     let (hall_id, kid) = path.into_inner();
-    Ok(HttpResponse::Ok().json(services(&req)?.revoke_hall_key(call.actor, hall_id, kid).await?))
+    Ok(HttpResponse::Ok().json(
+        services(&req)?
+            .revoke_hall_key(call.actor, hall_id, kid)
+            .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/users", tag = "administration", request_body = NewUser,
@@ -71,5 +93,9 @@ pub async fn create_user(req: HttpRequest, call: Call<NewUser>) -> Reply {
 #[utoipa::path(get, path = "/api/v1/subscribers/{msisdn}", tag = "subscribers",
     responses((status = 200, body = SubscriberView), (status = "4XX", body = Problem)))]
 pub async fn subscriber(req: HttpRequest, caller: Caller, msisdn: web::Path<String>) -> Reply {
-    Ok(HttpResponse::Ok().json(services(&req)?.view_subscriber(caller.0, msisdn.into_inner()).await?))
+    Ok(HttpResponse::Ok().json(
+        services(&req)?
+            .view_subscriber(caller.0, msisdn.into_inner())
+            .await?,
+    ))
 }

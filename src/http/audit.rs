@@ -24,8 +24,13 @@ pub async fn events(req: HttpRequest, caller: Caller) -> Reply {
     match q.format.clone() {
         None => Ok(HttpResponse::Ok().json(services.audit_events(caller.0, q).await?)),
         Some(f) => {
-            let format = ExportFormat::parse(&f)
-                .ok_or_else(|| ApiError::new(ErrorCode::InvalidRequest, Some("format"), "format must be ndjson or csv"))?;
+            let format = ExportFormat::parse(&f).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    Some("format"),
+                    "format must be ndjson or csv",
+                )
+            })?;
             let body = services.export_audit(caller.0, q, format).await?;
             Ok(HttpResponse::Ok()
                 .insert_header((header::CONTENT_TYPE, format.content_type()))

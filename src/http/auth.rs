@@ -27,10 +27,17 @@ pub struct Credentials {
     responses((status = 200, body = IssuedToken), (status = "4XX", body = Problem)))]
 pub async fn token(req: HttpRequest, creds: PublicJson<Credentials>) -> Reply {
     // The peer address, not a forwarded header a client could set to dodge the lockout.
-    let address = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let address = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
     let c = creds.0;
-    let issued = services(&req)?.login(c.username, c.password, address).await?;
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(issued))
+    let issued = services(&req)?
+        .login(c.username, c.password, address)
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(issued))
 }
 
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth",

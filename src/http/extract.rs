@@ -27,11 +27,15 @@ fn authenticate(req: &HttpRequest, services: &Services) -> Result<Actor, ApiErro
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or(service::Error::Unauthenticated("an Authorization: Bearer token is required"))?;
+        .ok_or(service::Error::Unauthenticated(
+            "an Authorization: Bearer token is required",
+        ))?;
     let token = header
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))
-        .ok_or(service::Error::Unauthenticated("an Authorization: Bearer token is required"))?;
+        .ok_or(service::Error::Unauthenticated(
+            "an Authorization: Bearer token is required",
+        ))?;
     Ok(services.authenticate(token.trim())?)
 }
 
@@ -43,7 +47,11 @@ impl FromRequest for Caller {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(services(req).and_then(|s| authenticate(req, &s)).map(Caller))
+        std::future::ready(
+            services(req)
+                .and_then(|s| authenticate(req, &s))
+                .map(Caller),
+        )
     }
 }
 
@@ -70,8 +78,18 @@ fn is_json(req: &HttpRequest) -> bool {
 }
 
 /// Reads the body within the size limit, refusing by `Content-Length` before reading.
-async fn read_body(req: &HttpRequest, payload: &mut Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
-    let too_large = || ApiError::new(ErrorCode::PayloadTooLarge, None, format!("the body is larger than {limit} bytes"));
+async fn read_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    limit: usize,
+) -> Result<web::BytesMut, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            None,
+            format!("the body is larger than {limit} bytes"),
+        )
+    };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -82,7 +100,13 @@ async fn read_body(req: &HttpRequest, payload: &mut Payload, limit: usize) -> Re
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| ApiError::new(ErrorCode::InvalidRequest, None, "the body could not be read"))?;
+        let chunk = chunk.map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                None,
+                "the body could not be read",
+            )
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
@@ -121,21 +145,39 @@ fn nests_deeper_than(bytes: &[u8], max: usize) -> bool {
 
 /// Parses a JSON body; an empty body counts as `{}` so bodiless calls accept both.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
     if nests_deeper_than(bytes, MAX_JSON_DEPTH) {
-        return Err(ApiError::new(ErrorCode::InvalidRequest, None, "JSON nests deeper than 64 levels"));
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            None,
+            "JSON nests deeper than 64 levels",
+        ));
     }
     serde_json::from_slice(bytes).map_err(|e| {
         let msg = e.to_string();
         // serde names the field at fault in backticks ("unknown field `x`", "missing field `y`").
-        let field = msg.split('`').nth(1).map(str::to_owned).filter(|_| {
-            msg.starts_with("unknown field") || msg.starts_with("missing field")
-        });
-        ApiError { code: ErrorCode::InvalidRequest, field, detail: Some(msg), retry_after: None }
+        let field = msg
+            .split('`')
+            .nth(1)
+            .map(str::to_owned)
+            .filter(|_| msg.starts_with("unknown field") || msg.starts_with("missing field"));
+        ApiError {
+            code: ErrorCode::InvalidRequest,
+            field,
+            detail: Some(msg),
+            retry_after: None,
+        }
     })
 }
 
-async fn extract_body(req: &HttpRequest, payload: &mut Payload) -> Result<(web::Data<Services>, web::BytesMut), ApiError> {
+async fn extract_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> Result<(web::Data<Services>, web::BytesMut), ApiError> {
     let services = services(req)?;
     let body = read_body(req, payload, services.settings.limits.body_bytes).await?;
     if !body.is_empty() && !is_json(req) {
@@ -190,7 +232,8 @@ pub fn if_match(req: &HttpRequest) -> Option<i64> {
 
 /// Query parameters, parsed after authentication so 401 outranks 400.
 pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
-    serde_urlencoded::from_str(req.query_string()).map_err(|e| ApiError::new(ErrorCode::InvalidRequest, None, e.to_string()))
+    serde_urlencoded::from_str(req.query_string())
+        .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, None, e.to_string()))
 }
 
 #[cfg(test)]

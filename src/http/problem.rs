@@ -24,11 +24,10 @@ pub fn status(code: ErrorCode) -> StatusCode {
         VersionConflict => StatusCode::PRECONDITION_FAILED,
         PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        InvalidMsisdn | InvalidIdNumber | InvalidDocument | InvalidProvince | InvalidCity | UnknownHall
-        | InvalidKey | BadSignature | UnknownKey | RevokedKey | ClaimsMismatch | InvalidResult | StaleResult
-        | ReplayedResult | MissingEvidence | NameMismatch | OutcomeNotMatch | InvalidField => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        InvalidMsisdn | InvalidIdNumber | InvalidDocument | InvalidProvince | InvalidCity
+        | UnknownHall | InvalidKey | BadSignature | UnknownKey | RevokedKey | ClaimsMismatch
+        | InvalidResult | StaleResult | ReplayedResult | MissingEvidence | NameMismatch
+        | OutcomeNotMatch | InvalidField => StatusCode::UNPROCESSABLE_ENTITY,
         RateLimited => StatusCode::TOO_MANY_REQUESTS,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,
         Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -60,7 +59,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, field: Option<&str>, detail: impl Into<String>) -> Self {
-        Self { code, field: field.map(str::to_owned), detail: Some(detail.into()), retry_after: None }
+        Self {
+            code,
+            field: field.map(str::to_owned),
+            detail: Some(detail.into()),
+            retry_after: None,
+        }
     }
 }
 
@@ -82,10 +86,17 @@ impl From<service::Error> for ApiError {
             tracing::error!(error = %e, "request failed");
         }
         let retry_after = match &e {
-            service::Error::RateLimited { retry_after_seconds } => Some(*retry_after_seconds),
+            service::Error::RateLimited {
+                retry_after_seconds,
+            } => Some(*retry_after_seconds),
             _ => None,
         };
-        Self { code, field: e.field().map(str::to_owned), detail: e.public_detail(), retry_after }
+        Self {
+            code,
+            field: e.field().map(str::to_owned),
+            detail: e.public_detail(),
+            retry_after,
+        }
     }
 }
 

@@ -19,13 +19,20 @@ pub async fn readyz(req: HttpRequest) -> Reply {
     if services(&req)?.store.ping().await {
         Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
     } else {
-        Err(ApiError::new(ErrorCode::Unavailable, None, "the database does not answer"))
+        Err(ApiError::new(
+            ErrorCode::Unavailable,
+            None,
+            "the database does not answer",
+        ))
     }
 }
 
 pub async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
     HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"))
+        .insert_header((
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        ))
         .body(metrics.render())
 }
 

@@ -13,30 +13,40 @@ use crate::service::work_orders::{ListQuery, OpenOrder, Reason, Reroute};
 type Reply = Result<HttpResponse, ApiError>;
 
 fn with_etag(mut res: actix_web::HttpResponseBuilder, order: &WorkOrderView) -> HttpResponse {
-    res.insert_header((header::ETAG, format!("\"{}\"", order.version))).json(order)
+    res.insert_header((header::ETAG, format!("\"{}\"", order.version)))
+        .json(order)
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/work-orders").route(web::post().to(open)).route(web::get().to(list)))
-        .service(web::resource("/work-orders/{id}").route(web::get().to(get)))
-        .service(web::resource("/work-orders/{id}/events").route(web::get().to(events)))
-        .service(web::resource("/work-orders/{id}/claim").route(web::post().to(claim)))
-        .service(web::resource("/work-orders/{id}/release").route(web::post().to(release)))
-        .service(web::resource("/work-orders/{id}/verification").route(web::post().to(submit)))
-        .service(web::resource("/work-orders/{id}/complete").route(web::post().to(complete)))
-        .service(web::resource("/work-orders/{id}/return").route(web::post().to(return_order)))
-        .service(web::resource("/work-orders/{id}/fail").route(web::post().to(fail)))
-        .service(web::resource("/work-orders/{id}/cancel").route(web::post().to(cancel)))
-        .service(web::resource("/work-orders/{id}/reroute").route(web::post().to(reroute)));
+    cfg.service(
+        web::resource("/work-orders")
+            .route(web::post().to(open))
+            .route(web::get().to(list)),
+    )
+    .service(web::resource("/work-orders/{id}").route(web::get().to(get)))
+    .service(web::resource("/work-orders/{id}/events").route(web::get().to(events)))
+    .service(web::resource("/work-orders/{id}/claim").route(web::post().to(claim)))
+    .service(web::resource("/work-orders/{id}/release").route(web::post().to(release)))
+    .service(web::resource("/work-orders/{id}/verification").route(web::post().to(submit)))
+    .service(web::resource("/work-orders/{id}/complete").route(web::post().to(complete)))
+    .service(web::resource("/work-orders/{id}/return").route(web::post().to(return_order)))
+    .service(web::resource("/work-orders/{id}/fail").route(web::post().to(fail)))
+    .service(web::resource("/work-orders/{id}/cancel").route(web::post().to(cancel)))
+    .service(web::resource("/work-orders/{id}/reroute").route(web::post().to(reroute)));
 }
 
 /// Open a work order (home-province clerk).
 #[utoipa::path(post, path = "/api/v1/work-orders", tag = "work orders", request_body = OpenOrder,
     responses((status = 201, body = WorkOrderView), (status = "4XX", body = Problem)))]
 pub async fn open(req: HttpRequest, call: Call<OpenOrder>) -> Reply {
-    let order = services(&req)?.open_work_order(call.actor, call.body).await?;
+    let order = services(&req)?
+        .open_work_order(call.actor, call.body)
+        .await?;
     let mut res = HttpResponse::Created();
-    res.insert_header((header::LOCATION, format!("/api/v1/work-orders/{}", order.id)));
+    res.insert_header((
+        header::LOCATION,
+        format!("/api/v1/work-orders/{}", order.id),
+    ));
     Ok(with_etag(res, &order))
 }
 
@@ -51,7 +61,9 @@ pub async fn list(req: HttpRequest, caller: Caller) -> Reply {
 #[utoipa::path(get, path = "/api/v1/work-orders/{id}", tag = "work orders",
     responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
 pub async fn get(req: HttpRequest, caller: Caller, id: web::Path<String>) -> Reply {
-    let order = services(&req)?.get_work_order(caller.0, id.into_inner()).await?;
+    let order = services(&req)?
+        .get_work_order(caller.0, id.into_inner())
+        .await?;
     Ok(with_etag(HttpResponse::Ok(), &order))
 }
 
@@ -59,11 +71,22 @@ pub async fn get(req: HttpRequest, caller: Caller, id: web::Path<String>) -> Rep
 #[utoipa::path(get, path = "/api/v1/work-orders/{id}/events", tag = "work orders",
     responses((status = 200, body = EventList), (status = "4XX", body = Problem)))]
 pub async fn events(req: HttpRequest, caller: Caller, id: web::Path<String>) -> Reply {
-    Ok(HttpResponse::Ok().json(services(&req)?.work_order_events(caller.0, id.into_inner()).await?))
+    Ok(HttpResponse::Ok().json(
+        services(&req)?
+            .work_order_events(caller.0, id.into_inner())
+            .await?,
+    ))
 }
 
-async fn transition(req: &HttpRequest, actor: crate::domain::access::Actor, id: String, cmd: Command) -> Reply {
-    let order = services(req)?.transition(actor, id, if_match(req), cmd).await?;
+async fn transition(
+    req: &HttpRequest,
+    actor: crate::domain::access::Actor,
+    id: String,
+    cmd: Command,
+) -> Reply {
+    let order = services(req)?
+        .transition(actor, id, if_match(req), cmd)
+        .await?;
     Ok(with_etag(HttpResponse::Ok(), &order))
 }
 
@@ -77,7 +100,15 @@ pub async fn claim(req: HttpRequest, call: Call<NoBody>, id: web::Path<String>) 
 #[utoipa::path(post, path = "/api/v1/work-orders/{id}/release", tag = "work orders", request_body = Reason,
     responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
 pub async fn release(req: HttpRequest, call: Call<Reason>, id: web::Path<String>) -> Reply {
-    transition(&req, call.actor, id.into_inner(), Command::Release { reason: call.body.reason }).await
+    transition(
+        &req,
+        call.actor,
+        id.into_inner(),
+        Command::Release {
+            reason: call.body.reason,
+        },
+    )
+    .await
 }
 
 /// Submit the hall's signed verification result (the claiming staff member).
@@ -94,32 +125,71 @@ pub async fn submit(req: HttpRequest, call: Call<SubmitResult>, id: web::Path<St
 #[utoipa::path(post, path = "/api/v1/work-orders/{id}/complete", tag = "work orders",
     responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
 pub async fn complete(req: HttpRequest, call: Call<NoBody>, id: web::Path<String>) -> Reply {
-    let order = services(&req)?.complete(call.actor, id.into_inner(), if_match(&req)).await?;
+    let order = services(&req)?
+        .complete(call.actor, id.into_inner(), if_match(&req))
+        .await?;
     Ok(with_etag(HttpResponse::Ok(), &order))
 }
 
 #[utoipa::path(post, path = "/api/v1/work-orders/{id}/return", tag = "work orders", request_body = Reason,
     responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
 pub async fn return_order(req: HttpRequest, call: Call<Reason>, id: web::Path<String>) -> Reply {
-    transition(&req, call.actor, id.into_inner(), Command::Return { reason: call.body.reason }).await
+    transition(
+        &req,
+        call.actor,
+        id.into_inner(),
+        Command::Return {
+            reason: call.body.reason,
+        },
+    )
+    .await
 }
 
 #[utoipa::path(post, path = "/api/v1/work-orders/{id}/fail", tag = "work orders", request_body = Reason,
     responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
 pub async fn fail(req: HttpRequest, call: Call<Reason>, id: web::Path<String>) -> Reply {
-    transition(&req, call.actor, id.into_inner(), Command::Fail { reason: call.body.reason }).await
+    transition(
+        &req,
+        call.actor,
+        id.into_inner(),
+        Command::Fail {
+            reason: call.body.reason,
+        },
+    )
+    .await
 }
 
 #[utoipa::path(post, path = "/api/v1/work-orders/{id}/cancel", tag = "work orders", request_body = Reason,
     responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
 pub async fn cancel(req: HttpRequest, call: Call<Reason>, id: web::Path<String>) -> Reply {
-    transition(&req, call.actor, id.into_inner(), Command::Cancel { reason: call.body.reason }).await
+    transition(
+        &req,
+        call.actor,
+        id.into_inner(),
+        Command::Cancel {
+            reason: call.body.reason,
+        },
+    )
+    .await
 }
 
 #[utoipa::path(post, path = "/api/v1/work-orders/{id}/reroute", tag = "work orders", request_body = Reroute,
     responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
 pub async fn reroute(req: HttpRequest, call: Call<Reroute>, id: web::Path<String>) -> Reply {
     let b = call.body;
-    let target = Target { province: b.target_province, city: b.target_city, hall_id: b.target_hall_id };
-    transition(&req, call.actor, id.into_inner(), Command::Reroute { target, reason: b.reason }).await
+    let target = Target {
+        province: b.target_province,
+        city: b.target_city,
+        hall_id: b.target_hall_id,
+    };
+    transition(
+        &req,
+        call.actor,
+        id.into_inner(),
+        Command::Reroute {
+            target,
+            reason: b.reason,
+        },
+    )
+    .await
 }

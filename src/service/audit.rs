@@ -87,7 +87,9 @@ fn time_bound(raw: Option<&str>, field: &str) -> Result<Option<String>> {
     raw.map(|s| {
         DateTime::parse_from_rfc3339(s)
             .map(|t| format_at(t.with_timezone(&Utc)))
-            .map_err(|_| Error::bad_request(Some(field), format!("{field} must be an RFC 3339 time")))
+            .map_err(|_| {
+                Error::bad_request(Some(field), format!("{field} must be an RFC 3339 time"))
+            })
     })
     .transpose()
 }
@@ -97,7 +99,10 @@ impl Services {
         actor.require(Permission::ReadAudit)?;
         let limit = q.limit.unwrap_or(100);
         if !(1..=1000).contains(&limit) {
-            return Err(Error::bad_request(Some("limit"), "limit must be between 1 and 1000"));
+            return Err(Error::bad_request(
+                Some("limit"),
+                "limit must be between 1 and 1000",
+            ));
         }
         let filter = self.event_filter(&actor, &q)?;
         self.store
@@ -105,8 +110,15 @@ impl Services {
                 let mut rows = store::query(c, &filter, limit + 1)?;
                 let more = rows.len() as i64 > limit;
                 rows.truncate(limit as usize);
-                let next_after = if more { rows.last().map(|r| r.seq) } else { None };
-                Ok(EventPage { items: rows.into_iter().map(Into::into).collect(), next_after })
+                let next_after = if more {
+                    rows.last().map(|r| r.seq)
+                } else {
+                    None
+                };
+                Ok(EventPage {
+                    items: rows.into_iter().map(Into::into).collect(),
+                    next_after,
+                })
             })
             .await
     }
@@ -114,7 +126,12 @@ impl Services {
     fn event_filter(&self, actor: &Actor, q: &EventQuery) -> Result<store::EventFilter> {
         Ok(store::EventFilter {
             work_order: q.work_order.clone(),
-            msisdn: q.msisdn.as_deref().map(|m| parse_msisdn(m, "msisdn")).transpose()?.map(|m| m.into_string()),
+            msisdn: q
+                .msisdn
+                .as_deref()
+                .map(|m| parse_msisdn(m, "msisdn"))
+                .transpose()?
+                .map(|m| m.into_string()),
             actor: q.actor.clone(),
             action: q.action.clone(),
             since: time_bound(q.since.as_deref(), "since")?,
@@ -127,7 +144,12 @@ impl Services {
 
     /// Every matching event as NDJSON or CSV; the export itself is an audit event, written in
     /// the same transaction that reads, so the export includes its own record.
-    pub async fn export_audit(&self, actor: Actor, q: EventQuery, format: ExportFormat) -> Result<Vec<u8>> {
+    pub async fn export_audit(
+        &self,
+        actor: Actor,
+        q: EventQuery,
+        format: ExportFormat,
+    ) -> Result<Vec<u8>> {
         actor.require(Permission::ReadAudit)?;
         let mut filter = self.event_filter(&actor, &q)?;
         let filters = json!({
@@ -136,18 +158,30 @@ impl Services {
         });
         self.change(super::recorder(&actor), move |tx, now| {
             let detail = json!({ "format": format.as_str(), "filters": filters });
-            crate::audit::append(tx, &super::recorder(&actor), "audit.exported", None, &detail, now)?;
+            crate::audit::append(
+                tx,
+                &super::recorder(&actor),
+                "audit.exported",
+                None,
+                &detail,
+                now,
+            )?;
             let mut out = Vec::new();
             if format == ExportFormat::Csv {
-                out.extend_from_slice(b"seq,at,actor,role,action,work_order,detail,prev_hash,hash\n");
+                out.extend_from_slice(
+                    b"seq,at,actor,role,action,work_order,detail,prev_hash,hash\n",
+                );
             }
             loop {
                 let rows = store::query(tx, &filter, 5000)?;
-                let Some(last) = rows.last().map(|r| r.seq) else { break };
+                let Some(last) = rows.last().map(|r| r.seq) else {
+                    break;
+                };
                 for row in rows {
                     match format {
                         ExportFormat::Ndjson => {
-                            let line = serde_json::to_vec(&AuditEventView::from(row)).map_err(|e| Error::Internal(e.to_string()))?;
+                            let line = serde_json::to_vec(&AuditEventView::from(row))
+                                .map_err(|e| Error::Internal(e.to_string()))?;
                             out.extend_from_slice(&line);
                             out.push(b'\n');
                         }
@@ -178,18 +212,32 @@ impl Services {
 
     pub async fn verify_audit(&self, actor: Actor) -> Result<VerifyView> {
         actor.require(Permission::ReadAudit)?;
-        let report = self.store.read(|c| -> Result<_> { Ok(crate::audit::verify_all(c)?) }).await?;
+        let report = self
+            .store
+            .read(|c| -> Result<_> { Ok(crate::audit::verify_all(c)?) })
+            .await?;
         if !report.ok {
             tracing::error!(first_bad_seq = ?report.first_bad_seq, checked = report.checked, "audit chain is broken");
         }
-        Ok(VerifyView { ok: report.ok, checked: report.checked, head: report.head, first_bad_seq: report.first_bad_seq })
+        Ok(VerifyView {
+            ok: report.ok,
+            checked: report.checked,
+            head: report.head,
+            first_bad_seq: report.first_bad_seq,
+        })
     }
 
     /// The public keys of every instance sharing the database (receipts and checkpoints).
     pub async fn jwks(&self) -> Result<Value> {
         let own = self.service_key.jwk();
-        let stored = self.store.read(|c| -> Result<_> { Ok(secrets::published_keys(c)?) }).await?;
-        let mut keys: Vec<Value> = stored.iter().filter_map(|k| serde_json::from_str(k).ok()).collect();
+        let stored = self
+            .store
+            .read(|c| -> Result<_> { Ok(secrets::published_keys(c)?) })
+            .await?;
+        let mut keys: Vec<Value> = stored
+            .iter()
+            .filter_map(|k| serde_json::from_str(k).ok())
+            .collect();
         if !keys.iter().any(|k| k.get("kid") == own.get("kid")) {
             keys.push(own);
         }

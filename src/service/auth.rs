@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -91,7 +93,12 @@ impl TokenKeys {
             (Some(id), Some(province), Some(city)) => Some(HallPost { id, province, city }),
             _ => None,
         };
-        Ok(Actor { username: c.sub, role, province: c.province, hall })
+        Ok(Actor {
+            username: c.sub,
+            role,
+            province: c.province,
+            hall,
+        })
     }
 }
 
@@ -120,10 +127,16 @@ impl LoginGuard {
 
     /// Refuses while either the user or the address has too many recent failures.
     pub fn check(&self, username: &str, address: &str, now: i64) -> Result<()> {
-        let mut map = self.failures.lock().map_err(|_| Error::Internal("login guard poisoned".into()))?;
+        let mut map = self
+            .failures
+            .lock()
+            .map_err(|_| Error::Internal("login guard poisoned".into()))?;
         let [user_key, addr_key] = Self::keys(username, address);
         let mut retry_after = 0;
-        for (key, max) in [(user_key, self.max_per_user), (addr_key, self.max_per_address)] {
+        for (key, max) in [
+            (user_key, self.max_per_user),
+            (addr_key, self.max_per_address),
+        ] {
             if let Some(times) = map.get_mut(&key) {
                 times.retain(|t| now - t < self.window_seconds);
                 if times.len() as u32 >= max {
@@ -133,7 +146,9 @@ impl LoginGuard {
             }
         }
         if retry_after > 0 {
-            return Err(Error::RateLimited { retry_after_seconds: retry_after.max(1) as u64 });
+            return Err(Error::RateLimited {
+                retry_after_seconds: retry_after.max(1) as u64,
+            });
         }
         Ok(())
     }
@@ -163,14 +178,20 @@ pub fn hash_password(password: &str) -> Result<String> {
 
 fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
 /// A stand-in hash so an unknown username costs as much as a wrong password.
 fn dummy_hash() -> String {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| hash_password("not a real password").unwrap_or_default()).clone()
+    DUMMY
+        .get_or_init(|| hash_password("not a real password").unwrap_or_default())
+        .clone()
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -181,9 +202,15 @@ pub struct IssuedToken {
 }
 
 impl Services {
-    pub async fn login(&self, username: String, password: String, address: String) -> Result<IssuedToken> {
+    pub async fn login(
+        &self,
+        username: String,
+        password: String,
+        address: String,
+    ) -> Result<IssuedToken> {
         let now = self.now();
-        self.login_guard.check(&username, &address, now.timestamp())?;
+        self.login_guard
+            .check(&username, &address, now.timestamp())?;
         let lookup = username.clone();
         let user = self
             .store
@@ -193,12 +220,13 @@ impl Services {
         let matches = tokio::task::spawn_blocking(move || {
             verify_password(&password, &hash.unwrap_or_else(dummy_hash))
         })
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
         let actor = match (user, matches) {
             (Some(user), true) => self.actor_of(user).await?,
             _ => {
-                self.login_guard.record_failure(&username, &address, now.timestamp());
+                self.login_guard
+                    .record_failure(&username, &address, now.timestamp());
                 tracing::info!(address = %address, "failed login");
                 return Err(Error::Unauthenticated("wrong username or password"));
             }
@@ -221,11 +249,20 @@ impl Services {
                     .read(move |c| -> Result<_> { Ok(crate::storage::halls::get(c, &id)?) })
                     .await?
                     .ok_or_else(|| Error::Internal("user's hall is missing".into()))?;
-                Some(HallPost { id: hall.id, province: hall.province, city: hall.city })
+                Some(HallPost {
+                    id: hall.id,
+                    province: hall.province,
+                    city: hall.city,
+                })
             }
             None => None,
         };
-        Ok(Actor { username: user.username, role, province: user.province, hall })
+        Ok(Actor {
+            username: user.username,
+            role,
+            province: user.province,
+            hall,
+        })
     }
 
     pub fn authenticate(&self, token: &str) -> Result<Actor> {

@@ -15,7 +15,10 @@ pub enum Error {
     #[error("too many failed logins; try again in {retry_after_seconds} s")]
     RateLimited { retry_after_seconds: u64 },
     #[error("{detail}")]
-    BadRequest { field: Option<String>, detail: String },
+    BadRequest {
+        field: Option<String>,
+        detail: String,
+    },
     #[error("signing: {0}")]
     Signing(#[from] KeyError),
     #[error("internal: {0}")]
@@ -30,7 +33,10 @@ impl From<diesel::result::Error> for Error {
 
 impl Error {
     pub fn bad_request(field: Option<&str>, detail: impl Into<String>) -> Self {
-        Self::BadRequest { field: field.map(str::to_owned), detail: detail.into() }
+        Self::BadRequest {
+            field: field.map(str::to_owned),
+            detail: detail.into(),
+        }
     }
 
     pub fn code(&self) -> ErrorCode {
@@ -39,7 +45,9 @@ impl Error {
             Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::BadRequest { .. } => ErrorCode::InvalidRequest,
-            Self::Storage(StorageError::Connect(_) | StorageError::Pool(_)) => ErrorCode::Unavailable,
+            Self::Storage(StorageError::Connect(_) | StorageError::Pool(_)) => {
+                ErrorCode::Unavailable
+            }
             Self::Storage(_) | Self::Signing(_) | Self::Internal(_) => ErrorCode::Internal,
         }
     }

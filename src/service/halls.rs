@@ -103,10 +103,15 @@ fn validate_email(raw: Option<&str>, field: &str) -> Result<Option<String>, Doma
     let Some(raw) = raw else { return Ok(None) };
     let e = raw.trim();
     let ok = e.len() <= 254
-        && e.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+        && e.split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
         && !e.contains(char::is_whitespace);
     if !ok {
-        return Err(DomainError::invalid(ErrorCode::InvalidField, field, "not an email address"));
+        return Err(DomainError::invalid(
+            ErrorCode::InvalidField,
+            field,
+            "not an email address",
+        ));
     }
     Ok(Some(e.to_owned()))
 }
@@ -124,16 +129,27 @@ impl Services {
         let _ = actor;
         let items = region::PROVINCES
             .iter()
-            .map(|p| ProvinceView { code: p.code.to_owned(), name: p.name_zh.to_owned(), name_en: p.name_en.to_owned() })
+            .map(|p| ProvinceView {
+                code: p.code.to_owned(),
+                name: p.name_zh.to_owned(),
+                name_en: p.name_en.to_owned(),
+            })
             .collect();
         Ok(ProvinceList { items })
     }
 
-    pub async fn list_halls(&self, _actor: Actor, province: Option<String>, city: Option<String>) -> Result<HallList> {
+    pub async fn list_halls(
+        &self,
+        _actor: Actor,
+        province: Option<String>,
+        city: Option<String>,
+    ) -> Result<HallList> {
         self.store
             .read(move |c| {
                 let rows = halls::list(c, province.as_deref(), city.as_deref())?;
-                Ok(HallList { items: rows.into_iter().map(HallView::from).collect() })
+                Ok(HallList {
+                    items: rows.into_iter().map(HallView::from).collect(),
+                })
             })
             .await
     }
@@ -172,7 +188,12 @@ impl Services {
         .await
     }
 
-    pub async fn register_hall_key(&self, actor: Actor, hall_id: String, req: NewHallKey) -> Result<HallKeyView> {
+    pub async fn register_hall_key(
+        &self,
+        actor: Actor,
+        hall_id: String,
+        req: NewHallKey,
+    ) -> Result<HallKeyView> {
         actor.require(Permission::Administer)?;
         self.change(recorder(&actor), move |tx, now| {
             if halls::get(tx, &hall_id)?.is_none() {
@@ -180,13 +201,18 @@ impl Services {
             }
             let kid = require_text(&req.kid, "kid")?;
             if halls::get_key(tx, &kid)?.is_some() {
-                return Err(DomainError::AlreadyExists { what: "a key with this kid".into(), field: Some("kid".into()) }.into());
+                return Err(DomainError::AlreadyExists {
+                    what: "a key with this kid".into(),
+                    field: Some("kid".into()),
+                }
+                .into());
             }
             let alg = Alg::parse(&req.alg).ok_or_else(|| {
                 DomainError::invalid(ErrorCode::InvalidKey, "alg", "alg must be ES256 or EdDSA")
             })?;
-            let public = HallPublicKey::from_pem(alg, &req.public_key_pem)
-                .map_err(|e| DomainError::invalid(ErrorCode::InvalidKey, "public_key_pem", e.to_string()))?;
+            let public = HallPublicKey::from_pem(alg, &req.public_key_pem).map_err(|e| {
+                DomainError::invalid(ErrorCode::InvalidKey, "public_key_pem", e.to_string())
+            })?;
             let key = HallKey {
                 kid,
                 hall_id: hall_id.clone(),
@@ -197,27 +223,52 @@ impl Services {
             };
             halls::insert_key(tx, &key)?;
             let detail = json!({ "hall_id": hall_id, "kid": key.kid, "alg": key.alg });
-            audit::append(tx, &recorder(&actor), "hall_key.registered", None, &detail, now)?;
+            audit::append(
+                tx,
+                &recorder(&actor),
+                "hall_key.registered",
+                None,
+                &detail,
+                now,
+            )?;
             Ok(HallKeyView::from(key))
         })
         .await
     }
 
-    pub async fn revoke_hall_key(&self, actor: Actor, hall_id: String, kid: String) -> Result<HallKeyView> {
+    pub async fn revoke_hall_key(
+        &self,
+        actor: Actor,
+        hall_id: String,
+        kid: String,
+    ) -> Result<HallKeyView> {
         actor.require(Permission::Administer)?;
         self.change(recorder(&actor), move |tx, now| {
             let key = halls::get_key(tx, &kid)?
                 .filter(|k| k.hall_id == hall_id)
                 .ok_or_else(|| Refusal::from(DomainError::NotFound("hall key".into())))?;
             if key.revoked_at.is_some() {
-                return Err(DomainError::InvalidState { from: "revoked", action: "revoke" }.into());
+                return Err(DomainError::InvalidState {
+                    from: "revoked",
+                    action: "revoke",
+                }
+                .into());
             }
             // Whole seconds: results with iat < T still verify, as the contract says.
             let at = chrono::DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
             halls::revoke_key(tx, &kid, at)?;
-            let detail = json!({ "hall_id": hall_id, "kid": kid, "revoked_at": secs(at.naive_utc()) });
-            audit::append(tx, &recorder(&actor), "hall_key.revoked", None, &detail, now)?;
-            let revoked = halls::get_key(tx, &kid)?.ok_or_else(|| Refusal::from(DomainError::NotFound("hall key".into())))?;
+            let detail =
+                json!({ "hall_id": hall_id, "kid": kid, "revoked_at": secs(at.naive_utc()) });
+            audit::append(
+                tx,
+                &recorder(&actor),
+                "hall_key.revoked",
+                None,
+                &detail,
+                now,
+            )?;
+            let revoked = halls::get_key(tx, &kid)?
+                .ok_or_else(|| Refusal::from(DomainError::NotFound("hall key".into())))?;
             Ok(HallKeyView::from(revoked))
         })
         .await

@@ -14,7 +14,7 @@ pub mod work_orders;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 
 pub use error::{Error, Result};
 
@@ -32,8 +32,10 @@ pub struct Clock {
 }
 
 impl Clock {
+    /// Microsecond precision: what both databases store, so a value reads back as written.
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + Duration::seconds(self.offset_seconds.load(Ordering::Relaxed))
+        let now = Utc::now() + Duration::seconds(self.offset_seconds.load(Ordering::Relaxed));
+        now.trunc_subsecs(6)
     }
 
     pub fn advance(&self, seconds: i64) {
@@ -71,12 +73,16 @@ impl Services {
             &service_key.jwk().to_string(),
             clock.now().naive_utc(),
         )?;
-        let token_secret = secrets::get_or_insert(&mut conn, "token_hmac_key", &auth::fresh_secret())?;
+        let token_secret =
+            secrets::get_or_insert(&mut conn, "token_hmac_key", &auth::fresh_secret())?;
         drop(conn);
         Ok(Self {
             store,
             login_guard: Arc::new(auth::LoginGuard::new(&settings.auth)),
-            tokens: Arc::new(auth::TokenKeys::new(token_secret.as_bytes(), settings.auth.token_ttl_seconds)),
+            tokens: Arc::new(auth::TokenKeys::new(
+                token_secret.as_bytes(),
+                settings.auth.token_ttl_seconds,
+            )),
             settings: Arc::new(settings),
             service_key: Arc::new(service_key),
             clock,
@@ -108,7 +114,8 @@ impl Services {
                 match attempt {
                     Ok(done) => Ok(done),
                     Err(RolledBack(Refusal::Plain(e))) => Err(e),
-                    Err(RolledBack(Refusal::Audited { error, action, work_order, detail })) => {
+                    Err(RolledBack(Refusal::Audited(refusal))) => {
+                        let AuditedRefusal { error, action, work_order, detail } = *refusal;
                         crate::audit::append(tx, &by, action, work_order.as_deref(), &detail, now)?;
                         Ok(Err(error))
                     }
@@ -123,7 +130,25 @@ impl Services {
 /// is committed on its own.
 pub enum Refusal {
     Plain(Error),
-    Audited { error: Error, action: &'static str, work_order: Option<String>, detail: serde_json::Value },
+    Audited(Box<AuditedRefusal>),
+}
+
+pub struct AuditedRefusal {
+    pub error: Error,
+    pub action: &'static str,
+    pub work_order: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+impl Refusal {
+    pub fn audited(
+        error: impl Into<Error>,
+        action: &'static str,
+        work_order: Option<String>,
+        detail: serde_json::Value,
+    ) -> Self {
+        Self::Audited(Box::new(AuditedRefusal { error: error.into(), action, work_order, detail }))
+    }
 }
 
 impl From<Error> for Refusal {
@@ -159,7 +184,8 @@ impl From<crate::signing::KeyError> for Refusal {
 impl From<Refusal> for Error {
     fn from(r: Refusal) -> Self {
         match r {
-            Refusal::Plain(e) | Refusal::Audited { error: e, .. } => e,
+            Refusal::Plain(e) => e,
+            Refusal::Audited(a) => a.error,
         }
     }
 }
@@ -181,7 +207,11 @@ pub fn recorder(actor: &Actor) -> Recorder {
 pub fn require_text(value: &str, field: &str) -> std::result::Result<String, DomainError> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
-        return Err(DomainError::invalid(ErrorCode::InvalidField, field, format!("{field} must not be empty")));
+        return Err(DomainError::invalid(
+            ErrorCode::InvalidField,
+            field,
+            format!("{field} must not be empty"),
+        ));
     }
     Ok(trimmed.to_owned())
 }

@@ -29,7 +29,11 @@ pub struct SubscriberView {
 }
 
 impl Services {
-    pub async fn view_subscriber(&self, actor: Actor, raw_msisdn: String) -> Result<SubscriberView> {
+    pub async fn view_subscriber(
+        &self,
+        actor: Actor,
+        raw_msisdn: String,
+    ) -> Result<SubscriberView> {
         actor.require(Permission::ReadSubscriber)?;
         let msisdn = parse_msisdn(&raw_msisdn, "msisdn")?.into_string();
         self.change(recorder(&actor), move |tx, now| {
@@ -37,16 +41,32 @@ impl Services {
                 .filter(|s| actor.sees_subscriber(&s.home_province))
                 .ok_or_else(|| DomainError::NotFound("subscriber".into()))?;
             let work_order = match &s.work_order_id {
-                Some(id) => work_orders::get(tx, id)?.map(|o| OrderRef { id: o.id, reference: o.reference }),
+                Some(id) => work_orders::get(tx, id)?.map(|o| OrderRef {
+                    id: o.id,
+                    reference: o.reference,
+                }),
                 None => None,
             };
-            let document = match (&s.document_type, &s.document_number_masked, &s.document_name_masked) {
-                (Some(t), Some(n), Some(name)) => {
-                    Some(MaskedDocumentView { doc_type: t.clone(), number: n.clone(), name: name.clone() })
-                }
+            let document = match (
+                &s.document_type,
+                &s.document_number_masked,
+                &s.document_name_masked,
+            ) {
+                (Some(t), Some(n), Some(name)) => Some(MaskedDocumentView {
+                    doc_type: t.clone(),
+                    number: n.clone(),
+                    name: name.clone(),
+                }),
                 _ => None,
             };
-            audit::append(tx, &recorder(&actor), "subscriber.viewed", None, &json!({ "msisdn": msisdn }), now)?;
+            audit::append(
+                tx,
+                &recorder(&actor),
+                "subscriber.viewed",
+                None,
+                &json!({ "msisdn": msisdn }),
+                now,
+            )?;
             Ok(SubscriberView {
                 msisdn: s.msisdn,
                 home_province: s.home_province,

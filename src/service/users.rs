@@ -42,34 +42,65 @@ fn invalid(field: &str, detail: &str) -> Refusal {
 }
 
 /// Validates and stores a user; the password hash is computed before the transaction.
-fn insert_user(conn: &mut DbConn, req: &NewUser, password_hash: String, now: DateTime<Utc>) -> Result<UserView, Refusal> {
+fn insert_user(
+    conn: &mut DbConn,
+    req: &NewUser,
+    password_hash: String,
+    now: DateTime<Utc>,
+) -> Result<UserView, Refusal> {
     let username = req.username.trim();
     if users::username_exists(conn, username)? {
-        return Err(DomainError::AlreadyExists { what: "a user with this username".into(), field: Some("username".into()) }.into());
+        return Err(DomainError::AlreadyExists {
+            what: "a user with this username".into(),
+            field: Some("username".into()),
+        }
+        .into());
     }
     let valid_name = !username.is_empty()
         && username.chars().count() <= 64
-        && username.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
+        && username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
     if !valid_name {
-        return Err(invalid("username", "1-64 characters of letters, digits and . _ - @"));
+        return Err(invalid(
+            "username",
+            "1-64 characters of letters, digits and . _ - @",
+        ));
     }
     if req.password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(invalid("password", "the password must have at least 8 characters"));
+        return Err(invalid(
+            "password",
+            "the password must have at least 8 characters",
+        ));
     }
     let role = Role::parse(&req.role)
         .ok_or_else(|| invalid("role", "role must be clerk, hall_staff, auditor or admin"))?;
     let mut province = req.province.clone();
     if let Some(p) = &province {
         if region::province(p).is_none() {
-            return Err(DomainError::invalid(ErrorCode::InvalidProvince, "province", "unknown province code").into());
+            return Err(DomainError::invalid(
+                ErrorCode::InvalidProvince,
+                "province",
+                "unknown province code",
+            )
+            .into());
         }
     }
     match role {
-        Role::Clerk if province.is_none() => return Err(invalid("province", "a clerk needs a home province")),
+        Role::Clerk if province.is_none() => {
+            return Err(invalid("province", "a clerk needs a home province"))
+        }
         Role::HallStaff => {
-            let hall_id = req.hall_id.as_deref().ok_or_else(|| invalid("hall_id", "hall staff need a hall"))?;
+            let hall_id = req
+                .hall_id
+                .as_deref()
+                .ok_or_else(|| invalid("hall_id", "hall staff need a hall"))?;
             let hall = halls::get(conn, hall_id)?.ok_or_else(|| {
-                Refusal::from(DomainError::invalid(ErrorCode::UnknownHall, "hall_id", "no such hall"))
+                Refusal::from(DomainError::invalid(
+                    ErrorCode::UnknownHall,
+                    "hall_id",
+                    "no such hall",
+                ))
             })?;
             // A staff member's province is their hall's.
             province = Some(hall.province);
@@ -95,15 +126,30 @@ fn insert_user(conn: &mut DbConn, req: &NewUser, password_hash: String, now: Dat
     };
     match users::insert(conn, &user) {
         Err(e) if e.is_unique_violation() => {
-            return Err(DomainError::AlreadyExists { what: "a user with this username".into(), field: Some("username".into()) }.into())
+            return Err(DomainError::AlreadyExists {
+                what: "a user with this username".into(),
+                field: Some("username".into()),
+            }
+            .into())
         }
         other => other?,
     }
-    Ok(UserView { username: user.username, role: user.role, province: user.province, hall_id: user.hall_id, email: user.email })
+    Ok(UserView {
+        username: user.username,
+        role: user.role,
+        province: user.province,
+        hall_id: user.hall_id,
+        email: user.email,
+    })
 }
 
 /// Creates a user on behalf of `by` (an admin, or the CLI), on the calling thread.
-pub fn add_user_blocking(store: &Store, by: &Recorder, req: &NewUser, now: DateTime<Utc>) -> Result<UserView> {
+pub fn add_user_blocking(
+    store: &Store,
+    by: &Recorder,
+    req: &NewUser,
+    now: DateTime<Utc>,
+) -> Result<UserView> {
     let hash = auth::hash_password(&req.password)?;
     store.write_blocking(|tx| -> Result<UserView> {
         audit::lock(tx)?;

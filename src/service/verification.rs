@@ -39,26 +39,53 @@ fn check_result(
     let parsed = CompactJws::parse(jws).map_err(|e| bad(&e.to_string()))?;
 
     // 1. The key must be one of the claiming hall's.
-    let kid = parsed.kid.clone().ok_or_else(|| reject(ErrorCode::UnknownKey, "result", "the JWS header names no kid"))?;
+    let kid = parsed.kid.clone().ok_or_else(|| {
+        reject(
+            ErrorCode::UnknownKey,
+            "result",
+            "the JWS header names no kid",
+        )
+    })?;
     let key = halls::get_key(conn, &kid)
         .map_err(|_| reject(ErrorCode::UnknownKey, "result", "key lookup failed"))?
         .filter(|k| Some(k.hall_id.as_str()) == order.claimed_hall_id.as_deref())
-        .ok_or_else(|| reject(ErrorCode::UnknownKey, "result", "the kid is not a key of the claiming hall"))?;
+        .ok_or_else(|| {
+            reject(
+                ErrorCode::UnknownKey,
+                "result",
+                "the kid is not a key of the claiming hall",
+            )
+        })?;
 
     // 2. A key revoked at T still vouches for results signed (iat) before T.
     if let Some(revoked_at) = key.revoked_at {
-        let iat = parsed.payload_json().and_then(|p| p.get("iat").and_then(|v| v.as_i64()));
+        let iat = parsed
+            .payload_json()
+            .and_then(|p| p.get("iat").and_then(|v| v.as_i64()));
         if iat.is_none_or(|iat| iat >= revoked_at.and_utc().timestamp()) {
-            return Err(reject(ErrorCode::RevokedKey, "result", "the key was revoked before this result was signed"));
+            return Err(reject(
+                ErrorCode::RevokedKey,
+                "result",
+                "the key was revoked before this result was signed",
+            ));
         }
     }
 
     // 3. The signature, with exactly the registered key's algorithm (never none or HS*).
-    let alg = Alg::parse(&key.alg).ok_or_else(|| bad("the registered key has an unknown algorithm"))?;
-    let public = HallPublicKey::from_pem(alg, &key.public_key_pem).map_err(|_| bad("the registered key is unusable"))?;
-    parsed.verify(&public).map_err(|e: JwsError| bad(&e.to_string()))?;
-    let claims: ResultClaims = serde_json::from_slice(&parsed.payload)
-        .map_err(|e| reject(ErrorCode::InvalidResult, "result", format!("the payload is not a verification result: {e}")))?;
+    let alg =
+        Alg::parse(&key.alg).ok_or_else(|| bad("the registered key has an unknown algorithm"))?;
+    let public = HallPublicKey::from_pem(alg, &key.public_key_pem)
+        .map_err(|_| bad("the registered key is unusable"))?;
+    parsed
+        .verify(&public)
+        .map_err(|e: JwsError| bad(&e.to_string()))?;
+    let claims: ResultClaims = serde_json::from_slice(&parsed.payload).map_err(|e| {
+        reject(
+            ErrorCode::InvalidResult,
+            "result",
+            format!("the payload is not a verification result: {e}"),
+        )
+    })?;
 
     // 4. It must be about this order, this hall, this staff member, this number.
     rules::check_claims(&claims, order, &actor.username)?;
@@ -66,12 +93,20 @@ fn check_result(
     rules::check_fresh(claims.iat, now, max_skew_seconds)?;
     // 6. Never seen before.
     if verification_results::jti_seen(conn, &claims.jti).map_err(|_| bad("replay check failed"))? {
-        return Err(reject(ErrorCode::ReplayedResult, "result.jti", "this result was already submitted"));
+        return Err(reject(
+            ErrorCode::ReplayedResult,
+            "result.jti",
+            "this result was already submitted",
+        ));
     }
     // 7. The document, then the name.
     let outcome = rules::parse_outcome(&claims)?;
     rules::check_document(outcome, claims.document.as_ref(), now.date_naive())?;
-    rules::check_name(outcome, claims.document.as_ref(), order.expected_name.as_deref())?;
+    rules::check_name(
+        outcome,
+        claims.document.as_ref(),
+        order.expected_name.as_deref(),
+    )?;
     Ok((claims, outcome, kid, alg))
 }
 
@@ -97,23 +132,19 @@ impl Services {
 
             let jws = req.result.trim().to_owned();
             let result_sha256 = sha256_hex(jws.as_bytes());
-            let (claims, outcome, kid, alg) = match check_result(tx, &jws, &order, &actor, now, max_skew) {
-                Ok(ok) => ok,
-                Err(e) => {
-                    // Refused results are evidence too: recorded, with why, never the payload.
-                    let detail = json!({
-                        "code": e.code().as_str(),
-                        "field": e.field(),
-                        "result_sha256": result_sha256,
-                    });
-                    return Err(Refusal::Audited {
-                        error: e.into(),
-                        action: "work_order.result_rejected",
-                        work_order: Some(order.id.clone()),
-                        detail,
-                    });
-                }
-            };
+            let (claims, outcome, kid, alg) =
+                match check_result(tx, &jws, &order, &actor, now, max_skew) {
+                    Ok(ok) => ok,
+                    Err(e) => {
+                        // Refused results are evidence too: recorded, with why, never the payload.
+                        let detail = json!({
+                            "code": e.code().as_str(),
+                            "field": e.field(),
+                            "result_sha256": result_sha256,
+                        });
+                        return Err(Refusal::audited(e, "work_order.result_rejected", Some(order.id.clone()), detail));
+                    }
+                };
             let masked = claims.document.as_ref().map(|d| d.masked());
             let row = verification_results::VerificationRow {
                 id: uuid::Uuid::now_v7().to_string(),
@@ -129,7 +160,8 @@ impl Services {
                 document_number_masked: masked.as_ref().map(|d| d.number.clone()),
                 document_name_masked: masked.as_ref().map(|d| d.name.clone()),
                 method: claims.method.to_string(),
-                evidence: serde_json::to_string(&claims.evidence).map_err(|e| Error::Internal(e.to_string()))?,
+                evidence: serde_json::to_string(&claims.evidence)
+                    .map_err(|e| Error::Internal(e.to_string()))?,
                 iat: claims.iat,
                 jti: claims.jti.clone(),
                 submitted_at: now.naive_utc(),
@@ -137,7 +169,12 @@ impl Services {
             match verification_results::insert(tx, &row) {
                 // Two submissions of one jti racing: the unique index decides.
                 Err(e) if e.is_unique_violation() => {
-                    return Err(DomainError::invalid(ErrorCode::ReplayedResult, "result.jti", "this result was already submitted").into())
+                    return Err(DomainError::invalid(
+                        ErrorCode::ReplayedResult,
+                        "result.jti",
+                        "this result was already submitted",
+                    )
+                    .into())
                 }
                 other => other?,
             }
@@ -152,7 +189,14 @@ impl Services {
             if !work_orders::update(tx, &next, order.version)? {
                 return Err(Error::Internal("order changed under the chain lock".into()).into());
             }
-            crate::audit::append(tx, &recorder(&actor), event.action, Some(&next.id), &event.detail, now)?;
+            crate::audit::append(
+                tx,
+                &recorder(&actor),
+                event.action,
+                Some(&next.id),
+                &event.detail,
+                now,
+            )?;
             Ok(WorkOrderView::new(&next, Some(&row), &actor))
         })
         .await

@@ -38,10 +38,16 @@ pub struct VerificationView {
 
 impl From<&VerificationRow> for VerificationView {
     fn from(r: &VerificationRow) -> Self {
-        let document = match (&r.document_type, &r.document_number_masked, &r.document_name_masked) {
-            (Some(t), Some(n), Some(name)) => {
-                Some(MaskedDocumentView { doc_type: t.clone(), number: n.clone(), name: name.clone() })
-            }
+        let document = match (
+            &r.document_type,
+            &r.document_number_masked,
+            &r.document_name_masked,
+        ) {
+            (Some(t), Some(n), Some(name)) => Some(MaskedDocumentView {
+                doc_type: t.clone(),
+                number: n.clone(),
+                name: name.clone(),
+            }),
             _ => None,
         };
         Self {

@@ -73,7 +73,11 @@ fn reason(raw: &str) -> Result<String, DomainError> {
 
 pub fn parse_msisdn(raw: &str, field: &str) -> Result<Msisdn, DomainError> {
     Msisdn::parse(raw).ok_or_else(|| {
-        DomainError::invalid(ErrorCode::InvalidMsisdn, field, "not a mainland mobile number (11 digits, 1[3-9]…)")
+        DomainError::invalid(
+            ErrorCode::InvalidMsisdn,
+            field,
+            "not a mainland mobile number (11 digits, 1[3-9]…)",
+        )
     })
 }
 
@@ -85,7 +89,12 @@ fn validate_target(
     hall_id: Option<&str>,
 ) -> Result<Target, Refusal> {
     if region::province(province).is_none() {
-        return Err(DomainError::invalid(ErrorCode::InvalidProvince, "target_province", "unknown province code").into());
+        return Err(DomainError::invalid(
+            ErrorCode::InvalidProvince,
+            "target_province",
+            "unknown province code",
+        )
+        .into());
     }
     if !region::city_in_province(city, province) {
         return Err(DomainError::invalid(
@@ -106,7 +115,11 @@ fn validate_target(
             .into());
         }
     }
-    Ok(Target { province: province.to_owned(), city: city.to_owned(), hall_id: hall_id.map(str::to_owned) })
+    Ok(Target {
+        province: province.to_owned(),
+        city: city.to_owned(),
+        hall_id: hall_id.map(str::to_owned),
+    })
 }
 
 /// Loads the order and checks the caller: role (403) → exists and in scope (404) → claimer
@@ -119,9 +132,14 @@ pub(super) fn load_for(
     if_match: Option<i64>,
 ) -> Result<WorkOrder, Refusal> {
     let Some(order) = work_orders::get(conn, id)? else {
-        return Err(denied(DomainError::NotFound("work order".into()), None, cmd.kind()));
+        return Err(denied(
+            DomainError::NotFound("work order".into()),
+            None,
+            cmd.kind(),
+        ));
     };
-    work_order::authorize(&order, cmd, actor).map_err(|e| denied(e, Some(&order.id), cmd.kind()))?;
+    work_order::authorize(&order, cmd, actor)
+        .map_err(|e| denied(e, Some(&order.id), cmd.kind()))?;
     work_order::check_version(&order, if_match)?;
     work_order::require_allowed(&order, cmd.kind())?;
     Ok(order)
@@ -130,12 +148,7 @@ pub(super) fn load_for(
 /// A refused attempt on an order is itself an audit event (scope and role violations).
 fn denied(e: DomainError, work_order: Option<&str>, kind: Kind) -> Refusal {
     let detail = json!({ "attempted": kind.name(), "code": e.code().as_str() });
-    Refusal::Audited {
-        error: e.into(),
-        action: "access.denied",
-        work_order: work_order.map(str::to_owned),
-        detail,
-    }
+    Refusal::audited(e, "access.denied", work_order.map(str::to_owned), detail)
 }
 
 /// Writes the next state and its event; the version guard catches any writer that slipped
@@ -149,9 +162,20 @@ fn save(
     now: DateTime<Utc>,
 ) -> Result<(), Refusal> {
     if !work_orders::update(conn, next, current.version)? {
-        return Err(DomainError::VersionConflict { given: current.version, current: current.version + 1 }.into());
+        return Err(DomainError::VersionConflict {
+            given: current.version,
+            current: current.version + 1,
+        }
+        .into());
     }
-    audit::append(conn, &recorder(actor), event.action, Some(&next.id), &event.detail, now)?;
+    audit::append(
+        conn,
+        &recorder(actor),
+        event.action,
+        Some(&next.id),
+        &event.detail,
+        now,
+    )?;
     Ok(())
 }
 
@@ -185,7 +209,12 @@ impl Services {
                 }
             }
             let msisdn = msisdn?;
-            let target = validate_target(tx, &req.target_province, &req.target_city, req.target_hall_id.as_deref())?;
+            let target = validate_target(
+                tx,
+                &req.target_province,
+                &req.target_city,
+                req.target_hall_id.as_deref(),
+            )?;
             let reason = reason(&req.reason)?;
             let expected_name = match &req.expected_name {
                 Some(n) => Some(require_text(n, "expected_name")?),
@@ -227,7 +256,14 @@ impl Services {
             }
             subscribers::ensure(tx, &order.msisdn, &home, now.naive_utc())?;
             let event = work_order::opened_event(&order);
-            audit::append(tx, &recorder(&actor), event.action, Some(&order.id), &event.detail, now)?;
+            audit::append(
+                tx,
+                &recorder(&actor),
+                event.action,
+                Some(&order.id),
+                &event.detail,
+                now,
+            )?;
             Ok(WorkOrderView::new(&order, None, &actor))
         })
         .await
@@ -249,14 +285,21 @@ impl Services {
         actor.require(Permission::ReadOrders)?;
         let limit = q.limit.unwrap_or(50);
         if !(1..=200).contains(&limit) {
-            return Err(Error::bad_request(Some("limit"), "limit must be between 1 and 200"));
+            return Err(Error::bad_request(
+                Some("limit"),
+                "limit must be between 1 and 200",
+            ));
         }
         if let Some(s) = &q.state {
             if State::parse(s).is_none() {
                 return Err(Error::bad_request(Some("state"), "unknown state"));
             }
         }
-        let msisdn = q.msisdn.as_deref().map(|m| parse_msisdn(m, "msisdn")).transpose()?;
+        let msisdn = q
+            .msisdn
+            .as_deref()
+            .map(|m| parse_msisdn(m, "msisdn"))
+            .transpose()?;
         let scope = scope_of(&actor);
         let filter = work_orders::ListFilter {
             state: q.state,
@@ -272,16 +315,26 @@ impl Services {
                 let mut orders = work_orders::list(c, &scope, &filter)?;
                 let more = orders.len() as i64 > limit;
                 orders.truncate(limit as usize);
-                let ids: Vec<String> = orders.iter().filter_map(|o| o.verification_id.clone()).collect();
+                let ids: Vec<String> = orders
+                    .iter()
+                    .filter_map(|o| o.verification_id.clone())
+                    .collect();
                 let results = verification_results::get_many(c, &ids)?;
                 let items = orders
                     .iter()
                     .map(|o| {
-                        let v = o.verification_id.as_ref().and_then(|id| results.iter().find(|r| &r.id == id));
+                        let v = o
+                            .verification_id
+                            .as_ref()
+                            .and_then(|id| results.iter().find(|r| &r.id == id));
                         WorkOrderView::new(o, v, &actor)
                     })
                     .collect();
-                let next_cursor = if more { orders.last().map(|o| o.id.clone()) } else { None };
+                let next_cursor = if more {
+                    orders.last().map(|o| o.id.clone())
+                } else {
+                    None
+                };
                 Ok(WorkOrderPage { items, next_cursor })
             })
             .await
@@ -301,13 +354,29 @@ impl Services {
         self.change(recorder(&actor), move |tx, now| {
             let current = load_for(tx, &id, &cmd, &actor, if_match)?;
             let cmd = match cmd {
-                Command::Release { reason: r } => Command::Release { reason: reason(&r)? },
-                Command::Return { reason: r } => Command::Return { reason: reason(&r)? },
-                Command::Fail { reason: r } => Command::Fail { reason: reason(&r)? },
-                Command::Cancel { reason: r } => Command::Cancel { reason: reason(&r)? },
+                Command::Release { reason: r } => Command::Release {
+                    reason: reason(&r)?,
+                },
+                Command::Return { reason: r } => Command::Return {
+                    reason: reason(&r)?,
+                },
+                Command::Fail { reason: r } => Command::Fail {
+                    reason: reason(&r)?,
+                },
+                Command::Cancel { reason: r } => Command::Cancel {
+                    reason: reason(&r)?,
+                },
                 Command::Reroute { target, reason: r } => {
-                    let target = validate_target(tx, &target.province, &target.city, target.hall_id.as_deref())?;
-                    Command::Reroute { target, reason: reason(&r)? }
+                    let target = validate_target(
+                        tx,
+                        &target.province,
+                        &target.city,
+                        target.hall_id.as_deref(),
+                    )?;
+                    Command::Reroute {
+                        target,
+                        reason: reason(&r)?,
+                    }
                 }
                 other => other,
             };
@@ -320,11 +389,18 @@ impl Services {
 
     /// Completes a submitted order whose result is a match: the subscriber's record is
     /// updated and the service signs a receipt, all in the one transaction.
-    pub async fn complete(&self, actor: Actor, id: String, if_match: Option<i64>) -> Result<WorkOrderView> {
+    pub async fn complete(
+        &self,
+        actor: Actor,
+        id: String,
+        if_match: Option<i64>,
+    ) -> Result<WorkOrderView> {
         actor.require(Permission::ActAsHomeClerk)?;
         let key = self.service_key.clone();
         self.change(recorder(&actor), move |tx, now| {
-            let probe = Command::Complete { outcome: String::new() };
+            let probe = Command::Complete {
+                outcome: String::new(),
+            };
             let current = load_for(tx, &id, &probe, &actor, if_match)?;
             let result = current
                 .verification_id
@@ -341,7 +417,9 @@ impl Services {
                 )
                 .into());
             }
-            let cmd = Command::Complete { outcome: result.outcome.clone() };
+            let cmd = Command::Complete {
+                outcome: result.outcome.clone(),
+            };
             let (mut next, mut event) = work_order::decide(&current, &cmd, &actor, now)?;
             let claims = ReceiptClaims {
                 iss: receipt::ISSUER.to_owned(),
@@ -355,7 +433,10 @@ impl Services {
             };
             let signed = receipt::sign(&key, &claims)?;
             if let Some(d) = event.detail.as_object_mut() {
-                d.insert("receipt_sha256".into(), json!(crate::domain::sha256_hex(signed.as_bytes())));
+                d.insert(
+                    "receipt_sha256".into(),
+                    json!(crate::domain::sha256_hex(signed.as_bytes())),
+                );
                 d.insert("result_sha256".into(), json!(result.result_sha256));
             }
             next.receipt = Some(signed);
@@ -383,7 +464,9 @@ impl Services {
                     .filter(|o| actor.sees(o))
                     .ok_or_else(|| DomainError::NotFound("work order".into()))?;
                 let rows = storage::audit::for_work_order(c, &order.id)?;
-                Ok(EventList { items: rows.into_iter().map(Into::into).collect() })
+                Ok(EventList {
+                    items: rows.into_iter().map(Into::into).collect(),
+                })
             })
             .await
     }
@@ -393,12 +476,18 @@ impl Services {
 pub fn scope_of(actor: &Actor) -> work_orders::Scope {
     use work_orders::Scope;
     match actor.role {
-        Role::Clerk => actor.province.clone().map_or(Scope::Nothing, Scope::HomeProvince),
-        Role::HallStaff => actor
-            .hall
-            .as_ref()
-            .map_or(Scope::Nothing, |h| Scope::Hall { id: h.id.clone(), city: h.city.clone() }),
-        Role::Auditor => actor.province.clone().map_or(Scope::All, Scope::HomeOrTargetProvince),
+        Role::Clerk => actor
+            .province
+            .clone()
+            .map_or(Scope::Nothing, Scope::HomeProvince),
+        Role::HallStaff => actor.hall.as_ref().map_or(Scope::Nothing, |h| Scope::Hall {
+            id: h.id.clone(),
+            city: h.city.clone(),
+        }),
+        Role::Auditor => actor
+            .province
+            .clone()
+            .map_or(Scope::All, Scope::HomeOrTargetProvince),
         Role::Admin => Scope::Nothing,
     }
 }

@@ -38,7 +38,8 @@ impl<'a> CompactJws<'a> {
     pub fn parse(jws: &'a str) -> Result<Self, JwsError> {
         let jws = jws.trim();
         let mut parts = jws.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(JwsError::Malformed);
         };
@@ -49,11 +50,25 @@ impl<'a> CompactJws<'a> {
         let header: serde_json::Value =
             serde_json::from_slice(&header_bytes).map_err(|_| JwsError::BadHeader)?;
         let header = header.as_object().ok_or(JwsError::BadHeader)?;
-        let alg = header.get("alg").and_then(|a| a.as_str()).and_then(Alg::parse);
-        let kid = header.get("kid").and_then(|k| k.as_str()).map(str::to_owned);
-        let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| JwsError::BadPayload)?;
+        let alg = header
+            .get("alg")
+            .and_then(|a| a.as_str())
+            .and_then(Alg::parse);
+        let kid = header
+            .get("kid")
+            .and_then(|k| k.as_str())
+            .map(str::to_owned);
+        let payload = URL_SAFE_NO_PAD
+            .decode(p)
+            .map_err(|_| JwsError::BadPayload)?;
         let signing_input = &jws[..h.len() + 1 + p.len()];
-        Ok(Self { signing_input, signature: s, alg, kid, payload })
+        Ok(Self {
+            signing_input,
+            signature: s,
+            alg,
+            kid,
+            payload,
+        })
     }
 
     /// Verifies with the registered key: the header's `alg` must be exactly the key's.

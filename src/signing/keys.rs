@@ -57,7 +57,9 @@ pub enum KeyError {
 }
 
 // DER prefixes of SubjectPublicKeyInfo for the two key types; what follows is the raw key.
-const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
 const P256_SPKI_PREFIX: [u8; 26] = [
     0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
     0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
@@ -82,7 +84,9 @@ impl HallPublicKey {
 
     pub fn from_spki_der(alg: Alg, der: &[u8]) -> Result<Self, KeyError> {
         let raw = match alg {
-            Alg::EdDsa => der.strip_prefix(&ED25519_SPKI_PREFIX[..]).filter(|k| k.len() == 32),
+            Alg::EdDsa => der
+                .strip_prefix(&ED25519_SPKI_PREFIX[..])
+                .filter(|k| k.len() == 32),
             Alg::Es256 => der
                 .strip_prefix(&P256_SPKI_PREFIX[..])
                 .filter(|k| k.len() == 65 && k[0] == 0x04),
@@ -106,7 +110,7 @@ impl HallPublicKey {
     }
 
     pub fn to_pem(&self) -> String {
-        pem::encode(&pem::Pem::new("PUBLIC KEY", self.spki_der()))
+        to_pem_text("PUBLIC KEY", self.spki_der())
     }
 
     pub fn decoding_key(&self) -> Result<DecodingKey, KeyError> {
@@ -140,17 +144,28 @@ impl HallPublicKey {
         match (get("kty")?, get("crv")?) {
             ("OKP", "Ed25519") => {
                 let raw = URL_SAFE_NO_PAD.decode(get("x")?).ok()?;
-                (raw.len() == 32).then_some(Self { alg: Alg::EdDsa, raw })
+                (raw.len() == 32).then_some(Self {
+                    alg: Alg::EdDsa,
+                    raw,
+                })
             }
             ("EC", "P-256") => {
                 let x = URL_SAFE_NO_PAD.decode(get("x")?).ok()?;
                 let y = URL_SAFE_NO_PAD.decode(get("y")?).ok()?;
-                (x.len() == 32 && y.len() == 32)
-                    .then(|| Self { alg: Alg::Es256, raw: [&[0x04][..], &x, &y].concat() })
+                (x.len() == 32 && y.len() == 32).then(|| Self {
+                    alg: Alg::Es256,
+                    raw: [&[0x04][..], &x, &y].concat(),
+                })
             }
             _ => None,
         }
     }
+}
+
+/// PEM with Unix line endings, as every tool that reads our files expects.
+fn to_pem_text(tag: &str, der: Vec<u8>) -> String {
+    let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+    pem::encode_config(&pem::Pem::new(tag, der), config)
 }
 
 /// P-256's field prime, big-endian.
@@ -190,13 +205,27 @@ impl PrivateKey {
     /// Reads a PKCS#8 key of either type; the type decides the algorithm.
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, KeyError> {
         if let Ok(pair) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der) {
-            let public = HallPublicKey { alg: Alg::EdDsa, raw: pair.public_key().as_ref().to_vec() };
-            return Ok(Self { alg: Alg::EdDsa, pkcs8_der: der.to_vec(), public });
+            let public = HallPublicKey {
+                alg: Alg::EdDsa,
+                raw: pair.public_key().as_ref().to_vec(),
+            };
+            return Ok(Self {
+                alg: Alg::EdDsa,
+                pkcs8_der: der.to_vec(),
+                public,
+            });
         }
         let rng = SystemRandom::new();
         if let Ok(pair) = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng) {
-            let public = HallPublicKey { alg: Alg::Es256, raw: pair.public_key().as_ref().to_vec() };
-            return Ok(Self { alg: Alg::Es256, pkcs8_der: der.to_vec(), public });
+            let public = HallPublicKey {
+                alg: Alg::Es256,
+                raw: pair.public_key().as_ref().to_vec(),
+            };
+            return Ok(Self {
+                alg: Alg::Es256,
+                pkcs8_der: der.to_vec(),
+                public,
+            });
         }
         Err(KeyError::BadPrivateKey)
     }
@@ -210,12 +239,13 @@ impl PrivateKey {
     }
 
     pub fn from_file(path: &Path) -> Result<Self, KeyError> {
-        let text = std::fs::read_to_string(path).map_err(|e| KeyError::Io(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| KeyError::Io(format!("{}: {e}", path.display())))?;
         Self::from_pem(&text)
     }
 
     pub fn to_pem(&self) -> String {
-        pem::encode(&pem::Pem::new("PRIVATE KEY", self.pkcs8_der.clone()))
+        to_pem_text("PRIVATE KEY", self.pkcs8_der.clone())
     }
 
     pub fn public(&self) -> &HallPublicKey {
@@ -260,7 +290,10 @@ impl ServiceKey {
     pub fn from_key(key: PrivateKey) -> Self {
         // The kid is derived from the public key, so every instance names the same key alike.
         let digest = crate::domain::sha256_hex(&key.public().spki_der());
-        Self { kid: format!("svc-{}", &digest[..16]), key }
+        Self {
+            kid: format!("svc-{}", &digest[..16]),
+            key,
+        }
     }
 
     pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, KeyError> {
@@ -282,8 +315,11 @@ pub fn write_private(path: &Path, pem_text: &str) -> Result<(), KeyError> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).map_err(|e| KeyError::Io(format!("{}: {e}", path.display())))?;
-    file.write_all(pem_text.as_bytes()).map_err(|e| KeyError::Io(e.to_string()))?;
+    let mut file = options
+        .open(path)
+        .map_err(|e| KeyError::Io(format!("{}: {e}", path.display())))?;
+    file.write_all(pem_text.as_bytes())
+        .map_err(|e| KeyError::Io(e.to_string()))?;
     file.sync_all().map_err(|e| KeyError::Io(e.to_string()))
 }
 
@@ -299,7 +335,10 @@ mod tests {
             assert_eq!(again.public(), key.public());
             let public = HallPublicKey::from_pem(alg, &key.public().to_pem()).unwrap();
             assert_eq!(&public, key.public());
-            assert_eq!(HallPublicKey::from_jwk(&public.jwk("k")).as_ref(), Some(&public));
+            assert_eq!(
+                HallPublicKey::from_jwk(&public.jwk("k")).as_ref(),
+                Some(&public)
+            );
         }
     }
 
@@ -310,7 +349,10 @@ mod tests {
             HallPublicKey::from_pem(Alg::Es256, &ed.public().to_pem()),
             Err(KeyError::NotOfAlg("ES256"))
         );
-        assert_eq!(HallPublicKey::from_pem(Alg::EdDsa, "hello"), Err(KeyError::NotPem));
+        assert_eq!(
+            HallPublicKey::from_pem(Alg::EdDsa, "hello"),
+            Err(KeyError::NotPem)
+        );
     }
 
     #[test]

@@ -45,13 +45,18 @@ pub fn head(conn: &mut DbConn) -> Result<Head, StorageError> {
 }
 
 pub fn insert(conn: &mut DbConn, row: &AuditRow) -> Result<(), StorageError> {
-    diesel::insert_into(audit_events::table).values(row).execute(conn)?;
+    diesel::insert_into(audit_events::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }
 
 pub fn set_head(conn: &mut DbConn, head: &Head) -> Result<(), StorageError> {
     diesel::update(audit_head::table.find(1))
-        .set((audit_head::size.eq(head.size), audit_head::hash.eq(&head.hash)))
+        .set((
+            audit_head::size.eq(head.size),
+            audit_head::hash.eq(&head.hash),
+        ))
         .execute(conn)?;
     Ok(())
 }
@@ -71,7 +76,11 @@ pub struct EventFilter {
 }
 
 /// Events matching the filter, oldest first, at most `limit`.
-pub fn query(conn: &mut DbConn, f: &EventFilter, limit: i64) -> Result<Vec<AuditRow>, StorageError> {
+pub fn query(
+    conn: &mut DbConn,
+    f: &EventFilter,
+    limit: i64,
+) -> Result<Vec<AuditRow>, StorageError> {
     use audit_events::dsl as a;
     let mut q = a::audit_events.into_boxed::<MultiBackend>();
     if let Some(wo) = &f.work_order {
@@ -85,7 +94,11 @@ pub fn query(conn: &mut DbConn, f: &EventFilter, limit: i64) -> Result<Vec<Audit
     }
     if let Some(p) = &f.province {
         let orders = work_orders::table
-            .filter(work_orders::home_province.eq(p.clone()).or(work_orders::target_province.eq(p.clone())))
+            .filter(
+                work_orders::home_province
+                    .eq(p.clone())
+                    .or(work_orders::target_province.eq(p.clone())),
+            )
             .select(work_orders::id.nullable());
         q = q.filter(a::work_order.eq_any(orders));
     }
@@ -104,7 +117,10 @@ pub fn query(conn: &mut DbConn, f: &EventFilter, limit: i64) -> Result<Vec<Audit
     if let Some(after) = f.after_seq {
         q = q.filter(a::seq.gt(after));
     }
-    Ok(q.order(a::seq.asc()).limit(limit).select(AuditRow::as_select()).load(conn)?)
+    Ok(q.order(a::seq.asc())
+        .limit(limit)
+        .select(AuditRow::as_select())
+        .load(conn)?)
 }
 
 /// Events of one order, oldest first.
@@ -153,6 +169,8 @@ pub fn latest_checkpoint(conn: &mut DbConn) -> Result<Option<CheckpointRow>, Sto
 }
 
 pub fn insert_checkpoint(conn: &mut DbConn, row: &CheckpointRow) -> Result<(), StorageError> {
-    diesel::insert_into(audit_checkpoints::table).values(row).execute(conn)?;
+    diesel::insert_into(audit_checkpoints::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }

@@ -46,16 +46,25 @@ pub fn provinces(conn: &mut DbConn) -> Result<Vec<Province>, StorageError> {
 }
 
 pub fn insert(conn: &mut DbConn, hall: &Hall) -> Result<(), StorageError> {
-    diesel::insert_into(halls::table).values(hall).execute(conn)?;
+    diesel::insert_into(halls::table)
+        .values(hall)
+        .execute(conn)?;
     Ok(())
 }
 
 pub fn get(conn: &mut DbConn, id: &str) -> Result<Option<Hall>, StorageError> {
-    Ok(halls::table.find(id).select(Hall::as_select()).first(conn).optional()?)
+    Ok(halls::table
+        .find(id)
+        .select(Hall::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 pub fn code_exists(conn: &mut DbConn, code: &str) -> Result<bool, StorageError> {
-    let n: i64 = halls::table.filter(halls::code.eq(code)).count().get_result(conn)?;
+    let n: i64 = halls::table
+        .filter(halls::code.eq(code))
+        .count()
+        .get_result(conn)?;
     Ok(n > 0)
 }
 
@@ -71,7 +80,9 @@ pub fn list(
     if let Some(c) = city {
         q = q.filter(halls::city.eq(c.to_owned()));
     }
-    Ok(q.order(halls::code.asc()).select(Hall::as_select()).load(conn)?)
+    Ok(q.order(halls::code.asc())
+        .select(Hall::as_select())
+        .load(conn)?)
 }
 
 /// Halls that serve a city's pool (orders routed to a city with no particular hall).
@@ -80,12 +91,18 @@ pub fn in_city(conn: &mut DbConn, city: &str) -> Result<Vec<Hall>, StorageError>
 }
 
 pub fn insert_key(conn: &mut DbConn, key: &HallKey) -> Result<(), StorageError> {
-    diesel::insert_into(hall_keys::table).values(key).execute(conn)?;
+    diesel::insert_into(hall_keys::table)
+        .values(key)
+        .execute(conn)?;
     Ok(())
 }
 
 pub fn get_key(conn: &mut DbConn, kid: &str) -> Result<Option<HallKey>, StorageError> {
-    Ok(hall_keys::table.find(kid).select(HallKey::as_select()).first(conn).optional()?)
+    Ok(hall_keys::table
+        .find(kid)
+        .select(HallKey::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 pub fn revoke_key(conn: &mut DbConn, kid: &str, at: DateTime<Utc>) -> Result<(), StorageError> {

@@ -67,7 +67,10 @@ pub struct Connector {
 
 impl Connector {
     pub fn new(url: &str, sqlite_busy_timeout_ms: u64) -> Self {
-        Self { url: DatabaseUrl::parse(url), sqlite_busy_timeout_ms }
+        Self {
+            url: DatabaseUrl::parse(url),
+            sqlite_busy_timeout_ms,
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -127,7 +130,11 @@ pub struct Store {
 
 impl Store {
     /// Connects, applies pending migrations, and builds the pool.
-    pub fn open(url: &str, pool_size: u32, sqlite_busy_timeout_ms: u64) -> Result<Self, StorageError> {
+    pub fn open(
+        url: &str,
+        pool_size: u32,
+        sqlite_busy_timeout_ms: u64,
+    ) -> Result<Self, StorageError> {
         let connector = Connector::new(url, sqlite_busy_timeout_ms);
         let mut first = connector.connect()?;
         migrate::run_pending(&mut first)?;
@@ -139,7 +146,10 @@ impl Store {
     pub fn open_existing(url: &str) -> Result<Self, StorageError> {
         if let DatabaseUrl::Sqlite(path) = DatabaseUrl::parse(url) {
             if !path.exists() {
-                return Err(StorageError::Connect(format!("{} does not exist", path.display())));
+                return Err(StorageError::Connect(format!(
+                    "{} does not exist",
+                    path.display()
+                )));
             }
         }
         Self::pool(Connector::new(url, 10_000), 1)
@@ -160,7 +170,9 @@ impl Store {
     }
 
     pub fn connection(&self) -> Result<r2d2::PooledConnection<Connector>, StorageError> {
-        self.pool.get().map_err(|e| StorageError::Pool(e.to_string()))
+        self.pool
+            .get()
+            .map_err(|e| StorageError::Pool(e.to_string()))
     }
 
     /// Runs `f` in one transaction on this thread (CLI, workers, and the async wrappers).
@@ -201,7 +213,10 @@ impl Store {
     pub async fn ping(&self) -> bool {
         let store = self.clone();
         tokio::task::spawn_blocking(move || {
-            store.connection().map(|mut c| c.batch_execute("SELECT 1").is_ok()).unwrap_or(false)
+            store
+                .connection()
+                .map(|mut c| c.batch_execute("SELECT 1").is_ok())
+                .unwrap_or(false)
         })
         .await
         .unwrap_or(false)

@@ -20,18 +20,30 @@ pub fn get_or_insert(conn: &mut DbConn, name: &str, fresh: &str) -> Result<Strin
         return Ok(v);
     }
     match diesel::insert_into(service_secrets::table)
-        .values((service_secrets::name.eq(name), service_secrets::value.eq(fresh)))
+        .values((
+            service_secrets::name.eq(name),
+            service_secrets::value.eq(fresh),
+        ))
         .execute(conn)
     {
         Ok(_) => {}
         Err(e) if is_unique_violation(&e) => {}
         Err(e) => return Err(e.into()),
     }
-    Ok(service_secrets::table.find(name).select(service_secrets::value).first(conn)?)
+    Ok(service_secrets::table
+        .find(name)
+        .select(service_secrets::value)
+        .first(conn)?)
 }
 
 /// Publishes this instance's public key so every instance's JWKS lists it.
-pub fn publish_key(conn: &mut DbConn, kid: &str, alg: &str, jwk: &str, now: NaiveDateTime) -> Result<(), StorageError> {
+pub fn publish_key(
+    conn: &mut DbConn,
+    kid: &str,
+    alg: &str,
+    jwk: &str,
+    now: NaiveDateTime,
+) -> Result<(), StorageError> {
     match diesel::insert_into(service_keys::table)
         .values((
             service_keys::kid.eq(kid),

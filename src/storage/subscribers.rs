@@ -32,7 +32,12 @@ pub fn get(conn: &mut DbConn, msisdn: &str) -> Result<Option<Subscriber>, Storag
 }
 
 /// Creates the unverified record a number gets when its first order is opened.
-pub fn ensure(conn: &mut DbConn, msisdn: &str, home_province: &str, now: NaiveDateTime) -> Result<(), StorageError> {
+pub fn ensure(
+    conn: &mut DbConn,
+    msisdn: &str,
+    home_province: &str,
+    now: NaiveDateTime,
+) -> Result<(), StorageError> {
     if get(conn, msisdn)?.is_none() {
         diesel::insert_into(subscribers::table)
             .values(Subscriber {
@@ -53,6 +58,8 @@ pub fn ensure(conn: &mut DbConn, msisdn: &str, home_province: &str, now: NaiveDa
 }
 
 pub fn save(conn: &mut DbConn, s: &Subscriber) -> Result<(), StorageError> {
-    diesel::update(subscribers::table.find(&s.msisdn)).set(s).execute(conn)?;
+    diesel::update(subscribers::table.find(&s.msisdn))
+        .set(s)
+        .execute(conn)?;
     Ok(())
 }

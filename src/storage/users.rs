@@ -20,7 +20,9 @@ pub struct User {
 }
 
 pub fn insert(conn: &mut DbConn, user: &User) -> Result<(), StorageError> {
-    diesel::insert_into(users::table).values(user).execute(conn)?;
+    diesel::insert_into(users::table)
+        .values(user)
+        .execute(conn)?;
     Ok(())
 }
 
@@ -33,6 +35,9 @@ pub fn by_username(conn: &mut DbConn, username: &str) -> Result<Option<User>, St
 }
 
 pub fn username_exists(conn: &mut DbConn, username: &str) -> Result<bool, StorageError> {
-    let n: i64 = users::table.filter(users::username.eq(username)).count().get_result(conn)?;
+    let n: i64 = users::table
+        .filter(users::username.eq(username))
+        .count()
+        .get_result(conn)?;
     Ok(n > 0)
 }

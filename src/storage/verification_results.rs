@@ -31,7 +31,9 @@ pub struct VerificationRow {
 }
 
 pub fn insert(conn: &mut DbConn, row: &VerificationRow) -> Result<(), StorageError> {
-    diesel::insert_into(verification_results::table).values(row).execute(conn)?;
+    diesel::insert_into(verification_results::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }
 

@@ -40,8 +40,9 @@ fn utc(t: NaiveDateTime) -> DateTime<Utc> {
 impl TryFrom<WorkOrderRow> for WorkOrder {
     type Error = StorageError;
     fn try_from(r: WorkOrderRow) -> Result<Self, StorageError> {
-        let state = State::parse(&r.state)
-            .ok_or_else(|| StorageError::Corrupt(format!("work order {} has state {:?}", r.id, r.state)))?;
+        let state = State::parse(&r.state).ok_or_else(|| {
+            StorageError::Corrupt(format!("work order {} has state {:?}", r.id, r.state))
+        })?;
         Ok(WorkOrder {
             id: r.id,
             reference: r.reference,
@@ -111,7 +112,11 @@ pub fn get(conn: &mut DbConn, id: &str) -> Result<Option<WorkOrder>, StorageErro
 }
 
 /// Writes the next state only if nobody changed the row since `expected_version` was read.
-pub fn update(conn: &mut DbConn, order: &WorkOrder, expected_version: i64) -> Result<bool, StorageError> {
+pub fn update(
+    conn: &mut DbConn,
+    order: &WorkOrder,
+    expected_version: i64,
+) -> Result<bool, StorageError> {
     let n = diesel::update(
         work_orders::table
             .filter(work_orders::id.eq(&order.id))
@@ -133,7 +138,11 @@ pub fn has_active_order(conn: &mut DbConn, msisdn: &str) -> Result<bool, Storage
 }
 
 /// The next daily sequence number for a province's references.
-pub fn next_reference_seq(conn: &mut DbConn, province: &str, day: &str) -> Result<i64, StorageError> {
+pub fn next_reference_seq(
+    conn: &mut DbConn,
+    province: &str,
+    day: &str,
+) -> Result<i64, StorageError> {
     let current: Option<i64> = reference_counters::table
         .find((province, day))
         .select(reference_counters::last)
@@ -178,7 +187,11 @@ pub struct ListFilter {
     pub limit: i64,
 }
 
-pub fn list(conn: &mut DbConn, scope: &Scope, f: &ListFilter) -> Result<Vec<WorkOrder>, StorageError> {
+pub fn list(
+    conn: &mut DbConn,
+    scope: &Scope,
+    f: &ListFilter,
+) -> Result<Vec<WorkOrder>, StorageError> {
     use work_orders::dsl as w;
     let mut q = w::work_orders.into_boxed::<MultiBackend>();
     q = match scope {
@@ -187,12 +200,16 @@ pub fn list(conn: &mut DbConn, scope: &Scope, f: &ListFilter) -> Result<Vec<Work
         Scope::Hall { id, city } => q.filter(
             w::target_hall_id
                 .eq(id.clone())
-                .or(w::target_hall_id.is_null().and(w::target_city.eq(city.clone())))
+                .or(w::target_hall_id
+                    .is_null()
+                    .and(w::target_city.eq(city.clone())))
                 .or(w::claimed_hall_id.eq(id.clone())),
         ),
-        Scope::HomeOrTargetProvince(p) => {
-            q.filter(w::home_province.eq(p.clone()).or(w::target_province.eq(p.clone())))
-        }
+        Scope::HomeOrTargetProvince(p) => q.filter(
+            w::home_province
+                .eq(p.clone())
+                .or(w::target_province.eq(p.clone())),
+        ),
         Scope::Nothing => return Ok(Vec::new()),
     };
     if let Some(s) = &f.state {
@@ -202,7 +219,11 @@ pub fn list(conn: &mut DbConn, scope: &Scope, f: &ListFilter) -> Result<Vec<Work
         q = q.filter(w::msisdn.eq(m.clone()));
     }
     if let Some(h) = &f.hall_id {
-        q = q.filter(w::target_hall_id.eq(h.clone()).or(w::claimed_hall_id.eq(h.clone())));
+        q = q.filter(
+            w::target_hall_id
+                .eq(h.clone())
+                .or(w::claimed_hall_id.eq(h.clone())),
+        );
     }
     if let Some(p) = &f.home_province {
         q = q.filter(w::home_province.eq(p.clone()));

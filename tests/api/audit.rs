@@ -1,1 +1,314 @@
+//! The audit trail: append-only in the database, verifiable online and offline, exportable.
 
+use std::process::Command;
+
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use serde_json::{json, Value};
+
+use crate::helpers::{Backend, TestApp, World};
+use crate::on_both_backends;
+
+/// Runs a SQL batch directly against the app's database, as someone with database access.
+fn sql(app: &TestApp, batch: &str) -> Result<(), String> {
+    match app.backend {
+        Backend::Postgres => diesel::PgConnection::establish(&app.database_url)
+            .map_err(|e| e.to_string())?
+            .batch_execute(batch)
+            .map_err(|e| e.to_string()),
+        Backend::Sqlite => {
+            let path = app.database_url.trim_start_matches("sqlite://");
+            diesel::SqliteConnection::establish(path)
+                .map_err(|e| e.to_string())?
+                .batch_execute(batch)
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+fn audit_verify(app: &TestApp, extra: &[&str]) -> (i32, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_crossprov"))
+        .args(["audit", "verify", "--database-url", &app.database_url])
+        .args(extra)
+        .env("CROSSPROV_DATA_DIR", app.dir.path())
+        .output()
+        .expect("run crossprov audit verify");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "not JSON: {stdout} / {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), report)
+}
+
+async fn the_database_refuses_to_update_or_delete_audit_events(app: TestApp) {
+    let w = World::new(app).await;
+    w.open_order().await;
+    let update = sql(
+        &w.app,
+        "UPDATE audit_events SET actor = 'mallory' WHERE seq = 1",
+    );
+    assert!(update.is_err(), "UPDATE must fail loudly");
+    let delete = sql(&w.app, "DELETE FROM audit_events WHERE seq = 1");
+    assert!(delete.is_err(), "DELETE must fail loudly");
+    let (code, report) = audit_verify(&w.app, &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["ok"], true);
+}
+
+async fn an_altered_event_is_found_online_and_offline(app: TestApp) {
+    let w = World::new(app).await;
+    w.submitted_order("match").await;
+    let page = w
+        .app
+        .get("/api/v1/audit/events?limit=1000", &w.auditor)
+        .await;
+    let events = page.assert_status(200)["items"].as_array().unwrap().clone();
+    assert!(events.len() > 10);
+    // seq counts from 1 without gaps, each event chained to the one before.
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["seq"], json!(i as i64 + 1));
+        let expected_prev = if i == 0 {
+            "0".repeat(64)
+        } else {
+            events[i - 1]["hash"].as_str().unwrap().to_owned()
+        };
+        assert_eq!(e["prev_hash"], expected_prev.as_str());
+    }
+    let intact = w.app.get("/api/v1/audit/verify", &w.auditor).await;
+    let intact = intact.assert_status(200).clone();
+    assert_eq!(
+        (intact["ok"].clone(), intact["checked"].clone()),
+        (json!(true), json!(events.len()))
+    );
+    let (code, offline) = audit_verify(&w.app, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        offline["head"], intact["head"],
+        "offline and online agree on the head"
+    );
+
+    // An insider drops the guard and rewrites event 5.
+    let drop_guard = match w.app.backend {
+        Backend::Postgres => "ALTER TABLE audit_events DISABLE TRIGGER USER;",
+        Backend::Sqlite => "DROP TRIGGER audit_events_no_update;",
+    };
+    sql(&w.app, &format!("{drop_guard} UPDATE audit_events SET detail = '{{\"reason\":\"edited\"}}' WHERE seq = 5")).unwrap();
+
+    let online = w.app.get("/api/v1/audit/verify", &w.auditor).await;
+    let online = online.assert_status(200);
+    assert_eq!(
+        (
+            online["ok"].clone(),
+            online["first_bad_seq"].clone(),
+            online["checked"].clone()
+        ),
+        (json!(false), json!(5), json!(4))
+    );
+    let (code, offline) = audit_verify(&w.app, &[]);
+    assert_eq!(code, 1, "{offline}");
+    assert_eq!(
+        (
+            offline["ok"].clone(),
+            offline["first_bad_seq"].clone(),
+            offline["checked"].clone()
+        ),
+        (json!(false), json!(5), json!(4))
+    );
+}
+
+async fn a_cut_tail_is_found(app: TestApp) {
+    let w = World::new(app).await;
+    w.claimed_order().await;
+    let n = w.app.get("/api/v1/audit/verify", &w.auditor).await.body["checked"]
+        .as_i64()
+        .unwrap();
+    let drop_guard = match w.app.backend {
+        Backend::Postgres => "ALTER TABLE audit_events DISABLE TRIGGER USER;",
+        Backend::Sqlite => "DROP TRIGGER audit_events_no_delete;",
+    };
+    sql(
+        &w.app,
+        &format!("{drop_guard} DELETE FROM audit_events WHERE seq = {n}"),
+    )
+    .unwrap();
+    let (code, report) = audit_verify(&w.app, &[]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["first_bad_seq"], json!(n));
+}
+
+async fn auditors_query_and_export_and_exports_are_audited(app: TestApp) {
+    let w = World::new(app).await;
+    let order = w.claimed_order().await;
+    let id = order["id"].as_str().unwrap();
+    let by_order = w
+        .app
+        .get(&format!("/api/v1/audit/events?work_order={id}"), &w.auditor)
+        .await;
+    assert_eq!(
+        by_order.assert_status(200)["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let msisdn = order["msisdn"].as_str().unwrap();
+    let by_number = w
+        .app
+        .get(
+            &format!("/api/v1/audit/events?msisdn={msisdn}&action=work_order.claimed"),
+            &w.auditor,
+        )
+        .await;
+    let items = by_number.assert_status(200)["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["actor"], "staff.a");
+    assert_eq!(items[0]["role"], "hall_staff");
+    let paged = w.app.get("/api/v1/audit/events?limit=3", &w.auditor).await;
+    let paged = paged.assert_status(200);
+    assert_eq!(paged["next_after"], json!(3));
+    let next = w
+        .app
+        .get("/api/v1/audit/events?limit=3&after=3", &w.auditor)
+        .await;
+    assert_eq!(next.assert_status(200)["items"][0]["seq"], json!(4));
+    let since = w
+        .app
+        .get(
+            "/api/v1/audit/events?since=2000-01-01T00:00:00Z&until=2000-01-02T00:00:00Z",
+            &w.auditor,
+        )
+        .await;
+    assert_eq!(
+        since.assert_status(200)["items"].as_array().unwrap().len(),
+        0
+    );
+    // Only auditors read the trail.
+    w.app
+        .get("/api/v1/audit/events", &w.clerk)
+        .await
+        .assert_problem(403, "forbidden");
+    w.app
+        .get("/api/v1/audit/verify", &w.admin)
+        .await
+        .assert_problem(403, "forbidden");
+
+    let csv = w
+        .app
+        .raw(
+            "GET",
+            "/api/v1/audit/events?format=csv",
+            Some(&w.auditor),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(csv.status, 200);
+    let text = String::from_utf8(csv.raw.clone()).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("seq,at,actor,role,action,work_order,detail,prev_hash,hash")
+    );
+    let ndjson = w
+        .app
+        .raw(
+            "GET",
+            "/api/v1/audit/events?format=ndjson&actor=staff.a",
+            Some(&w.auditor),
+            &[],
+            None,
+        )
+        .await;
+    let rows: Vec<Value> = String::from_utf8(ndjson.raw)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["action"], "work_order.claimed");
+    let exports = w
+        .app
+        .get("/api/v1/audit/events?action=audit.exported", &w.auditor)
+        .await;
+    let exports = exports.assert_status(200)["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(exports.len(), 2);
+    assert_eq!(exports[0]["detail"]["format"], "csv");
+    assert_eq!(exports[1]["detail"]["filters"]["actor"], "staff.a");
+}
+
+async fn reading_a_subscriber_is_audited_and_scoped(app: TestApp) {
+    let w = World::new(app).await;
+    let order = w.open_order().await;
+    let msisdn = order["msisdn"].as_str().unwrap();
+    let r = w
+        .app
+        .get(&format!("/api/v1/subscribers/{msisdn}"), &w.clerk)
+        .await;
+    assert_eq!(r.assert_status(200)["real_name_status"], "unverified");
+    w.app
+        .get(&format!("/api/v1/subscribers/{msisdn}"), &w.other_clerk)
+        .await
+        .assert_problem(404, "not_found");
+    w.app
+        .get(&format!("/api/v1/subscribers/{msisdn}"), &w.staff)
+        .await
+        .assert_problem(403, "forbidden");
+    w.app
+        .get("/api/v1/subscribers/12345", &w.clerk)
+        .await
+        .assert_problem(422, "invalid_msisdn");
+    let viewed = w
+        .app
+        .get("/api/v1/audit/events?action=subscriber.viewed", &w.auditor)
+        .await;
+    let viewed = viewed.assert_status(200)["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(viewed.len(), 1);
+    assert_eq!(viewed[0]["actor"], "clerk.yn");
+}
+
+async fn a_scope_violation_on_an_order_is_audited(app: TestApp) {
+    let w = World::new(app).await;
+    let order = w.open_order().await;
+    let id = order["id"].as_str().unwrap();
+    w.app
+        .post(
+            &format!("/api/v1/work-orders/{id}/cancel"),
+            &w.other_clerk,
+            &json!({"reason": "x"}),
+        )
+        .await
+        .assert_problem(404, "not_found");
+    let denied = w
+        .app
+        .get("/api/v1/audit/events?action=access.denied", &w.auditor)
+        .await;
+    let denied = denied.assert_status(200)["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(denied.len(), 1);
+    assert_eq!(denied[0]["actor"], "clerk.bj");
+    assert_eq!(denied[0]["work_order"], id);
+    assert_eq!(denied[0]["detail"]["code"], "not_found");
+}
+
+on_both_backends!(
+    the_database_refuses_to_update_or_delete_audit_events,
+    an_altered_event_is_found_online_and_offline,
+    a_cut_tail_is_found,
+    auditors_query_and_export_and_exports_are_audited,
+    reading_a_subscriber_is_audited_and_scoped,
+    a_scope_violation_on_an_order_is_audited,
+);

@@ -1,1 +1,145 @@
+//! The command line as an operator and a hall terminal use it.
 
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::json;
+
+use crate::helpers::{TestApp, World, ID_NUMBER, NAME};
+use crate::on_both_backends;
+
+fn crossprov(app: &TestApp, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crossprov"))
+        .args(args)
+        .env("CROSSPROV_DATA_DIR", app.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn crossprov");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("crossprov runs")
+}
+
+async fn user_add_creates_a_user_who_can_log_in_and_is_audited_as_cli(app: TestApp) {
+    let out = crossprov(
+        &app,
+        &[
+            "user",
+            "add",
+            "--username",
+            "ops.auditor",
+            "--role",
+            "auditor",
+            "--password-stdin",
+            "--database-url",
+            &app.database_url,
+        ],
+        Some("s3cret-passphrase\nignored second line\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = app.login("ops.auditor", "s3cret-passphrase").await;
+    let token = r.assert_status(200)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let me = app.get("/api/v1/me", &token).await;
+    assert_eq!(me.assert_status(200)["role"], "auditor");
+    let created = app
+        .get("/api/v1/audit/events?action=user.created", &token)
+        .await;
+    let created = created.assert_status(200)["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(created.iter().all(|e| e["actor"] == "cli"));
+    // A second user of that name is refused, and the CLI says so with a non-zero exit.
+    let again = crossprov(
+        &app,
+        &[
+            "user",
+            "add",
+            "--username",
+            "ops.auditor",
+            "--role",
+            "auditor",
+            "--password-stdin",
+            "--database-url",
+            &app.database_url,
+        ],
+        Some("another-passphrase\n"),
+    );
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already_exists"));
+}
+
+async fn a_hall_terminal_signs_with_keygen_and_sign_result(app: TestApp) {
+    let w = World::new(app).await;
+    for alg in ["ES256", "EdDSA"] {
+        let keys = w.app.dir.path().join(format!("keys-{alg}"));
+        let out = crossprov(
+            &w.app,
+            &["keygen", "--alg", alg, "--out", keys.to_str().unwrap()],
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let public = std::fs::read_to_string(keys.join("public.pem")).unwrap();
+        let kid = format!("terminal-{alg}");
+        let body = json!({ "kid": kid, "alg": alg, "public_key_pem": public });
+        w.app
+            .post(&format!("/api/v1/halls/{}/keys", w.hall_a), &w.admin, &body)
+            .await
+            .assert_status(201);
+
+        let order = w.claimed_order().await;
+        let payload = json!({
+            "wo": order["id"], "hall": w.hall_a, "staff": "staff.a", "msisdn": order["msisdn"], "outcome": "match",
+            "document": { "type": "resident_id", "number": ID_NUMBER, "name": NAME, "valid_until": "2035-06-30" },
+            "method": { "chip_read": true, "face_match_score": 0.95, "operator_checked": true }, "evidence": [],
+        });
+        let file = w.app.dir.path().join(format!("payload-{alg}.json"));
+        std::fs::write(&file, payload.to_string()).unwrap();
+        let key = keys.join("private.pem");
+        let out = crossprov(
+            &w.app,
+            &[
+                "sign-result",
+                "--key",
+                key.to_str().unwrap(),
+                "--kid",
+                &kid,
+                file.to_str().unwrap(),
+            ],
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let jws = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let submitted = w.submit(&order, &jws).await;
+        assert_eq!(submitted.assert_status(201)["verification"]["alg"], alg);
+    }
+}
+
+on_both_backends!(
+    user_add_creates_a_user_who_can_log_in_and_is_audited_as_cli,
+    a_hall_terminal_signs_with_keygen_and_sign_result,
+);

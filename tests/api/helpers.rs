@@ -8,7 +8,6 @@ use base64::Engine;
 use crossprov::audit::Recorder;
 use crossprov::config::Settings;
 use crossprov::service::users::{add_user_blocking, NewUser};
-use crossprov::service::Services;
 use crossprov::startup::Application;
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
@@ -47,7 +46,8 @@ macro_rules! on_both_backends {
 }
 
 fn pg_admin_url() -> String {
-    std::env::var("CROSSPROV_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("CROSSPROV_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 fn pg_required() -> bool {
@@ -76,18 +76,32 @@ impl PgDatabase {
             "crossprov_test_{}_{}_{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed),
-            uuid::Uuid::new_v4().simple().to_string().get(..8).unwrap_or("x")
+            uuid::Uuid::new_v4()
+                .simple()
+                .to_string()
+                .get(..8)
+                .unwrap_or("x")
         );
-        conn.batch_execute(&format!("CREATE DATABASE {name}")).expect("create test database");
-        let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin.clone());
-        Some(Self { url: format!("{base}/{name}"), name })
+        conn.batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create test database");
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_owned())
+            .unwrap_or(admin.clone());
+        Some(Self {
+            url: format!("{base}/{name}"),
+            name,
+        })
     }
 }
 
 impl Drop for PgDatabase {
     fn drop(&mut self) {
         if let Ok(mut conn) = diesel::PgConnection::establish(&pg_admin_url()) {
-            let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+            let _ = conn.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
         }
     }
 }
@@ -95,7 +109,6 @@ impl Drop for PgDatabase {
 pub struct TestApp {
     pub base: String,
     pub client: awc::Client,
-    pub services: Services,
     pub database_url: String,
     pub backend: Backend,
     pub dir: tempfile::TempDir,
@@ -112,7 +125,10 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
     }
 
     /// Asserts a problem response with this status and code.
@@ -125,7 +141,10 @@ impl Reply {
             self.status,
             self.body
         );
-        assert_eq!(self.header("content-type").as_deref(), Some("application/problem+json"));
+        assert_eq!(
+            self.header("content-type").as_deref(),
+            Some("application/problem+json")
+        );
         assert_eq!(self.body["status"], json!(status));
     }
 
@@ -164,13 +183,33 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         hall_id: None,
         email: None,
     };
-    add_user_blocking(&services.store, &Recorder::cli(), &admin, chrono::Utc::now()).expect("seed admin");
-    let client = awc::Client::builder().timeout(std::time::Duration::from_secs(60)).finish();
-    Some(TestApp { base, client, services, database_url, backend, dir, _pg: pg })
+    add_user_blocking(
+        &services.store,
+        &Recorder::cli(),
+        &admin,
+        chrono::Utc::now(),
+    )
+    .expect("seed admin");
+    let client = awc::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .finish();
+    Some(TestApp {
+        base,
+        client,
+        database_url,
+        backend,
+        dir,
+        _pg: pg,
+    })
 }
 
 impl TestApp {
-    async fn send(&self, mut req: awc::ClientRequest, token: Option<&str>, body: Option<Vec<u8>>) -> Reply {
+    async fn send(
+        &self,
+        mut req: awc::ClientRequest,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Reply {
         if let Some(t) = token {
             req = req.insert_header(("Authorization", format!("Bearer {t}")));
         }
@@ -179,9 +218,19 @@ impl TestApp {
             None => req.send().await,
         }
         .expect("request sent");
-        let raw = res.body().limit(64 * 1024 * 1024).await.expect("body read").to_vec();
+        let raw = res
+            .body()
+            .limit(64 * 1024 * 1024)
+            .await
+            .expect("body read")
+            .to_vec();
         let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
-        Reply { status: res.status().as_u16(), headers: res.headers().clone(), body, raw }
+        Reply {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            body,
+            raw,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -189,7 +238,8 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Reply {
-        self.send(self.client.get(self.url(path)), Some(token), None).await
+        self.send(self.client.get(self.url(path)), Some(token), None)
+            .await
     }
 
     pub async fn get_anon(&self, path: &str) -> Reply {
@@ -197,21 +247,47 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, token: &str, body: &Value) -> Reply {
-        let req = self.client.post(self.url(path)).insert_header(("Content-Type", "application/json"));
-        self.send(req, Some(token), Some(serde_json::to_vec(body).expect("json"))).await
+        let req = self
+            .client
+            .post(self.url(path))
+            .insert_header(("Content-Type", "application/json"));
+        self.send(
+            req,
+            Some(token),
+            Some(serde_json::to_vec(body).expect("json")),
+        )
+        .await
     }
 
-    pub async fn post_if_match(&self, path: &str, token: &str, version: &str, body: &Value) -> Reply {
+    pub async fn post_if_match(
+        &self,
+        path: &str,
+        token: &str,
+        version: &str,
+        body: &Value,
+    ) -> Reply {
         let req = self
             .client
             .post(self.url(path))
             .insert_header(("Content-Type", "application/json"))
             .insert_header(("If-Match", version));
-        self.send(req, Some(token), Some(serde_json::to_vec(body).expect("json"))).await
+        self.send(
+            req,
+            Some(token),
+            Some(serde_json::to_vec(body).expect("json")),
+        )
+        .await
     }
 
     /// A request as raw as a client can make it: any method, headers, bytes.
-    pub async fn raw(&self, method: &str, path: &str, token: Option<&str>, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Reply {
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Reply {
         let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self.client.request(method, self.url(path));
         for (k, v) in headers {
@@ -221,14 +297,21 @@ impl TestApp {
     }
 
     pub async fn login(&self, username: &str, password: &str) -> Reply {
-        let req = self.client.post(self.url("/api/v1/auth/token")).insert_header(("Content-Type", "application/json"));
+        let req = self
+            .client
+            .post(self.url("/api/v1/auth/token"))
+            .insert_header(("Content-Type", "application/json"));
         let body = json!({ "username": username, "password": password });
-        self.send(req, None, Some(serde_json::to_vec(&body).expect("json"))).await
+        self.send(req, None, Some(serde_json::to_vec(&body).expect("json")))
+            .await
     }
 
     pub async fn token(&self, username: &str) -> String {
         let r = self.login(username, PASSWORD).await;
-        r.assert_status(200)["access_token"].as_str().expect("token").to_owned()
+        r.assert_status(200)["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
     }
 
     pub async fn admin(&self) -> String {
@@ -241,21 +324,36 @@ impl TestApp {
             "address": "人民路 1 号", "email": format!("{code}@halls.example.cn"),
         });
         let r = self.post("/api/v1/halls", admin, &body).await;
-        r.assert_status(201)["id"].as_str().expect("hall id").to_owned()
+        r.assert_status(201)["id"]
+            .as_str()
+            .expect("hall id")
+            .to_owned()
     }
 
-    pub async fn create_user(&self, admin: &str, username: &str, role: &str, province: Option<&str>, hall: Option<&str>) -> String {
+    pub async fn create_user(
+        &self,
+        admin: &str,
+        username: &str,
+        role: &str,
+        province: Option<&str>,
+        hall: Option<&str>,
+    ) -> String {
         let body = json!({
             "username": username, "password": PASSWORD, "role": role,
             "province": province, "hall_id": hall, "email": format!("{username}@example.cn"),
         });
-        self.post("/api/v1/users", admin, &body).await.assert_status(201);
+        self.post("/api/v1/users", admin, &body)
+            .await
+            .assert_status(201);
         self.token(username).await
     }
 
     pub async fn register_key(&self, admin: &str, hall_id: &str, signer: &Signer) {
-        let body = json!({ "kid": signer.kid, "alg": signer.alg, "public_key_pem": signer.public_pem() });
-        self.post(&format!("/api/v1/halls/{hall_id}/keys"), admin, &body).await.assert_status(201);
+        let body =
+            json!({ "kid": signer.kid, "alg": signer.alg, "public_key_pem": signer.public_pem() });
+        self.post(&format!("/api/v1/halls/{hall_id}/keys"), admin, &body)
+            .await
+            .assert_status(201);
     }
 }
 
@@ -271,35 +369,62 @@ impl Signer {
     pub fn new(kid: &str, alg: &'static str) -> Self {
         let rng = SystemRandom::new();
         let pkcs8 = match alg {
-            "EdDSA" => Ed25519KeyPair::generate_pkcs8(&rng).expect("keygen").as_ref().to_vec(),
-            _ => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("keygen").as_ref().to_vec(),
+            "EdDSA" => Ed25519KeyPair::generate_pkcs8(&rng)
+                .expect("keygen")
+                .as_ref()
+                .to_vec(),
+            _ => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .expect("keygen")
+                .as_ref()
+                .to_vec(),
         };
-        Self { kid: kid.into(), alg, pkcs8 }
+        Self {
+            kid: kid.into(),
+            alg,
+            pkcs8,
+        }
     }
 
     fn raw_public(&self) -> Vec<u8> {
         match self.alg {
-            "EdDSA" => Ed25519KeyPair::from_pkcs8(&self.pkcs8).expect("key").public_key().as_ref().to_vec(),
-            _ => EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &self.pkcs8, &SystemRandom::new())
+            "EdDSA" => Ed25519KeyPair::from_pkcs8(&self.pkcs8)
                 .expect("key")
                 .public_key()
                 .as_ref()
                 .to_vec(),
+            _ => EcdsaKeyPair::from_pkcs8(
+                &ECDSA_P256_SHA256_FIXED_SIGNING,
+                &self.pkcs8,
+                &SystemRandom::new(),
+            )
+            .expect("key")
+            .public_key()
+            .as_ref()
+            .to_vec(),
         }
     }
 
     pub fn public_pem(&self) -> String {
         let prefix: &[u8] = match self.alg {
-            "EdDSA" => &[0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00],
+            "EdDSA" => &[
+                0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+            ],
             _ => &[
-                0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86,
-                0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+                0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06,
+                0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
             ],
         };
         let der = [prefix, &self.raw_public()].concat();
         let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-        let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("ascii")).collect();
-        format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"))
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).expect("ascii"))
+            .collect();
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            lines.join("\n")
+        )
     }
 
     /// Signs with an explicit header (to test odd headers).
@@ -308,19 +433,30 @@ impl Signer {
         let p = URL_SAFE_NO_PAD.encode(serde_json::to_vec(payload).expect("json"));
         let input = format!("{h}.{p}");
         let sig = match self.alg {
-            "EdDSA" => Ed25519KeyPair::from_pkcs8(&self.pkcs8).expect("key").sign(input.as_bytes()).as_ref().to_vec(),
-            _ => EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &self.pkcs8, &SystemRandom::new())
+            "EdDSA" => Ed25519KeyPair::from_pkcs8(&self.pkcs8)
                 .expect("key")
-                .sign(&SystemRandom::new(), input.as_bytes())
-                .expect("sign")
+                .sign(input.as_bytes())
                 .as_ref()
                 .to_vec(),
+            _ => EcdsaKeyPair::from_pkcs8(
+                &ECDSA_P256_SHA256_FIXED_SIGNING,
+                &self.pkcs8,
+                &SystemRandom::new(),
+            )
+            .expect("key")
+            .sign(&SystemRandom::new(), input.as_bytes())
+            .expect("sign")
+            .as_ref()
+            .to_vec(),
         };
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
     }
 
     pub fn sign(&self, payload: &Value) -> String {
-        self.sign_with_header(&json!({ "alg": self.alg, "kid": self.kid, "typ": "JWT" }), payload)
+        self.sign_with_header(
+            &json!({ "alg": self.alg, "kid": self.kid, "typ": "JWT" }),
+            payload,
+        )
     }
 }
 
@@ -355,20 +491,47 @@ impl World {
         let admin = app.admin().await;
         let hall_a = app.create_hall(&admin, "JN-A", "37", "370100").await;
         let hall_b = app.create_hall(&admin, "JN-B", "37", "370100").await;
-        let clerk = app.create_user(&admin, "clerk.yn", "clerk", Some("53"), None).await;
-        let other_clerk = app.create_user(&admin, "clerk.bj", "clerk", Some("11"), None).await;
-        let staff = app.create_user(&admin, "staff.a", "hall_staff", None, Some(&hall_a)).await;
-        let staff_same_hall = app.create_user(&admin, "staff.a2", "hall_staff", None, Some(&hall_a)).await;
-        let staff_other_hall = app.create_user(&admin, "staff.b", "hall_staff", None, Some(&hall_b)).await;
-        let auditor = app.create_user(&admin, "auditor", "auditor", None, None).await;
+        let clerk = app
+            .create_user(&admin, "clerk.yn", "clerk", Some("53"), None)
+            .await;
+        let other_clerk = app
+            .create_user(&admin, "clerk.bj", "clerk", Some("11"), None)
+            .await;
+        let staff = app
+            .create_user(&admin, "staff.a", "hall_staff", None, Some(&hall_a))
+            .await;
+        let staff_same_hall = app
+            .create_user(&admin, "staff.a2", "hall_staff", None, Some(&hall_a))
+            .await;
+        let staff_other_hall = app
+            .create_user(&admin, "staff.b", "hall_staff", None, Some(&hall_b))
+            .await;
+        let auditor = app
+            .create_user(&admin, "auditor", "auditor", None, None)
+            .await;
         let signer = Signer::new("hall-a-2026", "EdDSA");
         app.register_key(&admin, &hall_a, &signer).await;
-        Self { app, admin, clerk, other_clerk, staff, staff_same_hall, staff_other_hall, auditor, hall_a, hall_b, signer }
+        Self {
+            app,
+            admin,
+            clerk,
+            other_clerk,
+            staff,
+            staff_same_hall,
+            staff_other_hall,
+            auditor,
+            hall_a,
+            hall_b,
+            signer,
+        }
     }
 
     /// A fresh mobile number for each order a test opens.
     pub fn next_msisdn() -> String {
-        format!("1891234{:04}", NUMBERS.fetch_add(1, Ordering::Relaxed) % 10_000)
+        format!(
+            "1891234{:04}",
+            NUMBERS.fetch_add(1, Ordering::Relaxed) % 10_000
+        )
     }
 
     pub async fn open_order(&self) -> Value {
@@ -380,13 +543,25 @@ impl World {
             "msisdn": format!("+86 {}", Self::next_msisdn()), "target_province": "37", "target_city": "370100",
             "target_hall_id": hall, "reason": "用户长期在济南居住", "expected_name": NAME,
         });
-        self.app.post("/api/v1/work-orders", &self.clerk, &body).await.assert_status(201).clone()
+        self.app
+            .post("/api/v1/work-orders", &self.clerk, &body)
+            .await
+            .assert_status(201)
+            .clone()
     }
 
     pub async fn claimed_order(&self) -> Value {
         let order = self.open_order().await;
         let id = order["id"].as_str().expect("id");
-        self.app.post(&format!("/api/v1/work-orders/{id}/claim"), &self.staff, &json!({})).await.assert_status(200).clone()
+        self.app
+            .post(
+                &format!("/api/v1/work-orders/{id}/claim"),
+                &self.staff,
+                &json!({}),
+            )
+            .await
+            .assert_status(200)
+            .clone()
     }
 
     pub fn payload(&self, order: &Value, outcome: &str) -> Value {
@@ -402,7 +577,13 @@ impl World {
 
     pub async fn submit(&self, order: &Value, jws: &str) -> Reply {
         let id = order["id"].as_str().expect("id");
-        self.app.post(&format!("/api/v1/work-orders/{id}/verification"), &self.staff, &json!({ "result": jws })).await
+        self.app
+            .post(
+                &format!("/api/v1/work-orders/{id}/verification"),
+                &self.staff,
+                &json!({ "result": jws }),
+            )
+            .await
     }
 
     pub async fn submitted_order(&self, outcome: &str) -> Value {

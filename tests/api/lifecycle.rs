@@ -12,17 +12,33 @@ async fn a_matched_order_completes_with_a_verifiable_receipt(app: TestApp) {
     assert_eq!(order["version"], 1);
     assert_eq!(order["home_province"], "53");
     assert_eq!(order["expected_name"], NAME, "the home clerk sees the name");
-    assert!(order["msisdn"].as_str().unwrap().len() == 11, "normalised to 11 digits");
+    assert!(
+        order["msisdn"].as_str().unwrap().len() == 11,
+        "normalised to 11 digits"
+    );
     let reference = order["reference"].as_str().unwrap();
-    assert!(reference.starts_with("53-") && reference.ends_with("-000001"), "{reference}");
+    assert!(
+        reference.starts_with("53-") && reference.ends_with("-000001"),
+        "{reference}"
+    );
     let id = order["id"].as_str().unwrap();
 
     // The hall sees it, masked.
-    let seen = w.app.get(&format!("/api/v1/work-orders/{id}"), &w.staff).await;
+    let seen = w
+        .app
+        .get(&format!("/api/v1/work-orders/{id}"), &w.staff)
+        .await;
     assert_eq!(seen.assert_status(200)["expected_name"], "张*");
     assert_eq!(seen.header("etag").as_deref(), Some("\"1\""));
 
-    let claimed = w.app.post(&format!("/api/v1/work-orders/{id}/claim"), &w.staff, &json!({})).await;
+    let claimed = w
+        .app
+        .post(
+            &format!("/api/v1/work-orders/{id}/claim"),
+            &w.staff,
+            &json!({}),
+        )
+        .await;
     let claimed = claimed.assert_status(200);
     assert_eq!(claimed["state"], "claimed");
     assert_eq!(claimed["claimed_by"], "staff.a");
@@ -40,7 +56,14 @@ async fn a_matched_order_completes_with_a_verifiable_receipt(app: TestApp) {
     assert_eq!(v["document"]["number"], "110105********002X");
     assert_eq!(v["document"]["name"], "张*");
 
-    let done = w.app.post(&format!("/api/v1/work-orders/{id}/complete"), &w.clerk, &json!({})).await;
+    let done = w
+        .app
+        .post(
+            &format!("/api/v1/work-orders/{id}/complete"),
+            &w.clerk,
+            &json!({}),
+        )
+        .await;
     let done = done.assert_status(200);
     assert_eq!(done["state"], "completed");
     let receipt = done["receipt"].as_str().expect("receipt");
@@ -54,11 +77,17 @@ async fn a_matched_order_completes_with_a_verifiable_receipt(app: TestApp) {
     assert_eq!(claims["completed_by"], "clerk.yn");
     assert_eq!(claims["iss"], "crossprov");
     assert!(claims.get("exp").is_none());
-    assert_eq!(claims["result_sha256"], crossprov::domain::sha256_hex(jws.as_bytes()));
+    assert_eq!(
+        claims["result_sha256"],
+        crossprov::domain::sha256_hex(jws.as_bytes())
+    );
 
     // The subscriber is now verified, shown masked.
     let msisdn = order["msisdn"].as_str().unwrap();
-    let sub = w.app.get(&format!("/api/v1/subscribers/{msisdn}"), &w.clerk).await;
+    let sub = w
+        .app
+        .get(&format!("/api/v1/subscribers/{msisdn}"), &w.clerk)
+        .await;
     let sub = sub.assert_status(200);
     assert_eq!(sub["real_name_status"], "verified");
     assert_eq!(sub["document"]["number"], "110105********002X");
@@ -66,16 +95,34 @@ async fn a_matched_order_completes_with_a_verifiable_receipt(app: TestApp) {
     assert!(!sub.to_string().contains(ID_NUMBER));
 
     // Every step is in the order's history, oldest first, chained.
-    let events = w.app.get(&format!("/api/v1/work-orders/{id}/events"), &w.auditor).await;
-    let actions: Vec<&str> =
-        events.assert_status(200)["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let events = w
+        .app
+        .get(&format!("/api/v1/work-orders/{id}/events"), &w.auditor)
+        .await;
+    let actions: Vec<&str> = events.assert_status(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     assert_eq!(
         actions,
-        ["work_order.opened", "work_order.claimed", "work_order.result_submitted", "work_order.completed"]
+        [
+            "work_order.opened",
+            "work_order.claimed",
+            "work_order.result_submitted",
+            "work_order.completed"
+        ]
     );
-    let all = w.app.get("/api/v1/audit/events?limit=1000", &w.auditor).await;
+    let all = w
+        .app
+        .get("/api/v1/audit/events?limit=1000", &w.auditor)
+        .await;
     let text = all.assert_status(200).to_string();
-    assert!(!text.contains(ID_NUMBER) && !text.contains(NAME), "no personal data in the trail");
+    assert!(
+        !text.contains(ID_NUMBER) && !text.contains(NAME),
+        "no personal data in the trail"
+    );
     let verify = w.app.get("/api/v1/audit/verify", &w.auditor).await;
     assert_eq!(verify.assert_status(200)["ok"], true);
 }
@@ -86,8 +133,14 @@ pub fn verify_with_jwks(jws: &str, jwks: &serde_json::Value) -> serde_json::Valu
     use base64::Engine;
     let parts: Vec<&str> = jws.split('.').collect();
     assert_eq!(parts.len(), 3);
-    let header: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
-    let key = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == header["kid"]).expect("kid in JWKS");
+    let header: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    let key = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .expect("kid in JWKS");
     let sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
     let input = format!("{}.{}", parts[0], parts[1]);
     match header["alg"].as_str().unwrap() {
@@ -101,9 +154,12 @@ pub fn verify_with_jwks(jws: &str, jwks: &serde_json::Value) -> serde_json::Valu
             let x = URL_SAFE_NO_PAD.decode(key["x"].as_str().unwrap()).unwrap();
             let y = URL_SAFE_NO_PAD.decode(key["y"].as_str().unwrap()).unwrap();
             let point = [&[4u8][..], &x, &y].concat();
-            ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, point)
-                .verify(input.as_bytes(), &sig)
-                .expect("receipt signature verifies");
+            ring::signature::UnparsedPublicKey::new(
+                &ring::signature::ECDSA_P256_SHA256_FIXED,
+                point,
+            )
+            .verify(input.as_bytes(), &sig)
+            .expect("receipt signature verifies");
         }
         other => panic!("unexpected alg {other}"),
     }
@@ -115,50 +171,111 @@ async fn release_return_fail_cancel_and_reroute_follow_the_life_cycle(app: TestA
     // release: back to open, anyone of the hall may claim again.
     let order = w.claimed_order().await;
     let id = order["id"].as_str().unwrap();
-    let r = w.app.post(&format!("/api/v1/work-orders/{id}/release"), &w.staff, &json!({"reason": "用户未到场"})).await;
+    let r = w
+        .app
+        .post(
+            &format!("/api/v1/work-orders/{id}/release"),
+            &w.staff,
+            &json!({"reason": "用户未到场"}),
+        )
+        .await;
     assert_eq!(r.assert_status(200)["state"], "open");
     assert_eq!(r.body["claimed_by"], serde_json::Value::Null);
-    let r = w.app.post(&format!("/api/v1/work-orders/{id}/claim"), &w.staff_same_hall, &json!({})).await;
+    let r = w
+        .app
+        .post(
+            &format!("/api/v1/work-orders/{id}/claim"),
+            &w.staff_same_hall,
+            &json!({}),
+        )
+        .await;
     assert_eq!(r.assert_status(200)["claimed_by"], "staff.a2");
     // cancel from claimed.
-    let r = w.app.post(&format!("/api/v1/work-orders/{id}/cancel"), &w.clerk, &json!({"reason": "用户撤回"})).await;
+    let r = w
+        .app
+        .post(
+            &format!("/api/v1/work-orders/{id}/cancel"),
+            &w.clerk,
+            &json!({"reason": "用户撤回"}),
+        )
+        .await;
     assert_eq!(r.assert_status(200)["state"], "cancelled");
 
     // return: back to the same staff member, awaiting a new result; then fail.
     let order = w.submitted_order("mismatch").await;
     let id = order["id"].as_str().unwrap();
-    let r = w.app.post(&format!("/api/v1/work-orders/{id}/complete"), &w.clerk, &json!({})).await;
+    let r = w
+        .app
+        .post(
+            &format!("/api/v1/work-orders/{id}/complete"),
+            &w.clerk,
+            &json!({}),
+        )
+        .await;
     r.assert_problem(422, "outcome_not_match");
-    let r = w.app.post(&format!("/api/v1/work-orders/{id}/return"), &w.clerk, &json!({"reason": "照片模糊"})).await;
+    let r = w
+        .app
+        .post(
+            &format!("/api/v1/work-orders/{id}/return"),
+            &w.clerk,
+            &json!({"reason": "照片模糊"}),
+        )
+        .await;
     let returned = r.assert_status(200);
     assert_eq!(returned["state"], "claimed");
     assert_eq!(returned["claimed_by"], "staff.a");
     assert_eq!(returned["verification"], serde_json::Value::Null);
     let jws = w.signer.sign(&w.payload(returned, "mismatch"));
     w.submit(returned, &jws).await.assert_status(201);
-    let r = w.app.post(&format!("/api/v1/work-orders/{id}/fail"), &w.clerk, &json!({"reason": "人证不一致"})).await;
+    let r = w
+        .app
+        .post(
+            &format!("/api/v1/work-orders/{id}/fail"),
+            &w.clerk,
+            &json!({"reason": "人证不一致"}),
+        )
+        .await;
     assert_eq!(r.assert_status(200)["state"], "failed");
     // A finished order frees the number for a new one.
     let again = json!({"msisdn": order["msisdn"], "target_province": "37", "target_city": "370100", "reason": "再次办理"});
-    w.app.post("/api/v1/work-orders", &w.clerk, &again).await.assert_status(201);
+    w.app
+        .post("/api/v1/work-orders", &w.clerk, &again)
+        .await
+        .assert_status(201);
 
     // reroute an open order to another city's pool.
     let order = w.open_order().await;
     let id = order["id"].as_str().unwrap();
     let body = json!({"target_province": "37", "target_city": "370200", "reason": "用户搬到青岛"});
-    let r = w.app.post(&format!("/api/v1/work-orders/{id}/reroute"), &w.clerk, &body).await;
+    let r = w
+        .app
+        .post(
+            &format!("/api/v1/work-orders/{id}/reroute"),
+            &w.clerk,
+            &body,
+        )
+        .await;
     let r = r.assert_status(200);
-    assert_eq!((r["state"].as_str(), r["target_city"].as_str()), (Some("open"), Some("370200")));
+    assert_eq!(
+        (r["state"].as_str(), r["target_city"].as_str()),
+        (Some("open"), Some("370200"))
+    );
     assert_eq!(r["target_hall_id"], serde_json::Value::Null);
     // Jinan's halls no longer see it.
-    w.app.get(&format!("/api/v1/work-orders/{id}"), &w.staff).await.assert_problem(404, "not_found");
+    w.app
+        .get(&format!("/api/v1/work-orders/{id}"), &w.staff)
+        .await
+        .assert_problem(404, "not_found");
 }
 
 async fn two_staff_claiming_at_once_exactly_one_wins(app: TestApp) {
     let w = World::new(app).await;
     for _ in 0..3 {
         let order = w.open_order().await;
-        let path = format!("/api/v1/work-orders/{}/claim", order["id"].as_str().unwrap());
+        let path = format!(
+            "/api/v1/work-orders/{}/claim",
+            order["id"].as_str().unwrap()
+        );
         let empty = json!({});
         let claims = [&w.staff, &w.staff_same_hall, &w.staff, &w.staff_same_hall]
             .map(|t| w.app.post(&path, t, &empty));
@@ -174,9 +291,18 @@ async fn two_staff_claiming_at_once_exactly_one_wins(app: TestApp) {
 async fn a_stale_if_match_is_refused_and_a_current_one_accepted(app: TestApp) {
     let w = World::new(app).await;
     let order = w.open_order().await;
-    let path = format!("/api/v1/work-orders/{}/claim", order["id"].as_str().unwrap());
-    w.app.post_if_match(&path, &w.staff, "\"7\"", &json!({})).await.assert_problem(412, "version_conflict");
-    let r = w.app.post_if_match(&path, &w.staff, "\"1\"", &json!({})).await;
+    let path = format!(
+        "/api/v1/work-orders/{}/claim",
+        order["id"].as_str().unwrap()
+    );
+    w.app
+        .post_if_match(&path, &w.staff, "\"7\"", &json!({}))
+        .await
+        .assert_problem(412, "version_conflict");
+    let r = w
+        .app
+        .post_if_match(&path, &w.staff, "\"1\"", &json!({}))
+        .await;
     assert_eq!(r.assert_status(200)["version"], 2);
     assert_eq!(r.header("etag").as_deref(), Some("\"2\""));
 }
@@ -198,7 +324,13 @@ async fn lists_are_scoped_filtered_and_paged(app: TestApp) {
         };
         let page = w.app.get(&path, &w.clerk).await;
         let page = page.assert_status(200);
-        seen.extend(page["items"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_owned()));
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["id"].as_str().unwrap().to_owned()),
+        );
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
             None => break,
@@ -211,27 +343,87 @@ async fn lists_are_scoped_filtered_and_paged(app: TestApp) {
     let b = w.app.get("/api/v1/work-orders", &w.staff_other_hall).await;
     assert_eq!(b.assert_status(200)["items"].as_array().unwrap().len(), 1);
     let other = w.app.get("/api/v1/work-orders", &w.other_clerk).await;
-    assert_eq!(other.assert_status(200)["items"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        other.assert_status(200)["items"].as_array().unwrap().len(),
+        0
+    );
     // Filters.
-    let claimed = w.app.post(&format!("/api/v1/work-orders/{}/claim", ids[0]), &w.staff, &json!({})).await;
-    let msisdn = claimed.assert_status(200)["msisdn"].as_str().unwrap().to_owned();
-    let by_state = w.app.get("/api/v1/work-orders?state=claimed", &w.auditor).await;
-    assert_eq!(by_state.assert_status(200)["items"].as_array().unwrap().len(), 1);
-    let by_number = w.app.get(&format!("/api/v1/work-orders?msisdn=86{msisdn}"), &w.clerk).await;
-    assert_eq!(by_number.assert_status(200)["items"][0]["id"], ids[0].as_str());
-    let by_hall = w.app.get(&format!("/api/v1/work-orders?hall_id={}", w.hall_b), &w.auditor).await;
-    assert_eq!(by_hall.assert_status(200)["items"].as_array().unwrap().len(), 1);
-    w.app.get("/api/v1/work-orders?limit=201", &w.clerk).await.assert_problem(400, "invalid_request");
+    let claimed = w
+        .app
+        .post(
+            &format!("/api/v1/work-orders/{}/claim", ids[0]),
+            &w.staff,
+            &json!({}),
+        )
+        .await;
+    let msisdn = claimed.assert_status(200)["msisdn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let by_state = w
+        .app
+        .get("/api/v1/work-orders?state=claimed", &w.auditor)
+        .await;
+    assert_eq!(
+        by_state.assert_status(200)["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let by_number = w
+        .app
+        .get(&format!("/api/v1/work-orders?msisdn=86{msisdn}"), &w.clerk)
+        .await;
+    assert_eq!(
+        by_number.assert_status(200)["items"][0]["id"],
+        ids[0].as_str()
+    );
+    let by_hall = w
+        .app
+        .get(
+            &format!("/api/v1/work-orders?hall_id={}", w.hall_b),
+            &w.auditor,
+        )
+        .await;
+    assert_eq!(
+        by_hall.assert_status(200)["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    w.app
+        .get("/api/v1/work-orders?limit=201", &w.clerk)
+        .await
+        .assert_problem(400, "invalid_request");
 }
 
 async fn an_order_for_a_city_pool_reaches_every_hall_of_the_city(app: TestApp) {
     let w = World::new(app).await;
     let order = w.open_order_to(None).await;
     let id = order["id"].as_str().unwrap();
-    w.app.get(&format!("/api/v1/work-orders/{id}"), &w.staff_other_hall).await.assert_status(200);
-    w.app.post(&format!("/api/v1/work-orders/{id}/claim"), &w.staff_other_hall, &json!({})).await.assert_status(200);
+    w.app
+        .get(&format!("/api/v1/work-orders/{id}"), &w.staff_other_hall)
+        .await
+        .assert_status(200);
+    w.app
+        .post(
+            &format!("/api/v1/work-orders/{id}/claim"),
+            &w.staff_other_hall,
+            &json!({}),
+        )
+        .await
+        .assert_status(200);
     // Claimed by hall B: hall A's staff may still see the pool order but not act on it.
-    w.app.post(&format!("/api/v1/work-orders/{id}/release"), &w.staff, &json!({"reason": "x"})).await.assert_problem(403, "forbidden");
+    w.app
+        .post(
+            &format!("/api/v1/work-orders/{id}/release"),
+            &w.staff,
+            &json!({"reason": "x"}),
+        )
+        .await
+        .assert_problem(403, "forbidden");
 }
 
 on_both_backends!(

@@ -6,13 +6,19 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::extract::{query, services, Caller};
 use super::problem::{ApiError, Problem};
 use crate::domain::ErrorCode;
-use crate::service::audit::{EventPage, EventQuery, ExportFormat, VerifyView};
+use crate::service::audit::{
+    CheckpointView, ConsistencyProof, ConsistencyQuery, EventPage, EventQuery, ExportFormat,
+    InclusionProof, InclusionQuery, VerifyView,
+};
 
 type Reply = Result<HttpResponse, ApiError>;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/audit/events").route(web::get().to(events)))
-        .service(web::resource("/audit/verify").route(web::get().to(verify)));
+        .service(web::resource("/audit/verify").route(web::get().to(verify)))
+        .service(web::resource("/audit/checkpoint").route(web::get().to(checkpoint)))
+        .service(web::resource("/audit/proof/inclusion").route(web::get().to(inclusion)))
+        .service(web::resource("/audit/proof/consistency").route(web::get().to(consistency)));
 }
 
 /// Query the trail (paged JSON), or export every matching event with `format=ndjson|csv`.
@@ -48,4 +54,27 @@ pub async fn events(req: HttpRequest, caller: Caller) -> Reply {
     responses((status = 200, body = VerifyView), (status = "4XX", body = Problem)))]
 pub async fn verify(req: HttpRequest, caller: Caller) -> Reply {
     Ok(HttpResponse::Ok().json(services(&req)?.verify_audit(caller.0).await?))
+}
+
+/// A signed checkpoint of the log's current head, for auditors to keep elsewhere.
+#[utoipa::path(get, path = "/api/v1/audit/checkpoint", tag = "audit",
+    responses((status = 200, body = CheckpointView), (status = "4XX", body = Problem)))]
+pub async fn checkpoint(req: HttpRequest, caller: Caller) -> Reply {
+    Ok(HttpResponse::Ok().json(services(&req)?.audit_checkpoint(caller.0).await?))
+}
+
+/// RFC 9162 inclusion proof of event `seq` in the tree of the first `size` events.
+#[utoipa::path(get, path = "/api/v1/audit/proof/inclusion", tag = "audit", params(InclusionQuery),
+    responses((status = 200, body = InclusionProof), (status = "4XX", body = Problem)))]
+pub async fn inclusion(req: HttpRequest, caller: Caller) -> Reply {
+    let q: InclusionQuery = query(&req)?;
+    Ok(HttpResponse::Ok().json(services(&req)?.inclusion_proof(caller.0, q).await?))
+}
+
+/// RFC 9162 consistency proof between the trees of sizes `from` and `to`.
+#[utoipa::path(get, path = "/api/v1/audit/proof/consistency", tag = "audit", params(ConsistencyQuery),
+    responses((status = 200, body = ConsistencyProof), (status = "4XX", body = Problem)))]
+pub async fn consistency(req: HttpRequest, caller: Caller) -> Reply {
+    let q: ConsistencyQuery = query(&req)?;
+    Ok(HttpResponse::Ok().json(services(&req)?.consistency_proof(caller.0, q).await?))
 }

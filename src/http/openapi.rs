@@ -15,7 +15,7 @@ use super::{admin, audit, auth, work_orders};
         work_orders::fail, work_orders::cancel, work_orders::reroute,
         admin::provinces, admin::list_halls, admin::create_hall, admin::register_key, admin::revoke_key,
         admin::create_user, admin::subscriber,
-        audit::events, audit::verify,
+        audit::events, audit::verify, audit::checkpoint, audit::inclusion, audit::consistency,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = []))

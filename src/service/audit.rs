@@ -8,6 +8,8 @@ use utoipa::ToSchema;
 use super::views::AuditEventView;
 use super::work_orders::parse_msisdn;
 use super::{Error, Result, Services};
+use crate::audit::chain;
+use crate::audit::checkpoint::CheckpointClaims;
 use crate::audit::log::format_at;
 use crate::domain::access::{Actor, Permission};
 use crate::storage::{audit as store, secrets};
@@ -242,5 +244,155 @@ impl Services {
             keys.push(own);
         }
         Ok(json!({ "keys": keys }))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CheckpointView {
+    /// Compact JWS, payload `{"size", "head", "at"}`, signed with a key in the JWKS.
+    pub checkpoint: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InclusionQuery {
+    pub seq: Option<i64>,
+    pub size: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InclusionProof {
+    pub seq: i64,
+    pub size: i64,
+    pub leaf_hash: String,
+    pub path: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConsistencyQuery {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConsistencyProof {
+    pub from: i64,
+    pub to: i64,
+    pub path: Vec<String>,
+}
+
+fn required(v: Option<i64>, field: &str) -> Result<i64> {
+    v.ok_or_else(|| Error::bad_request(Some(field), format!("{field} is required")))
+}
+
+/// The stored leaf hashes of the first `size` events, refusing a size beyond the log.
+fn leaves(c: &mut crate::storage::DbConn, size: i64, field: &str) -> Result<Vec<chain::Hash>> {
+    let log_size = store::head(c)?.size;
+    if size > log_size {
+        return Err(Error::bad_request(
+            Some(field),
+            format!("{field} is beyond the log's {log_size} events"),
+        ));
+    }
+    store::leaf_hashes(c, size)?
+        .iter()
+        .map(|h| {
+            chain::from_hex(h)
+                .ok_or_else(|| Error::Internal("a stored event hash is not hex".into()))
+        })
+        .collect()
+}
+
+impl Services {
+    /// A checkpoint of the log at its current size: the latest one if the log has not grown
+    /// since, otherwise a new one, signed and kept.
+    pub async fn audit_checkpoint(&self, actor: Actor) -> Result<CheckpointView> {
+        actor.require(Permission::ReadAudit)?;
+        let key = self.service_key.clone();
+        let now = self.now();
+        let jws = self
+            .store
+            .write(move |c| -> Result<String> {
+                // Under the chain lock, so the head and the events agree.
+                crate::audit::lock(c)?;
+                let head = store::head(c)?;
+                if let Some(latest) = store::latest_checkpoint(c)? {
+                    if latest.size == head.size {
+                        return Ok(latest.jws);
+                    }
+                }
+                let leaves = leaves(c, head.size, "size")?;
+                let claims = CheckpointClaims {
+                    size: head.size as u64,
+                    head: chain::to_hex(&chain::tree_head(&leaves)),
+                    at: now.timestamp(),
+                };
+                let jws = key.sign(&claims)?;
+                store::insert_checkpoint(
+                    c,
+                    &store::CheckpointRow {
+                        size: head.size,
+                        head: claims.head,
+                        at: now.naive_utc(),
+                        jws: jws.clone(),
+                    },
+                )?;
+                Ok(jws)
+            })
+            .await?;
+        Ok(CheckpointView { checkpoint: jws })
+    }
+
+    pub async fn inclusion_proof(&self, actor: Actor, q: InclusionQuery) -> Result<InclusionProof> {
+        actor.require(Permission::ReadAudit)?;
+        let (seq, size) = (required(q.seq, "seq")?, required(q.size, "size")?);
+        if seq < 1 || size < 1 || seq > size {
+            return Err(Error::bad_request(
+                Some("seq"),
+                "seq must be between 1 and size",
+            ));
+        }
+        self.store
+            .read(move |c| {
+                let leaves = leaves(c, size, "size")?;
+                let index = (seq - 1) as usize;
+                let path = chain::inclusion_proof(&leaves, index)
+                    .ok_or_else(|| Error::bad_request(Some("seq"), "seq is beyond size"))?;
+                Ok(InclusionProof {
+                    seq,
+                    size,
+                    leaf_hash: chain::to_hex(&leaves[index]),
+                    path: path.iter().map(chain::to_hex).collect(),
+                })
+            })
+            .await
+    }
+
+    pub async fn consistency_proof(
+        &self,
+        actor: Actor,
+        q: ConsistencyQuery,
+    ) -> Result<ConsistencyProof> {
+        actor.require(Permission::ReadAudit)?;
+        let (from, to) = (required(q.from, "from")?, required(q.to, "to")?);
+        if from < 1 || from > to {
+            return Err(Error::bad_request(
+                Some("from"),
+                "from must be between 1 and to",
+            ));
+        }
+        self.store
+            .read(move |c| {
+                let leaves = leaves(c, to, "to")?;
+                let path = chain::consistency_proof(&leaves, from as usize)
+                    .ok_or_else(|| Error::bad_request(Some("from"), "from is beyond to"))?;
+                Ok(ConsistencyProof {
+                    from,
+                    to,
+                    path: path.iter().map(chain::to_hex).collect(),
+                })
+            })
+            .await
     }
 }

@@ -115,7 +115,12 @@ impl Services {
                     Ok(done) => Ok(done),
                     Err(RolledBack(Refusal::Plain(e))) => Err(e),
                     Err(RolledBack(Refusal::Audited(refusal))) => {
-                        let AuditedRefusal { error, action, work_order, detail } = *refusal;
+                        let AuditedRefusal {
+                            error,
+                            action,
+                            work_order,
+                            detail,
+                        } = *refusal;
                         crate::audit::append(tx, &by, action, work_order.as_deref(), &detail, now)?;
                         Ok(Err(error))
                     }
@@ -147,7 +152,12 @@ impl Refusal {
         work_order: Option<String>,
         detail: serde_json::Value,
     ) -> Self {
-        Self::Audited(Box::new(AuditedRefusal { error: error.into(), action, work_order, detail }))
+        Self::Audited(Box::new(AuditedRefusal {
+            error: error.into(),
+            action,
+            work_order,
+            detail,
+        }))
     }
 }
 

@@ -142,7 +142,12 @@ impl Services {
                             "field": e.field(),
                             "result_sha256": result_sha256,
                         });
-                        return Err(Refusal::audited(e, "work_order.result_rejected", Some(order.id.clone()), detail));
+                        return Err(Refusal::audited(
+                            e,
+                            "work_order.result_rejected",
+                            Some(order.id.clone()),
+                            detail,
+                        ));
                     }
                 };
             let masked = claims.document.as_ref().map(|d| d.masked());

@@ -304,7 +304,138 @@ async fn a_scope_violation_on_an_order_is_audited(app: TestApp) {
     assert_eq!(denied[0]["detail"]["code"], "not_found");
 }
 
+async fn checkpoints_and_proofs_let_an_auditor_catch_a_rewritten_history(app: TestApp) {
+    use crossprov::audit::chain;
+    let w = World::new(app).await;
+    w.submitted_order("match").await;
+    let cp = w.app.get("/api/v1/audit/checkpoint", &w.auditor).await;
+    let jws = cp.assert_status(200)["checkpoint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let jwks = w.app.get_anon("/.well-known/jwks.json").await;
+    let claims = crate::lifecycle::verify_with_jwks(&jws, &jwks.body);
+    let size = claims["size"].as_i64().unwrap();
+    let head = chain::from_hex(claims["head"].as_str().unwrap()).unwrap();
+    assert!(claims["at"].is_i64(), "times in a JWS are seconds");
+    // Asked again with no new events: the same checkpoint.
+    let again = w.app.get("/api/v1/audit/checkpoint", &w.auditor).await;
+    assert_eq!(again.body["checkpoint"], jws.as_str());
+    let verify = w.app.get("/api/v1/audit/verify", &w.auditor).await;
+    assert_eq!(verify.body["head"], claims["head"]);
+
+    // Every event's inclusion proof leads to the signed head.
+    for seq in 1..=size {
+        let p = w
+            .app
+            .get(
+                &format!("/api/v1/audit/proof/inclusion?seq={seq}&size={size}"),
+                &w.auditor,
+            )
+            .await;
+        let p = p.assert_status(200);
+        let leaf = chain::from_hex(p["leaf_hash"].as_str().unwrap()).unwrap();
+        let path: Vec<chain::Hash> = p["path"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| chain::from_hex(h.as_str().unwrap()).unwrap())
+            .collect();
+        assert!(
+            chain::verify_inclusion(&leaf, (seq - 1) as u64, size as u64, &path, &head),
+            "seq {seq}"
+        );
+    }
+    // The log grows; a consistency proof ties the old head to the new one.
+    w.open_order().await;
+    let cp2 = w.app.get("/api/v1/audit/checkpoint", &w.auditor).await;
+    let claims2 =
+        crate::lifecycle::verify_with_jwks(cp2.body["checkpoint"].as_str().unwrap(), &jwks.body);
+    let size2 = claims2["size"].as_i64().unwrap();
+    assert!(size2 > size);
+    let p = w
+        .app
+        .get(
+            &format!("/api/v1/audit/proof/consistency?from={size}&to={size2}"),
+            &w.auditor,
+        )
+        .await;
+    let path: Vec<chain::Hash> = p.assert_status(200)["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| chain::from_hex(h.as_str().unwrap()).unwrap())
+        .collect();
+    let head2 = chain::from_hex(claims2["head"].as_str().unwrap()).unwrap();
+    assert!(chain::verify_consistency(
+        size as u64,
+        size2 as u64,
+        &head,
+        &head2,
+        &path
+    ));
+    let same = w
+        .app
+        .get(
+            &format!("/api/v1/audit/proof/consistency?from={size}&to={size}"),
+            &w.auditor,
+        )
+        .await;
+    assert_eq!(same.assert_status(200)["path"], json!([]));
+    for bad in [
+        format!("/api/v1/audit/proof/inclusion?seq={}&size={size}", size + 1),
+        format!("/api/v1/audit/proof/inclusion?seq=1&size={}", size2 + 1),
+        format!("/api/v1/audit/proof/consistency?from=0&to={size}"),
+        format!("/api/v1/audit/proof/consistency?from={size2}&to={size}"),
+        format!("/api/v1/audit/proof/consistency?from=1&to={}", size2 + 1),
+    ] {
+        w.app
+            .get(&bad, &w.auditor)
+            .await
+            .assert_problem(400, "invalid_request");
+    }
+
+    // Kept elsewhere, the first checkpoint still matches the log...
+    let file = w.app.dir.path().join("checkpoint.jws");
+    std::fs::write(&file, &jws).unwrap();
+    let (code, report) = audit_verify(&w.app, &["--checkpoint", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{report}");
+    // ...until someone rewrites history and recomputes every hash after it, head row included.
+    let drop_guard = match w.app.backend {
+        Backend::Postgres => "ALTER TABLE audit_events DISABLE TRIGGER USER;",
+        Backend::Sqlite => "DROP TRIGGER audit_events_no_delete;",
+    };
+    let n = size2;
+    let prev: String = w
+        .app
+        .get(
+            &format!("/api/v1/audit/events?after={}&limit=1", n - 2),
+            &w.auditor,
+        )
+        .await
+        .body["items"][0]["hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sql(&w.app, &format!("{drop_guard} DELETE FROM audit_events WHERE seq = {n}; UPDATE audit_head SET size = {}, hash = '{prev}';", n - 1)).unwrap();
+    let (code, plain) = audit_verify(&w.app, &[]);
+    assert_eq!(
+        code, 0,
+        "the cut is invisible without a checkpoint: {plain}"
+    );
+    let file2 = w.app.dir.path().join("checkpoint2.jws");
+    std::fs::write(&file2, cp2.body["checkpoint"].as_str().unwrap()).unwrap();
+    let (code, report) = audit_verify(&w.app, &["--checkpoint", file2.to_str().unwrap()]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["ok"], false);
+    assert!(
+        report["checkpoint"].as_str().unwrap().contains("fewer"),
+        "{report}"
+    );
+}
+
 on_both_backends!(
+    checkpoints_and_proofs_let_an_auditor_catch_a_rewritten_history,
     the_database_refuses_to_update_or_delete_audit_events,
     an_altered_event_is_found_online_and_offline,
     a_cut_tail_is_found,

@@ -6,3 +6,4 @@ mod helpers;
 mod audit;
 mod cli;
 mod lifecycle;
+mod service;

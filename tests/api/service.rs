@@ -1,0 +1,52 @@
+//! Service endpoints an operator and outside tools rely on.
+
+use crate::helpers::{TestApp, World};
+use crate::on_both_backends;
+
+async fn health_readiness_metrics_and_openapi_answer(app: TestApp) {
+    let w = World::new(app).await;
+    w.open_order().await;
+    assert_eq!(w.app.get_anon("/healthz").await.status, 200);
+    assert_eq!(w.app.get_anon("/readyz").await.status, 200);
+    let metrics = w.app.get_anon("/metrics").await;
+    assert_eq!(metrics.status, 200);
+    let text = String::from_utf8(metrics.raw).unwrap();
+    assert!(text.contains("crossprov_http_requests_total{method=\"POST\",route=\"/api/v1/work-orders\",status=\"201\"}"), "{text}");
+    assert!(text.contains("crossprov_http_request_duration_seconds_bucket"));
+    let doc = w.app.get_anon("/api/v1/openapi.json").await;
+    let paths = doc.assert_status(200)["paths"].as_object().unwrap().clone();
+    for p in [
+        "/api/v1/work-orders",
+        "/api/v1/work-orders/{id}/verification",
+        "/api/v1/audit/verify",
+        "/api/v1/auth/token",
+    ] {
+        assert!(
+            paths.contains_key(p),
+            "{p} missing from the OpenAPI document"
+        );
+    }
+    let jwks = w.app.get_anon("/.well-known/jwks.json").await;
+    let keys = jwks.assert_status(200)["keys"].as_array().unwrap().clone();
+    assert!(!keys.is_empty());
+    assert!(
+        keys.iter().all(|k| k.get("d").is_none()),
+        "public keys only"
+    );
+}
+
+async fn unknown_paths_and_methods_answer_problems(app: TestApp) {
+    let admin = app.admin().await;
+    app.get("/api/v1/nothing-here", &admin)
+        .await
+        .assert_problem(404, "not_found");
+    let r = app
+        .raw("DELETE", "/api/v1/work-orders", Some(&admin), &[], None)
+        .await;
+    r.assert_problem(405, "method_not_allowed");
+}
+
+on_both_backends!(
+    health_readiness_metrics_and_openapi_answer,
+    unknown_paths_and_methods_answer_problems
+);

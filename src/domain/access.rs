@@ -56,7 +56,6 @@ pub enum Permission {
     OpenOrder,
     ActAsHomeClerk,
     ActAsHallStaff,
-    ReadOrders,
     ReadOrderEvents,
     ReadSubscriber,
     ReadAudit,
@@ -74,7 +73,7 @@ impl Actor {
         let allowed = match permission {
             OpenOrder | ActAsHomeClerk => self.role == Role::Clerk,
             ActAsHallStaff => self.role == Role::HallStaff,
-            ReadOrders | ReadOrderEvents => {
+            ReadOrderEvents => {
                 matches!(self.role, Role::Clerk | Role::HallStaff | Role::Auditor)
             }
             ReadSubscriber => matches!(self.role, Role::Clerk | Role::Auditor),

@@ -157,21 +157,47 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "JSON nests deeper than 64 levels",
         ));
     }
-    serde_json::from_slice(bytes).map_err(|e| {
-        let msg = e.to_string();
-        // serde names the field at fault in backticks ("unknown field `x`", "missing field `y`").
-        let field = msg
-            .split('`')
-            .nth(1)
-            .map(str::to_owned)
-            .filter(|_| msg.starts_with("unknown field") || msg.starts_with("missing field"));
-        ApiError {
-            code: ErrorCode::InvalidRequest,
-            field,
-            detail: Some(msg),
-            retry_after: None,
-        }
-    })
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        describe(&e.into_inner(), &path)
+    })?;
+    de.end().map_err(|e| describe(&e, "."))?;
+    Ok(value)
+}
+
+/// Says what is wrong and where, but never echoes a value the client sent (it may be a
+/// name or an ID number). serde names unknown and missing fields in backticks.
+fn describe(e: &serde_json::Error, path: &str) -> ApiError {
+    let msg = e.to_string();
+    let named = msg.split('`').nth(1).map(str::to_owned);
+    let (field, detail) = if msg.starts_with("unknown field") {
+        (
+            named.clone(),
+            format!("unknown field {}", named.unwrap_or_default()),
+        )
+    } else if msg.starts_with("missing field") {
+        (
+            named.clone(),
+            format!("missing field {}", named.unwrap_or_default()),
+        )
+    } else if e.is_data() {
+        (
+            Some(path.to_owned()).filter(|p| p != "."),
+            format!("wrong type or value at {path}"),
+        )
+    } else {
+        (
+            None,
+            format!("malformed JSON at line {} column {}", e.line(), e.column()),
+        )
+    };
+    ApiError {
+        code: ErrorCode::InvalidRequest,
+        field,
+        detail: Some(detail),
+        retry_after: None,
+    }
 }
 
 async fn extract_body(
@@ -255,6 +281,19 @@ mod tests {
         let err = parse_json::<NoBody>(br#"{"x":1}"#).unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidRequest);
         assert_eq!(err.field.as_deref(), Some("x"));
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Named {
+            name: u32,
+        }
+        let err = parse_json::<Named>("{\"name\":\"张三\"}".as_bytes()).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("name"));
+        assert!(
+            !err.detail.unwrap_or_default().contains("张三"),
+            "values are never echoed"
+        );
+        let err = parse_json::<Named>(b"{\"name\":1} trailing").unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
         assert!(parse_json::<NoBody>(b"").is_ok());
         assert!(parse_json::<NoBody>(b"{}").is_ok());
     }

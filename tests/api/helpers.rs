@@ -165,16 +165,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         Some(db) => db.url.clone(),
         None => format!("sqlite://{}", dir.path().join("crossprov.db").display()),
     };
-    let mut settings = Settings::defaults().expect("default settings");
-    settings.data_dir = dir.path().to_path_buf();
-    settings.server.listen = "127.0.0.1:0".into();
-    settings.server.workers = 2;
-    settings.database.url = database_url.clone();
-    settings.database.pool_size = 4;
-    let app = Application::build(settings).expect("application starts");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let services = app.services().clone();
-    actix_web::rt::spawn(app.run_until_stopped());
+    let app = start(backend, database_url, dir, pg);
     let admin = NewUser {
         username: ADMIN.into(),
         password: PASSWORD.into(),
@@ -183,27 +174,55 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         hall_id: None,
         email: None,
     };
-    add_user_blocking(
-        &services.store,
-        &Recorder::cli(),
-        &admin,
-        chrono::Utc::now(),
-    )
-    .expect("seed admin");
+    add_user_blocking(&app.1, &Recorder::cli(), &admin, chrono::Utc::now()).expect("seed admin");
+    Some(app.0)
+}
+
+/// Starts an instance on `database_url` with its own data directory (and so its own key).
+fn start(
+    backend: Backend,
+    database_url: String,
+    dir: tempfile::TempDir,
+    pg: Option<PgDatabase>,
+) -> (TestApp, crossprov::storage::Store) {
+    let mut settings = Settings::defaults().expect("default settings");
+    settings.data_dir = dir.path().to_path_buf();
+    settings.server.listen = "127.0.0.1:0".into();
+    settings.server.workers = 2;
+    settings.database.url = database_url.clone();
+    settings.database.pool_size = 4;
+    let app = Application::build(settings).expect("application starts");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let store = app.services().store.clone();
+    actix_web::rt::spawn(app.run_until_stopped());
     let client = awc::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
         .finish();
-    Some(TestApp {
-        base,
-        client,
-        database_url,
-        backend,
-        dir,
-        _pg: pg,
-    })
+    (
+        TestApp {
+            base,
+            client,
+            database_url,
+            backend,
+            dir,
+            _pg: pg,
+        },
+        store,
+    )
 }
 
 impl TestApp {
+    /// A second instance sharing this one's database, as behind a load balancer.
+    pub fn another_instance(&self) -> TestApp {
+        start(
+            self.backend,
+            self.database_url.clone(),
+            tempfile::tempdir().expect("tempdir"),
+            None,
+        )
+        .0
+    }
+
     async fn send(
         &self,
         mut req: awc::ClientRequest,

@@ -46,7 +46,39 @@ async fn unknown_paths_and_methods_answer_problems(app: TestApp) {
     r.assert_problem(405, "method_not_allowed");
 }
 
+async fn instances_sharing_a_database_accept_each_others_tokens_and_receipts(app: TestApp) {
+    let w = World::new(app).await;
+    let second = w.app.another_instance();
+    // A token issued by the first instance works on the second, and the other way round.
+    let me = second.get("/api/v1/me", &w.clerk).await;
+    assert_eq!(me.assert_status(200)["username"], "clerk.yn");
+    let token = second.token("staff.a").await;
+    w.app.get("/api/v1/me", &token).await.assert_status(200);
+    // An order completed on the second instance has a receipt the first instance's JWKS verifies.
+    let order = w.submitted_order("match").await;
+    let id = order["id"].as_str().unwrap();
+    let done = second
+        .post(
+            &format!("/api/v1/work-orders/{id}/complete"),
+            &w.clerk,
+            &serde_json::json!({}),
+        )
+        .await;
+    let receipt = done.assert_status(200)["receipt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let jwks = w.app.get_anon("/.well-known/jwks.json").await;
+    assert_eq!(
+        jwks.body["keys"].as_array().unwrap().len(),
+        2,
+        "both instances' keys are published"
+    );
+    crate::lifecycle::verify_with_jwks(&receipt, &jwks.body);
+}
+
 on_both_backends!(
     health_readiness_metrics_and_openapi_answer,
-    unknown_paths_and_methods_answer_problems
+    unknown_paths_and_methods_answer_problems,
+    instances_sharing_a_database_accept_each_others_tokens_and_receipts,
 );

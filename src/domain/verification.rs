@@ -96,7 +96,7 @@ impl DocumentClaims {
 fn mismatch(field: &str, what: &str) -> DomainError {
     DomainError::invalid(
         ErrorCode::ClaimsMismatch,
-        format!("result.{field}"),
+        field.to_owned(),
         format!("the result's {field} does not agree with {what}"),
     )
 }
@@ -125,13 +125,8 @@ pub fn check_claims(
 
 /// The outcome must be one the contract knows.
 pub fn parse_outcome(claims: &ResultClaims) -> Result<Outcome, DomainError> {
-    Outcome::parse(&claims.outcome).ok_or_else(|| {
-        DomainError::invalid(
-            ErrorCode::InvalidResult,
-            "result.outcome",
-            "unknown outcome",
-        )
-    })
+    Outcome::parse(&claims.outcome)
+        .ok_or_else(|| DomainError::invalid(ErrorCode::InvalidResult, "outcome", "unknown outcome"))
 }
 
 /// `iat` within the allowed skew either way of the server's clock.
@@ -139,7 +134,7 @@ pub fn check_fresh(iat: i64, now: DateTime<Utc>, max_skew_seconds: i64) -> Resul
     if (now.timestamp() - iat).abs() > max_skew_seconds {
         return Err(DomainError::invalid(
             ErrorCode::StaleResult,
-            "result.iat",
+            "iat",
             format!("iat is more than {max_skew_seconds} s away from the server's clock"),
         ));
     }
@@ -157,7 +152,7 @@ pub fn check_document(
         return match outcome {
             Outcome::Match | Outcome::Mismatch => Err(DomainError::invalid(
                 ErrorCode::InvalidResult,
-                "result.document",
+                "document",
                 "a match or mismatch must name the document checked",
             )),
             _ => Ok(()),
@@ -169,7 +164,7 @@ pub fn check_document(
     let Some(doc_type) = DocumentType::parse(&doc.doc_type) else {
         return Err(DomainError::invalid(
             ErrorCode::InvalidDocument,
-            "result.document.type",
+            "document.type",
             "unknown document type",
         ));
     };
@@ -181,14 +176,14 @@ pub fn check_document(
         };
         return Err(DomainError::invalid(
             code,
-            "result.document.number",
+            "document.number",
             "the document number is not valid for its type",
         ));
     }
     if doc.name.trim().is_empty() {
         return Err(DomainError::invalid(
             ErrorCode::InvalidDocument,
-            "result.document.name",
+            "document.name",
             "the document name is empty",
         ));
     }
@@ -198,14 +193,14 @@ pub fn check_document(
             let until = NaiveDate::parse_from_str(valid_until, "%Y-%m-%d").map_err(|_| {
                 DomainError::invalid(
                     ErrorCode::InvalidDocument,
-                    "result.document.valid_until",
+                    "document.valid_until",
                     "valid_until must be YYYY-MM-DD",
                 )
             })?;
             if outcome == Outcome::Match && until < today {
                 return Err(DomainError::invalid(
                     ErrorCode::InvalidDocument,
-                    "result.document.valid_until",
+                    "document.valid_until",
                     "the document has expired",
                 ));
             }
@@ -227,7 +222,7 @@ pub fn check_name(
         (Some(expected), Some(doc)) if doc.name.trim() != expected.trim() => {
             Err(DomainError::invalid(
                 ErrorCode::NameMismatch,
-                "result.document.name",
+                "document.name",
                 "the name on the document differs from the expected name",
             ))
         }
@@ -274,7 +269,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidIdNumber);
-        assert_eq!(err.field(), Some("result.document.number"));
+        assert_eq!(err.field(), Some("document.number"));
     }
 
     #[test]

@@ -47,18 +47,11 @@ impl Services {
                 }),
                 None => None,
             };
-            let document = match (
+            let document = MaskedDocumentView::from_columns(
                 &s.document_type,
                 &s.document_number_masked,
                 &s.document_name_masked,
-            ) {
-                (Some(t), Some(n), Some(name)) => Some(MaskedDocumentView {
-                    doc_type: t.clone(),
-                    number: n.clone(),
-                    name: name.clone(),
-                }),
-                _ => None,
-            };
+            );
             audit::append(
                 tx,
                 &recorder(&actor),

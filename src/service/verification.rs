@@ -95,7 +95,7 @@ fn check_result(
     if verification_results::jti_seen(conn, &claims.jti).map_err(|_| bad("replay check failed"))? {
         return Err(reject(
             ErrorCode::ReplayedResult,
-            "result.jti",
+            "jti",
             "this result was already submitted",
         ));
     }
@@ -176,7 +176,7 @@ impl Services {
                 Err(e) if e.is_unique_violation() => {
                     return Err(DomainError::invalid(
                         ErrorCode::ReplayedResult,
-                        "result.jti",
+                        "jti",
                         "this result was already submitted",
                     )
                     .into())

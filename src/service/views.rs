@@ -36,20 +36,31 @@ pub struct VerificationView {
     pub signature_valid: bool,
 }
 
-impl From<&VerificationRow> for VerificationView {
-    fn from(r: &VerificationRow) -> Self {
-        let document = match (
-            &r.document_type,
-            &r.document_number_masked,
-            &r.document_name_masked,
-        ) {
-            (Some(t), Some(n), Some(name)) => Some(MaskedDocumentView {
+impl MaskedDocumentView {
+    /// The stored masked columns, when a document was recorded at all.
+    pub fn from_columns(
+        doc_type: &Option<String>,
+        number: &Option<String>,
+        name: &Option<String>,
+    ) -> Option<Self> {
+        match (doc_type, number, name) {
+            (Some(t), Some(n), Some(name)) => Some(Self {
                 doc_type: t.clone(),
                 number: n.clone(),
                 name: name.clone(),
             }),
             _ => None,
-        };
+        }
+    }
+}
+
+impl From<&VerificationRow> for VerificationView {
+    fn from(r: &VerificationRow) -> Self {
+        let document = MaskedDocumentView::from_columns(
+            &r.document_type,
+            &r.document_number_masked,
+            &r.document_name_masked,
+        );
         Self {
             outcome: r.outcome.clone(),
             method: serde_json::from_str(&r.method).unwrap_or(Value::Null),

@@ -5,5 +5,7 @@ mod helpers;
 
 mod audit;
 mod cli;
+mod error_codes;
 mod lifecycle;
 mod service;
+mod verification;

@@ -26,8 +26,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 #[utoipa::path(get, path = "/api/v1/provinces", tag = "reference data",
     responses((status = 200, body = ProvinceList), (status = "4XX", body = Problem)))]
-pub async fn provinces(req: HttpRequest, caller: Caller) -> Reply {
-    Ok(HttpResponse::Ok().json(services(&req)?.provinces(caller.0).await?))
+/// Any authenticated caller may read reference data.
+pub async fn provinces(req: HttpRequest, _caller: Caller) -> Reply {
+    Ok(HttpResponse::Ok().json(services(&req)?.provinces()))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -40,13 +41,9 @@ pub struct HallQuery {
 
 #[utoipa::path(get, path = "/api/v1/halls", tag = "reference data", params(HallQuery),
     responses((status = 200, body = HallList), (status = "4XX", body = Problem)))]
-pub async fn list_halls(req: HttpRequest, caller: Caller) -> Reply {
+pub async fn list_halls(req: HttpRequest, _caller: Caller) -> Reply {
     let q: HallQuery = query(&req)?;
-    Ok(HttpResponse::Ok().json(
-        services(&req)?
-            .list_halls(caller.0, q.province, q.city)
-            .await?,
-    ))
+    Ok(HttpResponse::Ok().json(services(&req)?.list_halls(q.province, q.city).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/halls", tag = "administration", request_body = NewHall,

@@ -104,6 +104,8 @@ impl TokenKeys {
 
 /// Counts failed logins per username and per client address in a sliding window. Kept in
 /// memory per instance: a lockout is a brake on guessing, not a record.
+const MAX_TRACKED_KEYS: usize = 100_000;
+
 pub struct LoginGuard {
     max_per_user: u32,
     max_per_address: u32,
@@ -155,6 +157,11 @@ impl LoginGuard {
 
     pub fn record_failure(&self, username: &str, address: &str, now: i64) {
         if let Ok(mut map) = self.failures.lock() {
+            // Guessing with ever new names must not grow memory without bound: past a size,
+            // forget every failure older than the window.
+            if map.len() >= MAX_TRACKED_KEYS {
+                map.retain(|_, times| times.last().is_some_and(|t| now - t < self.window_seconds));
+            }
             for key in Self::keys(username, address) {
                 map.entry(key).or_default().push(now);
             }

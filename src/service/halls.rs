@@ -125,8 +125,8 @@ fn secs(t: NaiveDateTime) -> i64 {
 }
 
 impl Services {
-    pub async fn provinces(&self, actor: Actor) -> Result<ProvinceList> {
-        let _ = actor;
+    /// The GB/T 2260 list every role may read (compiled in; the seeded table mirrors it).
+    pub fn provinces(&self) -> ProvinceList {
         let items = region::PROVINCES
             .iter()
             .map(|p| ProvinceView {
@@ -135,12 +135,11 @@ impl Services {
                 name_en: p.name_en.to_owned(),
             })
             .collect();
-        Ok(ProvinceList { items })
+        ProvinceList { items }
     }
 
     pub async fn list_halls(
         &self,
-        _actor: Actor,
         province: Option<String>,
         city: Option<String>,
     ) -> Result<HallList> {

@@ -77,7 +77,40 @@ async fn instances_sharing_a_database_accept_each_others_tokens_and_receipts(app
     crate::lifecycle::verify_with_jwks(&receipt, &jwks.body);
 }
 
+async fn reference_data_lists_provinces_and_halls_by_place(app: TestApp) {
+    let w = World::new(app).await;
+    let provinces = w.app.get("/api/v1/provinces", &w.staff).await;
+    let items = provinces.assert_status(200)["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(items.len(), 34);
+    let yunnan = items.iter().find(|p| p["code"] == "53").unwrap();
+    assert_eq!(yunnan["name"], "云南省");
+    let jinan = w
+        .app
+        .get("/api/v1/halls?province=37&city=370100", &w.clerk)
+        .await;
+    assert_eq!(
+        jinan.assert_status(200)["items"].as_array().unwrap().len(),
+        2
+    );
+    let qingdao = w.app.get("/api/v1/halls?city=370200", &w.clerk).await;
+    assert_eq!(
+        qingdao.assert_status(200)["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    w.app
+        .get_anon("/api/v1/provinces")
+        .await
+        .assert_problem(401, "unauthenticated");
+}
+
 on_both_backends!(
+    reference_data_lists_provinces_and_halls_by_place,
     health_readiness_metrics_and_openapi_answer,
     unknown_paths_and_methods_answer_problems,
     instances_sharing_a_database_accept_each_others_tokens_and_receipts,

@@ -229,11 +229,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
                     database_url,
                     checkpoint,
                 },
-        } => {
-            let s = settings(cli.config, database_url, None)?;
-            crate::telemetry::init(&s.log);
-            audit_verify(&s, checkpoint)
-        }
+        } => match settings(cli.config, database_url, None) {
+            Ok(s) => {
+                crate::telemetry::init(&s.log);
+                audit_verify(&s, checkpoint)
+            }
+            Err(why) => Ok(broken(&why)),
+        },
     }
 }
 
@@ -245,7 +247,25 @@ fn serve(s: Settings) -> Result<ExitCode, String> {
     })
 }
 
+/// Exit 0 only for an intact log; anything else, a database that cannot be read included, is
+/// exit 1 with one JSON object on standard output saying why.
 fn audit_verify(s: &Settings, checkpoint: Option<PathBuf>) -> Result<ExitCode, String> {
+    match verify_report(s, checkpoint) {
+        Ok(code) => Ok(code),
+        Err(why) => Ok(broken(&why)),
+    }
+}
+
+/// The verdict when the log could not even be read: not intact.
+fn broken(why: &str) -> ExitCode {
+    println!(
+        "{}",
+        json!({ "ok": false, "checked": 0, "head": null, "first_bad_seq": null, "error": why })
+    );
+    ExitCode::from(1)
+}
+
+fn verify_report(s: &Settings, checkpoint: Option<PathBuf>) -> Result<ExitCode, String> {
     let store = Store::open_existing(&s.database_url()).map_err(|e| e.to_string())?;
     let mut conn = store.connection().map_err(|e| e.to_string())?;
     let report = crate::audit::verify_all(&mut conn).map_err(|e| e.to_string())?;

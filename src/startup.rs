@@ -22,6 +22,8 @@ pub enum StartupError {
     Listen(String, std::io::Error),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("tls.cert_pem / tls.key_pem are set, but this build serves plain HTTP only; refusing to start rather than serve in the clear (terminate TLS in front of it, or unset them)")]
+    TlsNotSupported,
 }
 
 pub struct Application {
@@ -62,6 +64,10 @@ impl Application {
     }
 
     pub fn with_services(services: Services) -> Result<Self, StartupError> {
+        let tls = &services.settings.tls;
+        if !tls.cert_pem.trim().is_empty() || !tls.key_pem.trim().is_empty() {
+            return Err(StartupError::TlsNotSupported);
+        }
         let listen = services.settings.server.listen.clone();
         let listener =
             TcpListener::bind(&listen).map_err(|e| StartupError::Listen(listen.clone(), e))?;

@@ -177,7 +177,7 @@ pub enum DomainError {
     NotFound(String),
     #[error("version {given} is stale; the current version is {current}")]
     VersionConflict { given: i64, current: i64 },
-    #[error("cannot {action} an order that is {from}")]
+    #[error("cannot {action}: it is {from}")]
     InvalidState {
         from: &'static str,
         action: &'static str,

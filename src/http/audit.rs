@@ -37,14 +37,18 @@ pub async fn events(req: HttpRequest, caller: Caller) -> Reply {
                     "format must be ndjson or csv",
                 )
             })?;
-            let body = services.export_audit(caller.0, q, format).await?;
+            let pages = services.export_audit(caller.0, q, format).await?;
+            let body = futures_util::StreamExt::map(pages, |page| {
+                page.map(actix_web::web::Bytes::from)
+                    .map_err(ApiError::from)
+            });
             Ok(HttpResponse::Ok()
                 .insert_header((header::CONTENT_TYPE, format.content_type()))
                 .insert_header((
                     header::CONTENT_DISPOSITION,
                     format!("attachment; filename=\"audit-events.{}\"", format.as_str()),
                 ))
-                .body(body))
+                .streaming(body))
         }
     }
 }

@@ -39,19 +39,17 @@ fn authenticate(req: &HttpRequest, services: &Services) -> Result<Actor, ApiErro
     Ok(services.authenticate(token.trim())?)
 }
 
-/// The authenticated caller of a call that takes no body (reads).
+/// The authenticated caller of a call that takes no body (reads): a body, if sent at all,
+/// must still be empty or `{}` as JSON, checked in the same order as any other call.
 pub struct Caller(pub Actor);
 
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(
-            services(req)
-                .and_then(|s| authenticate(req, &s))
-                .map(Caller),
-        )
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let call = Call::<NoBody>::from_request(req, payload);
+        Box::pin(async move { call.await.map(|c| Caller(c.actor)) })
     }
 }
 

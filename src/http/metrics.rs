@@ -58,26 +58,43 @@ impl Metrics {
     }
 }
 
-/// Records every request under its route pattern (never the raw path: ids would explode
-/// the label set).
+/// Per request: counts and times it under its route pattern (never the raw path: ids would
+/// explode the label set), writes one access-log line inside the request's span, and hands the
+/// request id back to the client as `X-Request-Id` so a hall can quote it when it calls support.
 pub async fn record(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    use actix_web::HttpMessage;
     let started = Instant::now();
     let metrics = req.app_data::<actix_web::web::Data<Metrics>>().cloned();
+    let request_id = req
+        .extensions()
+        .get::<tracing_actix_web::RequestId>()
+        .map(|id| id.to_string());
     let method = req.method().to_string();
-    let res = next.call(req).await?;
+    let mut res = next.call(req).await?;
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".into());
+    let status = res.status().as_u16();
+    let seconds = started.elapsed().as_secs_f64();
     if let Some(m) = metrics {
-        let route = res
-            .request()
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".into());
-        m.observe(
-            &route,
-            &method,
-            res.status().as_u16(),
-            started.elapsed().as_secs_f64(),
+        m.observe(&route, &method, status, seconds);
+    }
+    let latency_ms = seconds * 1000.0;
+    if status >= 500 {
+        tracing::error!(%method, %route, status, latency_ms, "request failed");
+    } else {
+        tracing::info!(%method, %route, status, latency_ms, "request served");
+    }
+    if let Some(id) =
+        request_id.and_then(|id| actix_web::http::header::HeaderValue::from_str(&id).ok())
+    {
+        res.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("x-request-id"),
+            id,
         );
     }
     Ok(res)

@@ -154,3 +154,5 @@ pub fn negotiate(accept_language: Option<&str>) -> Lang {
         _ => Lang::Zh,
     }
 }
+
+impl std::error::Error for ApiError {}

@@ -76,6 +76,38 @@ impl ExportFormat {
     }
 }
 
+const EXPORT_PAGE: i64 = 2000;
+
+/// One page of an export in its format, a line per event.
+fn render(rows: Vec<store::AuditRow>, format: ExportFormat) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for row in rows {
+        match format {
+            ExportFormat::Ndjson => {
+                serde_json::to_writer(&mut out, &AuditEventView::from(row))
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+            }
+            ExportFormat::Csv => {
+                let cells = [
+                    row.seq.to_string(),
+                    row.at,
+                    row.actor,
+                    row.role,
+                    row.action,
+                    row.work_order.unwrap_or_default(),
+                    row.detail,
+                    row.prev_hash,
+                    row.hash,
+                ];
+                let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+                out.extend_from_slice(line.join(",").as_bytes());
+            }
+        }
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
 /// RFC 4180 quoting: a cell with a comma, quote or line break is quoted, quotes doubled.
 fn csv_cell(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
@@ -97,8 +129,8 @@ fn time_bound(raw: Option<&str>, field: &str) -> Result<Option<String>> {
 }
 
 impl Services {
+    /// Malformed queries (400) answer before the role check (403), as the contract orders.
     pub async fn audit_events(&self, actor: Actor, q: EventQuery) -> Result<EventPage> {
-        actor.require(Permission::ReadAudit)?;
         let limit = q.limit.unwrap_or(100);
         if !(1..=1000).contains(&limit) {
             return Err(Error::bad_request(
@@ -125,91 +157,76 @@ impl Services {
             .await
     }
 
+    /// Builds the filter in the contract's order: malformed times (400), then the role (403),
+    /// then a number that is no mobile number (422).
     fn event_filter(&self, actor: &Actor, q: &EventQuery) -> Result<store::EventFilter> {
+        let since = time_bound(q.since.as_deref(), "since")?;
+        let until = time_bound(q.until.as_deref(), "until")?;
+        actor.require(Permission::ReadAudit)?;
+        let msisdn = q
+            .msisdn
+            .as_deref()
+            .map(|m| parse_msisdn(m, "msisdn"))
+            .transpose()?
+            .map(|m| m.into_string());
         Ok(store::EventFilter {
             work_order: q.work_order.clone(),
-            msisdn: q
-                .msisdn
-                .as_deref()
-                .map(|m| parse_msisdn(m, "msisdn"))
-                .transpose()?
-                .map(|m| m.into_string()),
+            msisdn,
             actor: q.actor.clone(),
             action: q.action.clone(),
-            since: time_bound(q.since.as_deref(), "since")?,
-            until: time_bound(q.until.as_deref(), "until")?,
+            since,
+            until,
             after_seq: q.after,
             // A provincial auditor sees the events of orders in their province.
             province: actor.province.clone(),
         })
     }
 
-    /// Every matching event as NDJSON or CSV; the export itself is an audit event, written in
-    /// the same transaction that reads, so the export includes its own record.
+    /// Every matching event as NDJSON or CSV, streamed page by page so memory stays flat and
+    /// no lock is held while the caller reads. The export is recorded first, in its own short
+    /// transaction, so it appears in its own output when it matches the filter.
     pub async fn export_audit(
         &self,
         actor: Actor,
         q: EventQuery,
         format: ExportFormat,
-    ) -> Result<Vec<u8>> {
-        actor.require(Permission::ReadAudit)?;
-        let mut filter = self.event_filter(&actor, &q)?;
+    ) -> Result<impl futures_util::Stream<Item = Result<Vec<u8>>> + 'static> {
+        let filter = self.event_filter(&actor, &q)?;
         let filters = json!({
             "work_order": q.work_order, "msisdn": q.msisdn, "actor": q.actor, "action": q.action,
             "since": q.since, "until": q.until, "after": q.after,
         });
-        self.change(super::recorder(&actor), move |tx, now| {
+        let by = super::recorder(&actor);
+        self.change(by.clone(), move |tx, now| {
             let detail = json!({ "format": format.as_str(), "filters": filters });
-            crate::audit::append(
-                tx,
-                &super::recorder(&actor),
-                "audit.exported",
-                None,
-                &detail,
-                now,
-            )?;
-            let mut out = Vec::new();
-            if format == ExportFormat::Csv {
-                out.extend_from_slice(
-                    b"seq,at,actor,role,action,work_order,detail,prev_hash,hash\n",
-                );
-            }
-            loop {
-                let rows = store::query(tx, &filter, 5000)?;
-                let Some(last) = rows.last().map(|r| r.seq) else {
-                    break;
-                };
-                for row in rows {
-                    match format {
-                        ExportFormat::Ndjson => {
-                            let line = serde_json::to_vec(&AuditEventView::from(row))
-                                .map_err(|e| Error::Internal(e.to_string()))?;
-                            out.extend_from_slice(&line);
-                            out.push(b'\n');
-                        }
-                        ExportFormat::Csv => {
-                            let cells = [
-                                row.seq.to_string(),
-                                row.at,
-                                row.actor,
-                                row.role,
-                                row.action,
-                                row.work_order.unwrap_or_default(),
-                                row.detail,
-                                row.prev_hash,
-                                row.hash,
-                            ];
-                            let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
-                            out.extend_from_slice(line.join(",").as_bytes());
-                            out.push(b'\n');
-                        }
+            crate::audit::append(tx, &by, "audit.exported", None, &detail, now)?;
+            Ok(())
+        })
+        .await?;
+        let header = (format == ExportFormat::Csv)
+            .then(|| b"seq,at,actor,role,action,work_order,detail,prev_hash,hash\n".to_vec());
+        let start = Some((self.store.clone(), filter, header));
+        Ok(futures_util::stream::unfold(
+            start,
+            move |state| async move {
+                let (store, mut filter, header) = state?;
+                if let Some(header) = header {
+                    return Some((Ok(header), Some((store, filter, None))));
+                }
+                let page_filter = filter.clone();
+                let page = store
+                    .read(move |c| -> Result<_> { Ok(store::query(c, &page_filter, EXPORT_PAGE)?) })
+                    .await;
+                match page {
+                    Err(e) => Some((Err(e), None)),
+                    Ok(rows) => {
+                        filter.after_seq = Some(rows.last()?.seq);
+                        let chunk = render(rows, format);
+                        Some((chunk, Some((store, filter, None))))
                     }
                 }
-                filter.after_seq = Some(last);
-            }
-            Ok(out)
-        })
-        .await
+            },
+        ))
     }
 
     pub async fn verify_audit(&self, actor: Actor) -> Result<VerifyView> {
@@ -345,7 +362,6 @@ impl Services {
     }
 
     pub async fn inclusion_proof(&self, actor: Actor, q: InclusionQuery) -> Result<InclusionProof> {
-        actor.require(Permission::ReadAudit)?;
         let (seq, size) = (required(q.seq, "seq")?, required(q.size, "size")?);
         if seq < 1 || size < 1 || seq > size {
             return Err(Error::bad_request(
@@ -353,6 +369,7 @@ impl Services {
                 "seq must be between 1 and size",
             ));
         }
+        actor.require(Permission::ReadAudit)?;
         self.store
             .read(move |c| {
                 let leaves = leaves(c, size, "size")?;
@@ -374,7 +391,6 @@ impl Services {
         actor: Actor,
         q: ConsistencyQuery,
     ) -> Result<ConsistencyProof> {
-        actor.require(Permission::ReadAudit)?;
         let (from, to) = (required(q.from, "from")?, required(q.to, "to")?);
         if from < 1 || from > to {
             return Err(Error::bad_request(
@@ -382,6 +398,7 @@ impl Services {
                 "from must be between 1 and to",
             ));
         }
+        actor.require(Permission::ReadAudit)?;
         self.store
             .read(move |c| {
                 let leaves = leaves(c, to, "to")?;

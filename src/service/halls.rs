@@ -20,8 +20,7 @@ pub struct NewHall {
     pub province: String,
     pub city: String,
     pub address: String,
-    #[serde(default)]
-    pub email: Option<String>,
+    pub email: String,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -168,7 +167,7 @@ impl Services {
                 return Err(DomainError::invalid(ErrorCode::InvalidCity, "city", "not a city code of the province").into());
             }
             let address = require_text(&req.address, "address")?;
-            let email = validate_email(req.email.as_deref(), "email")?;
+            let email = validate_email(Some(&req.email), "email")?;
             let hall = Hall {
                 id: uuid::Uuid::now_v7().to_string(),
                 code,

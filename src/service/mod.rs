@@ -101,11 +101,14 @@ impl Services {
         F: FnOnce(&mut DbConn, DateTime<Utc>) -> std::result::Result<T, Refusal> + Send + 'static,
         T: Send + 'static,
     {
-        let now = self.now();
+        let clock = self.clock.clone();
         let outcome = self
             .store
             .write(move |tx| -> Result<std::result::Result<T, Error>> {
                 crate::audit::lock(tx)?;
+                // Read the clock only once the chain is ours, so `at` never runs backwards
+                // against `seq` however long the lock took.
+                let now = clock.now();
                 let attempt = diesel::Connection::transaction(tx, |sp| match step(sp, now) {
                     Ok(v) => Ok(Ok(v)),
                     // Roll the savepoint back, then record the refusal in the outer transaction.

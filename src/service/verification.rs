@@ -79,11 +79,15 @@ fn check_result(
     parsed
         .verify(&public)
         .map_err(|e: JwsError| bad(&e.to_string()))?;
-    let claims: ResultClaims = serde_json::from_slice(&parsed.payload).map_err(|e| {
+    // Say where the payload is wrong, never what it held: it carries an ID number and a name.
+    let mut de = serde_json::Deserializer::from_slice(&parsed.payload);
+    let claims: ResultClaims = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "result".to_owned() } else { path.clone() };
         reject(
             ErrorCode::InvalidResult,
-            "result",
-            format!("the payload is not a verification result: {e}"),
+            &field,
+            format!("the payload is not a verification result: wrong, missing or malformed field at {path}"),
         )
     })?;
 

@@ -444,6 +444,8 @@ impl Services {
             save(tx, &actor, &current, &next, &event, now)?;
             let mut subscriber = subscribers::get(tx, &current.msisdn)?
                 .ok_or_else(|| Error::Internal("order without its subscriber".into()))?;
+            // The province that completed the registration is the number's home from now on.
+            subscriber.home_province = current.home_province.clone();
             subscriber.real_name_status = "verified".into();
             subscriber.document_type = result.document_type.clone();
             subscriber.document_number_masked = result.document_number_masked.clone();

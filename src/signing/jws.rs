@@ -30,6 +30,9 @@ pub struct CompactJws<'a> {
     pub alg: Option<Alg>,
     pub kid: Option<String>,
     pub payload: Vec<u8>,
+    /// A fault found past the header (empty signature, undecodable payload). Kept, not
+    /// raised, so the key checks that come first in the contract still answer first.
+    defect: Option<JwsError>,
 }
 
 impl<'a> CompactJws<'a> {
@@ -43,7 +46,7 @@ impl<'a> CompactJws<'a> {
         else {
             return Err(JwsError::Malformed);
         };
-        if h.is_empty() || s.is_empty() {
+        if h.is_empty() {
             return Err(JwsError::Malformed);
         }
         let header_bytes = URL_SAFE_NO_PAD.decode(h).map_err(|_| JwsError::BadHeader)?;
@@ -58,9 +61,13 @@ impl<'a> CompactJws<'a> {
             .get("kid")
             .and_then(|k| k.as_str())
             .map(str::to_owned);
-        let payload = URL_SAFE_NO_PAD
-            .decode(p)
-            .map_err(|_| JwsError::BadPayload)?;
+        let (payload, mut defect) = match URL_SAFE_NO_PAD.decode(p) {
+            Ok(bytes) => (bytes, None),
+            Err(_) => (Vec::new(), Some(JwsError::BadPayload)),
+        };
+        if s.is_empty() {
+            defect = defect.or(Some(JwsError::BadSignature));
+        }
         let signing_input = &jws[..h.len() + 1 + p.len()];
         Ok(Self {
             signing_input,
@@ -68,11 +75,15 @@ impl<'a> CompactJws<'a> {
             alg,
             kid,
             payload,
+            defect,
         })
     }
 
     /// Verifies with the registered key: the header's `alg` must be exactly the key's.
     pub fn verify(&self, key: &HallPublicKey) -> Result<(), JwsError> {
+        if let Some(defect) = &self.defect {
+            return Err(defect.clone());
+        }
         if self.alg != Some(key.alg) {
             return Err(JwsError::WrongAlg);
         }
@@ -91,12 +102,9 @@ impl<'a> CompactJws<'a> {
     /// The payload as JSON, for reading `iat` before the signature is checked (the contract
     /// checks a revoked key before the signature).
     pub fn payload_json(&self) -> Option<serde_json::Value> {
+        if self.defect == Some(JwsError::BadPayload) {
+            return None;
+        }
         serde_json::from_slice(&self.payload).ok()
     }
-}
-
-/// Splits `a.b.c` and returns the decoded payload without verifying (offline tools).
-pub fn decode_payload_unverified(jws: &str) -> Result<serde_json::Value, JwsError> {
-    let parsed = CompactJws::parse(jws)?;
-    parsed.payload_json().ok_or(JwsError::BadPayload)
 }

@@ -90,7 +90,10 @@ pub fn query(
         let orders = work_orders::table
             .filter(work_orders::msisdn.eq(m.clone()))
             .select(work_orders::id.nullable());
-        q = q.filter(a::work_order.eq_any(orders));
+        // Reads of the subscriber's record name the number in their detail, which is
+        // canonical JSON, so the exact member text identifies them.
+        let named = format!("%\"msisdn\":\"{m}\"%");
+        q = q.filter(a::work_order.eq_any(orders).or(a::detail.like(named)));
     }
     if let Some(p) = &f.province {
         let orders = work_orders::table

@@ -434,7 +434,17 @@ async fn checkpoints_and_proofs_let_an_auditor_catch_a_rewritten_history(app: Te
     );
 }
 
+async fn verifying_a_database_that_cannot_be_read_is_not_intact(app: TestApp) {
+    let mut app = app;
+    app.database_url = format!("sqlite://{}", app.dir.path().join("missing.db").display());
+    let (code, report) = audit_verify(&app, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(report["ok"], false);
+    assert!(report["error"].as_str().unwrap().contains("does not exist"));
+}
+
 on_both_backends!(
+    verifying_a_database_that_cannot_be_read_is_not_intact,
     checkpoints_and_proofs_let_an_auditor_catch_a_rewritten_history,
     the_database_refuses_to_update_or_delete_audit_events,
     an_altered_event_is_found_online_and_offline,

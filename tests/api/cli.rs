@@ -143,3 +143,17 @@ on_both_backends!(
     user_add_creates_a_user_who_can_log_in_and_is_audited_as_cli,
     a_hall_terminal_signs_with_keygen_and_sign_result,
 );
+
+#[test]
+fn serve_refuses_to_start_in_the_clear_when_tls_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_crossprov"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("CROSSPROV_DATA_DIR", dir.path())
+        .env("CROSSPROV_TLS__CERT_PEM", dir.path().join("cert.pem"))
+        .env("CROSSPROV_TLS__KEY_PEM", dir.path().join("key.pem"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("plain HTTP only"));
+}

@@ -349,8 +349,7 @@ async fn an_auditor_may_not_open_an_order(app: TestApp) {
         "forbidden",
     );
     // Only admins administer.
-    let hall =
-        json!({"code": "QD-1", "name": "青岛", "province": "37", "city": "370200", "address": "x"});
+    let hall = json!({"code": "QD-1", "name": "青岛", "province": "37", "city": "370200", "address": "x", "email": "qd@halls.example.cn"});
     problem(
         &w.app.post("/api/v1/halls", &w.clerk, &hall).await,
         403,
@@ -855,8 +854,7 @@ async fn an_unknown_province_is_invalid_province(app: TestApp) {
         "invalid_province",
         "target_province",
     );
-    let hall =
-        json!({"code": "X-1", "name": "x", "province": "99", "city": "990100", "address": "x"});
+    let hall = json!({"code": "X-1", "name": "x", "province": "99", "city": "990100", "address": "x", "email": "x@halls.example.cn"});
     problem_at(
         &w.app.post("/api/v1/halls", &w.admin, &hall).await,
         422,
@@ -890,8 +888,7 @@ async fn a_city_outside_the_province_is_invalid_city(app: TestApp) {
         "invalid_city",
         "target_city",
     );
-    let hall =
-        json!({"code": "X-1", "name": "x", "province": "37", "city": "110100", "address": "x"});
+    let hall = json!({"code": "X-1", "name": "x", "province": "37", "city": "110100", "address": "x", "email": "x@halls.example.cn"});
     problem_at(
         &w.app.post("/api/v1/halls", &w.admin, &hall).await,
         422,

@@ -426,7 +426,68 @@ async fn an_order_for_a_city_pool_reaches_every_hall_of_the_city(app: TestApp) {
         .assert_problem(403, "forbidden");
 }
 
+async fn the_province_that_completes_a_registration_holds_the_record(app: TestApp) {
+    let w = World::new(app).await;
+    // Yunnan opens an order for the number and cancels it; Beijing then registers it.
+    let order = w.open_order().await;
+    let id = order["id"].as_str().unwrap();
+    w.app
+        .post(
+            &format!("/api/v1/work-orders/{id}/cancel"),
+            &w.clerk,
+            &json!({"reason": "号码不属本省"}),
+        )
+        .await
+        .assert_status(200);
+    let msisdn = order["msisdn"].as_str().unwrap();
+    let body = json!({"msisdn": msisdn, "target_province": "37", "target_city": "370100", "target_hall_id": w.hall_a, "reason": "用户常住济南"});
+    let bj = w
+        .app
+        .post("/api/v1/work-orders", &w.other_clerk, &body)
+        .await
+        .assert_status(201)
+        .clone();
+    let bj_id = bj["id"].as_str().unwrap();
+    let claimed = w
+        .app
+        .post(
+            &format!("/api/v1/work-orders/{bj_id}/claim"),
+            &w.staff,
+            &json!({}),
+        )
+        .await
+        .assert_status(200)
+        .clone();
+    let jws = w.signer.sign(&w.payload(&claimed, "match"));
+    w.submit(&claimed, &jws).await.assert_status(201);
+    w.app
+        .post(
+            &format!("/api/v1/work-orders/{bj_id}/complete"),
+            &w.other_clerk,
+            &json!({}),
+        )
+        .await
+        .assert_status(200);
+    let sub = w
+        .app
+        .get(&format!("/api/v1/subscribers/{msisdn}"), &w.other_clerk)
+        .await;
+    let sub = sub.assert_status(200);
+    assert_eq!(
+        (
+            sub["home_province"].as_str(),
+            sub["real_name_status"].as_str()
+        ),
+        (Some("11"), Some("verified"))
+    );
+    w.app
+        .get(&format!("/api/v1/subscribers/{msisdn}"), &w.clerk)
+        .await
+        .assert_problem(404, "not_found");
+}
+
 on_both_backends!(
+    the_province_that_completes_a_registration_holds_the_record,
     a_matched_order_completes_with_a_verifiable_receipt,
     release_return_fail_cancel_and_reroute_follow_the_life_cycle,
     two_staff_claiming_at_once_exactly_one_wins,

@@ -109,7 +109,49 @@ async fn reference_data_lists_provinces_and_halls_by_place(app: TestApp) {
         .assert_problem(401, "unauthenticated");
 }
 
+async fn every_reply_carries_a_request_id_and_reads_refuse_stray_bodies(app: TestApp) {
+    let admin = app.admin().await;
+    let r = app.get("/api/v1/me", &admin).await;
+    assert!(r.header("x-request-id").is_some_and(|id| !id.is_empty()));
+    let plain = app
+        .raw(
+            "GET",
+            "/api/v1/work-orders",
+            Some(&admin),
+            &[("Content-Type", "text/plain")],
+            Some(b"hello".to_vec()),
+        )
+        .await;
+    plain.assert_problem(415, "unsupported_media_type");
+    let json = app
+        .raw(
+            "GET",
+            "/api/v1/work-orders",
+            Some(&admin),
+            &[("Content-Type", "application/json")],
+            Some(br#"{"x":1}"#.to_vec()),
+        )
+        .await;
+    json.assert_problem(400, "invalid_request");
+    let empty = app
+        .raw(
+            "GET",
+            "/api/v1/work-orders",
+            Some(&admin),
+            &[("Content-Type", "application/json")],
+            Some(b"{}".to_vec()),
+        )
+        .await;
+    empty.assert_status(200);
+    // A hall needs an email: new orders are announced there.
+    let body = serde_json::json!({"code": "QD-9", "name": "青岛", "province": "37", "city": "370200", "address": "x"});
+    let r = app.post("/api/v1/halls", &admin, &body).await;
+    r.assert_problem(400, "invalid_request");
+    assert_eq!(r.body["field"], "email");
+}
+
 on_both_backends!(
+    every_reply_carries_a_request_id_and_reads_refuse_stray_bodies,
     reference_data_lists_provinces_and_halls_by_place,
     health_readiness_metrics_and_openapi_answer,
     unknown_paths_and_methods_answer_problems,

@@ -127,6 +127,17 @@ async fn a_kid_of_another_halls_key_is_unknown_key(app: TestApp) {
     refused(&w, &order, &jws, "unknown_key").await;
 }
 
+async fn an_unknown_kid_answers_before_a_malformed_signature(app: TestApp) {
+    let w = World::new(app).await;
+    let order = w.claimed_order().await;
+    let jws = w.signer.sign_with_header(
+        &json!({"alg": "EdDSA", "kid": "nobody", "typ": "JWT"}),
+        &w.payload(&order, "match"),
+    );
+    let unsigned = format!("{}.", jws.rsplit_once('.').unwrap().0);
+    refused(&w, &order, &unsigned, "unknown_key").await;
+}
+
 async fn a_result_without_a_kid_is_unknown_key(app: TestApp) {
     let w = World::new(app).await;
     let order = w.claimed_order().await;
@@ -505,6 +516,38 @@ async fn a_payload_that_is_not_a_result_is_invalid_result(app: TestApp) {
     let mut payload = w.payload(&order, "match");
     payload["document"] = Value::Null;
     refused(&w, &order, &w.signer.sign(&payload), "invalid_result").await;
+    // A document of the wrong shape is refused without echoing what it held.
+    let mut payload = w.payload(&order, "match");
+    payload["document"] = json!("53010219900101123X 张三");
+    let r = refused(&w, &order, &w.signer.sign(&payload), "invalid_result").await;
+    assert_eq!(r.body["field"], "document");
+    assert!(
+        !String::from_utf8_lossy(&r.raw).contains("53010219900101123X"),
+        "{}",
+        r.body
+    );
+    let en = w
+        .app
+        .raw(
+            "POST",
+            &format!(
+                "/api/v1/work-orders/{}/verification",
+                order["id"].as_str().unwrap()
+            ),
+            Some(&w.staff),
+            &[
+                ("Content-Type", "application/json"),
+                ("Accept-Language", "en"),
+            ],
+            Some(serde_json::to_vec(&json!({"result": w.signer.sign(&payload)})).unwrap()),
+        )
+        .await;
+    en.assert_problem(422, "invalid_result");
+    assert!(
+        !String::from_utf8_lossy(&en.raw).contains("张三"),
+        "{}",
+        en.body
+    );
     // A no-show needs no document.
     let mut payload = w.payload(&order, "no_show");
     payload["document"] = Value::Null;
@@ -859,4 +902,5 @@ on_both_backends!(
     a_pool_order_takes_the_claiming_halls_key_and_id,
     a_submission_body_that_is_not_one_jws_is_invalid_request,
     a_refused_results_field_is_its_path_in_the_payload,
+    an_unknown_kid_answers_before_a_malformed_signature,
 );

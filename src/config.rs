@@ -151,3 +151,51 @@ impl Settings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_describe_the_embedded_service() {
+        let s = Settings::defaults().unwrap();
+        assert_eq!(s.server.listen, "127.0.0.1:8080");
+        assert_eq!(
+            s.database_url(),
+            format!(
+                "sqlite://{}",
+                Path::new("data").join("crossprov.db").display()
+            )
+        );
+        assert_eq!(s.mail.transport, "file");
+        assert_eq!((s.sla.due_hours, s.sla.deadline_hours), (24, 72));
+        assert_eq!(s.verification.max_skew_seconds, 300);
+        assert_eq!(s.limits.body_bytes, 1024 * 1024);
+        assert_eq!(s.auth.token_ttl_seconds, 900);
+    }
+
+    #[test]
+    fn a_file_then_flags_override_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("crossprov.toml");
+        std::fs::write(&file, "data_dir = \"/srv/crossprov\"\n[server]\nlisten = \"0.0.0.0:9000\"\n[sla]\ndue_hours = 12\n")
+            .unwrap();
+        let s = Settings::load(&Overrides {
+            config_file: Some(file),
+            listen: Some("127.0.0.1:9100".into()),
+            database_url: Some("postgres://db/crossprov".into()),
+        })
+        .unwrap();
+        assert_eq!(s.data_dir, Path::new("/srv/crossprov"));
+        assert_eq!(
+            s.server.listen, "127.0.0.1:9100",
+            "a flag wins over the file"
+        );
+        assert_eq!(s.sla.due_hours, 12);
+        assert_eq!(
+            s.sla.deadline_hours, 72,
+            "untouched keys keep their defaults"
+        );
+        assert_eq!(s.database_url(), "postgres://db/crossprov");
+    }
+}

@@ -54,6 +54,19 @@ fn pg_required() -> bool {
     std::env::var("CROSSPROV_TEST_PG_REQUIRED").is_ok_and(|v| v == "1" || v == "true")
 }
 
+/// Says once per run, past the test harness's output capture (a direct write to stderr, not
+/// `eprintln!`), that the PostgreSQL half of the suite did not run.
+fn skipped_notice(url: &str, why: &str) {
+    use std::io::Write;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\nSKIPPED: PostgreSQL tests (unreachable at {url}: {why}); set CROSSPROV_TEST_PG_URL to run them\n"
+        );
+    });
+}
+
 /// A PostgreSQL database made for one test, dropped when the test ends.
 pub struct PgDatabase {
     pub name: String,
@@ -68,7 +81,7 @@ impl PgDatabase {
             Ok(c) => c,
             Err(e) if pg_required() => panic!("PostgreSQL is required (CROSSPROV_TEST_PG_REQUIRED) but unreachable at {admin}: {e}"),
             Err(e) => {
-                eprintln!("SKIPPED (PostgreSQL unreachable at {admin}: {e}); set CROSSPROV_TEST_PG_URL to run it");
+                skipped_notice(&admin, &e.to_string());
                 return None;
             }
         };

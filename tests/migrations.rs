@@ -1,4 +1,5 @@
 //! Both dialects' migration folders must move together: same names, each with up and down.
+#![allow(clippy::expect_used)]
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -13,7 +13,7 @@ use crate::domain::work_order::{self, AcceptedResult, Command, WorkOrder};
 use crate::domain::{sha256_hex, DomainError, ErrorCode};
 use crate::signing::jws::{CompactJws, JwsError};
 use crate::signing::{Alg, HallPublicKey};
-use crate::storage::{halls, verification_results, work_orders, DbConn};
+use crate::storage::{halls, verification_results, work_orders, DbConn, StorageError};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +26,25 @@ fn reject(code: ErrorCode, field: &str, detail: impl Into<String>) -> DomainErro
     DomainError::invalid(code, field, detail)
 }
 
+/// Why `check_result` stopped: the result was refused (a 422, audited), or the database
+/// failed (a 5xx, rolled back, never mistaken for a refusal).
+enum CheckError {
+    Refused(DomainError),
+    Storage(StorageError),
+}
+
+impl From<DomainError> for CheckError {
+    fn from(e: DomainError) -> Self {
+        Self::Refused(e)
+    }
+}
+
+impl From<StorageError> for CheckError {
+    fn from(e: StorageError) -> Self {
+        Self::Storage(e)
+    }
+}
+
 /// Every check that can refuse the result, in the contract's order; each refusal is a 422.
 fn check_result(
     conn: &mut DbConn,
@@ -34,7 +53,7 @@ fn check_result(
     actor: &Actor,
     now: DateTime<Utc>,
     max_skew_seconds: i64,
-) -> Result<(ResultClaims, rules::Outcome, String, Alg), DomainError> {
+) -> Result<(ResultClaims, rules::Outcome, String, Alg), CheckError> {
     let bad = |d: &str| reject(ErrorCode::BadSignature, "result", d);
     let parsed = CompactJws::parse(jws).map_err(|e| bad(&e.to_string()))?;
 
@@ -46,8 +65,7 @@ fn check_result(
             "the JWS header names no kid",
         )
     })?;
-    let key = halls::get_key(conn, &kid)
-        .map_err(|_| reject(ErrorCode::UnknownKey, "result", "key lookup failed"))?
+    let key = halls::get_key(conn, &kid)?
         .filter(|k| Some(k.hall_id.as_str()) == order.claimed_hall_id.as_deref())
         .ok_or_else(|| {
             reject(
@@ -63,11 +81,11 @@ fn check_result(
             .payload_json()
             .and_then(|p| p.get("iat").and_then(|v| v.as_i64()));
         if iat.is_none_or(|iat| iat >= revoked_at.and_utc().timestamp()) {
-            return Err(reject(
+            return Err(CheckError::Refused(reject(
                 ErrorCode::RevokedKey,
                 "result",
                 "the key was revoked before this result was signed",
-            ));
+            )));
         }
     }
 
@@ -96,12 +114,12 @@ fn check_result(
     // 5. Fresh.
     rules::check_fresh(claims.iat, now, max_skew_seconds)?;
     // 6. Never seen before.
-    if verification_results::jti_seen(conn, &claims.jti).map_err(|_| bad("replay check failed"))? {
-        return Err(reject(
+    if verification_results::jti_seen(conn, &claims.jti)? {
+        return Err(CheckError::Refused(reject(
             ErrorCode::ReplayedResult,
             "jti",
             "this result was already submitted",
-        ));
+        )));
     }
     // 7. The document, then the name.
     let outcome = rules::parse_outcome(&claims)?;
@@ -139,7 +157,8 @@ impl Services {
             let (claims, outcome, kid, alg) =
                 match check_result(tx, &jws, &order, &actor, now, max_skew) {
                     Ok(ok) => ok,
-                    Err(e) => {
+                    Err(CheckError::Storage(e)) => return Err(e.into()),
+                    Err(CheckError::Refused(e)) => {
                         // Refused results are evidence too: recorded, with why, never the payload.
                         let detail = json!({
                             "code": e.code().as_str(),

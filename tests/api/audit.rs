@@ -283,11 +283,7 @@ async fn a_scope_violation_on_an_order_is_audited(app: TestApp) {
     let order = w.open_order().await;
     let id = order["id"].as_str().unwrap();
     w.app
-        .post(
-            &format!("/api/v1/work-orders/{id}/cancel"),
-            &w.other_clerk,
-            &json!({"reason": "x"}),
-        )
+        .act(id, "cancel", &w.other_clerk, &json!({"reason": "x"}))
         .await
         .assert_problem(404, "not_found");
     let denied = w

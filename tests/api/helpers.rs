@@ -279,16 +279,7 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, token: &str, body: &Value) -> Reply {
-        let req = self
-            .client
-            .post(self.url(path))
-            .insert_header(("Content-Type", "application/json"));
-        self.send(
-            req,
-            Some(token),
-            Some(serde_json::to_vec(body).expect("json")),
-        )
-        .await
+        self.post_with(path, token, &[], body).await
     }
 
     pub async fn post_if_match(
@@ -298,17 +289,37 @@ impl TestApp {
         version: &str,
         body: &Value,
     ) -> Reply {
-        let req = self
+        self.post_with(path, token, &[("If-Match", version)], body)
+            .await
+    }
+
+    /// A JSON POST with extra headers.
+    pub async fn post_with(
+        &self,
+        path: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> Reply {
+        let mut req = self
             .client
             .post(self.url(path))
-            .insert_header(("Content-Type", "application/json"))
-            .insert_header(("If-Match", version));
+            .insert_header(("Content-Type", "application/json"));
+        for (k, v) in headers {
+            req = req.insert_header((*k, *v));
+        }
         self.send(
             req,
             Some(token),
             Some(serde_json::to_vec(body).expect("json")),
         )
         .await
+    }
+
+    /// An action on an order: `POST /api/v1/work-orders/{id}/{action}`.
+    pub async fn act(&self, id: &str, action: &str, token: &str, body: &Value) -> Reply {
+        self.post(&format!("/api/v1/work-orders/{id}/{action}"), token, body)
+            .await
     }
 
     /// A request as raw as a client can make it: any method, headers, bytes.
@@ -586,11 +597,7 @@ impl World {
         let order = self.open_order().await;
         let id = order["id"].as_str().expect("id");
         self.app
-            .post(
-                &format!("/api/v1/work-orders/{id}/claim"),
-                &self.staff,
-                &json!({}),
-            )
+            .act(id, "claim", &self.staff, &json!({}))
             .await
             .assert_status(200)
             .clone()
@@ -610,11 +617,7 @@ impl World {
     pub async fn submit(&self, order: &Value, jws: &str) -> Reply {
         let id = order["id"].as_str().expect("id");
         self.app
-            .post(
-                &format!("/api/v1/work-orders/{id}/verification"),
-                &self.staff,
-                &json!({ "result": jws }),
-            )
+            .act(id, "verification", &self.staff, &json!({ "result": jws }))
             .await
     }
 

@@ -31,14 +31,7 @@ async fn a_matched_order_completes_with_a_verifiable_receipt(app: TestApp) {
     assert_eq!(seen.assert_status(200)["expected_name"], "张*");
     assert_eq!(seen.header("etag").as_deref(), Some("\"1\""));
 
-    let claimed = w
-        .app
-        .post(
-            &format!("/api/v1/work-orders/{id}/claim"),
-            &w.staff,
-            &json!({}),
-        )
-        .await;
+    let claimed = w.app.act(id, "claim", &w.staff, &json!({})).await;
     let claimed = claimed.assert_status(200);
     assert_eq!(claimed["state"], "claimed");
     assert_eq!(claimed["claimed_by"], "staff.a");
@@ -56,14 +49,7 @@ async fn a_matched_order_completes_with_a_verifiable_receipt(app: TestApp) {
     assert_eq!(v["document"]["number"], "110105********002X");
     assert_eq!(v["document"]["name"], "张*");
 
-    let done = w
-        .app
-        .post(
-            &format!("/api/v1/work-orders/{id}/complete"),
-            &w.clerk,
-            &json!({}),
-        )
-        .await;
+    let done = w.app.act(id, "complete", &w.clerk, &json!({})).await;
     let done = done.assert_status(200);
     assert_eq!(done["state"], "completed");
     let receipt = done["receipt"].as_str().expect("receipt");
@@ -173,53 +159,27 @@ async fn release_return_fail_cancel_and_reroute_follow_the_life_cycle(app: TestA
     let id = order["id"].as_str().unwrap();
     let r = w
         .app
-        .post(
-            &format!("/api/v1/work-orders/{id}/release"),
-            &w.staff,
-            &json!({"reason": "用户未到场"}),
-        )
+        .act(id, "release", &w.staff, &json!({"reason": "用户未到场"}))
         .await;
     assert_eq!(r.assert_status(200)["state"], "open");
     assert_eq!(r.body["claimed_by"], serde_json::Value::Null);
-    let r = w
-        .app
-        .post(
-            &format!("/api/v1/work-orders/{id}/claim"),
-            &w.staff_same_hall,
-            &json!({}),
-        )
-        .await;
+    let r = w.app.act(id, "claim", &w.staff_same_hall, &json!({})).await;
     assert_eq!(r.assert_status(200)["claimed_by"], "staff.a2");
     // cancel from claimed.
     let r = w
         .app
-        .post(
-            &format!("/api/v1/work-orders/{id}/cancel"),
-            &w.clerk,
-            &json!({"reason": "用户撤回"}),
-        )
+        .act(id, "cancel", &w.clerk, &json!({"reason": "用户撤回"}))
         .await;
     assert_eq!(r.assert_status(200)["state"], "cancelled");
 
     // return: back to the same staff member, awaiting a new result; then fail.
     let order = w.submitted_order("mismatch").await;
     let id = order["id"].as_str().unwrap();
-    let r = w
-        .app
-        .post(
-            &format!("/api/v1/work-orders/{id}/complete"),
-            &w.clerk,
-            &json!({}),
-        )
-        .await;
+    let r = w.app.act(id, "complete", &w.clerk, &json!({})).await;
     r.assert_problem(422, "outcome_not_match");
     let r = w
         .app
-        .post(
-            &format!("/api/v1/work-orders/{id}/return"),
-            &w.clerk,
-            &json!({"reason": "照片模糊"}),
-        )
+        .act(id, "return", &w.clerk, &json!({"reason": "照片模糊"}))
         .await;
     let returned = r.assert_status(200);
     assert_eq!(returned["state"], "claimed");
@@ -229,11 +189,7 @@ async fn release_return_fail_cancel_and_reroute_follow_the_life_cycle(app: TestA
     w.submit(returned, &jws).await.assert_status(201);
     let r = w
         .app
-        .post(
-            &format!("/api/v1/work-orders/{id}/fail"),
-            &w.clerk,
-            &json!({"reason": "人证不一致"}),
-        )
+        .act(id, "fail", &w.clerk, &json!({"reason": "人证不一致"}))
         .await;
     assert_eq!(r.assert_status(200)["state"], "failed");
     // A finished order frees the number for a new one.
@@ -247,14 +203,7 @@ async fn release_return_fail_cancel_and_reroute_follow_the_life_cycle(app: TestA
     let order = w.open_order().await;
     let id = order["id"].as_str().unwrap();
     let body = json!({"target_province": "37", "target_city": "370200", "reason": "用户搬到青岛"});
-    let r = w
-        .app
-        .post(
-            &format!("/api/v1/work-orders/{id}/reroute"),
-            &w.clerk,
-            &body,
-        )
-        .await;
+    let r = w.app.act(id, "reroute", &w.clerk, &body).await;
     let r = r.assert_status(200);
     assert_eq!(
         (r["state"].as_str(), r["target_city"].as_str()),
@@ -408,20 +357,12 @@ async fn an_order_for_a_city_pool_reaches_every_hall_of_the_city(app: TestApp) {
         .await
         .assert_status(200);
     w.app
-        .post(
-            &format!("/api/v1/work-orders/{id}/claim"),
-            &w.staff_other_hall,
-            &json!({}),
-        )
+        .act(id, "claim", &w.staff_other_hall, &json!({}))
         .await
         .assert_status(200);
     // Claimed by hall B: hall A's staff may still see the pool order but not act on it.
     w.app
-        .post(
-            &format!("/api/v1/work-orders/{id}/release"),
-            &w.staff,
-            &json!({"reason": "x"}),
-        )
+        .act(id, "release", &w.staff, &json!({"reason": "x"}))
         .await
         .assert_problem(403, "forbidden");
 }
@@ -432,11 +373,7 @@ async fn the_province_that_completes_a_registration_holds_the_record(app: TestAp
     let order = w.open_order().await;
     let id = order["id"].as_str().unwrap();
     w.app
-        .post(
-            &format!("/api/v1/work-orders/{id}/cancel"),
-            &w.clerk,
-            &json!({"reason": "号码不属本省"}),
-        )
+        .act(id, "cancel", &w.clerk, &json!({"reason": "号码不属本省"}))
         .await
         .assert_status(200);
     let msisdn = order["msisdn"].as_str().unwrap();
@@ -450,22 +387,14 @@ async fn the_province_that_completes_a_registration_holds_the_record(app: TestAp
     let bj_id = bj["id"].as_str().unwrap();
     let claimed = w
         .app
-        .post(
-            &format!("/api/v1/work-orders/{bj_id}/claim"),
-            &w.staff,
-            &json!({}),
-        )
+        .act(bj_id, "claim", &w.staff, &json!({}))
         .await
         .assert_status(200)
         .clone();
     let jws = w.signer.sign(&w.payload(&claimed, "match"));
     w.submit(&claimed, &jws).await.assert_status(201);
     w.app
-        .post(
-            &format!("/api/v1/work-orders/{bj_id}/complete"),
-            &w.other_clerk,
-            &json!({}),
-        )
+        .act(bj_id, "complete", &w.other_clerk, &json!({}))
         .await
         .assert_status(200);
     let sub = w

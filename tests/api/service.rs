@@ -58,11 +58,7 @@ async fn instances_sharing_a_database_accept_each_others_tokens_and_receipts(app
     let order = w.submitted_order("match").await;
     let id = order["id"].as_str().unwrap();
     let done = second
-        .post(
-            &format!("/api/v1/work-orders/{id}/complete"),
-            &w.clerk,
-            &serde_json::json!({}),
-        )
+        .act(id, "complete", &w.clerk, &serde_json::json!({}))
         .await;
     let receipt = done.assert_status(200)["receipt"]
         .as_str()

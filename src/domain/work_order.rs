@@ -134,26 +134,6 @@ impl Command {
             Self::Expire => Kind::Expire,
         }
     }
-
-    /// The role a command needs; `Expire` is the system's own and checked by its caller.
-    pub fn permission(&self) -> Option<Permission> {
-        match self {
-            Self::Claim | Self::Release { .. } | Self::SubmitResult(_) => {
-                Some(Permission::ActAsHallStaff)
-            }
-            Self::Complete { .. }
-            | Self::Return { .. }
-            | Self::Fail { .. }
-            | Self::Cancel { .. }
-            | Self::Reroute { .. } => Some(Permission::ActAsHomeClerk),
-            Self::Expire => None,
-        }
-    }
-
-    /// Only the claimer may act on a claimed order; anyone else of the hall is refused (403).
-    fn needs_claimer(&self) -> bool {
-        matches!(self, Self::Release { .. } | Self::SubmitResult(_))
-    }
 }
 
 /// A command without its data: what the state table is keyed on.
@@ -171,6 +151,22 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The role a command needs; `Expire` is the system's own and checked by its caller.
+    pub fn permission(self) -> Option<Permission> {
+        match self {
+            Self::Claim | Self::Release | Self::SubmitResult => Some(Permission::ActAsHallStaff),
+            Self::Complete | Self::Return | Self::Fail | Self::Cancel | Self::Reroute => {
+                Some(Permission::ActAsHomeClerk)
+            }
+            Self::Expire => None,
+        }
+    }
+
+    /// Only the claimer may act on a claimed order; anyone else of the hall is refused (403).
+    fn needs_claimer(self) -> bool {
+        matches!(self, Self::Release | Self::SubmitResult)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Claim => "claim",
@@ -220,12 +216,12 @@ pub struct Event {
 }
 
 /// Checks the caller in the contract's order: role (403) → scope (404) → claimer (403).
-pub fn authorize(order: &WorkOrder, cmd: &Command, by: &Actor) -> Result<(), DomainError> {
-    if let Some(permission) = cmd.permission() {
+pub fn authorize(order: &WorkOrder, kind: Kind, by: &Actor) -> Result<(), DomainError> {
+    if let Some(permission) = kind.permission() {
         by.require(permission)?;
     }
     by.require_sees(order)?;
-    if cmd.needs_claimer() && matches!(order.state, State::Claimed | State::Submitted) {
+    if kind.needs_claimer() && matches!(order.state, State::Claimed | State::Submitted) {
         let is_claimer = order.claimed_by.as_deref() == Some(by.username.as_str())
             && order.claimed_hall_id.as_deref() == by.hall_id();
         if !is_claimer {
@@ -530,34 +526,17 @@ mod tests {
     fn authorize_checks_role_then_scope_then_claimer() {
         let o = order(State::Claimed);
         // A clerk may never claim: 403 even for another province's order.
-        let err = authorize(&o, &Command::Claim, &clerk("11"));
+        let err = authorize(&o, Kind::Claim, &clerk("11"));
         assert!(matches!(err, Err(DomainError::Forbidden(_))));
         // Staff of another city: out of scope.
-        let err = authorize(
-            &o,
-            &Command::Release { reason: "x".into() },
-            &staff("x", "hall-z", "110100"),
-        );
+        let err = authorize(&o, Kind::Release, &staff("x", "hall-z", "110100"));
         assert!(matches!(err, Err(DomainError::NotFound(_))));
         // Staff of the same hall who did not claim: 403.
-        let err = authorize(
-            &o,
-            &Command::Release { reason: "x".into() },
-            &staff("other", "hall-a", "370100"),
-        );
+        let err = authorize(&o, Kind::Release, &staff("other", "hall-a", "370100"));
         assert!(matches!(err, Err(DomainError::Forbidden(_))));
-        assert!(authorize(
-            &o,
-            &Command::Release { reason: "x".into() },
-            &staff("staff", "hall-a", "370100")
-        )
-        .is_ok());
+        assert!(authorize(&o, Kind::Release, &staff("staff", "hall-a", "370100")).is_ok());
         // Another province's clerk: 404.
-        let err = authorize(
-            &order(State::Submitted),
-            &Command::Fail { reason: "x".into() },
-            &clerk("11"),
-        );
+        let err = authorize(&order(State::Submitted), Kind::Fail, &clerk("11"));
         assert!(matches!(err, Err(DomainError::NotFound(_))));
     }
 

@@ -9,7 +9,7 @@ use super::views::WorkOrderView;
 use super::{recorder, Error, Refusal, Result, Services};
 use crate::domain::access::{Actor, Permission};
 use crate::domain::verification::{self as rules, ResultClaims};
-use crate::domain::work_order::{self, AcceptedResult, Command, WorkOrder};
+use crate::domain::work_order::{self, AcceptedResult, Command, Kind, WorkOrder};
 use crate::domain::{sha256_hex, DomainError, ErrorCode};
 use crate::signing::jws::{CompactJws, JwsError};
 use crate::signing::{Alg, HallPublicKey};
@@ -143,14 +143,8 @@ impl Services {
         actor.require(Permission::ActAsHallStaff)?;
         let max_skew = self.settings.verification.max_skew_seconds;
         self.change(recorder(&actor), move |tx, now| {
-            let probe = Command::SubmitResult(AcceptedResult {
-                verification_id: String::new(),
-                outcome: String::new(),
-                kid: String::new(),
-                jti: String::new(),
-                result_sha256: String::new(),
-            });
-            let order = super::work_orders::load_for(tx, &id, &probe, &actor, if_match)?;
+            let order =
+                super::work_orders::load_for(tx, &id, Kind::SubmitResult, &actor, if_match)?;
 
             let jws = req.result.trim().to_owned();
             let result_sha256 = sha256_hex(jws.as_bytes());

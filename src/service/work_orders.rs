@@ -122,12 +122,12 @@ fn validate_target(
     })
 }
 
-/// Loads the order and checks the caller: role (403) → exists and in scope (404) → claimer
+/// Loads the order and checks the caller for a command of this kind: role (403) → exists and in scope (404) → claimer
 /// (403) → `If-Match` (412) → state (409), the contract's order.
 pub(super) fn load_for(
     conn: &mut DbConn,
     id: &str,
-    cmd: &Command,
+    kind: Kind,
     actor: &Actor,
     if_match: Option<i64>,
 ) -> Result<WorkOrder, Refusal> {
@@ -135,13 +135,12 @@ pub(super) fn load_for(
         return Err(denied(
             DomainError::NotFound("work order".into()),
             None,
-            cmd.kind(),
+            kind,
         ));
     };
-    work_order::authorize(&order, cmd, actor)
-        .map_err(|e| denied(e, Some(&order.id), cmd.kind()))?;
+    work_order::authorize(&order, kind, actor).map_err(|e| denied(e, Some(&order.id), kind))?;
     work_order::check_version(&order, if_match)?;
-    work_order::require_allowed(&order, cmd.kind())?;
+    work_order::require_allowed(&order, kind)?;
     Ok(order)
 }
 
@@ -349,11 +348,11 @@ impl Services {
         if_match: Option<i64>,
         cmd: Command,
     ) -> Result<WorkOrderView> {
-        if let Some(p) = cmd.permission() {
+        if let Some(p) = cmd.kind().permission() {
             actor.require(p)?;
         }
         self.change(recorder(&actor), move |tx, now| {
-            let current = load_for(tx, &id, &cmd, &actor, if_match)?;
+            let current = load_for(tx, &id, cmd.kind(), &actor, if_match)?;
             let cmd = match cmd {
                 Command::Release { reason: r } => Command::Release {
                     reason: reason(&r)?,
@@ -399,10 +398,7 @@ impl Services {
         actor.require(Permission::ActAsHomeClerk)?;
         let key = self.service_key.clone();
         self.change(recorder(&actor), move |tx, now| {
-            let probe = Command::Complete {
-                outcome: String::new(),
-            };
-            let current = load_for(tx, &id, &probe, &actor, if_match)?;
+            let current = load_for(tx, &id, Kind::Complete, &actor, if_match)?;
             let result = current
                 .verification_id
                 .as_deref()

@@ -30,9 +30,8 @@ fn crossprov(app: &TestApp, args: &[&str], stdin: Option<&str>) -> std::process:
 }
 
 async fn user_add_creates_a_user_who_can_log_in_and_is_audited_as_cli(app: TestApp) {
-    let out = crossprov(
-        &app,
-        &[
+    let add_auditor = |stdin: &str| {
+        let args = [
             "user",
             "add",
             "--username",
@@ -40,11 +39,11 @@ async fn user_add_creates_a_user_who_can_log_in_and_is_audited_as_cli(app: TestA
             "--role",
             "auditor",
             "--password-stdin",
-            "--database-url",
-            &app.database_url,
-        ],
-        Some("s3cret-passphrase\nignored second line\n"),
-    );
+        ];
+        let url = ["--database-url", app.database_url.as_str()];
+        crossprov(&app, &[&args[..], &url[..]].concat(), Some(stdin))
+    };
+    let out = add_auditor("s3cret-passphrase\nignored second line\n");
     assert!(
         out.status.success(),
         "{}",
@@ -64,23 +63,11 @@ async fn user_add_creates_a_user_who_can_log_in_and_is_audited_as_cli(app: TestA
         .as_array()
         .unwrap()
         .clone();
+    // The seeded admin and this auditor, both made from the command line.
+    assert_eq!(created.len(), 2);
     assert!(created.iter().all(|e| e["actor"] == "cli"));
     // A second user of that name is refused, and the CLI says so with a non-zero exit.
-    let again = crossprov(
-        &app,
-        &[
-            "user",
-            "add",
-            "--username",
-            "ops.auditor",
-            "--role",
-            "auditor",
-            "--password-stdin",
-            "--database-url",
-            &app.database_url,
-        ],
-        Some("another-passphrase\n"),
-    );
+    let again = add_auditor("another-passphrase\n");
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already_exists"));
 }

@@ -405,45 +405,47 @@ impl TestApp {
 pub struct Signer {
     pub kid: String,
     pub alg: &'static str,
-    pkcs8: Vec<u8>,
+    pair: TerminalKey,
+}
+
+/// The terminal's key pair, parsed once.
+enum TerminalKey {
+    Ed(Ed25519KeyPair),
+    Ec(EcdsaKeyPair),
 }
 
 impl Signer {
     pub fn new(kid: &str, alg: &'static str) -> Self {
         let rng = SystemRandom::new();
-        let pkcs8 = match alg {
-            "EdDSA" => Ed25519KeyPair::generate_pkcs8(&rng)
-                .expect("keygen")
-                .as_ref()
-                .to_vec(),
-            _ => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                .expect("keygen")
-                .as_ref()
-                .to_vec(),
+        let pair = match alg {
+            "EdDSA" => {
+                let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("keygen");
+                TerminalKey::Ed(Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("key"))
+            }
+            _ => {
+                let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .expect("keygen");
+                TerminalKey::Ec(
+                    EcdsaKeyPair::from_pkcs8(
+                        &ECDSA_P256_SHA256_FIXED_SIGNING,
+                        pkcs8.as_ref(),
+                        &rng,
+                    )
+                    .expect("key"),
+                )
+            }
         };
         Self {
             kid: kid.into(),
             alg,
-            pkcs8,
+            pair,
         }
     }
 
     fn raw_public(&self) -> Vec<u8> {
-        match self.alg {
-            "EdDSA" => Ed25519KeyPair::from_pkcs8(&self.pkcs8)
-                .expect("key")
-                .public_key()
-                .as_ref()
-                .to_vec(),
-            _ => EcdsaKeyPair::from_pkcs8(
-                &ECDSA_P256_SHA256_FIXED_SIGNING,
-                &self.pkcs8,
-                &SystemRandom::new(),
-            )
-            .expect("key")
-            .public_key()
-            .as_ref()
-            .to_vec(),
+        match &self.pair {
+            TerminalKey::Ed(k) => k.public_key().as_ref().to_vec(),
+            TerminalKey::Ec(k) => k.public_key().as_ref().to_vec(),
         }
     }
 
@@ -475,22 +477,13 @@ impl Signer {
         let h = URL_SAFE_NO_PAD.encode(serde_json::to_vec(header).expect("json"));
         let p = URL_SAFE_NO_PAD.encode(serde_json::to_vec(payload).expect("json"));
         let input = format!("{h}.{p}");
-        let sig = match self.alg {
-            "EdDSA" => Ed25519KeyPair::from_pkcs8(&self.pkcs8)
-                .expect("key")
-                .sign(input.as_bytes())
+        let sig = match &self.pair {
+            TerminalKey::Ed(k) => k.sign(input.as_bytes()).as_ref().to_vec(),
+            TerminalKey::Ec(k) => k
+                .sign(&SystemRandom::new(), input.as_bytes())
+                .expect("sign")
                 .as_ref()
                 .to_vec(),
-            _ => EcdsaKeyPair::from_pkcs8(
-                &ECDSA_P256_SHA256_FIXED_SIGNING,
-                &self.pkcs8,
-                &SystemRandom::new(),
-            )
-            .expect("key")
-            .sign(&SystemRandom::new(), input.as_bytes())
-            .expect("sign")
-            .as_ref()
-            .to_vec(),
         };
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
     }

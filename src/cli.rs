@@ -14,6 +14,7 @@ use crate::signing::keys::{write_private, PrivateKey};
 use crate::signing::Alg;
 use crate::startup::Application;
 use crate::storage::Store;
+use crate::terminal::{add_evidence, parse_evidence_arg, verify_store, EvidenceArg, Session};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -67,6 +68,15 @@ enum Command {
         kid: String,
         /// The result payload (JSON); `iat` and `jti` are filled in when absent.
         payload: PathBuf,
+        /// An evidence file the result vouches for, as KIND=FILE (repeatable): its
+        /// `{"kind", "sha256"}` is added to the payload's `evidence`.
+        #[arg(long = "evidence", value_name = "KIND=FILE", value_parser = parse_evidence_arg)]
+        evidence: Vec<EvidenceArg>,
+    },
+    /// Evidence files: upload from a hall terminal, or re-hash the whole store offline.
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
     },
     /// Audit-trail tools.
     Audit {
@@ -92,6 +102,36 @@ enum UserCommand {
         /// Read the password from the first line of standard input.
         #[arg(long, required = true)]
         password_stdin: bool,
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EvidenceCommand {
+    /// Upload files to an order you claimed; prints the service's evidence objects.
+    Upload {
+        /// The service's base URL.
+        #[arg(long, env = "CROSSPROV_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// The work order's id.
+        #[arg(long)]
+        order: String,
+        /// A bearer token from POST /api/v1/auth/token.
+        #[arg(long, env = "CROSSPROV_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Log in as this user instead (password from standard input).
+        #[arg(long, requires = "password_stdin")]
+        username: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// The files, as KIND=FILE.
+        #[arg(required = true, value_name = "KIND=FILE", value_parser = parse_evidence_arg)]
+        files: Vec<EvidenceArg>,
+    },
+    /// Re-hash every stored evidence file; exit 1 naming the first that does not match.
+    Verify {
         #[arg(long)]
         database_url: Option<String>,
     },
@@ -173,12 +213,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         } => {
             let s = settings(cli.config, database_url, None)?;
             crate::telemetry::init(&s.log);
-            let mut password = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut password)
-                .map_err(|e| format!("reading the password: {e}"))?;
-            let password = password.trim_end_matches(['\n', '\r']).to_owned();
+            let password = read_password()?;
             let store = open_store(&s)?;
             let req = NewUser {
                 username,
@@ -207,7 +242,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::SignResult { key, kid, payload } => {
+        Command::SignResult {
+            key,
+            kid,
+            payload,
+            evidence,
+        } => {
             let key = PrivateKey::from_file(&key).map_err(|e| e.to_string())?;
             let text = std::fs::read_to_string(&payload)
                 .map_err(|e| format!("{}: {e}", payload.display()))?;
@@ -220,8 +260,53 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
                 .or_insert_with(|| json!(chrono::Utc::now().timestamp()));
             obj.entry("jti")
                 .or_insert_with(|| json!(uuid::Uuid::new_v4().to_string()));
+            add_evidence(&mut claims, &evidence)?;
             println!("{}", key.sign(&kid, &claims).map_err(|e| e.to_string())?);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Evidence {
+            command:
+                EvidenceCommand::Upload {
+                    url,
+                    order,
+                    token,
+                    username,
+                    password_stdin,
+                    files,
+                },
+        } => {
+            let password = if password_stdin {
+                Some(read_password()?)
+            } else {
+                None
+            };
+            actix_web::rt::System::new().block_on(async move {
+                let session = Session::open(&url, token, username, password).await?;
+                let mut uploaded = Vec::new();
+                for f in &files {
+                    uploaded.push(session.upload(&order, f).await?);
+                }
+                println!("{}", json!({ "order": order, "uploaded": uploaded }));
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        Command::Evidence {
+            command: EvidenceCommand::Verify { database_url },
+        } => {
+            let s = settings(cli.config, database_url, None)?;
+            crate::telemetry::init(&s.log);
+            let (ok, report) = actix_web::rt::System::new().block_on(verify_store(&s))?;
+            println!("{report}");
+            if ok {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!(
+                    "crossprov: evidence file {} is bad: {}",
+                    report["first_bad"]["sha256"].as_str().unwrap_or("?"),
+                    report["first_bad"]["reason"].as_str().unwrap_or("?")
+                );
+                Ok(ExitCode::from(1))
+            }
         }
         Command::Audit {
             command:
@@ -237,6 +322,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             Err(why) => Ok(broken(&why)),
         },
     }
+}
+
+/// `--password-stdin`: the first line, without its line ending.
+fn read_password() -> Result<String, String> {
+    let mut password = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut password)
+        .map_err(|e| format!("reading the password: {e}"))?;
+    Ok(password.trim_end_matches(['\n', '\r']).to_owned())
 }
 
 fn serve(s: Settings) -> Result<ExitCode, String> {

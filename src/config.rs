@@ -20,6 +20,7 @@ pub struct Settings {
     pub signing: SigningSettings,
     pub mail: MailSettings,
     pub tls: TlsSettings,
+    pub evidence: EvidenceSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -85,6 +86,19 @@ pub struct TlsSettings {
     pub client_ca_pem: String,
 }
 
+/// Where evidence files are kept.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EvidenceSettings {
+    /// `file` (a directory) or `s3` (S3-compatible object storage).
+    pub store: String,
+    pub dir: String,
+    pub s3_url: String,
+    pub s3_endpoint: String,
+    pub s3_region: String,
+    pub s3_access_key_id: String,
+    pub s3_secret_access_key: String,
+}
+
 /// Values given on the command line; they win over every other source.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
@@ -143,6 +157,15 @@ impl Settings {
         }
     }
 
+    /// The directory of the `file` evidence store.
+    pub fn evidence_dir(&self) -> PathBuf {
+        if self.evidence.dir.trim().is_empty() {
+            self.data_dir.join("evidence")
+        } else {
+            Path::new(&self.evidence.dir).to_path_buf()
+        }
+    }
+
     pub fn service_key_path(&self) -> PathBuf {
         if self.signing.key_file.trim().is_empty() {
             self.data_dir.join("service-key.pem")
@@ -172,6 +195,8 @@ mod tests {
         assert_eq!(s.verification.max_skew_seconds, 300);
         assert_eq!(s.limits.body_bytes, 1024 * 1024);
         assert_eq!(s.auth.token_ttl_seconds, 900);
+        assert_eq!(s.evidence.store, "file");
+        assert_eq!(s.evidence_dir(), Path::new("data").join("evidence"));
     }
 
     #[test]

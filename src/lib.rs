@@ -14,3 +14,4 @@ pub mod signing;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;
+pub mod terminal;

@@ -75,7 +75,9 @@ impl Application {
             .local_addr()
             .map_err(|e| StartupError::Listen(listen.clone(), e))?
             .port();
-        let metrics = web::Data::new(Metrics::new()?);
+        let metrics = Metrics::new()?;
+        metrics.register(Box::new(services.evidence_failures.clone()))?;
+        let metrics = web::Data::new(metrics);
         let data = web::Data::new(services.clone());
         let workers = services.settings.server.workers;
         let mut server = HttpServer::new(move || {

@@ -34,6 +34,7 @@ pub enum ErrorCode {
     InvalidField,
     RateLimited,
     MethodNotAllowed,
+    EvidenceCorrupted,
     Internal,
     Unavailable,
 }
@@ -69,6 +70,7 @@ impl ErrorCode {
         Self::InvalidField,
         Self::RateLimited,
         Self::MethodNotAllowed,
+        Self::EvidenceCorrupted,
         Self::Internal,
         Self::Unavailable,
     ];
@@ -104,6 +106,7 @@ impl ErrorCode {
             Self::InvalidField => "invalid_field",
             Self::RateLimited => "rate_limited",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::EvidenceCorrupted => "evidence_corrupted",
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
         }
@@ -144,6 +147,10 @@ impl ErrorCode {
             Self::InvalidField => ("字段取值无效", "Invalid field value"),
             Self::RateLimited => ("请求过于频繁，请稍后再试", "Too many requests"),
             Self::MethodNotAllowed => ("不支持的请求方法", "Method not allowed"),
+            Self::EvidenceCorrupted => (
+                "核验材料文件校验失败",
+                "Stored evidence file failed its integrity check",
+            ),
             Self::Internal => ("服务内部错误", "Internal error"),
             Self::Unavailable => ("服务暂不可用", "Service unavailable"),
         };

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod document;
 pub mod error;
+pub mod evidence;
 pub mod id_number;
 pub mod masking;
 pub mod msisdn;

@@ -22,7 +22,7 @@ pub fn services(req: &HttpRequest) -> Result<web::Data<Services>, ApiError> {
         .ok_or_else(|| ApiError::new(ErrorCode::Internal, None, "services missing"))
 }
 
-fn authenticate(req: &HttpRequest, services: &Services) -> Result<Actor, ApiError> {
+pub fn authenticate(req: &HttpRequest, services: &Services) -> Result<Actor, ApiError> {
     let header = req
         .headers()
         .get(header::AUTHORIZATION)

@@ -42,6 +42,14 @@ impl Metrics {
         })
     }
 
+    /// Adds a collector the domain keeps (e.g. evidence integrity failures).
+    pub fn register(
+        &self,
+        c: Box<dyn prometheus::core::Collector>,
+    ) -> Result<(), prometheus::Error> {
+        self.registry.register(c)
+    }
+
     pub fn render(&self) -> String {
         TextEncoder::new()
             .encode_to_string(&self.registry.gather())

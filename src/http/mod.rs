@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod evidence;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
@@ -30,6 +31,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::scope("/api/v1")
                 .configure(auth::routes)
                 .configure(work_orders::routes)
+                .configure(evidence::routes)
                 .configure(admin::routes)
                 .configure(audit::routes),
         );

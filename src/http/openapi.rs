@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, audit, auth, work_orders};
+use super::{admin, audit, auth, evidence, work_orders};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,6 +13,7 @@ use super::{admin, audit, auth, work_orders};
         work_orders::open, work_orders::list, work_orders::get, work_orders::events, work_orders::claim,
         work_orders::release, work_orders::submit, work_orders::complete, work_orders::return_order,
         work_orders::fail, work_orders::cancel, work_orders::reroute,
+        evidence::upload, evidence::list, evidence::download,
         admin::provinces, admin::list_halls, admin::create_hall, admin::register_key, admin::revoke_key,
         admin::create_user, admin::subscriber,
         audit::events, audit::verify, audit::checkpoint, audit::inclusion, audit::consistency,

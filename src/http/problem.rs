@@ -29,7 +29,7 @@ pub fn status(code: ErrorCode) -> StatusCode {
         | InvalidResult | StaleResult | ReplayedResult | MissingEvidence | NameMismatch
         | OutcomeNotMatch | InvalidField => StatusCode::UNPROCESSABLE_ENTITY,
         RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        Internal | EvidenceCorrupted => StatusCode::INTERNAL_SERVER_ERROR,
         Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::domain::{DomainError, ErrorCode};
 use crate::signing::KeyError;
+use crate::storage::objects::ObjectError;
 use crate::storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +22,10 @@ pub enum Error {
     },
     #[error("signing: {0}")]
     Signing(#[from] KeyError),
+    #[error(transparent)]
+    Evidence(#[from] ObjectError),
+    #[error("the stored evidence file {sha256} no longer matches its digest")]
+    EvidenceCorrupted { sha256: String },
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -48,6 +53,10 @@ impl Error {
             Self::Storage(StorageError::Connect(_) | StorageError::Pool(_)) => {
                 ErrorCode::Unavailable
             }
+            Self::Evidence(ObjectError::Missing(_)) | Self::EvidenceCorrupted { .. } => {
+                ErrorCode::EvidenceCorrupted
+            }
+            Self::Evidence(_) => ErrorCode::Unavailable,
             Self::Storage(_) | Self::Signing(_) | Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -66,6 +75,10 @@ impl Error {
             Self::Domain(e) => Some(e.to_string()),
             Self::Unauthenticated(why) => Some((*why).to_owned()),
             Self::RateLimited { .. } | Self::BadRequest { .. } => Some(self.to_string()),
+            Self::EvidenceCorrupted { .. } | Self::Evidence(ObjectError::Missing(_)) => Some(
+                "the stored file no longer matches its SHA-256; it is not served, and the failure is recorded"
+                    .to_owned(),
+            ),
             _ => None,
         }
     }

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod evidence;
 pub mod halls;
 pub mod subscribers;
 pub mod users;
@@ -23,6 +24,7 @@ use crate::config::Settings;
 use crate::domain::access::Actor;
 use crate::domain::{DomainError, ErrorCode};
 use crate::signing::ServiceKey;
+use crate::storage::objects::EvidenceStore;
 use crate::storage::{secrets, DbConn, Store};
 
 /// Wall-clock time with an adjustable offset, so tests can move time without sleeping.
@@ -52,6 +54,10 @@ pub struct Services {
     pub tokens: Arc<auth::TokenKeys>,
     pub login_guard: Arc<auth::LoginGuard>,
     pub clock: Arc<Clock>,
+    /// Evidence files' bytes; the database holds only their metadata.
+    pub evidence: EvidenceStore,
+    /// Stored evidence files found not to match their digest (exported as a metric).
+    pub evidence_failures: prometheus::IntCounter,
 }
 
 impl Services {
@@ -64,6 +70,12 @@ impl Services {
             settings.database.sqlite_busy_timeout_ms,
         )?;
         let service_key = ServiceKey::load_or_generate(&settings.service_key_path())?;
+        let evidence = EvidenceStore::open(&settings)?;
+        let evidence_failures = prometheus::IntCounter::new(
+            "evidence_integrity_failures_total",
+            "Stored evidence files refused because their bytes no longer match their SHA-256",
+        )
+        .map_err(|e| Error::Internal(e.to_string()))?;
         let clock = Arc::new(Clock::default());
         let mut conn = store.connection()?;
         secrets::publish_key(
@@ -86,6 +98,8 @@ impl Services {
             settings: Arc::new(settings),
             service_key: Arc::new(service_key),
             clock,
+            evidence,
+            evidence_failures,
         })
     }
 

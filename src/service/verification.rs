@@ -8,11 +8,13 @@ use utoipa::ToSchema;
 use super::views::WorkOrderView;
 use super::{recorder, Error, Refusal, Result, Services};
 use crate::domain::access::{Actor, Permission};
+use crate::domain::evidence::{check_binding, UploadedFile};
 use crate::domain::verification::{self as rules, ResultClaims};
 use crate::domain::work_order::{self, AcceptedResult, Command, Kind, WorkOrder};
 use crate::domain::{sha256_hex, DomainError, ErrorCode};
 use crate::signing::jws::{CompactJws, JwsError};
 use crate::signing::{Alg, HallPublicKey};
+use crate::storage::evidence as evidence_rows;
 use crate::storage::{halls, verification_results, work_orders, DbConn, StorageError};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -45,6 +47,12 @@ impl From<StorageError> for CheckError {
     }
 }
 
+/// The settings the checks read.
+struct ResultLimits {
+    max_skew_seconds: i64,
+    required_evidence: Vec<String>,
+}
+
 /// Every check that can refuse the result, in the contract's order; each refusal is a 422.
 fn check_result(
     conn: &mut DbConn,
@@ -52,7 +60,7 @@ fn check_result(
     order: &WorkOrder,
     actor: &Actor,
     now: DateTime<Utc>,
-    max_skew_seconds: i64,
+    limits: &ResultLimits,
 ) -> Result<(ResultClaims, rules::Outcome, String, Alg), CheckError> {
     let bad = |d: &str| reject(ErrorCode::BadSignature, "result", d);
     let parsed = CompactJws::parse(jws).map_err(|e| bad(&e.to_string()))?;
@@ -112,7 +120,7 @@ fn check_result(
     // 4. It must be about this order, this hall, this staff member, this number.
     rules::check_claims(&claims, order, &actor.username)?;
     // 5. Fresh.
-    rules::check_fresh(claims.iat, now, max_skew_seconds)?;
+    rules::check_fresh(claims.iat, now, limits.max_skew_seconds)?;
     // 6. Never seen before.
     if verification_results::jti_seen(conn, &claims.jti)? {
         return Err(CheckError::Refused(reject(
@@ -121,7 +129,23 @@ fn check_result(
             "this result was already submitted",
         )));
     }
-    // 7. The document, then the name.
+    // 7. Every file it names was uploaded to this order by the claiming hall, and a match
+    //    carries the required kinds: the signature then covers the files through their digests.
+    let uploaded: Vec<UploadedFile> = evidence_rows::for_order(conn, &order.id)?
+        .into_iter()
+        .filter(|f| Some(f.hall_id.as_str()) == order.claimed_hall_id.as_deref())
+        .map(|f| UploadedFile {
+            kind: f.kind,
+            sha256: f.sha256,
+        })
+        .collect();
+    check_binding(
+        &claims.evidence,
+        &uploaded,
+        claims.outcome == rules::Outcome::Match.as_str(),
+        &limits.required_evidence,
+    )?;
+    // 8. The document, then the name.
     let outcome = rules::parse_outcome(&claims)?;
     rules::check_document(outcome, claims.document.as_ref(), now.date_naive())?;
     rules::check_name(
@@ -141,7 +165,10 @@ impl Services {
         req: SubmitResult,
     ) -> Result<WorkOrderView> {
         actor.require(Permission::ActAsHallStaff)?;
-        let max_skew = self.settings.verification.max_skew_seconds;
+        let limits = ResultLimits {
+            max_skew_seconds: self.settings.verification.max_skew_seconds,
+            required_evidence: self.settings.verification.required_evidence.clone(),
+        };
         self.change(recorder(&actor), move |tx, now| {
             let order =
                 super::work_orders::load_for(tx, &id, Kind::SubmitResult, &actor, if_match)?;
@@ -149,7 +176,7 @@ impl Services {
             let jws = req.result.trim().to_owned();
             let result_sha256 = sha256_hex(jws.as_bytes());
             let (claims, outcome, kid, alg) =
-                match check_result(tx, &jws, &order, &actor, now, max_skew) {
+                match check_result(tx, &jws, &order, &actor, now, &limits) {
                     Ok(ok) => ok,
                     Err(CheckError::Storage(e)) => return Err(e.into()),
                     Err(CheckError::Refused(e)) => {

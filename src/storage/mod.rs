@@ -3,8 +3,10 @@
 
 pub mod audit;
 pub mod error;
+pub mod evidence;
 pub mod halls;
 pub mod migrate;
+pub mod objects;
 pub mod schema;
 pub mod secrets;
 pub mod subscribers;

@@ -162,6 +162,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    evidence_files (id) {
+        id -> Text,
+        work_order_id -> Text,
+        kind -> Text,
+        sha256 -> Text,
+        size -> BigInt,
+        content_type -> Text,
+        hall_id -> Text,
+        uploaded_by -> Text,
+        uploaded_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(hall_keys -> halls (hall_id));
 diesel::allow_tables_to_appear_in_same_query!(
     provinces,
@@ -177,4 +191,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_checkpoints,
     service_keys,
     service_secrets,
+    evidence_files,
 );

@@ -152,7 +152,8 @@ async fn auditors_query_and_export_and_exports_are_audited(app: TestApp) {
             .as_array()
             .unwrap()
             .len(),
-        2
+        // opened, claimed, and the three evidence uploads
+        5
     );
     let msisdn = order["msisdn"].as_str().unwrap();
     let by_number = w
@@ -219,7 +220,7 @@ async fn auditors_query_and_export_and_exports_are_audited(app: TestApp) {
         .app
         .raw(
             "GET",
-            "/api/v1/audit/events?format=ndjson&actor=staff.a",
+            "/api/v1/audit/events?format=ndjson&actor=staff.a&action=work_order.claimed",
             Some(&w.auditor),
             &[],
             None,

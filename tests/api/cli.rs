@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, World, ID_NUMBER, NAME};
+use crate::helpers::{evidence_entries, TestApp, World, ID_NUMBER, NAME};
 use crate::on_both_backends;
 
 fn crossprov(app: &TestApp, args: &[&str], stdin: Option<&str>) -> std::process::Output {
@@ -98,7 +98,8 @@ async fn a_hall_terminal_signs_with_keygen_and_sign_result(app: TestApp) {
         let payload = json!({
             "wo": order["id"], "hall": w.hall_a, "staff": "staff.a", "msisdn": order["msisdn"], "outcome": "match",
             "document": { "type": "resident_id", "number": ID_NUMBER, "name": NAME, "valid_until": "2035-06-30" },
-            "method": { "chip_read": true, "face_match_score": 0.95, "operator_checked": true }, "evidence": [],
+            "method": { "chip_read": true, "face_match_score": 0.95, "operator_checked": true },
+            "evidence": evidence_entries(order["id"].as_str().unwrap()),
         });
         let file = w.app.dir.path().join(format!("payload-{alg}.json"));
         std::fs::write(&file, payload.to_string()).unwrap();

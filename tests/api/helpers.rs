@@ -125,8 +125,13 @@ pub struct TestApp {
     pub database_url: String,
     pub backend: Backend,
     pub dir: tempfile::TempDir,
+    /// Settings changes this app (and `another_instance`) was started with.
+    configure: Configure,
     _pg: Option<PgDatabase>,
 }
+
+/// A change to the test settings, applied before the app starts.
+pub type Configure = std::sync::Arc<dyn Fn(&mut Settings) + Send + Sync>;
 
 /// A response: status, headers, and the body parsed as JSON (Null when not JSON).
 pub struct Reply {
@@ -169,6 +174,11 @@ impl Reply {
 }
 
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, std::sync::Arc::new(|_: &mut Settings| {})).await
+}
+
+/// An app whose settings `configure` adjusts (a smaller limit, another evidence store…).
+pub async fn spawn_app_with(backend: Backend, configure: Configure) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("tempdir");
     let pg = match backend {
         Backend::Postgres => Some(PgDatabase::create()?),
@@ -178,7 +188,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         Some(db) => db.url.clone(),
         None => format!("sqlite://{}", dir.path().join("crossprov.db").display()),
     };
-    let app = start(backend, database_url, dir, pg);
+    let app = start(backend, database_url, dir, pg, configure);
     let admin = NewUser {
         username: ADMIN.into(),
         password: PASSWORD.into(),
@@ -197,6 +207,7 @@ fn start(
     database_url: String,
     dir: tempfile::TempDir,
     pg: Option<PgDatabase>,
+    configure: Configure,
 ) -> (TestApp, crossprov::storage::Store) {
     let mut settings = Settings::defaults().expect("default settings");
     settings.data_dir = dir.path().to_path_buf();
@@ -204,6 +215,7 @@ fn start(
     settings.server.workers = 2;
     settings.database.url = database_url.clone();
     settings.database.pool_size = 4;
+    configure(&mut settings);
     let app = Application::build(settings).expect("application starts");
     let base = format!("http://127.0.0.1:{}", app.port());
     let store = app.services().store.clone();
@@ -218,6 +230,7 @@ fn start(
             database_url,
             backend,
             dir,
+            configure,
             _pg: pg,
         },
         store,
@@ -232,6 +245,7 @@ impl TestApp {
             self.database_url.clone(),
             tempfile::tempdir().expect("tempdir"),
             None,
+            self.configure.clone(),
         )
         .0
     }
@@ -320,6 +334,25 @@ impl TestApp {
     pub async fn act(&self, id: &str, action: &str, token: &str, body: &Value) -> Reply {
         self.post(&format!("/api/v1/work-orders/{id}/{action}"), token, body)
             .await
+    }
+
+    /// Uploads an evidence file: `POST /api/v1/work-orders/{id}/evidence?kind=K`.
+    pub async fn upload(
+        &self,
+        id: &str,
+        kind: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+        token: &str,
+    ) -> Reply {
+        self.raw(
+            "POST",
+            &format!("/api/v1/work-orders/{id}/evidence?kind={kind}"),
+            Some(token),
+            &[("Content-Type", content_type)],
+            Some(bytes),
+        )
+        .await
     }
 
     /// A request as raw as a client can make it: any method, headers, bytes.
@@ -500,6 +533,33 @@ pub fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// The kinds a match needs by default (`verification.required_evidence`).
+pub const REQUIRED_KINDS: [&str; 3] = ["id_front", "id_back", "live_photo"];
+
+/// A small JPEG-typed file, different for each order and kind.
+pub fn sample_jpeg(order: &str, kind: &str) -> Vec<u8> {
+    let mut bytes = vec![
+        0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0x00,
+    ];
+    bytes.extend_from_slice(format!("{order}/{kind}").as_bytes());
+    bytes
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The `evidence` entries for the files `upload_required` sends.
+pub fn evidence_entries(order: &str) -> Value {
+    Value::Array(
+        REQUIRED_KINDS
+            .iter()
+            .map(|k| json!({ "kind": k, "sha256": sha256_hex(&sample_jpeg(order, k)) }))
+            .collect(),
+    )
+}
+
 /// A valid GB 11643 number and the name that goes with it in these tests.
 pub const ID_NUMBER: &str = "11010519491231002X";
 pub const NAME: &str = "张三";
@@ -586,14 +646,34 @@ impl World {
             .clone()
     }
 
+    /// An order claimed by `staff.a`, with the evidence a match needs already uploaded.
     pub async fn claimed_order(&self) -> Value {
         let order = self.open_order().await;
         let id = order["id"].as_str().expect("id");
-        self.app
+        let claimed = self
+            .app
             .act(id, "claim", &self.staff, &json!({}))
             .await
             .assert_status(200)
-            .clone()
+            .clone();
+        self.upload_required(&claimed).await;
+        claimed
+    }
+
+    /// Uploads, as `staff.a`, the files `payload` names for this order.
+    pub async fn upload_required(&self, order: &Value) {
+        self.upload_required_by(order, &self.staff).await;
+    }
+
+    /// Uploads, as the claiming staff member `token`, the files `payload` names.
+    pub async fn upload_required_by(&self, order: &Value, token: &str) {
+        let id = order["id"].as_str().expect("id");
+        for kind in REQUIRED_KINDS {
+            self.app
+                .upload(id, kind, "image/jpeg", sample_jpeg(id, kind), token)
+                .await
+                .assert_status(201);
+        }
     }
 
     pub fn payload(&self, order: &Value, outcome: &str) -> Value {
@@ -602,7 +682,7 @@ impl World {
             "outcome": outcome,
             "document": { "type": "resident_id", "number": ID_NUMBER, "name": NAME, "valid_until": "2035-06-30" },
             "method": { "chip_read": true, "face_match_score": 0.97, "operator_checked": true },
-            "evidence": [],
+            "evidence": evidence_entries(order["id"].as_str().expect("id")),
             "iat": now_secs(), "jti": uuid::Uuid::new_v4().to_string(),
         })
     }

@@ -35,6 +35,7 @@ async fn a_matched_order_completes_with_a_verifiable_receipt(app: TestApp) {
     let claimed = claimed.assert_status(200);
     assert_eq!(claimed["state"], "claimed");
     assert_eq!(claimed["claimed_by"], "staff.a");
+    w.upload_required(claimed).await;
 
     let jws = w.signer.sign(&w.payload(claimed, "match"));
     let submitted = w.submit(claimed, &jws).await;
@@ -96,6 +97,9 @@ async fn a_matched_order_completes_with_a_verifiable_receipt(app: TestApp) {
         [
             "work_order.opened",
             "work_order.claimed",
+            "evidence.uploaded",
+            "evidence.uploaded",
+            "evidence.uploaded",
             "work_order.result_submitted",
             "work_order.completed"
         ]
@@ -391,6 +395,7 @@ async fn the_province_that_completes_a_registration_holds_the_record(app: TestAp
         .await
         .assert_status(200)
         .clone();
+    w.upload_required(&claimed).await;
     let jws = w.signer.sign(&w.payload(&claimed, "match"));
     w.submit(&claimed, &jws).await.assert_status(201);
     w.app

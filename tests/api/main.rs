@@ -6,6 +6,7 @@ mod helpers;
 mod audit;
 mod cli;
 mod error_codes;
+mod evidence;
 mod lifecycle;
 mod service;
 mod verification;

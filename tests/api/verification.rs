@@ -712,6 +712,7 @@ async fn a_pool_order_takes_the_claiming_halls_key_and_id(app: TestApp) {
     let claim = format!("/api/v1/work-orders/{}/claim", id(&order));
     let r = w.app.post(&claim, &w.staff_other_hall, &json!({})).await;
     let order = r.assert_status(200).clone();
+    w.upload_required_by(&order, &w.staff_other_hall).await;
     let staff_b = (w.staff_other_hall.as_str(), "staff.b");
     let mut payload = w.payload(&order, "match");
     payload["staff"] = json!("staff.b");

@@ -1,0 +1,263 @@
+//! Evidence files the hall sends back: their kinds, the media types accepted, and how a
+//! file's first bytes prove its type. Pure: the bytes come in, a verdict goes out.
+
+use super::access::{Actor, Permission, Role};
+use super::error::{DomainError, ErrorCode};
+use super::verification::EvidenceClaim;
+use super::work_order::{State, WorkOrder};
+
+/// What a file shows; part of the public contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EvidenceKind {
+    IdFront,
+    IdBack,
+    LivePhoto,
+    RegistrationForm,
+    Other,
+}
+
+impl EvidenceKind {
+    pub const ALL: [EvidenceKind; 5] = [
+        Self::IdFront,
+        Self::IdBack,
+        Self::LivePhoto,
+        Self::RegistrationForm,
+        Self::Other,
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IdFront => "id_front",
+            Self::IdBack => "id_back",
+            Self::LivePhoto => "live_photo",
+            Self::RegistrationForm => "registration_form",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// The media types an evidence file may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaType {
+    Jpeg,
+    Png,
+    Pdf,
+}
+
+/// Enough leading bytes to recognise every accepted type.
+pub const SNIFF_LEN: usize = 8;
+
+impl MediaType {
+    /// From a `Content-Type` header value; parameters are ignored, case is not significant.
+    pub fn from_content_type(value: &str) -> Option<Self> {
+        let essence = value.split(';').next().unwrap_or_default().trim();
+        [Self::Jpeg, Self::Png, Self::Pdf]
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(essence))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Jpeg => "image/jpeg",
+            Self::Png => "image/png",
+            Self::Pdf => "application/pdf",
+        }
+    }
+
+    /// What the file's magic bytes say it is (JPEG SOI marker, PNG signature, `%PDF-`).
+    pub fn sniff(head: &[u8]) -> Option<Self> {
+        if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            Some(Self::Jpeg)
+        } else if head.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
+            Some(Self::Png)
+        } else if head.starts_with(b"%PDF-") {
+            Some(Self::Pdf)
+        } else {
+            None
+        }
+    }
+
+    /// A file is accepted only when its bytes are what its label says.
+    pub fn check_label(self, head: &[u8]) -> Result<(), DomainError> {
+        if Self::sniff(head) == Some(self) {
+            Ok(())
+        } else {
+            Err(DomainError::invalid(
+                ErrorCode::UnsupportedMediaType,
+                "Content-Type",
+                format!("the file's bytes are not {}", self.as_str()),
+            ))
+        }
+    }
+}
+
+/// A SHA-256 as the contract writes it: 64 lowercase hex digits.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A file on record for an order: enough to bind a signed result's entries to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedFile {
+    pub kind: String,
+    pub sha256: String,
+}
+
+/// Uploading: the claiming staff member, while the order is claimed. Checked in the
+/// contract's order: role (403) → scope (404) → claimer (403) → state (409).
+pub fn authorize_upload(order: &WorkOrder, by: &Actor) -> Result<(), DomainError> {
+    by.require(Permission::ActAsHallStaff)?;
+    by.require_sees(order)?;
+    let is_claimer = order.claimed_by.as_deref() == Some(by.username.as_str())
+        && order.claimed_hall_id.as_deref() == by.hall_id();
+    if matches!(order.state, State::Claimed | State::Submitted) && !is_claimer {
+        return Err(DomainError::Forbidden(
+            "only the staff member who claimed the order may upload its evidence".into(),
+        ));
+    }
+    if order.state != State::Claimed {
+        return Err(DomainError::InvalidState {
+            from: order.state.as_str(),
+            action: "upload evidence to",
+        });
+    }
+    Ok(())
+}
+
+/// Downloading: home clerks, auditors in scope, and staff of the hall that claimed the order.
+pub fn authorize_download(order: &WorkOrder, by: &Actor) -> Result<(), DomainError> {
+    by.require(Permission::ReadOrderEvents)?;
+    by.require_sees(order)?;
+    if by.role == Role::HallStaff && order.claimed_hall_id.as_deref() != by.hall_id() {
+        return Err(DomainError::Forbidden(
+            "only the hall that claimed the order may read its evidence".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn missing(field: String, detail: String) -> DomainError {
+    DomainError::invalid(ErrorCode::MissingEvidence, field, detail)
+}
+
+/// Every entry of the result must name a file uploaded to this order (same kind and digest),
+/// and a `match` must carry every required kind.
+pub fn check_binding(
+    claimed: &[EvidenceClaim],
+    uploaded: &[UploadedFile],
+    is_match: bool,
+    required: &[String],
+) -> Result<(), DomainError> {
+    for (i, entry) in claimed.iter().enumerate() {
+        let on_record = uploaded
+            .iter()
+            .any(|f| f.kind == entry.kind && f.sha256 == entry.sha256);
+        if !on_record {
+            return Err(missing(
+                format!("evidence[{i}]"),
+                format!(
+                    "no {} file with this sha256 was uploaded to the order",
+                    EvidenceKind::parse(&entry.kind).map_or("such", |k| k.as_str())
+                ),
+            ));
+        }
+    }
+    if is_match {
+        if let Some(absent) = required
+            .iter()
+            .find(|kind| !claimed.iter().any(|e| &e.kind == *kind))
+        {
+            return Err(missing(
+                "evidence".into(),
+                format!("a match must include a {absent} file"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(kind: &str, sha: &str) -> EvidenceClaim {
+        EvidenceClaim {
+            kind: kind.into(),
+            sha256: sha.into(),
+        }
+    }
+
+    fn file(kind: &str, sha: &str) -> UploadedFile {
+        UploadedFile {
+            kind: kind.into(),
+            sha256: sha.into(),
+        }
+    }
+
+    #[test]
+    fn magic_bytes_decide_the_type() {
+        assert_eq!(
+            MediaType::sniff(&[0xFF, 0xD8, 0xFF, 0xE0]),
+            Some(MediaType::Jpeg)
+        );
+        assert_eq!(MediaType::sniff(b"\x89PNG\r\n\x1a\n"), Some(MediaType::Png));
+        assert_eq!(MediaType::sniff(b"%PDF-1.7\n"), Some(MediaType::Pdf));
+        assert_eq!(MediaType::sniff(b"GIF89a"), None);
+        assert_eq!(MediaType::sniff(b""), None);
+        assert!(MediaType::Png.check_label(b"%PDF-1.4").is_err());
+        assert!(MediaType::Pdf.check_label(b"%PDF-1.4").is_ok());
+    }
+
+    #[test]
+    fn content_types_ignore_parameters_and_case() {
+        assert_eq!(
+            MediaType::from_content_type("Image/JPEG; q=1"),
+            Some(MediaType::Jpeg)
+        );
+        assert_eq!(MediaType::from_content_type("image/gif"), None);
+        assert_eq!(MediaType::from_content_type(""), None);
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for k in EvidenceKind::ALL {
+            assert_eq!(EvidenceKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(EvidenceKind::parse("selfie"), None);
+    }
+
+    #[test]
+    fn digests_are_lowercase_hex() {
+        assert!(is_sha256_hex(&"a".repeat(64)));
+        assert!(!is_sha256_hex(&"A".repeat(64)));
+        assert!(!is_sha256_hex(&"a".repeat(63)));
+        assert!(!is_sha256_hex("../etc/passwd"));
+    }
+
+    #[test]
+    fn binding_needs_every_entry_on_record_and_the_required_kinds() {
+        let a = "a".repeat(64);
+        let b = "b".repeat(64);
+        let required = vec!["id_front".to_owned(), "live_photo".to_owned()];
+        let uploaded = vec![file("id_front", &a), file("live_photo", &b)];
+        let both = [claim("id_front", &a), claim("live_photo", &b)];
+        assert!(check_binding(&both, &uploaded, true, &required).is_ok());
+
+        // Same digest under another kind is not the uploaded file.
+        let wrong_kind = [claim("id_back", &a), claim("live_photo", &b)];
+        let err = check_binding(&wrong_kind, &uploaded, true, &required).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::MissingEvidence);
+        assert_eq!(err.field(), Some("evidence[0]"));
+
+        // A match without a required kind is refused; other outcomes need none.
+        let only_front = [claim("id_front", &a)];
+        let err = check_binding(&only_front, &uploaded, true, &required).unwrap_err();
+        assert_eq!(err.field(), Some("evidence"));
+        assert!(check_binding(&only_front, &uploaded, false, &required).is_ok());
+        assert!(check_binding(&[], &[], false, &required).is_ok());
+    }
+}

@@ -1,0 +1,136 @@
+//! Evidence endpoints: raw-byte uploads, listing, and downloads streamed with their type.
+
+use actix_web::body::SizedStream;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+use super::extract::{authenticate, query, services, Caller};
+use super::problem::{ApiError, Problem};
+use crate::domain::evidence::{EvidenceKind, MediaType};
+use crate::domain::ErrorCode;
+use crate::service::evidence::{EvidenceList, EvidenceView};
+use crate::service::Error;
+
+type Reply = Result<HttpResponse, ApiError>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/work-orders/{id}/evidence")
+            .route(web::post().to(upload))
+            .route(web::get().to(list)),
+    )
+    .service(web::resource("/work-orders/{id}/evidence/{sha256}").route(web::get().to(download)));
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct UploadQuery {
+    /// `id_front`, `id_back`, `live_photo`, `registration_form` or `other`.
+    pub kind: Option<String>,
+}
+
+/// Upload one evidence file (the claiming staff member, while the order is claimed). The body
+/// is the file's raw bytes; its type must match its magic bytes.
+#[utoipa::path(post, path = "/api/v1/work-orders/{id}/evidence", tag = "evidence", params(UploadQuery),
+    request_body(content = Vec<u8>, content_type = "image/jpeg"),
+    responses((status = 201, body = EvidenceView), (status = "4XX", body = Problem)))]
+pub async fn upload(req: HttpRequest, body: web::Payload, id: web::Path<String>) -> Reply {
+    let services = services(&req)?;
+    // The contract's order of refusals: 413 → 415 → 401 → 400.
+    let limit = services.settings.limits.evidence_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            Some("body"),
+            format!("an evidence file may be at most {limit} bytes"),
+        ));
+    }
+    let media = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(MediaType::from_content_type)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                Some("Content-Type"),
+                "an evidence file must be sent as image/jpeg, image/png or application/pdf",
+            )
+        })?;
+    let actor = authenticate(&req, &services)?;
+    let q: UploadQuery = query(&req)?;
+    let kind = q
+        .kind
+        .as_deref()
+        .and_then(EvidenceKind::parse)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                Some("kind"),
+                "kind must be one of id_front, id_back, live_photo, registration_form, other",
+            )
+        })?;
+    let bytes =
+        body.map(|chunk| chunk.map_err(|_| Error::bad_request(None, "the body could not be read")));
+    let file = services
+        .upload_evidence(actor, id.clone(), kind, media, bytes)
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            header::LOCATION,
+            format!("/api/v1/work-orders/{id}/evidence/{}", file.sha256),
+        ))
+        .json(file))
+}
+
+/// The order's evidence files (anyone who sees the order).
+#[utoipa::path(get, path = "/api/v1/work-orders/{id}/evidence", tag = "evidence",
+    responses((status = 200, body = EvidenceList), (status = "4XX", body = Problem)))]
+pub async fn list(req: HttpRequest, caller: Caller, id: web::Path<String>) -> Reply {
+    Ok(HttpResponse::Ok().json(
+        services(&req)?
+            .list_evidence(caller.0, id.into_inner())
+            .await?,
+    ))
+}
+
+/// One file's bytes (home clerks, auditors, the claiming hall's staff); every read is audited.
+#[utoipa::path(get, path = "/api/v1/work-orders/{id}/evidence/{sha256}", tag = "evidence",
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = "4XX", body = Problem)))]
+pub async fn download(
+    req: HttpRequest,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Reply {
+    let (id, sha256) = path.into_inner();
+    let download = services(&req)?
+        .download_evidence(caller.0, id, sha256)
+        .await?;
+    let file = download.file;
+    let size = u64::try_from(file.size).unwrap_or_default();
+    let extension = match MediaType::from_content_type(&file.content_type) {
+        Some(MediaType::Jpeg) => "jpg",
+        Some(MediaType::Png) => "png",
+        _ => "pdf",
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(file.content_type.as_str())
+        .insert_header((header::ETAG, format!("\"{}\"", file.sha256)))
+        .insert_header((header::CACHE_CONTROL, "private, no-store"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!(
+                "attachment; filename=\"{}-{}.{extension}\"",
+                file.kind,
+                &file.sha256[..12.min(file.sha256.len())]
+            ),
+        ))
+        .body(SizedStream::new(size, download.bytes)))
+}

@@ -1,0 +1,392 @@
+//! Evidence files: upload (streamed, typed by magic bytes, content-addressed), listing, and
+//! downloads that re-hash the bytes so a damaged file is never served as good.
+//!
+//! Order of writes: the object is complete in the store *before* its metadata row and audit
+//! event commit together, so a row never points at a partial object; an upload refused after
+//! its object was stored leaves an orphan, harmless and reported by `crossprov evidence verify`.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use super::{recorder, Error, Refusal, Result, Services};
+use crate::audit::Recorder;
+use crate::domain::access::Actor;
+use crate::domain::evidence::{self as rules, EvidenceKind, MediaType, SNIFF_LEN};
+use crate::domain::{DomainError, ErrorCode};
+use crate::storage::evidence::{self as rows, EvidenceRow};
+use crate::storage::objects::{EvidenceStore, ObjectError};
+use crate::storage::{work_orders, DbConn};
+
+/// An evidence file as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EvidenceView {
+    pub kind: String,
+    pub sha256: String,
+    pub size: i64,
+    pub content_type: String,
+    pub uploaded_at: DateTime<Utc>,
+}
+
+impl From<&EvidenceRow> for EvidenceView {
+    fn from(r: &EvidenceRow) -> Self {
+        Self {
+            kind: r.kind.clone(),
+            sha256: r.sha256.clone(),
+            size: r.size,
+            content_type: r.content_type.clone(),
+            uploaded_at: r.uploaded_at.and_utc(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EvidenceList {
+    pub items: Vec<EvidenceView>,
+}
+
+/// A file on its way out: what it is, and its bytes (re-hashed as they stream).
+pub struct EvidenceDownload {
+    pub file: EvidenceView,
+    pub bytes: BoxStream<'static, Result<Bytes>>,
+}
+
+/// What an upload streamed into the store.
+struct Received {
+    sha256: String,
+    size: u64,
+}
+
+fn not_found_file() -> DomainError {
+    DomainError::NotFound("evidence file".into())
+}
+
+fn load_order(
+    conn: &mut DbConn,
+    id: &str,
+    actor: &Actor,
+) -> Result<crate::domain::work_order::WorkOrder> {
+    Ok(work_orders::get(conn, id)?
+        .filter(|o| actor.sees(o))
+        .ok_or_else(|| DomainError::NotFound("work order".into()))?)
+}
+
+impl Services {
+    /// Streams the body into the store, then records the file and its audit event in one
+    /// transaction. The caller's rights are checked before a byte is stored, and again
+    /// under the chain lock.
+    pub async fn upload_evidence<S>(
+        &self,
+        actor: Actor,
+        id: String,
+        kind: EvidenceKind,
+        media: MediaType,
+        body: S,
+    ) -> Result<EvidenceView>
+    where
+        S: Stream<Item = Result<Bytes>> + Unpin,
+    {
+        actor.require(crate::domain::access::Permission::ActAsHallStaff)?;
+        let (check_actor, check_id) = (actor.clone(), id.clone());
+        self.store
+            .read(move |c| -> Result<()> {
+                let order = work_orders::get(c, &check_id)?
+                    .ok_or_else(|| DomainError::NotFound("work order".into()))?;
+                Ok(rules::authorize_upload(&order, &check_actor)?)
+            })
+            .await?;
+
+        let limit = self.settings.limits.evidence_bytes as u64;
+        let received = receive(&self.evidence, body, media, limit).await?;
+
+        self.change(recorder(&actor), move |tx, now| {
+            let order = work_orders::get(tx, &id)?
+                .ok_or_else(|| DomainError::NotFound("work order".into()))?;
+            rules::authorize_upload(&order, &actor)?;
+            let existing = rows::find(tx, &order.id, kind.as_str(), &received.sha256)?;
+            let again = existing.is_some();
+            let row = match existing {
+                Some(row) => row,
+                None => {
+                    let row = EvidenceRow {
+                        id: uuid::Uuid::now_v7().to_string(),
+                        work_order_id: order.id.clone(),
+                        kind: kind.as_str().to_owned(),
+                        sha256: received.sha256.clone(),
+                        size: i64::try_from(received.size)
+                            .map_err(|_| Error::Internal("file size overflows".into()))?,
+                        content_type: media.as_str().to_owned(),
+                        hall_id: order.claimed_hall_id.clone().unwrap_or_default(),
+                        uploaded_by: actor.username.clone(),
+                        uploaded_at: now.naive_utc(),
+                    };
+                    rows::insert(tx, &row)?;
+                    row
+                }
+            };
+            let detail = json!({
+                "kind": row.kind, "sha256": row.sha256, "size": row.size,
+                "content_type": row.content_type, "again": again,
+            });
+            crate::audit::append(
+                tx,
+                &recorder(&actor),
+                "evidence.uploaded",
+                Some(&order.id),
+                &detail,
+                now,
+            )?;
+            Ok(EvidenceView::from(&row))
+        })
+        .await
+    }
+
+    /// The order's files, for anyone who sees the order.
+    pub async fn list_evidence(&self, actor: Actor, id: String) -> Result<EvidenceList> {
+        actor.require(crate::domain::access::Permission::ReadOrderEvents)?;
+        self.store
+            .read(move |c| {
+                let order = load_order(c, &id, &actor)?;
+                let items = rows::for_order(c, &order.id)?;
+                Ok(EvidenceList {
+                    items: items.iter().map(EvidenceView::from).collect(),
+                })
+            })
+            .await
+    }
+
+    /// A file's bytes for the roles that may read them. The stored bytes are hashed before
+    /// anything is sent; a file that no longer matches its digest is refused, logged,
+    /// counted and audited. The read itself is audited (`evidence.viewed`) before it starts.
+    pub async fn download_evidence(
+        &self,
+        actor: Actor,
+        id: String,
+        sha256: String,
+    ) -> Result<EvidenceDownload> {
+        actor.require(crate::domain::access::Permission::ReadOrderEvents)?;
+        let (check_actor, check_id, check_sha) = (actor.clone(), id.clone(), sha256.clone());
+        let row = self
+            .store
+            .read(move |c| -> Result<EvidenceRow> {
+                let order = load_order(c, &check_id, &check_actor)?;
+                rules::authorize_download(&order, &check_actor)?;
+                Ok(rows::find_by_digest(c, &order.id, &check_sha)?.ok_or_else(not_found_file)?)
+            })
+            .await?;
+
+        if let Err(why) = check_stored(&self.evidence, &row.sha256).await {
+            return Err(self.integrity_failure(&row, why).await);
+        }
+
+        let row = self
+            .change(recorder(&actor), move |tx, now| {
+                let order = load_order(tx, &id, &actor)?;
+                rules::authorize_download(&order, &actor)?;
+                let row =
+                    rows::find_by_digest(tx, &order.id, &sha256)?.ok_or_else(not_found_file)?;
+                let detail = json!({ "kind": row.kind, "sha256": row.sha256 });
+                crate::audit::append(
+                    tx,
+                    &recorder(&actor),
+                    "evidence.viewed",
+                    Some(&order.id),
+                    &detail,
+                    now,
+                )?;
+                Ok::<_, Refusal>(row)
+            })
+            .await?;
+
+        // Hash again while streaming: a file changed after the check breaks off the
+        // transfer instead of completing it.
+        let stream = self.evidence.read(&row.sha256).await?;
+        let failures = self.evidence_failures.clone();
+        let expected = row.sha256.clone();
+        let checked = rehashing(stream, expected, failures);
+        Ok(EvidenceDownload {
+            file: EvidenceView::from(&row),
+            bytes: checked,
+        })
+    }
+
+    /// Logs, counts and audits a stored file that failed its check; answers the caller's error.
+    async fn integrity_failure(&self, row: &EvidenceRow, why: StoredCheck) -> Error {
+        let reason = match why {
+            StoredCheck::Mismatch(actual) => format!("stored bytes hash to {actual}"),
+            StoredCheck::Missing => "no stored object".to_owned(),
+            // The store did not answer: not a verdict on the file.
+            StoredCheck::Store(e) => return Error::Evidence(e),
+        };
+        self.evidence_failures.inc();
+        tracing::error!(
+            work_order = %row.work_order_id, sha256 = %row.sha256, %reason,
+            "evidence file failed its integrity check; not served"
+        );
+        let (order_id, detail) = (
+            row.work_order_id.clone(),
+            json!({ "kind": row.kind, "sha256": row.sha256, "reason": reason }),
+        );
+        let recorded = self
+            .change(Recorder::system(), move |tx, now| {
+                crate::audit::append(
+                    tx,
+                    &Recorder::system(),
+                    "evidence.integrity_failed",
+                    Some(&order_id),
+                    &detail,
+                    now,
+                )?;
+                Ok::<_, Refusal>(())
+            })
+            .await;
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "could not audit an evidence integrity failure");
+        }
+        Error::EvidenceCorrupted {
+            sha256: row.sha256.clone(),
+        }
+    }
+}
+
+/// Streams a body into a new object: the first bytes must be what the label says, the size
+/// within `limit`; the digest is computed on the way. Any refusal aborts the staged object.
+async fn receive<S>(
+    store: &EvidenceStore,
+    mut body: S,
+    media: MediaType,
+    limit: u64,
+) -> Result<Received>
+where
+    S: Stream<Item = Result<Bytes>> + Unpin,
+{
+    let mut staging = store.begin().await?;
+    let mut hasher = Sha256::new();
+    let mut head: Vec<u8> = Vec::with_capacity(SNIFF_LEN);
+    let mut size: u64 = 0;
+    let outcome: Result<()> = async {
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            size += chunk.len() as u64;
+            if size > limit {
+                return Err(too_large(limit));
+            }
+            if head.len() < SNIFF_LEN {
+                let take = (SNIFF_LEN - head.len()).min(chunk.len());
+                head.extend_from_slice(&chunk[..take]);
+                if head.len() == SNIFF_LEN {
+                    media.check_label(&head)?;
+                }
+            }
+            hasher.update(&chunk);
+            staging.write(&chunk).await?;
+        }
+        if head.len() < SNIFF_LEN {
+            media.check_label(&head)?;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = outcome {
+        staging.abort().await;
+        return Err(e);
+    }
+    let sha256 = hex::encode(hasher.finalize());
+    staging.finish(&sha256).await?;
+    Ok(Received { sha256, size })
+}
+
+fn too_large(limit: u64) -> Error {
+    DomainError::invalid(
+        ErrorCode::PayloadTooLarge,
+        "body",
+        format!("an evidence file may be at most {limit} bytes"),
+    )
+    .into()
+}
+
+/// Why a stored object is not served.
+pub enum StoredCheck {
+    Mismatch(String),
+    Missing,
+    Store(ObjectError),
+}
+
+/// Re-hashes a stored object; Ok when its bytes still hash to its name.
+pub async fn check_stored(
+    store: &EvidenceStore,
+    sha256: &str,
+) -> std::result::Result<(), StoredCheck> {
+    let mut stream = match store.read(sha256).await {
+        Ok(s) => s,
+        Err(ObjectError::Missing(_)) => return Err(StoredCheck::Missing),
+        Err(e) => return Err(StoredCheck::Store(e)),
+    };
+    let mut hasher = Sha256::new();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(bytes) => hasher.update(&bytes),
+            Err(e) => return Err(StoredCheck::Store(e)),
+        }
+    }
+    let actual = hex::encode(hasher.finalize());
+    if actual == sha256 {
+        Ok(())
+    } else {
+        Err(StoredCheck::Mismatch(actual))
+    }
+}
+
+/// Passes the bytes through, hashing them; at the end a mismatch becomes an error, which
+/// breaks the response off so the client never receives a complete, wrong file.
+fn rehashing(
+    stream: BoxStream<'static, std::result::Result<Bytes, ObjectError>>,
+    expected: String,
+    failures: prometheus::IntCounter,
+) -> BoxStream<'static, Result<Bytes>> {
+    struct State {
+        inner: BoxStream<'static, std::result::Result<Bytes, ObjectError>>,
+        hasher: Option<Sha256>,
+        expected: String,
+        failures: prometheus::IntCounter,
+    }
+    let state = State {
+        inner: stream,
+        hasher: Some(Sha256::new()),
+        expected,
+        failures,
+    };
+    futures_util::stream::unfold(state, |mut st| async move {
+        let hasher = st.hasher.as_mut()?;
+        match st.inner.next().await {
+            Some(Ok(bytes)) => {
+                hasher.update(&bytes);
+                Some((Ok(bytes), st))
+            }
+            Some(Err(e)) => {
+                st.hasher = None;
+                Some((Err(Error::Evidence(e)), st))
+            }
+            None => {
+                let actual = hex::encode(st.hasher.take()?.finalize());
+                if actual == st.expected {
+                    None
+                } else {
+                    st.failures.inc();
+                    tracing::error!(sha256 = %st.expected, %actual,
+                        "evidence file changed while it was served; transfer broken off");
+                    let err = Error::EvidenceCorrupted {
+                        sha256: st.expected.clone(),
+                    };
+                    Some((Err(err), st))
+                }
+            }
+        }
+    })
+    .boxed()
+}

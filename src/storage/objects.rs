@@ -1,0 +1,216 @@
+//! The evidence object store: bytes addressed by their SHA-256, in a directory or in
+//! S3-compatible storage, behind `object_store`. Every byte that enters or leaves the store
+//! passes `Staging::write` or `EvidenceStore::read`: the seam where encryption at rest goes.
+//!
+//! Writes are two steps: stream into `staging/<uuid>`, then move the complete object to
+//! `sha256/<2 hex>/<64 hex>`. A reader therefore never sees a partial object under a digest,
+//! and a database row is written only after the move (see `service::evidence`).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, WriteMultipart};
+
+use crate::config::Settings;
+use crate::domain::evidence::is_sha256_hex;
+
+/// S3 refuses multipart parts under 5 MiB (but the last); locally smaller parts keep memory low.
+const S3_PART_BYTES: usize = 5 * 1024 * 1024;
+const FILE_PART_BYTES: usize = 256 * 1024;
+/// Parts in flight per upload: with the part size, the bound on an upload's memory.
+const PARTS_IN_FLIGHT: usize = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    #[error("evidence store settings: {0}")]
+    Settings(String),
+    #[error("no stored object for {0}")]
+    Missing(String),
+    #[error("evidence store: {0}")]
+    Backend(#[from] object_store::Error),
+}
+
+/// A handle on the store; cheap to clone.
+#[derive(Clone)]
+pub struct EvidenceStore {
+    inner: Arc<dyn ObjectStore>,
+    part_bytes: usize,
+    /// Where the store is, for logs and error messages (no credentials).
+    pub location: String,
+}
+
+impl std::fmt::Debug for EvidenceStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EvidenceStore")
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+fn non_empty(s: &str) -> Option<&str> {
+    Some(s.trim()).filter(|s| !s.is_empty())
+}
+
+impl EvidenceStore {
+    /// The store the settings name: `evidence.store = "file"` (default) or `"s3"`.
+    pub fn open(settings: &Settings) -> Result<Self, ObjectError> {
+        let e = &settings.evidence;
+        match e.store.trim() {
+            "file" | "" => {
+                let dir = settings.evidence_dir();
+                std::fs::create_dir_all(&dir).map_err(|err| {
+                    ObjectError::Settings(format!("cannot create {}: {err}", dir.display()))
+                })?;
+                let fs = LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true);
+                Ok(Self {
+                    inner: Arc::new(fs),
+                    part_bytes: FILE_PART_BYTES,
+                    location: dir.display().to_string(),
+                })
+            }
+            "s3" => {
+                let url = non_empty(&e.s3_url).ok_or_else(|| {
+                    ObjectError::Settings("evidence.s3_url must name s3://BUCKET[/PREFIX]".into())
+                })?;
+                let rest = url.strip_prefix("s3://").ok_or_else(|| {
+                    ObjectError::Settings("evidence.s3_url must start with s3://".into())
+                })?;
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                // Environment first (AWS_*), then whatever the settings name explicitly.
+                let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
+                if let Some(endpoint) = non_empty(&e.s3_endpoint) {
+                    b = b
+                        .with_endpoint(endpoint)
+                        .with_allow_http(endpoint.starts_with("http://"));
+                }
+                if let Some(region) = non_empty(&e.s3_region) {
+                    b = b.with_region(region);
+                }
+                if let Some(id) = non_empty(&e.s3_access_key_id) {
+                    b = b.with_access_key_id(id);
+                }
+                if let Some(secret) = non_empty(&e.s3_secret_access_key) {
+                    b = b.with_secret_access_key(secret);
+                }
+                let s3 = b.build()?;
+                let inner: Arc<dyn ObjectStore> = match non_empty(prefix.trim_matches('/')) {
+                    Some(p) => Arc::new(object_store::prefix::PrefixStore::new(s3, p)),
+                    None => Arc::new(s3),
+                };
+                Ok(Self {
+                    inner,
+                    part_bytes: S3_PART_BYTES,
+                    location: url.to_owned(),
+                })
+            }
+            other => Err(ObjectError::Settings(format!(
+                "evidence.store must be \"file\" or \"s3\", not {other:?}"
+            ))),
+        }
+    }
+
+    fn object_path(sha256: &str) -> Path {
+        Path::from(format!("sha256/{}/{sha256}", &sha256[..2]))
+    }
+
+    /// Starts writing a new object whose digest is not known yet.
+    pub async fn begin(&self) -> Result<Staging, ObjectError> {
+        let path = Path::from(format!("staging/{}", uuid::Uuid::new_v4()));
+        let upload = self.inner.put_multipart(&path).await?;
+        Ok(Staging {
+            store: self.clone(),
+            path,
+            writer: WriteMultipart::new_with_chunk_size(upload, self.part_bytes),
+        })
+    }
+
+    /// True when the object for this digest is stored.
+    pub async fn contains(&self, sha256: &str) -> Result<bool, ObjectError> {
+        match self.inner.head(&Self::object_path(sha256)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Streams the stored bytes of a digest, as they are (the caller re-hashes).
+    pub async fn read(
+        &self,
+        sha256: &str,
+    ) -> Result<BoxStream<'static, Result<Bytes, ObjectError>>, ObjectError> {
+        if !is_sha256_hex(sha256) {
+            return Err(ObjectError::Missing(sha256.to_owned()));
+        }
+        match self.inner.get(&Self::object_path(sha256)).await {
+            Ok(got) => Ok(got.into_stream().map_err(ObjectError::from).boxed()),
+            Err(object_store::Error::NotFound { .. }) => {
+                Err(ObjectError::Missing(sha256.to_owned()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every digest the store holds, for the offline check's orphan report.
+    pub async fn digests(&self) -> Result<Vec<String>, ObjectError> {
+        let listed: Vec<_> = self
+            .inner
+            .list(Some(&Path::from("sha256")))
+            .try_collect()
+            .await?;
+        let mut digests: Vec<String> = listed
+            .into_iter()
+            .filter_map(|meta| meta.location.filename().map(str::to_owned))
+            .filter(|name| is_sha256_hex(name))
+            .collect();
+        digests.sort();
+        Ok(digests)
+    }
+}
+
+/// An object being written; finished under its digest or aborted, never left half-visible.
+pub struct Staging {
+    store: EvidenceStore,
+    path: Path,
+    writer: WriteMultipart,
+}
+
+impl Staging {
+    /// Buffers at most one part, then waits for the parts in flight: memory stays bounded.
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), ObjectError> {
+        self.writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+        self.writer.write(chunk);
+        Ok(())
+    }
+
+    /// Completes the object and moves it under its digest. The same bytes stored twice are
+    /// one object: when it is already there, the staged copy is dropped.
+    pub async fn finish(self, sha256: &str) -> Result<(), ObjectError> {
+        let Staging {
+            store,
+            path,
+            writer,
+        } = self;
+        writer.finish().await?;
+        if store.contains(sha256).await? {
+            store.inner.delete(&path).await?;
+        } else {
+            store
+                .inner
+                .rename(&path, &EvidenceStore::object_path(sha256))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Gives the upload up (a refused or broken request); nothing is left under a digest.
+    pub async fn abort(self) {
+        if let Err(e) = self.writer.abort().await {
+            tracing::warn!(error = %e, "could not clean up an aborted evidence upload");
+        }
+    }
+}

@@ -33,6 +33,8 @@ pub enum ObjectError {
     Missing(String),
     #[error("evidence store: {0}")]
     Backend(#[from] object_store::Error),
+    #[error("evidence store: {0}")]
+    Io(String),
 }
 
 /// A handle on the store; cheap to clone.
@@ -40,6 +42,8 @@ pub enum ObjectError {
 pub struct EvidenceStore {
     inner: Arc<dyn ObjectStore>,
     part_bytes: usize,
+    /// The directory of a `file` store: objects are fsynced there, as the database's commits are.
+    local_dir: Option<std::path::PathBuf>,
     /// Where the store is, for logs and error messages (no credentials).
     pub location: String,
 }
@@ -71,6 +75,7 @@ impl EvidenceStore {
                     inner: Arc::new(fs),
                     part_bytes: FILE_PART_BYTES,
                     location: dir.display().to_string(),
+                    local_dir: Some(dir),
                 })
             }
             "s3" => {
@@ -106,6 +111,7 @@ impl EvidenceStore {
                     inner,
                     part_bytes: S3_PART_BYTES,
                     location: url.to_owned(),
+                    local_dir: None,
                 })
             }
             other => Err(ObjectError::Settings(format!(
@@ -127,6 +133,25 @@ impl EvidenceStore {
             path,
             writer: WriteMultipart::new_with_chunk_size(upload, self.part_bytes),
         })
+    }
+
+    /// A `file` store's object reaches the disk before its row commits (S3 acknowledges
+    /// only durable writes by itself).
+    async fn sync_local(&self, object: &Path) -> Result<(), ObjectError> {
+        let Some(dir) = &self.local_dir else {
+            return Ok(());
+        };
+        let file = dir.join(object.as_ref());
+        let synced = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::File::open(&file)?.sync_all()?;
+            if let Some(parent) = file.parent() {
+                std::fs::File::open(parent)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| ObjectError::Io(format!("fsync task: {e}")))?;
+        synced.map_err(|e| ObjectError::Io(format!("fsync: {e}")))
     }
 
     /// True when the object for this digest is stored.
@@ -199,10 +224,9 @@ impl Staging {
         if store.contains(sha256).await? {
             store.inner.delete(&path).await?;
         } else {
-            store
-                .inner
-                .rename(&path, &EvidenceStore::object_path(sha256))
-                .await?;
+            let target = EvidenceStore::object_path(sha256);
+            store.inner.rename(&path, &target).await?;
+            store.sync_local(&target).await?;
         }
         Ok(())
     }

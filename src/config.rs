@@ -87,7 +87,7 @@ pub struct TlsSettings {
 }
 
 /// Where evidence files are kept.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 pub struct EvidenceSettings {
     /// `file` (a directory) or `s3` (S3-compatible object storage).
     pub store: String,
@@ -97,6 +97,21 @@ pub struct EvidenceSettings {
     pub s3_region: String,
     pub s3_access_key_id: String,
     pub s3_secret_access_key: String,
+}
+
+/// Never prints the secret key.
+impl std::fmt::Debug for EvidenceSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EvidenceSettings")
+            .field("store", &self.store)
+            .field("dir", &self.dir)
+            .field("s3_url", &self.s3_url)
+            .field("s3_endpoint", &self.s3_endpoint)
+            .field("s3_region", &self.s3_region)
+            .field("s3_access_key_id", &self.s3_access_key_id)
+            .field("s3_secret_access_key", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Values given on the command line; they win over every other source.

@@ -12,7 +12,7 @@ use crate::domain::evidence::{EvidenceKind, MediaType, SNIFF_LEN};
 use crate::service::evidence::{check_stored, StoredCheck};
 use crate::storage::evidence as rows;
 use crate::storage::objects::EvidenceStore;
-use crate::storage::Store;
+use crate::storage::{DatabaseUrl, Store};
 
 /// `KIND=FILE` as given on the command line.
 #[derive(Debug, Clone)]
@@ -153,8 +153,9 @@ impl Session {
         let res = self
             .client
             .post(format!(
-                "{}/api/v1/work-orders/{order}/evidence?kind={}",
+                "{}/api/v1/work-orders/{}/evidence?kind={}",
                 self.url,
+                url_segment(order),
                 file.kind.as_str()
             ))
             .bearer_auth(&self.token)
@@ -168,6 +169,18 @@ impl Session {
             .await
             .map_err(|e| format!("{}: {e}", path.display()))
     }
+}
+
+/// An order id as one path segment (ids are UUIDs; anything else is escaped, not trusted).
+fn url_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 /// The JSON body of a 2xx, or the problem's code and detail.
@@ -187,10 +200,17 @@ async fn answer(res: reqwest::Response) -> Result<Value, String> {
     }
 }
 
-/// Re-hashes every stored evidence file the database names. The report lists the first
-/// bad file (a changed or missing object) and the objects no row names (orphans: harmless,
-/// left by uploads refused after their bytes were stored).
+/// Re-hashes every stored evidence file the database names, then every object no row names
+/// (orphans: bytes stored by an upload refused afterwards, harmless; one younger than a few
+/// minutes may be an upload whose row is about to commit). The verdict is about the files
+/// rows name: the first bad one (changed or missing) fails the check.
 pub async fn verify_store(s: &Settings) -> Result<(bool, Value), String> {
+    // A mistyped SQLite path must not pass as an empty, intact store.
+    if let DatabaseUrl::Sqlite(path) = DatabaseUrl::parse(&s.database_url()) {
+        if !path.exists() {
+            return Err(format!("no database at {}", path.display()));
+        }
+    }
     let store = Store::open(
         &s.database_url(),
         s.database.pool_size,
@@ -208,16 +228,7 @@ pub async fn verify_store(s: &Settings) -> Result<(bool, Value), String> {
             break;
         };
         for sha in page {
-            let verdict = check_stored(&objects, &sha).await;
-            let reason = match verdict {
-                Ok(()) => None,
-                Err(StoredCheck::Missing) => Some("no stored object".to_owned()),
-                Err(StoredCheck::Mismatch(actual)) => {
-                    Some(format!("stored bytes hash to {actual}"))
-                }
-                Err(StoredCheck::Store(e)) => return Err(e.to_string()),
-            };
-            if let Some(reason) = reason {
+            if let Some(reason) = verdict(&objects, &sha).await? {
                 let order = rows::any_with_digest(&mut conn, &sha)
                     .map_err(|e| e.to_string())?
                     .map(|r| r.work_order_id);
@@ -232,15 +243,36 @@ pub async fn verify_store(s: &Settings) -> Result<(bool, Value), String> {
         }
         after = last;
     }
-    let orphans: Vec<String> = objects
-        .digests()
+    let mut orphans = Vec::new();
+    for (sha, written) in objects.digests().await.map_err(|e| e.to_string())? {
+        if named.contains(&sha) {
+            continue;
+        }
+        let problem = verdict(&objects, &sha).await?;
+        orphans.push(json!({ "sha256": sha, "written_at": written, "intact": problem.is_none() }));
+    }
+    let staging: Vec<Value> = objects
+        .staging_leftovers()
         .await
         .map_err(|e| e.to_string())?
         .into_iter()
-        .filter(|d| !named.contains(d))
+        .map(|(path, written)| json!({ "path": path, "written_at": written }))
         .collect();
     Ok((
         true,
-        json!({ "ok": true, "checked": checked, "first_bad": null, "orphans": orphans, "store": objects.location }),
+        json!({
+            "ok": true, "checked": checked, "first_bad": null,
+            "orphans": orphans, "staging": staging, "store": objects.location,
+        }),
     ))
+}
+
+/// Why a stored object is bad, or None when its bytes hash to its name.
+async fn verdict(objects: &EvidenceStore, sha: &str) -> Result<Option<String>, String> {
+    match check_stored(objects, sha).await {
+        Ok(()) => Ok(None),
+        Err(StoredCheck::Missing) => Ok(Some("no stored object".to_owned())),
+        Err(StoredCheck::Mismatch(actual)) => Ok(Some(format!("stored bytes hash to {actual}"))),
+        Err(StoredCheck::Store(e)) => Err(e.to_string()),
+    }
 }

@@ -140,6 +140,17 @@ pub fn authorize_download(order: &WorkOrder, by: &Actor) -> Result<(), DomainErr
     Ok(())
 }
 
+/// Hall staff read only the files their own hall uploaded (a hall that takes over an order
+/// does not see the scans another hall made).
+pub fn authorize_file(uploaded_by_hall: &str, by: &Actor) -> Result<(), DomainError> {
+    if by.role == Role::HallStaff && by.hall_id() != Some(uploaded_by_hall) {
+        return Err(DomainError::Forbidden(
+            "hall staff may read only their own hall's uploads".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn missing(field: String, detail: String) -> DomainError {
     DomainError::invalid(ErrorCode::MissingEvidence, field, detail)
 }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::extract::{authenticate, query, services, Caller};
 use super::problem::{ApiError, Problem};
-use crate::domain::evidence::{EvidenceKind, MediaType};
+use crate::domain::evidence::{EvidenceKind, MediaType, SNIFF_LEN};
 use crate::domain::ErrorCode;
 use crate::service::evidence::{EvidenceList, EvidenceView};
 use crate::service::Error;
@@ -35,7 +35,7 @@ pub struct UploadQuery {
 #[utoipa::path(post, path = "/api/v1/work-orders/{id}/evidence", tag = "evidence", params(UploadQuery),
     request_body(content = Vec<u8>, content_type = "image/jpeg"),
     responses((status = 201, body = EvidenceView), (status = "4XX", body = Problem)))]
-pub async fn upload(req: HttpRequest, body: web::Payload, id: web::Path<String>) -> Reply {
+pub async fn upload(req: HttpRequest, mut body: web::Payload, id: web::Path<String>) -> Reply {
     let services = services(&req)?;
     // The contract's order of refusals: 413 → 415 → 401 → 400.
     let limit = services.settings.limits.evidence_bytes;
@@ -63,6 +63,30 @@ pub async fn upload(req: HttpRequest, body: web::Payload, id: web::Path<String>)
                 "an evidence file must be sent as image/jpeg, image/png or application/pdf",
             )
         })?;
+    // The first bytes say what the file is: a mislabelled file is 415 whoever sends it.
+    let unreadable = || {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            None,
+            "the body could not be read",
+        )
+    };
+    let mut head = web::BytesMut::new();
+    while head.len() < SNIFF_LEN {
+        match body.next().await {
+            Some(Ok(chunk)) => head.extend_from_slice(&chunk),
+            Some(Err(_)) => return Err(unreadable()),
+            None => break,
+        }
+    }
+    if head.len() > limit {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            Some("body"),
+            format!("an evidence file may be at most {limit} bytes"),
+        ));
+    }
+    media.check_label(&head[..head.len().min(SNIFF_LEN)])?;
     let actor = authenticate(&req, &services)?;
     let q: UploadQuery = query(&req)?;
     let kind = q
@@ -76,8 +100,11 @@ pub async fn upload(req: HttpRequest, body: web::Payload, id: web::Path<String>)
                 "kind must be one of id_front, id_back, live_photo, registration_form, other",
             )
         })?;
-    let bytes =
+    // Past this point the size is counted as the bytes stream in (a body without
+    // Content-Length is refused with 413 once it passes the limit).
+    let rest =
         body.map(|chunk| chunk.map_err(|_| Error::bad_request(None, "the body could not be read")));
+    let bytes = futures_util::stream::iter([Ok(head.freeze())]).chain(rest);
     let file = services
         .upload_evidence(actor, id.clone(), kind, media, bytes)
         .await?;

@@ -24,8 +24,8 @@ pub enum Error {
     Signing(#[from] KeyError),
     #[error(transparent)]
     Evidence(#[from] ObjectError),
-    #[error("the stored evidence file {sha256} no longer matches its digest")]
-    EvidenceCorrupted { sha256: String },
+    #[error("the stored evidence file {sha256} is missing or no longer matches its digest")]
+    EvidenceCorrupted { sha256: String, missing: bool },
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -75,8 +75,12 @@ impl Error {
             Self::Domain(e) => Some(e.to_string()),
             Self::Unauthenticated(why) => Some((*why).to_owned()),
             Self::RateLimited { .. } | Self::BadRequest { .. } => Some(self.to_string()),
-            Self::EvidenceCorrupted { .. } | Self::Evidence(ObjectError::Missing(_)) => Some(
+            Self::EvidenceCorrupted { missing: false, .. } => Some(
                 "the stored file no longer matches its SHA-256; it is not served, and the failure is recorded"
+                    .to_owned(),
+            ),
+            Self::EvidenceCorrupted { missing: true, .. } | Self::Evidence(ObjectError::Missing(_)) => Some(
+                "the stored file is missing from the evidence store; the failure is recorded"
                     .to_owned(),
             ),
             _ => None,

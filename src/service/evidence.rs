@@ -31,6 +31,9 @@ pub struct EvidenceView {
     pub size: i64,
     pub content_type: String,
     pub uploaded_at: DateTime<Utc>,
+    /// The hall that uploaded it, and who.
+    pub hall_id: String,
+    pub uploaded_by: String,
 }
 
 impl From<&EvidenceRow> for EvidenceView {
@@ -41,6 +44,8 @@ impl From<&EvidenceRow> for EvidenceView {
             size: r.size,
             content_type: r.content_type.clone(),
             uploaded_at: r.uploaded_at.and_utc(),
+            hall_id: r.hall_id.clone(),
+            uploaded_by: r.uploaded_by.clone(),
         }
     }
 }
@@ -176,12 +181,15 @@ impl Services {
             .read(move |c| -> Result<EvidenceRow> {
                 let order = load_order(c, &check_id, &check_actor)?;
                 rules::authorize_download(&order, &check_actor)?;
-                Ok(rows::find_by_digest(c, &order.id, &check_sha)?.ok_or_else(not_found_file)?)
+                let row =
+                    rows::find_by_digest(c, &order.id, &check_sha)?.ok_or_else(not_found_file)?;
+                rules::authorize_file(&row.hall_id, &check_actor)?;
+                Ok(row)
             })
             .await?;
 
         if let Err(why) = check_stored(&self.evidence, &row.sha256).await {
-            return Err(self.integrity_failure(&row, why).await);
+            return Err(self.integrity_failure(&row, why, &actor.username).await);
         }
 
         let row = self
@@ -216,7 +224,8 @@ impl Services {
     }
 
     /// Logs, counts and audits a stored file that failed its check; answers the caller's error.
-    async fn integrity_failure(&self, row: &EvidenceRow, why: StoredCheck) -> Error {
+    async fn integrity_failure(&self, row: &EvidenceRow, why: StoredCheck, asker: &str) -> Error {
+        let missing = matches!(why, StoredCheck::Missing);
         let reason = match why {
             StoredCheck::Mismatch(actual) => format!("stored bytes hash to {actual}"),
             StoredCheck::Missing => "no stored object".to_owned(),
@@ -230,7 +239,9 @@ impl Services {
         );
         let (order_id, detail) = (
             row.work_order_id.clone(),
-            json!({ "kind": row.kind, "sha256": row.sha256, "reason": reason }),
+            json!({
+                "kind": row.kind, "sha256": row.sha256, "reason": reason, "requested_by": asker,
+            }),
         );
         let recorded = self
             .change(Recorder::system(), move |tx, now| {
@@ -250,6 +261,7 @@ impl Services {
         }
         Error::EvidenceCorrupted {
             sha256: row.sha256.clone(),
+            missing,
         }
     }
 }
@@ -342,8 +354,10 @@ pub async fn check_stored(
     }
 }
 
-/// Passes the bytes through, hashing them; at the end a mismatch becomes an error, which
-/// breaks the response off so the client never receives a complete, wrong file.
+/// Passes the bytes through, hashing them, always one chunk behind: the last chunk goes out
+/// only once the whole file hashed right. A file changed after the check therefore ends in
+/// an error before its last bytes, so the client sees a short (broken) transfer, never a
+/// complete wrong file.
 fn rehashing(
     stream: BoxStream<'static, std::result::Result<Bytes, ObjectError>>,
     expected: String,
@@ -352,41 +366,109 @@ fn rehashing(
     struct State {
         inner: BoxStream<'static, std::result::Result<Bytes, ObjectError>>,
         hasher: Option<Sha256>,
+        held: Option<Bytes>,
         expected: String,
         failures: prometheus::IntCounter,
     }
     let state = State {
         inner: stream,
         hasher: Some(Sha256::new()),
+        held: None,
         expected,
         failures,
     };
     futures_util::stream::unfold(state, |mut st| async move {
-        let hasher = st.hasher.as_mut()?;
-        match st.inner.next().await {
-            Some(Ok(bytes)) => {
-                hasher.update(&bytes);
-                Some((Ok(bytes), st))
-            }
-            Some(Err(e)) => {
-                st.hasher = None;
-                Some((Err(Error::Evidence(e)), st))
-            }
-            None => {
-                let actual = hex::encode(st.hasher.take()?.finalize());
-                if actual == st.expected {
-                    None
-                } else {
+        loop {
+            let hasher = st.hasher.as_mut()?;
+            match st.inner.next().await {
+                Some(Ok(bytes)) => {
+                    hasher.update(&bytes);
+                    if let Some(previous) = st.held.replace(bytes) {
+                        return Some((Ok(previous), st));
+                    }
+                }
+                Some(Err(e)) => {
+                    st.hasher = None;
+                    return Some((Err(Error::Evidence(e)), st));
+                }
+                None => {
+                    let actual = hex::encode(st.hasher.take()?.finalize());
+                    if actual == st.expected {
+                        return st.held.take().map(|last| (Ok(last), st));
+                    }
                     st.failures.inc();
                     tracing::error!(sha256 = %st.expected, %actual,
                         "evidence file changed while it was served; transfer broken off");
                     let err = Error::EvidenceCorrupted {
                         sha256: st.expected.clone(),
+                        missing: false,
                     };
-                    Some((Err(err), st))
+                    return Some((Err(err), st));
                 }
             }
         }
     })
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(
+        parts: &[&'static [u8]],
+    ) -> BoxStream<'static, std::result::Result<Bytes, ObjectError>> {
+        let items: Vec<_> = parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+        futures_util::stream::iter(items).boxed()
+    }
+
+    async fn collect(s: BoxStream<'static, Result<Bytes>>) -> (Vec<u8>, bool) {
+        let mut out = Vec::new();
+        let mut failed = false;
+        let mut s = s;
+        while let Some(item) = s.next().await {
+            match item {
+                Ok(b) => out.extend_from_slice(&b),
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        (out, failed)
+    }
+
+    #[actix_web::test]
+    async fn a_good_file_streams_whole() {
+        let sha = crate::domain::sha256_hex(b"abcdef");
+        let counter = prometheus::IntCounter::new("t", "t").unwrap();
+        let (bytes, failed) = collect(rehashing(
+            chunks(&[b"ab", b"cd", b"ef"]),
+            sha,
+            counter.clone(),
+        ))
+        .await;
+        assert_eq!(bytes, b"abcdef");
+        assert!(!failed);
+        assert_eq!(counter.get(), 0);
+    }
+
+    #[actix_web::test]
+    async fn a_file_changed_after_the_check_never_arrives_complete() {
+        let sha = crate::domain::sha256_hex(b"abcdef");
+        let counter = prometheus::IntCounter::new("t", "t").unwrap();
+        let (bytes, failed) = collect(rehashing(
+            chunks(&[b"ab", b"cd", b"eX"]),
+            sha,
+            counter.clone(),
+        ))
+        .await;
+        assert!(failed);
+        assert_eq!(bytes, b"abcd", "the last chunk is held back");
+        assert_eq!(counter.get(), 1);
+        // One chunk only: nothing is sent at all.
+        let sha = crate::domain::sha256_hex(b"ok");
+        let (bytes, failed) = collect(rehashing(chunks(&[b"no"]), sha, counter)).await;
+        assert!(failed && bytes.is_empty());
+    }
 }

@@ -81,6 +81,18 @@ impl Services {
             )));
         }
         let evidence = EvidenceStore::open(&settings)?;
+        if settings.evidence.store.trim() != "s3"
+            && matches!(
+                crate::storage::DatabaseUrl::parse(&settings.database_url()),
+                crate::storage::DatabaseUrl::Postgres(_)
+            )
+        {
+            tracing::warn!(
+                dir = %evidence.location,
+                "evidence files are kept in a local directory: with several instances on one \
+                 PostgreSQL database every instance must share it, or set evidence.store = \"s3\""
+            );
+        }
         let evidence_failures = prometheus::IntCounter::new(
             "evidence_integrity_failures_total",
             "Stored evidence files refused because their bytes no longer match their SHA-256",

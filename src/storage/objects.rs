@@ -16,14 +16,17 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, WriteMultipart};
 
+use chrono::{DateTime, Utc};
+
 use crate::config::Settings;
 use crate::domain::evidence::is_sha256_hex;
 
 /// S3 refuses multipart parts under 5 MiB (but the last); locally smaller parts keep memory low.
 const S3_PART_BYTES: usize = 5 * 1024 * 1024;
 const FILE_PART_BYTES: usize = 256 * 1024;
-/// Parts in flight per upload: with the part size, the bound on an upload's memory.
-const PARTS_IN_FLIGHT: usize = 2;
+/// Parts in flight per upload: an upload holds at most the part being filled and this many
+/// more (S3: 10 MiB per upload; files: 512 KiB), whatever the file's size.
+const PARTS_IN_FLIGHT: usize = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
@@ -69,6 +72,9 @@ impl EvidenceStore {
                 let dir = settings.evidence_dir();
                 std::fs::create_dir_all(&dir).map_err(|err| {
                     ObjectError::Settings(format!("cannot create {}: {err}", dir.display()))
+                })?;
+                prepare_dirs(&dir).map_err(|err| {
+                    ObjectError::Settings(format!("cannot prepare {}: {err}", dir.display()))
                 })?;
                 let fs = LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true);
                 Ok(Self {
@@ -120,8 +126,14 @@ impl EvidenceStore {
         }
     }
 
-    fn object_path(sha256: &str) -> Path {
-        Path::from(format!("sha256/{}/{sha256}", &sha256[..2]))
+    /// Where a digest's object lives; anything but 64 lowercase hex digits names nothing.
+    fn object_path(sha256: &str) -> Result<Path, ObjectError> {
+        match sha256.get(..2) {
+            Some(prefix) if is_sha256_hex(sha256) => {
+                Ok(Path::from(format!("sha256/{prefix}/{sha256}")))
+            }
+            _ => Err(ObjectError::Missing(sha256.to_owned())),
+        }
     }
 
     /// Starts writing a new object whose digest is not known yet.
@@ -154,24 +166,12 @@ impl EvidenceStore {
         synced.map_err(|e| ObjectError::Io(format!("fsync: {e}")))
     }
 
-    /// True when the object for this digest is stored.
-    pub async fn contains(&self, sha256: &str) -> Result<bool, ObjectError> {
-        match self.inner.head(&Self::object_path(sha256)).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
-
     /// Streams the stored bytes of a digest, as they are (the caller re-hashes).
     pub async fn read(
         &self,
         sha256: &str,
     ) -> Result<BoxStream<'static, Result<Bytes, ObjectError>>, ObjectError> {
-        if !is_sha256_hex(sha256) {
-            return Err(ObjectError::Missing(sha256.to_owned()));
-        }
-        match self.inner.get(&Self::object_path(sha256)).await {
+        match self.inner.get(&Self::object_path(sha256)?).await {
             Ok(got) => Ok(got.into_stream().map_err(ObjectError::from).boxed()),
             Err(object_store::Error::NotFound { .. }) => {
                 Err(ObjectError::Missing(sha256.to_owned()))
@@ -180,21 +180,47 @@ impl EvidenceStore {
         }
     }
 
-    /// Every digest the store holds, for the offline check's orphan report.
-    pub async fn digests(&self) -> Result<Vec<String>, ObjectError> {
+    /// Every digest the store holds, with when it was written, for the orphan report.
+    pub async fn digests(&self) -> Result<Vec<(String, DateTime<Utc>)>, ObjectError> {
         let listed: Vec<_> = self
             .inner
             .list(Some(&Path::from("sha256")))
             .try_collect()
             .await?;
-        let mut digests: Vec<String> = listed
+        let mut digests: Vec<(String, DateTime<Utc>)> = listed
             .into_iter()
-            .filter_map(|meta| meta.location.filename().map(str::to_owned))
-            .filter(|name| is_sha256_hex(name))
+            .filter_map(|meta| {
+                let name = meta.location.filename()?.to_owned();
+                is_sha256_hex(&name).then_some((name, meta.last_modified))
+            })
             .collect();
         digests.sort();
         Ok(digests)
     }
+
+    /// Staged objects never moved under a digest (an upload cut off mid-way), with their age.
+    pub async fn staging_leftovers(&self) -> Result<Vec<(String, DateTime<Utc>)>, ObjectError> {
+        let listed: Vec<_> = self
+            .inner
+            .list(Some(&Path::from("staging")))
+            .try_collect()
+            .await?;
+        Ok(listed
+            .into_iter()
+            .map(|meta| (meta.location.to_string(), meta.last_modified))
+            .collect())
+    }
+}
+
+/// Creates the 256 prefix directories once, durably, so that making an object durable
+/// later needs only the file and its own directory fsynced.
+fn prepare_dirs(root: &std::path::Path) -> std::io::Result<()> {
+    let objects = root.join("sha256");
+    for prefix in 0..=255u8 {
+        std::fs::create_dir_all(objects.join(format!("{prefix:02x}")))?;
+    }
+    std::fs::File::open(&objects)?.sync_all()?;
+    std::fs::File::open(root)?.sync_all()
 }
 
 /// An object being written; finished under its digest or aborted, never left half-visible.
@@ -213,7 +239,8 @@ impl Staging {
     }
 
     /// Completes the object and moves it under its digest. The same bytes stored twice are
-    /// one object: when it is already there, the staged copy is dropped.
+    /// one object; the move always replaces what is there (atomically), so a damaged or
+    /// truncated copy is healed by uploading the right bytes again.
     pub async fn finish(self, sha256: &str) -> Result<(), ObjectError> {
         let Staging {
             store,
@@ -221,14 +248,17 @@ impl Staging {
             writer,
         } = self;
         writer.finish().await?;
-        if store.contains(sha256).await? {
-            store.inner.delete(&path).await?;
-        } else {
-            let target = EvidenceStore::object_path(sha256);
+        let moved = async {
+            let target = EvidenceStore::object_path(sha256)?;
             store.inner.rename(&path, &target).await?;
-            store.sync_local(&target).await?;
+            store.sync_local(&target).await
         }
-        Ok(())
+        .await;
+        if moved.is_err() {
+            // Best effort: a staged copy left behind is reported by `evidence verify`.
+            let _ = store.inner.delete(&path).await;
+        }
+        moved
     }
 
     /// Gives the upload up (a refused or broken request); nothing is left under a digest.

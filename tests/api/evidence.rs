@@ -628,7 +628,283 @@ async fn the_terminal_cli_uploads_signs_with_digests_and_the_result_is_accepted(
     done.assert_status(200);
 }
 
+async fn refusals_come_in_the_contract_order(app: TestApp) {
+    let w = World::new(app).await;
+    let order = w.claimed_order().await;
+    let id = id_of(&order);
+    let path = format!("/api/v1/work-orders/{id}/evidence?kind=id_front");
+    let post = |token: Option<String>, headers: Vec<(&'static str, String)>, body: Vec<u8>| {
+        let w = &w;
+        let path = path.clone();
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            w.app
+                .raw("POST", &path, token.as_deref(), &headers, Some(body))
+                .await
+        }
+    };
+    let huge = vec![b'x'; 10 * 1024 * 1024 + 1];
+    // 413 first: a declared size over the limit, whatever the type and the token.
+    let r = post(None, vec![("Content-Type", "text/plain".into())], huge).await;
+    r.assert_problem(413, "payload_too_large");
+    // Then 415: bytes that are not what the label says, with no token, or from a clerk.
+    let r = post(
+        None,
+        vec![("Content-Type", "image/jpeg".into())],
+        PNG.to_vec(),
+    )
+    .await;
+    r.assert_problem(415, "unsupported_media_type");
+    let r = post(
+        Some(w.clerk.clone()),
+        vec![("Content-Type", "image/jpeg".into())],
+        PNG.to_vec(),
+    )
+    .await;
+    r.assert_problem(415, "unsupported_media_type");
+    // An empty body is no file at all.
+    let r = post(
+        Some(w.staff.clone()),
+        vec![("Content-Type", "image/png".into())],
+        vec![],
+    )
+    .await;
+    r.assert_problem(415, "unsupported_media_type");
+    // Then 401, then the role (403).
+    let r = post(
+        Some("not-a-token".into()),
+        vec![("Content-Type", "image/png".into())],
+        PNG.to_vec(),
+    )
+    .await;
+    r.assert_problem(401, "unauthenticated");
+    let r = post(
+        Some(w.clerk.clone()),
+        vec![("Content-Type", "image/png".into())],
+        PNG.to_vec(),
+    )
+    .await;
+    r.assert_problem(403, "forbidden");
+    // Reads without a token, and an admin's list.
+    let list = format!("/api/v1/work-orders/{id}/evidence");
+    w.app
+        .get_anon(&list)
+        .await
+        .assert_problem(401, "unauthenticated");
+    w.app
+        .get(&list, &w.admin)
+        .await
+        .assert_problem(403, "forbidden");
+}
+
+async fn orders_and_files_that_do_not_exist_are_404(app: TestApp) {
+    let w = World::new(app).await;
+    let order = w.claimed_order().await;
+    let id = id_of(&order);
+    let nobody = "01900000-0000-7000-8000-000000000000";
+    w.app
+        .upload(nobody, "other", "image/png", PNG.to_vec(), &w.staff)
+        .await
+        .assert_problem(404, "not_found");
+    w.app
+        .get(&format!("/api/v1/work-orders/{nobody}/evidence"), &w.clerk)
+        .await
+        .assert_problem(404, "not_found");
+    let sha = sha256_hex(&sample_jpeg(&id, "id_front"));
+    w.app
+        .get(&file_path(nobody, &sha), &w.clerk)
+        .await
+        .assert_problem(404, "not_found");
+    // Digests that are not digests, including an escaped path, name nothing.
+    for bad in ["..%2F..%2Fetc%2Fpasswd", "A", &sha.to_uppercase(), "%2e%2e"] {
+        let r = w.app.get(&file_path(&id, bad), &w.clerk).await;
+        r.assert_problem(404, "not_found");
+    }
+    // Another order's file is not this order's.
+    let other = w.claimed_order().await;
+    let other_sha = sha256_hex(&sample_jpeg(&id_of(&other), "id_front"));
+    w.app
+        .get(&file_path(&id, &other_sha), &w.clerk)
+        .await
+        .assert_problem(404, "not_found");
+}
+
+async fn uploads_after_a_return_and_not_by_others_on_a_submitted_order(app: TestApp) {
+    let w = World::new(app).await;
+    let order = w.submitted_order("match").await;
+    let id = id_of(&order);
+    w.app
+        .upload(&id, "other", "image/png", PNG.to_vec(), &w.staff_same_hall)
+        .await
+        .assert_problem(403, "forbidden");
+    w.app
+        .act(&id, "return", &w.clerk, &json!({"reason": "照片不清晰"}))
+        .await
+        .assert_status(200);
+    let r = w
+        .app
+        .upload(&id, "live_photo", "image/png", PNG.to_vec(), &w.staff)
+        .await;
+    r.assert_status(201);
+    // The upload event says what was uploaded, and nothing personal.
+    let events = w
+        .app
+        .get(
+            &format!("/api/v1/audit/events?work_order={id}&action=evidence.uploaded"),
+            &w.auditor,
+        )
+        .await;
+    let last = events.assert_status(200)["items"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        last["detail"],
+        json!({"kind": "live_photo", "sha256": sha256_hex(PNG), "size": PNG.len(),
+               "content_type": "image/png", "again": false})
+    );
+    assert_eq!(last["actor"], "staff.a");
+    // Completed orders take no more files.
+    let jws = w.signer.sign(&w.payload(&order, "match"));
+    w.submit(&order, &jws).await.assert_status(201);
+    w.app
+        .act(&id, "complete", &w.clerk, &json!({}))
+        .await
+        .assert_status(200);
+    w.app
+        .upload(&id, "other", "image/png", PNG.to_vec(), &w.staff)
+        .await
+        .assert_problem(409, "invalid_state");
+}
+
+async fn missing_evidence_comes_after_the_replay_and_freshness_checks(app: TestApp) {
+    let w = World::new(app).await;
+    let order = w.claimed_order().await;
+    // Stale and without its files: stale_result first.
+    let mut payload = w.payload(&order, "match");
+    payload["evidence"] = json!([]);
+    payload["iat"] = json!(crate::helpers::now_secs() - 3600);
+    let r = w.submit(&order, &w.signer.sign(&payload)).await;
+    r.assert_problem(422, "stale_result");
+    // A jti already used, and without its files: replayed_result first.
+    let mut first = w.payload(&order, "mismatch");
+    first["evidence"] = json!([]);
+    w.submit(&order, &w.signer.sign(&first))
+        .await
+        .assert_status(201);
+    w.app
+        .act(
+            &id_of(&order),
+            "return",
+            &w.clerk,
+            &json!({"reason": "重新核验"}),
+        )
+        .await
+        .assert_status(200);
+    let mut replay = w.payload(&order, "match");
+    replay["evidence"] = json!([]);
+    replay["jti"] = first["jti"].clone();
+    let r = w.submit(&order, &w.signer.sign(&replay)).await;
+    r.assert_problem(422, "replayed_result");
+}
+
+async fn uploading_the_right_bytes_again_heals_a_damaged_file(app: TestApp) {
+    let w = World::new(app).await;
+    let order = w.claimed_order().await;
+    let id = id_of(&order);
+    let bytes = PDF.to_vec();
+    let sha = sha256_hex(&bytes);
+    w.app
+        .upload(
+            &id,
+            "registration_form",
+            "application/pdf",
+            bytes.clone(),
+            &w.staff,
+        )
+        .await
+        .assert_status(201);
+    let stored = w
+        .app
+        .dir
+        .path()
+        .join("evidence/sha256")
+        .join(&sha[..2])
+        .join(&sha);
+    std::fs::write(&stored, b"%PDF-1.7 tampered").unwrap();
+    w.app
+        .get(&file_path(&id, &sha), &w.clerk)
+        .await
+        .assert_problem(500, "evidence_corrupted");
+    w.app
+        .upload(
+            &id,
+            "registration_form",
+            "application/pdf",
+            bytes.clone(),
+            &w.staff,
+        )
+        .await
+        .assert_status(201);
+    let r = w.app.get(&file_path(&id, &sha), &w.clerk).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.raw, bytes);
+}
+
+async fn the_terminal_cli_reports_refusals_and_verify_refuses_a_missing_database(app: TestApp) {
+    let w = World::new(app).await;
+    let order = w.claimed_order().await;
+    let id = id_of(&order);
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "not an image").unwrap();
+    let jpeg = dir.path().join("front.jpg");
+    std::fs::write(&jpeg, sample_jpeg(&id, "cli")).unwrap();
+    let base = w.app.base.clone();
+    let upload = |token: &str, file: &std::path::Path| {
+        crossprov(
+            &w.app,
+            &[
+                "evidence",
+                "upload",
+                "--url",
+                &base,
+                "--order",
+                &id,
+                &format!("id_front={}", file.display()),
+            ],
+            &[("CROSSPROV_TOKEN", token)],
+        )
+    };
+    let out = upload(&w.staff, &text);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a JPEG, PNG or PDF"));
+    let out = upload("expired-or-forged", &jpeg);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401 unauthenticated"));
+    let out = upload(&w.staff_same_hall, &jpeg);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("403 forbidden"));
+
+    let missing = format!("sqlite://{}", dir.path().join("typo.db").display());
+    let out = crossprov(
+        &w.app,
+        &["evidence", "verify", "--database-url", &missing],
+        &[],
+    );
+    assert!(!out.status.success(), "a missing database never verifies");
+    assert!(!dir.path().join("typo.db").exists(), "and is not created");
+}
+
 on_both_backends!(
+    refusals_come_in_the_contract_order,
+    orders_and_files_that_do_not_exist_are_404,
+    uploads_after_a_return_and_not_by_others_on_a_submitted_order,
+    missing_evidence_comes_after_the_replay_and_freshness_checks,
+    uploading_the_right_bytes_again_heals_a_damaged_file,
+    the_terminal_cli_reports_refusals_and_verify_refuses_a_missing_database,
     jpeg_png_and_pdf_travel_back_byte_identical_and_every_read_is_audited,
     the_same_bytes_uploaded_twice_are_the_same_object,
     a_mislabelled_or_unsupported_file_is_415,

@@ -41,8 +41,9 @@ pub fn lock(conn: &mut DbConn) -> Result<(), StorageError> {
     store::lock_head(conn)
 }
 
-/// Appends one event after the current head and advances the head. The caller must hold
-/// the lock (`lock` first in the same transaction).
+/// Appends one event after the current head and advances the head. On SQLite the caller
+/// holds the lock (`lock` first in the transaction); on PostgreSQL reading the head takes it
+/// if the transaction has not already.
 pub fn append(
     conn: &mut DbConn,
     by: &Recorder,
@@ -51,7 +52,7 @@ pub fn append(
     detail: &Value,
     now: DateTime<Utc>,
 ) -> Result<AuditRow, StorageError> {
-    let head = store::head(conn)?;
+    let head = store::head_for_append(conn)?;
     let seq = head.size + 1;
     let at = format_at(now);
     let detail = chain::canonical_detail(detail);

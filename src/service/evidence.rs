@@ -109,11 +109,34 @@ impl Services {
         let limit = self.settings.limits.evidence_bytes as u64;
         let received = receive(&self.evidence, body, media, limit).await?;
 
-        self.change(recorder(&actor), move |tx, now| {
-            let order = work_orders::get(tx, &id)?
+        let attempt = self
+            .record_upload(actor.clone(), id.clone(), kind, media, &received)
+            .await;
+        match attempt {
+            // Two identical uploads raced to insert the same row: the loser's transaction
+            // is spoiled on PostgreSQL, so record it again, now as the second upload.
+            Err(Error::Storage(e)) if e.is_unique_violation() => {
+                self.record_upload(actor, id, kind, media, &received).await
+            }
+            other => other,
+        }
+    }
+
+    /// The metadata row (unless these bytes are on record already) and the upload's event.
+    async fn record_upload(
+        &self,
+        actor: Actor,
+        id: String,
+        kind: EvidenceKind,
+        media: MediaType,
+        received: &Received,
+    ) -> Result<EvidenceView> {
+        let (sha256, size) = (received.sha256.clone(), received.size);
+        self.change_late(recorder(&actor), move |tx, now| {
+            let order = work_orders::get_steady(tx, &id)?
                 .ok_or_else(|| DomainError::NotFound("work order".into()))?;
             rules::authorize_upload(&order, &actor)?;
-            let existing = rows::find(tx, &order.id, kind.as_str(), &received.sha256)?;
+            let existing = rows::find(tx, &order.id, kind.as_str(), &sha256)?;
             let again = existing.is_some();
             let row = match existing {
                 Some(row) => row,
@@ -122,8 +145,8 @@ impl Services {
                         id: uuid::Uuid::now_v7().to_string(),
                         work_order_id: order.id.clone(),
                         kind: kind.as_str().to_owned(),
-                        sha256: received.sha256.clone(),
-                        size: i64::try_from(received.size)
+                        sha256: sha256.clone(),
+                        size: i64::try_from(size)
                             .map_err(|_| Error::Internal("file size overflows".into()))?,
                         content_type: media.as_str().to_owned(),
                         hall_id: order.claimed_hall_id.clone().unwrap_or_default(),
@@ -193,7 +216,7 @@ impl Services {
         }
 
         let row = self
-            .change(recorder(&actor), move |tx, now| {
+            .change_late(recorder(&actor), move |tx, now| {
                 let order = load_order(tx, &id, &actor)?;
                 rules::authorize_download(&order, &actor)?;
                 let row =
@@ -244,7 +267,7 @@ impl Services {
             }),
         );
         let recorded = self
-            .change(Recorder::system(), move |tx, now| {
+            .change_late(Recorder::system(), move |tx, now| {
                 crate::audit::append(
                     tx,
                     &Recorder::system(),

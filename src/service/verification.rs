@@ -169,7 +169,7 @@ impl Services {
             max_skew_seconds: self.settings.verification.max_skew_seconds,
             required_evidence: self.settings.verification.required_evidence.clone(),
         };
-        self.change(recorder(&actor), move |tx, now| {
+        self.change_late(recorder(&actor), move |tx, now| {
             let order =
                 super::work_orders::load_for(tx, &id, Kind::SubmitResult, &actor, if_match)?;
 
@@ -236,7 +236,11 @@ impl Services {
             });
             let (next, event) = work_order::decide(&order, &cmd, &actor, now)?;
             if !work_orders::update(tx, &next, order.version)? {
-                return Err(Error::Internal("order changed under the chain lock".into()).into());
+                return Err(super::work_orders::lost_race(
+                    tx,
+                    &order,
+                    Kind::SubmitResult,
+                ));
             }
             crate::audit::append(
                 tx,

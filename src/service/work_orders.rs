@@ -150,22 +150,38 @@ fn denied(e: DomainError, work_order: Option<&str>, kind: Kind) -> Refusal {
     Refusal::audited(e, "access.denied", work_order.map(str::to_owned), detail)
 }
 
-/// Writes the next state and its event; the version guard catches any writer that slipped
-/// past the chain lock (there should be none).
+/// The order changed between this step's read and its write (another request won the race;
+/// on PostgreSQL the version-guarded UPDATE waited for it, then matched nothing). Answer as
+/// the later request would have been answered: 409 if the state no longer allows the step,
+/// 412 otherwise.
+pub(super) fn lost_race(conn: &mut DbConn, current: &WorkOrder, kind: Kind) -> Refusal {
+    match work_orders::get(conn, &current.id) {
+        Ok(Some(fresh)) => match work_order::require_allowed(&fresh, kind) {
+            Err(e) => e.into(),
+            Ok(_) => DomainError::VersionConflict {
+                given: current.version,
+                current: fresh.version,
+            }
+            .into(),
+        },
+        Ok(None) => DomainError::NotFound("work order".into()).into(),
+        Err(e) => e.into(),
+    }
+}
+
+/// Writes the next state and its event; the version guard turns a concurrent change into
+/// the answer the later request deserves (`lost_race`).
 fn save(
     conn: &mut DbConn,
     actor: &Actor,
+    kind: Kind,
     current: &WorkOrder,
     next: &WorkOrder,
     event: &work_order::Event,
     now: DateTime<Utc>,
 ) -> Result<(), Refusal> {
     if !work_orders::update(conn, next, current.version)? {
-        return Err(DomainError::VersionConflict {
-            given: current.version,
-            current: current.version + 1,
-        }
-        .into());
+        return Err(lost_race(conn, current, kind));
     }
     audit::append(
         conn,
@@ -194,7 +210,7 @@ impl Services {
             .clone()
             .ok_or_else(|| Error::Internal("clerk without a province".into()))?;
         let sla = self.settings.sla.clone();
-        self.change(recorder(&actor), move |tx, now| {
+        self.change_late(recorder(&actor), move |tx, now| {
             let msisdn = parse_msisdn(&req.msisdn, "msisdn");
             // 409 outranks 422: a number with an active order is refused before the rest of
             // the body is judged.
@@ -351,7 +367,7 @@ impl Services {
         if let Some(p) = cmd.kind().permission() {
             actor.require(p)?;
         }
-        self.change(recorder(&actor), move |tx, now| {
+        self.change_late(recorder(&actor), move |tx, now| {
             let current = load_for(tx, &id, cmd.kind(), &actor, if_match)?;
             let cmd = match cmd {
                 Command::Release { reason: r } => Command::Release {
@@ -381,7 +397,7 @@ impl Services {
                 other => other,
             };
             let (next, event) = work_order::decide(&current, &cmd, &actor, now)?;
-            save(tx, &actor, &current, &next, &event, now)?;
+            save(tx, &actor, cmd.kind(), &current, &next, &event, now)?;
             Ok(view(tx, &next, &actor)?)
         })
         .await
@@ -397,7 +413,7 @@ impl Services {
     ) -> Result<WorkOrderView> {
         actor.require(Permission::ActAsHomeClerk)?;
         let key = self.service_key.clone();
-        self.change(recorder(&actor), move |tx, now| {
+        self.change_late(recorder(&actor), move |tx, now| {
             let current = load_for(tx, &id, Kind::Complete, &actor, if_match)?;
             let result = current
                 .verification_id
@@ -437,7 +453,7 @@ impl Services {
                 d.insert("result_sha256".into(), json!(result.result_sha256));
             }
             next.receipt = Some(signed);
-            save(tx, &actor, &current, &next, &event, now)?;
+            save(tx, &actor, Kind::Complete, &current, &next, &event, now)?;
             let mut subscriber = subscribers::get(tx, &current.msisdn)?
                 .ok_or_else(|| Error::Internal("order without its subscriber".into()))?;
             // The province that completed the registration is the number's home from now on.

@@ -26,14 +26,43 @@ pub struct Head {
     pub hash: String,
 }
 
-/// Takes the chain's lock: an UPDATE of the head row, first in every write transaction.
-/// On PostgreSQL that is a row lock held to commit; on SQLite it takes the write lock before
-/// any read, so no transaction ever has to upgrade a read lock.
+/// Takes the chain's lock, first in every write transaction. On PostgreSQL a row lock on
+/// the head row (SELECT … FOR UPDATE) held to commit; on SQLite an UPDATE of it, which takes
+/// the database's write lock before any read, so no transaction has to upgrade a read lock.
 pub fn lock_head(conn: &mut DbConn) -> Result<(), StorageError> {
-    diesel::update(audit_head::table.find(1))
-        .set(audit_head::size.eq(audit_head::size))
-        .execute(conn)?;
+    match conn {
+        // A row lock without a new row version: the head row is the hottest row there is.
+        DbConn::Pg(pg) => {
+            audit_head::table
+                .find(1)
+                .select(audit_head::size)
+                .for_update()
+                .first::<i64>(pg)?;
+        }
+        DbConn::Sqlite(_) => {
+            diesel::update(audit_head::table.find(1))
+                .set(audit_head::size.eq(audit_head::size))
+                .execute(conn)?;
+        }
+    }
     Ok(())
+}
+
+/// The head, read for appending: on PostgreSQL under a row lock (FOR UPDATE), which is the
+/// chain's lock when the transaction did not take it first; on SQLite the transaction holds
+/// the write lock already.
+pub fn head_for_append(conn: &mut DbConn) -> Result<Head, StorageError> {
+    match conn {
+        DbConn::Pg(pg) => {
+            let (size, hash) = audit_head::table
+                .find(1)
+                .select((audit_head::size, audit_head::hash))
+                .for_update()
+                .first::<(i64, String)>(pg)?;
+            Ok(Head { size, hash })
+        }
+        DbConn::Sqlite(_) => head(conn),
+    }
 }
 
 pub fn head(conn: &mut DbConn) -> Result<Head, StorageError> {

@@ -123,11 +123,17 @@ impl r2d2::ManageConnection for Connector {
     }
 }
 
-/// The pool plus the rule that every write is one transaction run off the async threads.
+/// The pools plus the rule that every write is one transaction run off the async threads.
+/// Reads and writes have separate pools, so readers never queue behind writers waiting for
+/// the audit chain's lock. On SQLite writers also take turns in-process (`write_gate`):
+/// SQLite itself makes a blocked writer sleep and poll (1–100 ms naps), which leaves the
+/// lock idle and stretches tails to seconds; a mutex hands it over at once.
 #[derive(Clone)]
 pub struct Store {
     pool: r2d2::Pool<Connector>,
+    readers: r2d2::Pool<Connector>,
     backend: Backend,
+    write_gate: Option<std::sync::Arc<std::sync::Mutex<()>>>,
 }
 
 impl Store {
@@ -159,12 +165,23 @@ impl Store {
 
     fn pool(connector: Connector, pool_size: u32) -> Result<Self, StorageError> {
         let backend = connector.backend();
-        let pool = r2d2::Pool::builder()
-            .max_size(pool_size.max(1))
-            .connection_timeout(Duration::from_secs(30))
-            .build(connector)
-            .map_err(|e| StorageError::Connect(e.to_string()))?;
-        Ok(Self { pool, backend })
+        let build = |connector: Connector| {
+            r2d2::Pool::builder()
+                .max_size(pool_size.max(1))
+                .connection_timeout(Duration::from_secs(30))
+                .build(connector)
+                .map_err(|e| StorageError::Connect(e.to_string()))
+        };
+        let readers = build(connector.clone())?;
+        let pool = build(connector)?;
+        let write_gate = matches!(backend, Backend::Sqlite)
+            .then(|| std::sync::Arc::new(std::sync::Mutex::new(())));
+        Ok(Self {
+            pool,
+            readers,
+            backend,
+            write_gate,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -183,6 +200,11 @@ impl Store {
         F: FnOnce(&mut DbConn) -> Result<T, E>,
         E: From<StorageError> + From<diesel::result::Error>,
     {
+        // A panic while holding the gate poisons it; the gate guards no data, so go on.
+        let _turn = self.write_gate.as_ref().map(|gate| {
+            gate.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        });
         let mut conn = self.connection()?;
         conn.transaction(f)
     }
@@ -208,7 +230,18 @@ impl Store {
         T: Send + 'static,
         E: From<StorageError> + From<diesel::result::Error> + Send + 'static,
     {
-        self.write(f).await
+        let readers = self.readers.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            span.in_scope(|| {
+                let mut conn = readers
+                    .get()
+                    .map_err(|e| StorageError::Pool(e.to_string()))?;
+                conn.transaction(f)
+            })
+        })
+        .await
+        .map_err(|e| E::from(StorageError::Task(e.to_string())))?
     }
 
     /// True when the database answers a trivial query.

@@ -111,6 +111,22 @@ pub fn get(conn: &mut DbConn, id: &str) -> Result<Option<WorkOrder>, StorageErro
     row.map(WorkOrder::try_from).transpose()
 }
 
+/// The order, its row share-locked to the end of the transaction on PostgreSQL: a step that
+/// depends on the order's state without changing it (an evidence upload) keeps that state
+/// from changing under it. (SQLite writers hold the database's lock already.)
+pub fn get_steady(conn: &mut DbConn, id: &str) -> Result<Option<WorkOrder>, StorageError> {
+    let row = match conn {
+        DbConn::Pg(pg) => work_orders::table
+            .find(id)
+            .select(WorkOrderRow::as_select())
+            .for_share()
+            .first(pg)
+            .optional()?,
+        DbConn::Sqlite(_) => return get(conn, id),
+    };
+    row.map(WorkOrder::try_from).transpose()
+}
+
 /// Writes the next state only if nobody changed the row since `expected_version` was read.
 pub fn update(
     conn: &mut DbConn,
@@ -143,26 +159,33 @@ pub fn next_reference_seq(
     province: &str,
     day: &str,
 ) -> Result<i64, StorageError> {
-    let current: Option<i64> = reference_counters::table
+    // One atomic upsert: concurrent openers each get their own number, whatever locks the
+    // caller holds; the row stays locked by this transaction until it ends.
+    let first = (
+        reference_counters::province.eq(province),
+        reference_counters::day.eq(day),
+        reference_counters::last.eq(1i64),
+    );
+    let bump = reference_counters::last.eq(reference_counters::last + 1i64);
+    let key = (reference_counters::province, reference_counters::day);
+    match conn {
+        DbConn::Pg(c) => diesel::insert_into(reference_counters::table)
+            .values(first)
+            .on_conflict(key)
+            .do_update()
+            .set(bump)
+            .execute(c)?,
+        DbConn::Sqlite(c) => diesel::insert_into(reference_counters::table)
+            .values(first)
+            .on_conflict(key)
+            .do_update()
+            .set(bump)
+            .execute(c)?,
+    };
+    Ok(reference_counters::table
         .find((province, day))
         .select(reference_counters::last)
-        .first(conn)
-        .optional()?;
-    let next = current.unwrap_or(0) + 1;
-    if current.is_some() {
-        diesel::update(reference_counters::table.find((province, day)))
-            .set(reference_counters::last.eq(next))
-            .execute(conn)?;
-    } else {
-        diesel::insert_into(reference_counters::table)
-            .values((
-                reference_counters::province.eq(province),
-                reference_counters::day.eq(day),
-                reference_counters::last.eq(next),
-            ))
-            .execute(conn)?;
-    }
-    Ok(next)
+        .first(conn)?)
 }
 
 /// What a caller may see, as a query filter (mirrors `Actor::sees`).

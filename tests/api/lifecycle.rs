@@ -420,7 +420,54 @@ async fn the_province_that_completes_a_registration_holds_the_record(app: TestAp
         .assert_problem(404, "not_found");
 }
 
+/// Writers racing: every concurrent open gets its own reference, and concurrent identical
+/// uploads are one file (on PostgreSQL the chain lock is taken only at the append).
+async fn concurrent_opens_and_uploads_stay_consistent(app: TestApp) {
+    let w = World::new(app).await;
+    let opens = (0..8).map(|_| w.open_order());
+    let orders = futures_util::future::join_all(opens).await;
+    let mut refs: Vec<String> = orders
+        .iter()
+        .map(|o| o["reference"].as_str().unwrap().to_owned())
+        .collect();
+    refs.sort();
+    refs.dedup();
+    assert_eq!(refs.len(), 8, "every reference is its own: {refs:?}");
+
+    let order = w.claimed_order().await;
+    let id = order["id"].as_str().unwrap();
+    let bytes = b"%PDF-1.7 the same form".to_vec();
+    let uploads = (0..4).map(|_| {
+        w.app.upload(
+            id,
+            "registration_form",
+            "application/pdf",
+            bytes.clone(),
+            &w.staff,
+        )
+    });
+    let replies = futures_util::future::join_all(uploads).await;
+    for r in &replies {
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(r.body, replies[0].body, "the same object");
+    }
+    let list = w
+        .app
+        .get(&format!("/api/v1/work-orders/{id}/evidence"), &w.staff)
+        .await;
+    let forms = list.assert_status(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "registration_form")
+        .count();
+    assert_eq!(forms, 1);
+    let verify = w.app.get("/api/v1/audit/verify", &w.auditor).await;
+    assert_eq!(verify.assert_status(200)["ok"], true);
+}
+
 on_both_backends!(
+    concurrent_opens_and_uploads_stay_consistent,
     the_province_that_completes_a_registration_holds_the_record,
     a_matched_order_completes_with_a_verifiable_receipt,
     release_return_fail_cancel_and_reroute_follow_the_life_cycle,

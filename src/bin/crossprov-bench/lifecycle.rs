@@ -1,0 +1,577 @@
+//! N clients loop through complete work-order life cycles against the real service.
+//!
+//! Each life cycle: open (clerk) → GET the order (clerk) → claim (staff) → list (clerk, and
+//! staff polling open orders) → 3 evidence uploads (staff) → signed verification result
+//! (staff) → complete (clerk) → the order's audit events (auditor). 7 state-changing steps
+//! and 4 reads. Every client has its own hall staff member, so claims never conflict.
+
+use std::cell::Cell;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::future::{join, join_all};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::ceiling::{self, Ceiling};
+use crate::client::{jpeg, sha256_hex, Api, Stats};
+use crate::env::{mib, r2, rss_summary, sample_rss, BenchEnv, CpuSnap};
+use crate::report;
+use crate::signer::HallKey;
+use crate::{Backend, Outcome, Res, ServerArgs};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Opts {
+    #[arg(long, value_enum, default_value = "sqlite")]
+    pub backend: Backend,
+    /// Concurrent clients, each looping through life cycles.
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
+    /// How long the clients run.
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u64,
+    /// Measure the database's ceiling first (same number of clients) and report the ratio.
+    #[arg(long)]
+    pub with_ceiling: bool,
+    /// Length of the ceiling run (default: min(seconds, 30)).
+    #[arg(long)]
+    pub ceiling_seconds: Option<u64>,
+    /// The pgbench binary for the PostgreSQL ceiling.
+    #[arg(long)]
+    pub pgbench: Option<PathBuf>,
+    /// Users created and logged in at once during setup (each login is an argon2 hash of
+    /// ~19 MiB: more at once is faster but inflates the server's peak RSS).
+    #[arg(long, default_value_t = 1)]
+    pub setup_concurrency: usize,
+    /// Size of each evidence file, in bytes.
+    #[arg(long, default_value_t = 4096)]
+    pub evidence_size: usize,
+}
+
+pub const OPEN: &str = "POST /api/v1/work-orders";
+pub const GET: &str = "GET /api/v1/work-orders/{id}";
+pub const CLAIM: &str = "POST /api/v1/work-orders/{id}/claim";
+pub const LIST_CLERK: &str = "GET /api/v1/work-orders?limit=20 (clerk)";
+pub const LIST_STAFF: &str = "GET /api/v1/work-orders?state=open&limit=20 (staff)";
+pub const UPLOAD: &str = "POST /api/v1/work-orders/{id}/evidence?kind=";
+pub const VERIFY: &str = "POST /api/v1/work-orders/{id}/verification";
+pub const COMPLETE: &str = "POST /api/v1/work-orders/{id}/complete";
+pub const AUDIT: &str = "GET /api/v1/audit/events?work_order={id} (auditor)";
+
+const KINDS: [&str; 3] = ["id_front", "id_back", "live_photo"];
+/// Target cities of the halls (province, city).
+const CITIES: [(&str, &str); 5] = [
+    ("37", "370100"),
+    ("32", "320100"),
+    ("33", "330100"),
+    ("44", "440100"),
+    ("44", "440300"),
+];
+/// Home provinces of the clerks.
+const HOMES: [&str; 4] = ["53", "11", "51", "61"];
+const ID_NUMBER: &str = "11010519491231002X";
+const NAME: &str = "张三";
+
+struct Hall {
+    id: String,
+    key: HallKey,
+}
+
+struct Person {
+    username: String,
+    token: String,
+    hall: usize,
+}
+
+struct World {
+    halls: Vec<Hall>,
+    staff: Vec<Person>,
+    clerks: Vec<Person>,
+    auditor: String,
+    next_number: Cell<u64>,
+    number_base: u64,
+    evidence_size: usize,
+}
+
+impl World {
+    async fn setup(
+        api: &Api,
+        clients: usize,
+        evidence_size: usize,
+        setup_concurrency: usize,
+    ) -> Res<Self> {
+        let admin = api.login("admin").await?;
+        let n_halls = clients.clamp(1, 8);
+        let mut halls = Vec::new();
+        for i in 0..n_halls {
+            let (province, city) = CITIES[i % CITIES.len()];
+            let id = api
+                .create_hall(&admin, &format!("BENCH-{i:03}"), province, city)
+                .await?;
+            let key = HallKey::generate(&format!("bench-hall-{i:03}"))?;
+            api.expect(
+                Method::POST,
+                &format!("/api/v1/halls/{id}/keys"),
+                Some(&admin),
+                Some(&key.register_body()),
+                201,
+            )
+            .await?;
+            halls.push(Hall { id, key });
+        }
+        let n_clerks = clients.clamp(1, HOMES.len());
+        // Users are made and logged in `setup_concurrency` at a time: argon2 is deliberately
+        // slow, and each hash in flight holds ~19 MiB, which shows in the server's RSS.
+        let clerks = in_waves(n_clerks, setup_concurrency, |i| {
+            let admin = &admin;
+            async move {
+                let username = format!("clerk.{}", HOMES[i]);
+                let token = api
+                    .user_with_token(admin, &username, "clerk", Some(HOMES[i]), None)
+                    .await?;
+                Ok::<_, String>(Person {
+                    username,
+                    token,
+                    hall: 0,
+                })
+            }
+        })
+        .await?;
+        let staff = in_waves(clients, setup_concurrency, |c| {
+            let admin = &admin;
+            let halls = &halls;
+            async move {
+                let username = format!("staff.{c:03}");
+                let hall = c % halls.len();
+                let token = api
+                    .user_with_token(admin, &username, "hall_staff", None, Some(&halls[hall].id))
+                    .await?;
+                Ok::<_, String>(Person {
+                    username,
+                    token,
+                    hall,
+                })
+            }
+        })
+        .await?;
+        let auditor = api
+            .user_with_token(&admin, "auditor", "auditor", None, None)
+            .await?;
+        Ok(Self {
+            halls,
+            staff,
+            clerks,
+            auditor,
+            next_number: Cell::new(0),
+            // A random block of numbers, so runs never collide even on a shared database.
+            number_base: u64::from(rand::random::<u32>() % 400_000_000),
+            evidence_size,
+        })
+    }
+
+    /// A fresh mainland mobile number (1[3-9] + 9 digits) for every order.
+    fn msisdn(&self) -> String {
+        let n = self.next_number.get();
+        self.next_number.set(n + 1);
+        format!("13{:09}", (self.number_base + n) % 1_000_000_000)
+    }
+}
+
+/// Runs `f(0..n)` at most `k` at a time, results in order.
+async fn in_waves<T, F, Fut>(n: usize, k: usize, f: F) -> Res<Vec<T>>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Res<T>>,
+{
+    use futures_util::StreamExt;
+    futures_util::stream::iter(0..n)
+        .map(f)
+        .buffered(k.max(1))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+enum End {
+    Done,
+    Deadline,
+    Failed,
+}
+
+/// One complete life cycle; stops early (not an error) once the deadline has passed.
+async fn cycle(w: &World, api: &Api, st: &mut Stats, c: usize, deadline: Instant) -> End {
+    let staff = &w.staff[c];
+    let hall = &w.halls[staff.hall];
+    let clerk = &w.clerks[c % w.clerks.len()];
+    macro_rules! step {
+        ($e:expr) => {{
+            if Instant::now() >= deadline {
+                return End::Deadline;
+            }
+            match $e.await {
+                Some(v) => v,
+                None => return End::Failed,
+            }
+        }};
+    }
+    let body = json!({
+        "msisdn": w.msisdn(), "target_province": CITIES[staff.hall % CITIES.len()].0,
+        "target_city": CITIES[staff.hall % CITIES.len()].1, "target_hall_id": hall.id,
+        "reason": "用户长期在外省居住", "expected_name": NAME,
+    });
+    let order = step!(api.json(
+        st,
+        OPEN,
+        true,
+        Method::POST,
+        "/api/v1/work-orders",
+        &clerk.token,
+        Some(&body)
+    ));
+    let (Some(id), Some(msisdn)) = (order["id"].as_str(), order["msisdn"].as_str()) else {
+        st.err(OPEN, true, format!("open: no id/msisdn in {order}"));
+        return End::Failed;
+    };
+    let base = format!("/api/v1/work-orders/{id}");
+    step!(api.call(st, GET, false, Method::GET, &base, &clerk.token, None));
+    step!(api.call(
+        st,
+        CLAIM,
+        true,
+        Method::POST,
+        &format!("{base}/claim"),
+        &staff.token,
+        None
+    ));
+    step!(api.call(
+        st,
+        LIST_CLERK,
+        false,
+        Method::GET,
+        "/api/v1/work-orders?limit=20",
+        &clerk.token,
+        None
+    ));
+    step!(api.call(
+        st,
+        LIST_STAFF,
+        false,
+        Method::GET,
+        "/api/v1/work-orders?state=open&limit=20",
+        &staff.token,
+        None
+    ));
+    let mut evidence = Vec::new();
+    for kind in KINDS {
+        let bytes = jpeg(&format!("{id}/{kind}"), w.evidence_size);
+        evidence.push(json!({ "kind": kind, "sha256": sha256_hex(&bytes) }));
+        step!(api.call(
+            st,
+            UPLOAD,
+            true,
+            Method::POST,
+            &format!("{base}/evidence?kind={kind}"),
+            &staff.token,
+            Some(("image/jpeg", Bytes::from(bytes)))
+        ));
+    }
+    let payload = json!({
+        "wo": id, "hall": hall.id, "staff": staff.username, "msisdn": msisdn, "outcome": "match",
+        "document": { "type": "resident_id", "number": ID_NUMBER, "name": NAME, "valid_until": "2035-06-30" },
+        "method": { "chip_read": true, "face_match_score": 0.97, "operator_checked": true },
+        "evidence": evidence,
+        "iat": chrono::Utc::now().timestamp(), "jti": uuid::Uuid::new_v4().to_string(),
+    });
+    let result = json!({ "result": hall.key.sign(&payload) });
+    step!(api.call(
+        st,
+        VERIFY,
+        true,
+        Method::POST,
+        &format!("{base}/verification"),
+        &staff.token,
+        Some(("application/json", Bytes::from(result.to_string())))
+    ));
+    step!(api.call(
+        st,
+        COMPLETE,
+        true,
+        Method::POST,
+        &format!("{base}/complete"),
+        &clerk.token,
+        Some(("application/json", Bytes::from_static(b"{}")))
+    ));
+    step!(api.call(
+        st,
+        AUDIT,
+        false,
+        Method::GET,
+        &format!("/api/v1/audit/events?work_order={id}"),
+        &w.auditor,
+        None
+    ));
+    End::Done
+}
+
+async fn client_loop(w: &World, api: &Api, c: usize, deadline: Instant) -> Stats {
+    let mut st = Stats::default();
+    while Instant::now() < deadline {
+        let before = st.errors;
+        match cycle(w, api, &mut st, c, deadline).await {
+            End::Done => st.cycles += 1,
+            End::Deadline => break,
+            End::Failed => {
+                // Do not spin on a dead server.
+                if st.errors > before {
+                    actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+    st
+}
+
+pub struct Measured {
+    pub stats: Stats,
+    pub secs: f64,
+    pub rss: Vec<u64>,
+    pub baseline_rss_kib: Option<u64>,
+    pub cpu: Value,
+}
+
+pub fn run(o: &Opts, args: &ServerArgs) -> Res<Outcome> {
+    let clients = o.clients.max(1);
+    let ceiling = if o.with_ceiling {
+        let secs = o.ceiling_seconds.unwrap_or(o.seconds.min(30));
+        Some(ceiling::measure(
+            o.backend,
+            clients,
+            secs,
+            o.pgbench.as_deref(),
+            args.keep,
+        )?)
+    } else {
+        None
+    };
+    let busy_before = crate::env::idle_check("lifecycle");
+    let env = BenchEnv::prepare(o.backend, args, "lifecycle")?;
+    let mut server = env.start_server(&[])?;
+    eprintln!(
+        "lifecycle: {} ({}), server pid {} at {}; seeding users …",
+        o.backend.as_str(),
+        env.pg_name().unwrap_or(&env.database_url),
+        server.pid,
+        server.base
+    );
+    let api = Api::new(&server.base)?;
+    let pid = server.pid;
+    let measured = actix_web::rt::System::new().block_on(async {
+        server.wait_ready(&api, Duration::from_secs(120)).await?;
+        let world = World::setup(&api, clients, o.evidence_size, o.setup_concurrency).await?;
+        eprintln!("lifecycle: {clients} clients for {} s …", o.seconds);
+        let baseline_rss_kib = crate::env::proc_status_kib(pid, "VmRSS");
+        let stop = Cell::new(false);
+        let cpu0 = CpuSnap::take(pid);
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(o.seconds);
+        let load = async {
+            let all = join_all((0..clients).map(|c| client_loop(&world, &api, c, deadline))).await;
+            stop.set(true);
+            all
+        };
+        let (per_client, rss) = join(load, sample_rss(pid, &stop)).await;
+        let secs = started.elapsed().as_secs_f64();
+        let cpu = cpu0.usage(&CpuSnap::take(pid));
+        let mut stats = Stats::default();
+        for s in per_client {
+            stats.merge(s);
+        }
+        Ok::<_, String>(Measured {
+            stats,
+            secs,
+            rss,
+            baseline_rss_kib,
+            cpu,
+        })
+    })?;
+    let peak = server.status_kib("VmHWM");
+    let alive = server.is_running();
+    let warnings = server.log_warnings(5);
+    let (chain, verify_secs) = env.verify_chain()?;
+    server.stop();
+    let mut out = render(
+        o,
+        clients,
+        &env,
+        &measured,
+        peak,
+        alive,
+        &warnings,
+        ceiling,
+        &chain.raw,
+        chain.ok,
+        verify_secs,
+    );
+    out.json["machine_busy_before_pct"] = json!(busy_before);
+    if let Some(b) = busy_before.filter(|&b| b > 15.0) {
+        out.table.push_str(&format!(
+            "WARNING: the machine was {b:.0}% busy with other processes just before the run\n"
+        ));
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render(
+    o: &Opts,
+    clients: usize,
+    env: &BenchEnv,
+    m: &Measured,
+    peak: Option<u64>,
+    alive: bool,
+    warnings: &[String],
+    ceiling: Option<Ceiling>,
+    chain: &Value,
+    chain_ok: bool,
+    verify_secs: f64,
+) -> Outcome {
+    let st = &m.stats;
+    let secs = m.secs;
+    let rows = report::rows(st, secs);
+    let steps: u64 = st
+        .eps
+        .iter()
+        .filter(|e| e.write)
+        .map(|e| e.lat_us.len() as u64)
+        .sum();
+    let requests: u64 = st.eps.iter().map(|e| e.lat_us.len() as u64).sum();
+    let steps_per_s = steps as f64 / secs;
+    let ratio = ceiling.as_ref().map(|c| steps_per_s / c.tps.max(1e-9));
+    let rss = rss_summary(&m.rss);
+    let mut t = format!(
+        "crossprov-bench lifecycle — backend {}, {clients} clients, {} s requested, {secs:.1} s measured\n",
+        o.backend.as_str(),
+        o.seconds
+    );
+    t.push_str(&format!(
+        "life cycles: {} ({:.2}/s)   state-changing steps: {steps} ({steps_per_s:.1}/s)   \
+         requests: {requests} ({:.1}/s)   errors: {}\n\n",
+        st.cycles,
+        st.cycles as f64 / secs,
+        requests as f64 / secs,
+        st.errors
+    ));
+    t.push_str(&report::table(&rows));
+    t.push_str(&report::errors_text(st));
+    t.push_str(&format!(
+        "\nserver: peak RSS (VmHWM) {}; VmRSS before load {}, during load min {} / avg {} / max {}\n",
+        mib(peak),
+        mib(m.baseline_rss_kib),
+        mib(rss["min_kib"].as_u64()),
+        mib(rss["avg_kib"].as_u64()),
+        mib(rss["max_kib"].as_u64()),
+    ));
+    let f = |k: &str| {
+        m.cpu[k]
+            .as_f64()
+            .map(|x| format!("{x:.0}%"))
+            .unwrap_or_else(|| "?".into())
+    };
+    t.push_str(&format!(
+        "CPU during load (% of one core): server {}, bench client {}, everything else {} \
+         (database processes, kernel); machine {} busy, {} iowait of {} cores\n",
+        f("server_pct_of_one_core"),
+        f("bench_pct_of_one_core"),
+        f("other_pct_of_one_core"),
+        f("machine_busy_pct"),
+        f("machine_iowait_pct"),
+        m.cpu["cores"]
+    ));
+    if let Some(c) = &ceiling {
+        t.push_str(&c.text);
+        t.push_str(&format!(
+            "service steps/s ÷ ceiling tps = {steps_per_s:.1} / {:.1} = {:.3}\n",
+            c.tps,
+            ratio.unwrap_or(0.0)
+        ));
+    }
+    t.push_str(&format!(
+        "audit chain after the run: {} ({} events; crossprov audit verify took {verify_secs:.2} s)\n",
+        if chain_ok { "intact" } else { "BROKEN" },
+        chain["checked"]
+    ));
+    if !warnings.is_empty() {
+        t.push_str("server log warnings/errors (first few):\n");
+        for w in warnings {
+            t.push_str("  ");
+            t.push_str(w);
+            t.push('\n');
+        }
+    }
+    let mut problems = Vec::new();
+    if st.errors > 0 {
+        problems.push(format!(
+            "lifecycle {}: {} request errors, first: {}",
+            o.backend.as_str(),
+            st.errors,
+            st.first_errors.first().cloned().unwrap_or_default()
+        ));
+    }
+    if st.cycles == 0 {
+        problems.push(format!(
+            "lifecycle {}: no life cycle completed",
+            o.backend.as_str()
+        ));
+    }
+    if !chain_ok {
+        problems.push(format!(
+            "lifecycle {}: audit chain does not verify: {chain}",
+            o.backend.as_str()
+        ));
+    }
+    if !alive {
+        problems.push(format!(
+            "lifecycle {}: the server died during the run",
+            o.backend.as_str()
+        ));
+    }
+    // The ceiling's own errors (SQLite writers starved past busy_timeout, pgbench failures)
+    // are part of what it measures: shown above and in the JSON, not a failed run.
+    let json = json!({
+        "mode": "lifecycle",
+        "backend": o.backend.as_str(),
+        "database": env.pg_name().unwrap_or(&env.database_url),
+        "clients": clients,
+        "seconds": o.seconds,
+        "elapsed_s": r2(secs),
+        "evidence_size": o.evidence_size,
+        "cycles": st.cycles,
+        "cycles_per_s": r2(st.cycles as f64 / secs),
+        "steps": steps,
+        "steps_per_s": r2(steps_per_s),
+        "requests": requests,
+        "requests_per_s": r2(requests as f64 / secs),
+        "errors": st.errors,
+        "first_errors": st.first_errors,
+        "endpoints": rows.iter().map(|r| r.json()).collect::<Vec<_>>(),
+        "server": {
+            "peak_rss_kib": peak,
+            "rss_before_load_kib": m.baseline_rss_kib,
+            "rss_during_load": rss,
+            "alive_at_end": alive,
+            "log_warnings": warnings,
+        },
+        "cpu": m.cpu,
+        "ceiling": ceiling.as_ref().map(|c| c.json.clone()),
+        "steps_per_s_over_ceiling_tps": ratio.map(|r| (r * 1000.0).round() / 1000.0),
+        "chain": { "ok": chain_ok, "verify": chain, "verify_s": r2(verify_secs) },
+        "cpu_note": "server/bench/other in % of one core; other = machine busy minus server and bench (database processes, kernel)",
+    });
+    Outcome {
+        json,
+        table: t,
+        problems,
+    }
+}

@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{audit_checkpoints, audit_events, audit_head, work_orders};
+use super::schema::{audit_checkpoints, audit_events, audit_head, audit_msisdn, work_orders};
 use super::{DbConn, MultiBackend, StorageError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -80,6 +80,14 @@ pub fn insert(conn: &mut DbConn, row: &AuditRow) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Records that event `seq` names `msisdn` in its detail.
+pub fn index_msisdn(conn: &mut DbConn, msisdn: &str, seq: i64) -> Result<(), StorageError> {
+    diesel::insert_into(audit_msisdn::table)
+        .values((audit_msisdn::msisdn.eq(msisdn), audit_msisdn::seq.eq(seq)))
+        .execute(conn)?;
+    Ok(())
+}
+
 pub fn set_head(conn: &mut DbConn, head: &Head) -> Result<(), StorageError> {
     diesel::update(audit_head::table.find(1))
         .set((
@@ -119,10 +127,12 @@ pub fn query(
         let orders = work_orders::table
             .filter(work_orders::msisdn.eq(m.clone()))
             .select(work_orders::id.nullable());
-        // Reads of the subscriber's record name the number in their detail, which is
-        // canonical JSON, so the exact member text identifies them.
-        let named = format!("%\"msisdn\":\"{m}\"%");
-        q = q.filter(a::work_order.eq_any(orders).or(a::detail.like(named)));
+        // Events that name the number in their detail (reads of the subscriber's record)
+        // are indexed in `audit_msisdn` as they are appended.
+        let named = audit_msisdn::table
+            .filter(audit_msisdn::msisdn.eq(m.clone()))
+            .select(audit_msisdn::seq);
+        q = q.filter(a::work_order.eq_any(orders).or(a::seq.eq_any(named)));
     }
     if let Some(p) = &f.province {
         let orders = work_orders::table

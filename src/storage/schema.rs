@@ -176,6 +176,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit_msisdn (msisdn, seq) {
+        msisdn -> Text,
+        seq -> BigInt,
+    }
+}
+
 diesel::joinable!(hall_keys -> halls (hall_id));
 diesel::allow_tables_to_appear_in_same_query!(
     provinces,
@@ -192,4 +199,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     service_keys,
     service_secrets,
     evidence_files,
+    audit_msisdn,
 );

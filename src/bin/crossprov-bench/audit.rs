@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use crossprov::audit::chain::{canonical_detail, leaf_hash_hex, EventFields};
 use crossprov::audit::log::format_at;
 use crossprov::storage::audit::AuditRow;
-use crossprov::storage::schema::{audit_events, audit_head, work_orders};
+use crossprov::storage::schema::{audit_events, audit_head, audit_msisdn, work_orders};
 use crossprov::storage::{DbConn, Store};
 
 use crate::client::{Api, Stats};
@@ -626,6 +626,22 @@ macro_rules! write_batch {
         $conn.transaction::<(), diesel::result::Error, _>(|c| {
             for chunk in b.events.chunks(per) {
                 diesel::insert_into(audit_events::table)
+                    .values(chunk)
+                    .execute(c)?;
+            }
+            // The service indexes events that name a number (see `audit::log::append`).
+            let named: Vec<_> = b
+                .events
+                .iter()
+                .filter(|e| e.detail.contains("\"msisdn\""))
+                .filter_map(|e| {
+                    let v: serde_json::Value = serde_json::from_str(&e.detail).ok()?;
+                    let m = v.get("msisdn")?.as_str()?.to_owned();
+                    Some((audit_msisdn::msisdn.eq(m), audit_msisdn::seq.eq(e.seq)))
+                })
+                .collect();
+            for chunk in named.chunks(per) {
+                diesel::insert_into(audit_msisdn::table)
                     .values(chunk)
                     .execute(c)?;
             }

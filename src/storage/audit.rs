@@ -124,15 +124,24 @@ pub fn query(
         q = q.filter(a::work_order.eq(wo.clone()));
     }
     if let Some(m) = &f.msisdn {
+        // The events of the number's orders, plus those that name it in their detail (reads
+        // of the subscriber's record, indexed in `audit_msisdn` as they are appended). A
+        // number has few events: collecting their seqs first lets both databases answer from
+        // indexes (an OR of two subqueries makes PostgreSQL scan the whole table).
         let orders = work_orders::table
             .filter(work_orders::msisdn.eq(m.clone()))
             .select(work_orders::id.nullable());
-        // Events that name the number in their detail (reads of the subscriber's record)
-        // are indexed in `audit_msisdn` as they are appended.
-        let named = audit_msisdn::table
-            .filter(audit_msisdn::msisdn.eq(m.clone()))
-            .select(audit_msisdn::seq);
-        q = q.filter(a::work_order.eq_any(orders).or(a::seq.eq_any(named)));
+        let mut seqs: Vec<i64> = a::audit_events
+            .filter(a::work_order.eq_any(orders))
+            .select(a::seq)
+            .load(conn)?;
+        seqs.extend(
+            audit_msisdn::table
+                .filter(audit_msisdn::msisdn.eq(m.clone()))
+                .select(audit_msisdn::seq)
+                .load::<i64>(conn)?,
+        );
+        q = q.filter(a::seq.eq_any(seqs));
     }
     if let Some(p) = &f.province {
         let orders = work_orders::table

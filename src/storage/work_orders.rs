@@ -10,27 +10,27 @@ use crate::domain::work_order::{State, WorkOrder};
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = work_orders)]
 #[diesel(treat_none_as_null = true)]
-struct WorkOrderRow {
-    id: String,
-    reference: String,
-    msisdn: String,
-    home_province: String,
-    target_province: String,
-    target_city: String,
-    target_hall_id: Option<String>,
-    state: String,
-    version: i64,
-    reason: String,
-    expected_name: Option<String>,
-    opened_by: String,
-    claimed_by: Option<String>,
-    claimed_hall_id: Option<String>,
-    due_at: NaiveDateTime,
-    deadline_at: NaiveDateTime,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
-    verification_id: Option<String>,
-    receipt: Option<String>,
+pub struct WorkOrderRow {
+    pub id: String,
+    pub reference: String,
+    pub msisdn: String,
+    pub home_province: String,
+    pub target_province: String,
+    pub target_city: String,
+    pub target_hall_id: Option<String>,
+    pub state: String,
+    pub version: i64,
+    pub reason: String,
+    pub expected_name: Option<String>,
+    pub opened_by: String,
+    pub claimed_by: Option<String>,
+    pub claimed_hall_id: Option<String>,
+    pub due_at: NaiveDateTime,
+    pub deadline_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub verification_id: Option<String>,
+    pub receipt: Option<String>,
 }
 
 fn utc(t: NaiveDateTime) -> DateTime<Utc> {

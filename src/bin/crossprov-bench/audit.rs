@@ -87,30 +87,8 @@ pub struct MeasureOpts {
 // ---------------------------------------------------------------------------------------------
 // Seeding
 
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = work_orders)]
-struct OrderRow {
-    id: String,
-    reference: String,
-    msisdn: String,
-    home_province: String,
-    target_province: String,
-    target_city: String,
-    target_hall_id: Option<String>,
-    state: String,
-    version: i64,
-    reason: String,
-    expected_name: Option<String>,
-    opened_by: String,
-    claimed_by: Option<String>,
-    claimed_hall_id: Option<String>,
-    due_at: NaiveDateTime,
-    deadline_at: NaiveDateTime,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
-    verification_id: Option<String>,
-    receipt: Option<String>,
-}
+/// Orders are inserted as the service stores them.
+use crossprov::storage::work_orders::WorkOrderRow as OrderRow;
 
 /// One transaction's worth of rows, and the head after them.
 struct Batch {

@@ -16,6 +16,7 @@
 //! - `audit`: filtered audit queries and full-chain verification on a (seeded) database.
 //! - `smoke`: everything tiny, on SQLite and (when reachable) PostgreSQL; exit 1 on any error.
 
+mod all;
 mod audit;
 mod ceiling;
 mod client;
@@ -95,6 +96,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Everything docs/performance.md reports, one run after the other (about 8 minutes).
+    All(all::Opts),
     /// N clients loop through complete work-order life cycles for S seconds.
     Lifecycle(lifecycle::Opts),
     /// The database's own ceiling: pgbench (PostgreSQL) or a raw SQLite write loop.
@@ -120,7 +123,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         _ if cli.smoke => smoke::run(&smoke::Opts::default(), &cli.server),
-        None => Err("a mode is required: lifecycle, ceiling, evidence, seed-audit, audit or smoke (see --help)".into()),
+        None => Err("a mode is required: all, lifecycle, ceiling, evidence, seed-audit, audit or smoke (see --help)".into()),
+        Some(Command::All(o)) => all::run(&o, &cli.server),
         Some(Command::Lifecycle(o)) => lifecycle::run(&o, &cli.server),
         Some(Command::Ceiling(o)) => ceiling::run_mode(&o),
         Some(Command::Evidence(o)) => evidence::run(&o, &cli.server),

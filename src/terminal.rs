@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Settings;
 use crate::domain::evidence::{EvidenceKind, MediaType, SNIFF_LEN};
-use crate::service::evidence::{check_stored, StoredCheck};
+use crate::service::evidence::check_stored;
 use crate::storage::evidence as rows;
 use crate::storage::objects::EvidenceStore;
 use crate::storage::{DatabaseUrl, Store};
@@ -271,8 +271,6 @@ pub async fn verify_store(s: &Settings) -> Result<(bool, Value), String> {
 async fn verdict(objects: &EvidenceStore, sha: &str) -> Result<Option<String>, String> {
     match check_stored(objects, sha).await {
         Ok(()) => Ok(None),
-        Err(StoredCheck::Missing) => Ok(Some("no stored object".to_owned())),
-        Err(StoredCheck::Mismatch(actual)) => Ok(Some(format!("stored bytes hash to {actual}"))),
-        Err(StoredCheck::Store(e)) => Err(e.to_string()),
+        Err(bad) => bad.verdict().map(Some).map_err(|e| e.to_string()),
     }
 }

@@ -39,17 +39,20 @@ pub async fn upload(req: HttpRequest, mut body: web::Payload, id: web::Path<Stri
     let services = services(&req)?;
     // The contract's order of refusals: 413 → 415 → 401 → 400.
     let limit = services.settings.limits.evidence_bytes;
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            Some("body"),
+            format!("an evidence file may be at most {limit} bytes"),
+        )
+    };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            Some("body"),
-            format!("an evidence file may be at most {limit} bytes"),
-        ));
+        return Err(too_large());
     }
     let media = req
         .headers()
@@ -80,11 +83,7 @@ pub async fn upload(req: HttpRequest, mut body: web::Payload, id: web::Path<Stri
         }
     }
     if head.len() > limit {
-        return Err(ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            Some("body"),
-            format!("an evidence file may be at most {limit} bytes"),
-        ));
+        return Err(too_large());
     }
     media.check_label(&head[..head.len().min(SNIFF_LEN)])?;
     let actor = authenticate(&req, &services)?;

@@ -249,11 +249,10 @@ impl Services {
     /// Logs, counts and audits a stored file that failed its check; answers the caller's error.
     async fn integrity_failure(&self, row: &EvidenceRow, why: StoredCheck, asker: &str) -> Error {
         let missing = matches!(why, StoredCheck::Missing);
-        let reason = match why {
-            StoredCheck::Mismatch(actual) => format!("stored bytes hash to {actual}"),
-            StoredCheck::Missing => "no stored object".to_owned(),
+        let reason = match why.verdict() {
+            Ok(reason) => reason,
             // The store did not answer: not a verdict on the file.
-            StoredCheck::Store(e) => return Error::Evidence(e),
+            Err(e) => return Error::Evidence(e),
         };
         self.evidence_failures.inc();
         tracing::error!(
@@ -350,6 +349,17 @@ pub enum StoredCheck {
     Mismatch(String),
     Missing,
     Store(ObjectError),
+}
+
+impl StoredCheck {
+    /// Why the file is bad, or the store's own failure (which says nothing about the file).
+    pub fn verdict(self) -> std::result::Result<String, ObjectError> {
+        match self {
+            Self::Mismatch(actual) => Ok(format!("stored bytes hash to {actual}")),
+            Self::Missing => Ok("no stored object".to_owned()),
+            Self::Store(e) => Err(e),
+        }
+    }
 }
 
 /// Re-hashes a stored object; Ok when its bytes still hash to its name.

@@ -169,7 +169,7 @@ impl Services {
             .store
             .write(move |tx| -> std::result::Result<T, RolledBack> {
                 if lock_first {
-                    crate::audit::lock(tx).map_err(|e| RolledBack(Refusal::Plain(e.into())))?;
+                    crate::audit::lock(tx)?;
                 }
                 // Read the clock only once the chain is ours, so `at` never runs backwards
                 // against `seq` however long the lock took.

@@ -129,6 +129,30 @@ impl r2d2::ManageConnection for Connector {
     }
 }
 
+/// One transaction on a connection from `pool`.
+fn in_transaction<T, E, F>(pool: &r2d2::Pool<Connector>, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<StorageError> + From<diesel::result::Error>,
+{
+    let mut pooled = pool.get().map_err(|e| StorageError::Pool(e.to_string()))?;
+    let conn: &mut DbConn = &mut pooled;
+    conn.transaction(f)
+}
+
+/// Runs blocking database work on the blocking pool, inside the caller's span.
+async fn off_the_async_threads<T, E, F>(work: F) -> Result<T, E>
+where
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<StorageError> + Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
+        .await
+        .map_err(|e| E::from(StorageError::Task(e.to_string())))?
+}
+
 /// The pools plus the rule that every write is one transaction run off the async threads.
 /// Reads and writes have separate pools, so readers never queue behind writers waiting for
 /// the audit chain's lock. On SQLite writers also take turns in-process (`write_gate`):
@@ -212,9 +236,7 @@ impl Store {
             gate.lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
         });
-        let mut pooled = self.connection()?;
-        let conn: &mut DbConn = &mut pooled;
-        conn.transaction(f)
+        in_transaction(&self.pool, f)
     }
 
     /// Runs a write transaction on the blocking pool, keeping the caller's span.
@@ -225,10 +247,7 @@ impl Store {
         E: From<StorageError> + From<diesel::result::Error> + Send + 'static,
     {
         let store = self.clone();
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(|| store.write_blocking(f)))
-            .await
-            .map_err(|e| E::from(StorageError::Task(e.to_string())))?
+        off_the_async_threads(move || store.write_blocking(f)).await
     }
 
     /// Reads run in a transaction too, so a multi-query read sees one snapshot.
@@ -239,18 +258,7 @@ impl Store {
         E: From<StorageError> + From<diesel::result::Error> + Send + 'static,
     {
         let readers = self.readers.clone();
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
-            span.in_scope(|| {
-                let mut pooled = readers
-                    .get()
-                    .map_err(|e| StorageError::Pool(e.to_string()))?;
-                let conn: &mut DbConn = &mut pooled;
-                conn.transaction(f)
-            })
-        })
-        .await
-        .map_err(|e| E::from(StorageError::Task(e.to_string())))?
+        off_the_async_threads(move || in_transaction(&readers, f)).await
     }
 
     /// True when the database answers a trivial query.

@@ -171,8 +171,9 @@ impl Services {
                 if lock_first {
                     crate::audit::lock(tx)?;
                 }
-                // Read the clock only once the chain is ours, so `at` never runs backwards
-                // against `seq` however long the lock took.
+                // When the lock is taken first, read the clock only once the chain is ours, so
+                // `at` never runs backwards against `seq` however long the lock took (with a
+                // late lock, see `change_late`).
                 let now = clock.now();
                 step(tx, now).map_err(RolledBack)
             })

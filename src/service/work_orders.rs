@@ -144,6 +144,13 @@ pub(super) fn load_for(
     Ok(order)
 }
 
+/// The order, if the caller sees it; out of scope answers exactly like absent (404).
+pub(super) fn load_visible(conn: &mut DbConn, id: &str, actor: &Actor) -> Result<WorkOrder> {
+    Ok(work_orders::get(conn, id)?
+        .filter(|o| actor.sees(o))
+        .ok_or_else(|| DomainError::NotFound("work order".into()))?)
+}
+
 /// A refused attempt on an order is itself an audit event (scope and role violations).
 fn denied(e: DomainError, work_order: Option<&str>, kind: Kind) -> Refusal {
     let detail = json!({ "attempted": kind.name(), "code": e.code().as_str() });
@@ -289,9 +296,7 @@ impl Services {
     pub async fn get_work_order(&self, actor: Actor, id: String) -> Result<WorkOrderView> {
         self.store
             .read(move |c| {
-                let order = work_orders::get(c, &id)?
-                    .filter(|o| actor.sees(o))
-                    .ok_or_else(|| DomainError::NotFound("work order".into()))?;
+                let order = load_visible(c, &id, &actor)?;
                 view(c, &order, &actor)
             })
             .await
@@ -475,9 +480,7 @@ impl Services {
         actor.require(Permission::ReadOrderEvents)?;
         self.store
             .read(move |c| {
-                let order = work_orders::get(c, &id)?
-                    .filter(|o| actor.sees(o))
-                    .ok_or_else(|| DomainError::NotFound("work order".into()))?;
+                let order = load_visible(c, &id, &actor)?;
                 let rows = storage::audit::for_work_order(c, &order.id)?;
                 Ok(EventList {
                     items: rows.into_iter().map(Into::into).collect(),

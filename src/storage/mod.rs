@@ -7,6 +7,7 @@ pub mod evidence;
 pub mod halls;
 pub mod migrate;
 pub mod objects;
+pub mod offline;
 pub mod schema;
 pub mod secrets;
 pub mod subscribers;

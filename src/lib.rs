@@ -15,3 +15,6 @@ pub mod startup;
 pub mod storage;
 pub mod telemetry;
 pub mod terminal;
+
+/// The contract's error codes, for the black-box tests that walk them.
+pub use http::problem::ErrorCode;

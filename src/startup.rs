@@ -10,7 +10,7 @@ use actix_web::{web, App, HttpServer};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
-use crate::domain::ErrorCode;
+use crate::http::problem::ErrorCode;
 use crate::http::{self, metrics::Metrics, problem};
 use crate::service::{self, Services};
 

@@ -2,7 +2,7 @@
 //! file's first bytes prove its type. Pure: the bytes come in, a verdict goes out.
 
 use super::access::{Actor, Permission, Role};
-use super::error::{DomainError, ErrorCode};
+use super::error::{DomainError, Invalid};
 use super::verification::EvidenceClaim;
 use super::work_order::{State, WorkOrder};
 
@@ -86,11 +86,10 @@ impl MediaType {
         if Self::sniff(head) == Some(self) {
             Ok(())
         } else {
-            Err(DomainError::invalid(
-                ErrorCode::UnsupportedMediaType,
-                "Content-Type",
-                format!("the file's bytes are not {}", self.as_str()),
-            ))
+            Err(DomainError::MislabelledFile(format!(
+                "the file's bytes are not {}",
+                self.as_str()
+            )))
         }
     }
 }
@@ -152,7 +151,7 @@ pub fn authorize_file(uploaded_by_hall: &str, by: &Actor) -> Result<(), DomainEr
 }
 
 fn missing(field: String, detail: String) -> DomainError {
-    DomainError::invalid(ErrorCode::MissingEvidence, field, detail)
+    DomainError::invalid(Invalid::MissingEvidence, field, detail)
 }
 
 /// Every entry of the result must name a file uploaded to this order (same kind and digest),
@@ -261,7 +260,7 @@ mod tests {
         // Same digest under another kind is not the uploaded file.
         let wrong_kind = [claim("id_back", &a), claim("live_photo", &b)];
         let err = check_binding(&wrong_kind, &uploaded, true, &required).unwrap_err();
-        assert_eq!(err.code(), ErrorCode::MissingEvidence);
+        assert_eq!(err.what(), Some(Invalid::MissingEvidence));
         assert_eq!(err.field(), Some("evidence[0]"));
 
         // A match without a required kind is refused; other outcomes need none.

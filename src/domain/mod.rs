@@ -11,7 +11,7 @@ pub mod region;
 pub mod verification;
 pub mod work_order;
 
-pub use error::{DomainError, ErrorCode, Lang};
+pub use error::{DomainError, Invalid};
 
 /// Lowercase hex SHA-256, the digest every hash in the contract uses.
 pub fn sha256_hex(bytes: &[u8]) -> String {

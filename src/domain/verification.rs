@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::document::{self, DocumentType};
-use super::error::{DomainError, ErrorCode};
+use super::error::{DomainError, Invalid};
 use super::masking::{mask_id, mask_name};
 use super::work_order::WorkOrder;
 
@@ -95,7 +95,7 @@ impl DocumentClaims {
 
 fn mismatch(field: &str, what: &str) -> DomainError {
     DomainError::invalid(
-        ErrorCode::ClaimsMismatch,
+        Invalid::ClaimsMismatch,
         field.to_owned(),
         format!("the result's {field} does not agree with {what}"),
     )
@@ -126,14 +126,14 @@ pub fn check_claims(
 /// The outcome must be one the contract knows.
 pub fn parse_outcome(claims: &ResultClaims) -> Result<Outcome, DomainError> {
     Outcome::parse(&claims.outcome)
-        .ok_or_else(|| DomainError::invalid(ErrorCode::InvalidResult, "outcome", "unknown outcome"))
+        .ok_or_else(|| DomainError::invalid(Invalid::MalformedResult, "outcome", "unknown outcome"))
 }
 
 /// `iat` within the allowed skew either way of the server's clock.
 pub fn check_fresh(iat: i64, now: DateTime<Utc>, max_skew_seconds: i64) -> Result<(), DomainError> {
     if (now.timestamp() - iat).abs() > max_skew_seconds {
         return Err(DomainError::invalid(
-            ErrorCode::StaleResult,
+            Invalid::StaleResult,
             "iat",
             format!("iat is more than {max_skew_seconds} s away from the server's clock"),
         ));
@@ -151,7 +151,7 @@ pub fn check_document(
     let Some(doc) = doc else {
         return match outcome {
             Outcome::Match | Outcome::Mismatch => Err(DomainError::invalid(
-                ErrorCode::InvalidResult,
+                Invalid::MalformedResult,
                 "document",
                 "a match or mismatch must name the document checked",
             )),
@@ -163,16 +163,16 @@ pub fn check_document(
     }
     let Some(doc_type) = DocumentType::parse(&doc.doc_type) else {
         return Err(DomainError::invalid(
-            ErrorCode::InvalidDocument,
+            Invalid::Document,
             "document.type",
             "unknown document type",
         ));
     };
     if !document::number_is_valid(doc_type, &doc.number, today) {
         let code = if doc_type == DocumentType::ResidentId {
-            ErrorCode::InvalidIdNumber
+            Invalid::IdNumber
         } else {
-            ErrorCode::InvalidDocument
+            Invalid::Document
         };
         return Err(DomainError::invalid(
             code,
@@ -182,7 +182,7 @@ pub fn check_document(
     }
     if doc.name.trim().is_empty() {
         return Err(DomainError::invalid(
-            ErrorCode::InvalidDocument,
+            Invalid::Document,
             "document.name",
             "the document name is empty",
         ));
@@ -192,14 +192,14 @@ pub fn check_document(
         if valid_until != "long_term" && valid_until != "长期" {
             let until = NaiveDate::parse_from_str(valid_until, "%Y-%m-%d").map_err(|_| {
                 DomainError::invalid(
-                    ErrorCode::InvalidDocument,
+                    Invalid::Document,
                     "document.valid_until",
                     "valid_until must be YYYY-MM-DD",
                 )
             })?;
             if outcome == Outcome::Match && until < today {
                 return Err(DomainError::invalid(
-                    ErrorCode::InvalidDocument,
+                    Invalid::Document,
                     "document.valid_until",
                     "the document has expired",
                 ));
@@ -221,7 +221,7 @@ pub fn check_name(
     match (expected_name, doc) {
         (Some(expected), Some(doc)) if doc.name.trim() != expected.trim() => {
             Err(DomainError::invalid(
-                ErrorCode::NameMismatch,
+                Invalid::NameMismatch,
                 "document.name",
                 "the name on the document differs from the expected name",
             ))
@@ -253,10 +253,10 @@ mod tests {
         assert!(check_fresh(1_764_000_300, now, 300).is_ok());
         assert!(check_fresh(1_763_999_700, now, 300).is_ok());
         let err = check_fresh(1_763_999_699, now, 300).unwrap_err();
-        assert_eq!(err.code(), ErrorCode::StaleResult);
+        assert_eq!(err.what(), Some(Invalid::StaleResult));
         assert_eq!(
-            check_fresh(1_764_000_301, now, 300).unwrap_err().code(),
-            ErrorCode::StaleResult
+            check_fresh(1_764_000_301, now, 300).unwrap_err().what(),
+            Some(Invalid::StaleResult)
         );
     }
 
@@ -268,7 +268,7 @@ mod tests {
             today(),
         )
         .unwrap_err();
-        assert_eq!(err.code(), ErrorCode::InvalidIdNumber);
+        assert_eq!(err.what(), Some(Invalid::IdNumber));
         assert_eq!(err.field(), Some("document.number"));
     }
 
@@ -278,8 +278,8 @@ mod tests {
         assert_eq!(
             check_document(Outcome::Match, None, today())
                 .unwrap_err()
-                .code(),
-            ErrorCode::InvalidResult
+                .what(),
+            Some(Invalid::MalformedResult)
         );
     }
 
@@ -290,8 +290,8 @@ mod tests {
         assert_eq!(
             check_document(Outcome::Match, Some(&d), today())
                 .unwrap_err()
-                .code(),
-            ErrorCode::InvalidDocument
+                .what(),
+            Some(Invalid::Document)
         );
     }
 
@@ -304,8 +304,8 @@ mod tests {
         assert_eq!(
             check_name(Outcome::Match, Some(&d), Some("李四"))
                 .unwrap_err()
-                .code(),
-            ErrorCode::NameMismatch
+                .what(),
+            Some(Invalid::NameMismatch)
         );
     }
 

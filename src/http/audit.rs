@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::extract::{query, services, Caller};
 use super::problem::{ApiError, Problem};
-use crate::domain::ErrorCode;
+use crate::http::problem::ErrorCode;
 use crate::service::audit::{
     CheckpointView, ConsistencyProof, ConsistencyQuery, EventPage, EventQuery, ExportFormat,
     InclusionProof, InclusionQuery, VerifyView,

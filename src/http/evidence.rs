@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::extract::{authenticate, query, services, Caller};
 use super::problem::{ApiError, Problem};
 use crate::domain::evidence::{EvidenceKind, MediaType, SNIFF_LEN};
-use crate::domain::ErrorCode;
+use crate::http::problem::ErrorCode;
 use crate::service::evidence::{EvidenceList, EvidenceView};
 use crate::service::Error;
 

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::problem::ApiError;
 use crate::domain::access::Actor;
-use crate::domain::ErrorCode;
+use crate::http::problem::ErrorCode;
 use crate::service::{self, Services};
 
 /// Deeper JSON than this is refused as malformed.

@@ -17,7 +17,7 @@ use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest};
 
-use crate::domain::ErrorCode;
+use crate::http::problem::ErrorCode;
 use problem::ApiError;
 
 /// Every route of the service.

@@ -4,12 +4,180 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::domain::{ErrorCode, Lang};
+use crate::domain::error::Invalid;
+use crate::domain::DomainError;
 use crate::service;
+use crate::storage::objects::ObjectError;
+use crate::storage::StorageError;
+
+/// Every `code` the API can answer with; the strings are part of the public contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::EnumIter)]
+#[strum(serialize_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidRequest,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    InvalidState,
+    AlreadyExists,
+    VersionConflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    InvalidMsisdn,
+    InvalidIdNumber,
+    InvalidDocument,
+    InvalidProvince,
+    InvalidCity,
+    UnknownHall,
+    InvalidKey,
+    BadSignature,
+    UnknownKey,
+    RevokedKey,
+    ClaimsMismatch,
+    InvalidResult,
+    StaleResult,
+    ReplayedResult,
+    MissingEvidence,
+    NameMismatch,
+    OutcomeNotMatch,
+    InvalidField,
+    RateLimited,
+    MethodNotAllowed,
+    EvidenceCorrupted,
+    Internal,
+    Unavailable,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// Short titles, Simplified Chinese first.
+    pub fn title(self, lang: Lang) -> &'static str {
+        let (zh, en) = match self {
+            Self::InvalidRequest => ("请求格式错误", "Malformed request"),
+            Self::Unauthenticated => ("未登录或凭据无效", "Not authenticated"),
+            Self::Forbidden => ("无权执行此操作", "Not allowed for this role"),
+            Self::NotFound => ("未找到", "Not found"),
+            Self::InvalidState => ("当前状态不允许此操作", "Not allowed in the current state"),
+            Self::AlreadyExists => ("已存在", "Already exists"),
+            Self::VersionConflict => ("数据已被他人修改，请刷新后重试", "Version is stale"),
+            Self::PayloadTooLarge => ("请求体过大", "Payload too large"),
+            Self::UnsupportedMediaType => ("不支持的内容类型", "Unsupported media type"),
+            Self::InvalidMsisdn => ("手机号码无效", "Invalid mobile number"),
+            Self::InvalidIdNumber => ("身份证号码无效", "Invalid resident ID number"),
+            Self::InvalidDocument => ("证件信息无效", "Invalid identity document"),
+            Self::InvalidProvince => ("省份代码无效", "Invalid province code"),
+            Self::InvalidCity => ("城市代码无效", "Invalid city code"),
+            Self::UnknownHall => ("营业厅不存在或不在目标城市", "Unknown hall"),
+            Self::InvalidKey => ("公钥无效", "Invalid public key"),
+            Self::BadSignature => ("签名校验失败", "Bad signature"),
+            Self::UnknownKey => ("签名密钥未登记", "Unknown signing key"),
+            Self::RevokedKey => ("签名密钥已吊销", "Signing key revoked"),
+            Self::ClaimsMismatch => ("核验结果与工单不符", "Result does not match the order"),
+            Self::InvalidResult => (
+                "核验结果内容不完整或格式错误",
+                "Malformed verification result",
+            ),
+            Self::StaleResult => ("核验结果签发时间超出允许范围", "Result is stale"),
+            Self::ReplayedResult => ("核验结果已被提交过", "Result was already submitted"),
+            Self::MissingEvidence => ("缺少核验材料", "Missing evidence"),
+            Self::NameMismatch => ("证件姓名与登记姓名不符", "Name does not match"),
+            Self::OutcomeNotMatch => ("核验结论不是“一致”，不能办结", "Outcome is not match"),
+            Self::InvalidField => ("字段取值无效", "Invalid field value"),
+            Self::RateLimited => ("请求过于频繁，请稍后再试", "Too many requests"),
+            Self::MethodNotAllowed => ("不支持的请求方法", "Method not allowed"),
+            Self::EvidenceCorrupted => (
+                "核验材料文件校验失败",
+                "Stored evidence file failed its integrity check",
+            ),
+            Self::Internal => ("服务内部错误", "Internal error"),
+            Self::Unavailable => ("服务暂不可用", "Service unavailable"),
+        };
+        match lang {
+            Lang::Zh => zh,
+            Lang::En => en,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Language of user-facing text: Simplified Chinese unless English is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    Zh,
+    En,
+}
+
 
 tokio::task_local! {
     /// The language of the request being served, set by the `language` middleware.
     pub static LANG: Lang;
+}
+
+impl From<Invalid> for ErrorCode {
+    fn from(what: Invalid) -> Self {
+        match what {
+            Invalid::Msisdn => Self::InvalidMsisdn,
+            Invalid::IdNumber => Self::InvalidIdNumber,
+            Invalid::Document => Self::InvalidDocument,
+            Invalid::Province => Self::InvalidProvince,
+            Invalid::City => Self::InvalidCity,
+            Invalid::UnknownHall => Self::UnknownHall,
+            Invalid::Key => Self::InvalidKey,
+            Invalid::BadSignature => Self::BadSignature,
+            Invalid::UnknownKey => Self::UnknownKey,
+            Invalid::RevokedKey => Self::RevokedKey,
+            Invalid::ClaimsMismatch => Self::ClaimsMismatch,
+            Invalid::MalformedResult => Self::InvalidResult,
+            Invalid::StaleResult => Self::StaleResult,
+            Invalid::ReplayedResult => Self::ReplayedResult,
+            Invalid::MissingEvidence => Self::MissingEvidence,
+            Invalid::NameMismatch => Self::NameMismatch,
+            Invalid::OutcomeNotMatch => Self::OutcomeNotMatch,
+            Invalid::Field => Self::InvalidField,
+        }
+    }
+}
+
+impl From<&DomainError> for ErrorCode {
+    fn from(e: &DomainError) -> Self {
+        match e {
+            DomainError::Forbidden(_) => Self::Forbidden,
+            DomainError::NotFound(_) => Self::NotFound,
+            DomainError::VersionConflict { .. } => Self::VersionConflict,
+            DomainError::InvalidState { .. } => Self::InvalidState,
+            DomainError::AlreadyExists { .. } => Self::AlreadyExists,
+            DomainError::MislabelledFile(_) => Self::UnsupportedMediaType,
+            DomainError::Invalid { what, .. } => (*what).into(),
+        }
+    }
+}
+
+impl From<&service::Error> for ErrorCode {
+    fn from(e: &service::Error) -> Self {
+        use service::Error as E;
+        match e {
+            E::Domain(e) => e.into(),
+            E::Unauthenticated(_) => Self::Unauthenticated,
+            E::RateLimited { .. } => Self::RateLimited,
+            E::BadRequest { .. } => Self::InvalidRequest,
+            E::TooLarge { .. } => Self::PayloadTooLarge,
+            E::Storage(StorageError::Connect(_) | StorageError::Pool(_)) => Self::Unavailable,
+            E::Evidence(ObjectError::Missing(_)) | E::EvidenceCorrupted { .. } => {
+                Self::EvidenceCorrupted
+            }
+            E::Evidence(_) => Self::Unavailable,
+            E::Storage(_) | E::Signing(_) | E::Internal(_) => Self::Internal,
+        }
+    }
 }
 
 pub fn status(code: ErrorCode) -> StatusCode {
@@ -80,7 +248,7 @@ impl std::fmt::Display for ApiError {
 
 impl From<service::Error> for ApiError {
     fn from(e: service::Error) -> Self {
-        let code = e.code();
+        let code = ErrorCode::from(&e);
         if status(code).is_server_error() {
             // The cause goes to the log only; the caller gets the generic title.
             tracing::error!(error = %e, "request failed");
@@ -156,3 +324,26 @@ pub fn negotiate(accept_language: Option<&str>) -> Lang {
 }
 
 impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use strum::IntoEnumIterator;
+
+    use super::*;
+
+    /// Audit details record the domain's reason; it must be the code the caller was answered.
+    #[test]
+    fn every_domain_reason_is_the_code_it_answers_with() {
+        for what in Invalid::iter() {
+            assert_eq!(what.as_str(), ErrorCode::from(what).as_str(), "{what:?}");
+        }
+    }
+
+    #[test]
+    fn every_code_has_a_status_and_titles_in_both_languages() {
+        for code in ErrorCode::iter() {
+            assert!(status(code).is_client_error() || status(code).is_server_error());
+            assert_ne!(code.title(Lang::Zh), code.title(Lang::En), "{code}");
+        }
+    }
+}

@@ -7,7 +7,7 @@ use utoipa::OpenApi;
 use super::extract::services;
 use super::metrics::Metrics;
 use super::problem::ApiError;
-use crate::domain::ErrorCode;
+use crate::http::problem::ErrorCode;
 
 type Reply = Result<HttpResponse, ApiError>;
 

@@ -1,6 +1,6 @@
-//! The service layer's one error type; `http::problem` maps it to statuses.
+//! The service layer's one error type; `http::problem` maps it to the contract's codes and statuses.
 
-use crate::domain::{DomainError, ErrorCode};
+use crate::domain::DomainError;
 use crate::signing::KeyError;
 use crate::storage::objects::ObjectError;
 use crate::storage::StorageError;
@@ -20,6 +20,8 @@ pub enum Error {
         field: Option<String>,
         detail: String,
     },
+    #[error("an evidence file may be at most {limit} bytes")]
+    TooLarge { limit: u64 },
     #[error("signing: {0}")]
     Signing(#[from] KeyError),
     #[error(transparent)]
@@ -44,27 +46,11 @@ impl Error {
         }
     }
 
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            Self::Domain(e) => e.code(),
-            Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
-            Self::RateLimited { .. } => ErrorCode::RateLimited,
-            Self::BadRequest { .. } => ErrorCode::InvalidRequest,
-            Self::Storage(StorageError::Connect(_) | StorageError::Pool(_)) => {
-                ErrorCode::Unavailable
-            }
-            Self::Evidence(ObjectError::Missing(_)) | Self::EvidenceCorrupted { .. } => {
-                ErrorCode::EvidenceCorrupted
-            }
-            Self::Evidence(_) => ErrorCode::Unavailable,
-            Self::Storage(_) | Self::Signing(_) | Self::Internal(_) => ErrorCode::Internal,
-        }
-    }
-
     pub fn field(&self) -> Option<&str> {
         match self {
             Self::Domain(e) => e.field(),
             Self::BadRequest { field, .. } => field.as_deref(),
+            Self::TooLarge { .. } => Some("body"),
             _ => None,
         }
     }
@@ -74,7 +60,9 @@ impl Error {
         match self {
             Self::Domain(e) => Some(e.to_string()),
             Self::Unauthenticated(why) => Some((*why).to_owned()),
-            Self::RateLimited { .. } | Self::BadRequest { .. } => Some(self.to_string()),
+            Self::RateLimited { .. } | Self::BadRequest { .. } | Self::TooLarge { .. } => {
+                Some(self.to_string())
+            }
             Self::EvidenceCorrupted { missing: false, .. } => Some(
                 "the stored file no longer matches its SHA-256; it is not served, and the failure is recorded"
                     .to_owned(),

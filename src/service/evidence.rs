@@ -18,7 +18,7 @@ use super::{recorder, Error, Refusal, Result, Services};
 use crate::audit::Recorder;
 use crate::domain::access::Actor;
 use crate::domain::evidence::{self as rules, EvidenceKind, MediaType, SNIFF_LEN};
-use crate::domain::{DomainError, ErrorCode};
+use crate::domain::DomainError;
 use crate::storage::evidence::{self as rows, EvidenceRow};
 use crate::storage::objects::{EvidenceStore, ObjectError};
 use crate::storage::work_orders;
@@ -326,12 +326,7 @@ where
 }
 
 fn too_large(limit: u64) -> Error {
-    DomainError::invalid(
-        ErrorCode::PayloadTooLarge,
-        "body",
-        format!("an evidence file may be at most {limit} bytes"),
-    )
-    .into()
+    Error::TooLarge { limit }
 }
 
 /// Why a stored object is not served.

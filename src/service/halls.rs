@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use super::{recorder, require_text, Refusal, Result, Services};
 use crate::audit;
 use crate::domain::access::{Actor, Permission};
-use crate::domain::{region, DomainError, ErrorCode};
+use crate::domain::{region, DomainError, Invalid};
 use crate::signing::{Alg, HallPublicKey};
 use crate::storage::halls::{self, Hall, HallKey};
 
@@ -107,7 +107,7 @@ fn validate_email(raw: Option<&str>, field: &str) -> Result<Option<String>, Doma
         && !e.contains(char::is_whitespace);
     if !ok {
         return Err(DomainError::invalid(
-            ErrorCode::InvalidField,
+            Invalid::Field,
             field,
             "not an email address",
         ));
@@ -161,10 +161,10 @@ impl Services {
             }
             let name = require_text(&req.name, "name")?;
             if region::province(&req.province).is_none() {
-                return Err(DomainError::invalid(ErrorCode::InvalidProvince, "province", "unknown province code").into());
+                return Err(DomainError::invalid(Invalid::Province, "province", "unknown province code").into());
             }
             if !region::city_in_province(&req.city, &req.province) {
-                return Err(DomainError::invalid(ErrorCode::InvalidCity, "city", "not a city code of the province").into());
+                return Err(DomainError::invalid(Invalid::City, "city", "not a city code of the province").into());
             }
             let address = require_text(&req.address, "address")?;
             let email = validate_email(Some(&req.email), "email")?;
@@ -206,10 +206,10 @@ impl Services {
                 .into());
             }
             let alg = Alg::parse(&req.alg).ok_or_else(|| {
-                DomainError::invalid(ErrorCode::InvalidKey, "alg", "alg must be ES256 or EdDSA")
+                DomainError::invalid(Invalid::Key, "alg", "alg must be ES256 or EdDSA")
             })?;
             let public = HallPublicKey::from_pem(alg, &req.public_key_pem).map_err(|e| {
-                DomainError::invalid(ErrorCode::InvalidKey, "public_key_pem", e.to_string())
+                DomainError::invalid(Invalid::Key, "public_key_pem", e.to_string())
             })?;
             let key = HallKey {
                 kid,

@@ -22,7 +22,7 @@ pub use error::{Error, Result};
 use crate::audit::Recorder;
 use crate::config::Settings;
 use crate::domain::access::Actor;
-use crate::domain::{DomainError, ErrorCode};
+use crate::domain::{DomainError, Invalid};
 use crate::signing::ServiceKey;
 use crate::storage::objects::EvidenceStore;
 use crate::storage::{secrets, DbConn, Store};
@@ -304,7 +304,7 @@ pub fn require_text(value: &str, field: &str) -> std::result::Result<String, Dom
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return Err(DomainError::invalid(
-            ErrorCode::InvalidField,
+            Invalid::Field,
             field,
             format!("{field} must not be empty"),
         ));

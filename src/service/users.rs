@@ -8,7 +8,7 @@ use super::halls::validate_email_field;
 use super::{auth, recorder, Refusal, Result, Services};
 use crate::audit::{self, Recorder};
 use crate::domain::access::{Actor, Permission, Role};
-use crate::domain::{region, DomainError, ErrorCode};
+use crate::domain::{region, DomainError, Invalid};
 use crate::storage::{halls, users, DbConn, Store};
 use chrono::{DateTime, Utc};
 
@@ -38,7 +38,7 @@ pub struct UserView {
 pub const MIN_PASSWORD_CHARS: usize = 8;
 
 fn invalid(field: &str, detail: &str) -> Refusal {
-    DomainError::invalid(ErrorCode::InvalidField, field, detail).into()
+    DomainError::invalid(Invalid::Field, field, detail).into()
 }
 
 /// Validates and stores a user; the password hash is computed before the transaction.
@@ -79,7 +79,7 @@ fn insert_user(
     if let Some(p) = &province {
         if region::province(p).is_none() {
             return Err(DomainError::invalid(
-                ErrorCode::InvalidProvince,
+                Invalid::Province,
                 "province",
                 "unknown province code",
             )
@@ -97,7 +97,7 @@ fn insert_user(
                 .ok_or_else(|| invalid("hall_id", "hall staff need a hall"))?;
             let hall = halls::get(conn, hall_id)?.ok_or_else(|| {
                 Refusal::from(DomainError::invalid(
-                    ErrorCode::UnknownHall,
+                    Invalid::UnknownHall,
                     "hall_id",
                     "no such hall",
                 ))

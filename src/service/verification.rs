@@ -11,7 +11,7 @@ use crate::domain::access::{Actor, Permission};
 use crate::domain::evidence::{check_binding, UploadedFile};
 use crate::domain::verification::{self as rules, ResultClaims};
 use crate::domain::work_order::{self, AcceptedResult, Command, Kind, WorkOrder};
-use crate::domain::{sha256_hex, DomainError, ErrorCode};
+use crate::domain::{sha256_hex, DomainError, Invalid};
 use crate::signing::jws::{CompactJws, JwsError};
 use crate::signing::{Alg, HallPublicKey};
 use crate::storage::evidence as evidence_rows;
@@ -24,7 +24,7 @@ pub struct SubmitResult {
     pub result: String,
 }
 
-fn reject(code: ErrorCode, field: &str, detail: impl Into<String>) -> DomainError {
+fn reject(code: Invalid, field: &str, detail: impl Into<String>) -> DomainError {
     DomainError::invalid(code, field, detail)
 }
 
@@ -62,13 +62,13 @@ fn check_result(
     now: DateTime<Utc>,
     limits: &ResultLimits,
 ) -> Result<(ResultClaims, rules::Outcome, String, Alg), CheckError> {
-    let bad = |d: &str| reject(ErrorCode::BadSignature, "result", d);
+    let bad = |d: &str| reject(Invalid::BadSignature, "result", d);
     let parsed = CompactJws::parse(jws).map_err(|e| bad(&e.to_string()))?;
 
     // 1. The key must be one of the claiming hall's.
     let kid = parsed.kid.clone().ok_or_else(|| {
         reject(
-            ErrorCode::UnknownKey,
+            Invalid::UnknownKey,
             "result",
             "the JWS header names no kid",
         )
@@ -77,7 +77,7 @@ fn check_result(
         .filter(|k| Some(k.hall_id.as_str()) == order.claimed_hall_id.as_deref())
         .ok_or_else(|| {
             reject(
-                ErrorCode::UnknownKey,
+                Invalid::UnknownKey,
                 "result",
                 "the kid is not a key of the claiming hall",
             )
@@ -90,7 +90,7 @@ fn check_result(
             .and_then(|p| p.get("iat").and_then(|v| v.as_i64()));
         if iat.is_none_or(|iat| iat >= revoked_at.and_utc().timestamp()) {
             return Err(CheckError::Refused(reject(
-                ErrorCode::RevokedKey,
+                Invalid::RevokedKey,
                 "result",
                 "the key was revoked before this result was signed",
             )));
@@ -111,7 +111,7 @@ fn check_result(
         let path = e.path().to_string();
         let field = if path == "." { "result".to_owned() } else { path.clone() };
         reject(
-            ErrorCode::InvalidResult,
+            Invalid::MalformedResult,
             &field,
             format!("the payload is not a verification result: wrong, missing or malformed field at {path}"),
         )
@@ -124,7 +124,7 @@ fn check_result(
     // 6. Never seen before.
     if verification_results::jti_seen(conn, &claims.jti)? {
         return Err(CheckError::Refused(reject(
-            ErrorCode::ReplayedResult,
+            Invalid::ReplayedResult,
             "jti",
             "this result was already submitted",
         )));
@@ -182,7 +182,7 @@ impl Services {
                     Err(CheckError::Refused(e)) => {
                         // Refused results are evidence too: recorded, with why, never the payload.
                         let detail = json!({
-                            "code": e.code().as_str(),
+                            "code": e.reason(),
                             "field": e.field(),
                             "result_sha256": result_sha256,
                         });
@@ -219,7 +219,7 @@ impl Services {
                 // Two submissions of one jti racing: the unique index decides.
                 Err(e) if e.is_unique_violation() => {
                     return Err(DomainError::invalid(
-                        ErrorCode::ReplayedResult,
+                        Invalid::ReplayedResult,
                         "jti",
                         "this result was already submitted",
                     )

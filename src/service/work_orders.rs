@@ -11,7 +11,7 @@ use crate::audit;
 use crate::domain::access::{Actor, Permission, Role};
 use crate::domain::msisdn::Msisdn;
 use crate::domain::work_order::{self, Command, Kind, State, Target, WorkOrder};
-use crate::domain::{region, DomainError, ErrorCode};
+use crate::domain::{region, DomainError, Invalid};
 use crate::signing::receipt::{self, ReceiptClaims};
 use crate::storage::{self, halls, subscribers, verification_results, work_orders, DbConn};
 
@@ -63,7 +63,7 @@ fn reason(raw: &str) -> Result<String, DomainError> {
     let r = require_text(raw, "reason")?;
     if r.chars().count() > MAX_REASON_CHARS {
         return Err(DomainError::invalid(
-            ErrorCode::InvalidField,
+            Invalid::Field,
             "reason",
             format!("reason is longer than {MAX_REASON_CHARS} characters"),
         ));
@@ -74,7 +74,7 @@ fn reason(raw: &str) -> Result<String, DomainError> {
 pub fn parse_msisdn(raw: &str, field: &str) -> Result<Msisdn, DomainError> {
     Msisdn::parse(raw).ok_or_else(|| {
         DomainError::invalid(
-            ErrorCode::InvalidMsisdn,
+            Invalid::Msisdn,
             field,
             "not a mainland mobile number (11 digits, 1[3-9]…)",
         )
@@ -90,7 +90,7 @@ fn validate_target(
 ) -> Result<Target, Refusal> {
     if region::province(province).is_none() {
         return Err(DomainError::invalid(
-            ErrorCode::InvalidProvince,
+            Invalid::Province,
             "target_province",
             "unknown province code",
         )
@@ -98,7 +98,7 @@ fn validate_target(
     }
     if !region::city_in_province(city, province) {
         return Err(DomainError::invalid(
-            ErrorCode::InvalidCity,
+            Invalid::City,
             "target_city",
             "not a city code of the target province",
         )
@@ -108,7 +108,7 @@ fn validate_target(
         let hall = halls::get(conn, id)?;
         if !hall.is_some_and(|h| h.province == province && h.city == city) {
             return Err(DomainError::invalid(
-                ErrorCode::UnknownHall,
+                Invalid::UnknownHall,
                 "target_hall_id",
                 "no such hall in the target city",
             )
@@ -153,7 +153,7 @@ pub(super) fn load_visible(conn: &mut DbConn, id: &str, actor: &Actor) -> Result
 
 /// A refused attempt on an order is itself an audit event (scope and role violations).
 fn denied(e: DomainError, work_order: Option<&str>, kind: Kind) -> Refusal {
-    let detail = json!({ "attempted": kind.name(), "code": e.code().as_str() });
+    let detail = json!({ "attempted": kind.name(), "code": e.reason() });
     Refusal::audited(e, "access.denied", work_order.map(str::to_owned), detail)
 }
 
@@ -429,7 +429,7 @@ impl Services {
                 .ok_or_else(|| Error::Internal("submitted order without its result".into()))?;
             if result.outcome != "match" {
                 return Err(DomainError::invalid(
-                    ErrorCode::OutcomeNotMatch,
+                    Invalid::OutcomeNotMatch,
                     "verification.outcome",
                     "only a result whose outcome is match can complete; return or fail it instead",
                 )

@@ -7,9 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
-use crate::audit::Recorder;
 use crate::config::{Overrides, Settings};
-use crate::service::users::{add_user_blocking, NewUser};
+use crate::service::users::{add_cli_user, NewUser};
 use crate::signing::keys::{write_private, PrivateKey};
 use crate::signing::Alg;
 use crate::startup::Application;
@@ -223,7 +222,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
                 hall_id,
                 email,
             };
-            let user = add_user_blocking(&store, &Recorder::cli(), &req, chrono::Utc::now())
+            let user = add_cli_user(&store, &req)
                 .map_err(|e| crate::http::problem::ApiError::from(e).to_string())?;
             println!("{}", json!(user));
             Ok(ExitCode::SUCCESS)

@@ -64,11 +64,11 @@ impl Application {
     }
 
     pub fn with_services(services: Services) -> Result<Self, StartupError> {
-        let tls = &services.settings.tls;
+        let tls = &services.settings().tls;
         if !tls.cert_pem.trim().is_empty() || !tls.key_pem.trim().is_empty() {
             return Err(StartupError::TlsNotSupported);
         }
-        let listen = services.settings.server.listen.clone();
+        let listen = services.settings().server.listen.clone();
         let listener =
             TcpListener::bind(&listen).map_err(|e| StartupError::Listen(listen.clone(), e))?;
         let port = listener
@@ -76,10 +76,10 @@ impl Application {
             .map_err(|e| StartupError::Listen(listen.clone(), e))?
             .port();
         let metrics = Metrics::new()?;
-        metrics.register(Box::new(services.evidence_failures.clone()))?;
+        metrics.register(Box::new(services.evidence_failures()))?;
         let metrics = web::Data::new(metrics);
         let data = web::Data::new(services.clone());
-        let workers = services.settings.server.workers;
+        let workers = services.settings().server.workers;
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
@@ -99,7 +99,7 @@ impl Application {
         if workers > 0 {
             server = server.workers(workers);
         }
-        tracing::info!(address = %listen, port, backend = ?services.store.backend(), "crossprov listening");
+        tracing::info!(address = %listen, port, backend = ?services.backend(), "crossprov listening");
         Ok(Self {
             port,
             server: server.run(),

@@ -4,6 +4,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
 use super::chain::{self, ChainVerifier, EventFields, StoredEvent};
+use crate::domain::{AuditAction, WorkOrderId};
 use crate::storage::audit::{self as store, AuditRow, Head};
 use crate::storage::{DbConn, StorageError};
 
@@ -47,11 +48,12 @@ pub fn lock(conn: &mut DbConn) -> Result<(), StorageError> {
 pub fn append(
     conn: &mut DbConn,
     by: &Recorder,
-    action: &str,
-    work_order: Option<&str>,
+    action: AuditAction,
+    work_order: Option<&WorkOrderId>,
     detail: &Value,
     now: DateTime<Utc>,
 ) -> Result<AuditRow, StorageError> {
+    let (action, work_order) = (action.as_str(), work_order.map(WorkOrderId::as_str));
     let head = store::head_for_append(conn)?;
     let seq = head.size + 1;
     let at = format_at(now);

@@ -5,4 +5,5 @@ pub mod chain;
 pub mod checkpoint;
 pub mod log;
 
+pub use crate::domain::AuditAction;
 pub use log::{append, lock, verify_all, Recorder, VerifyReport};

@@ -1,9 +1,14 @@
 //! Who may do what, and what each user can see.
 
 use super::error::DomainError;
+use super::ids::{HallId, Username};
 use super::work_order::WorkOrder;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a user is for. The strings are the contract's.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::EnumIter,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Role {
     Clerk,
     HallStaff,
@@ -13,29 +18,18 @@ pub enum Role {
 
 impl Role {
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "clerk" => Some(Self::Clerk),
-            "hall_staff" => Some(Self::HallStaff),
-            "auditor" => Some(Self::Auditor),
-            "admin" => Some(Self::Admin),
-            _ => None,
-        }
+        s.parse().ok()
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Clerk => "clerk",
-            Self::HallStaff => "hall_staff",
-            Self::Auditor => "auditor",
-            Self::Admin => "admin",
-        }
+        self.into()
     }
 }
 
 /// The hall a staff member works at, as far as scope needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HallPost {
-    pub id: String,
+    pub id: HallId,
     pub province: String,
     pub city: String,
 }
@@ -43,7 +37,7 @@ pub struct HallPost {
 /// An authenticated caller (or the CLI / the system itself for background work).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
-    pub username: String,
+    pub username: Username,
     pub role: Role,
     /// Clerk: their home province. Auditor: their province, or None for national.
     pub province: Option<String>,
@@ -90,21 +84,28 @@ impl Actor {
         }
     }
 
-    /// Whether the order is in this caller's scope (the contract's "in scope").
-    pub fn sees(&self, order: &WorkOrder) -> bool {
+    /// What this caller may see: the contract's "in scope", written once.
+    pub fn scope(&self) -> Scope {
         match self.role {
-            Role::Clerk => self.province.as_deref() == Some(order.home_province.as_str()),
-            Role::HallStaff => self.hall.as_ref().is_some_and(|hall| {
-                order.target_hall_id.as_deref() == Some(hall.id.as_str())
-                    || (order.target_hall_id.is_none() && order.target_city == hall.city)
-                    || order.claimed_hall_id.as_deref() == Some(hall.id.as_str())
+            Role::Clerk => self
+                .province
+                .clone()
+                .map_or(Scope::Nothing, Scope::HomeProvince),
+            Role::HallStaff => self.hall.as_ref().map_or(Scope::Nothing, |h| Scope::Hall {
+                id: h.id.clone(),
+                city: h.city.clone(),
             }),
-            Role::Auditor => match &self.province {
-                None => true,
-                Some(p) => &order.home_province == p || &order.target_province == p,
-            },
-            Role::Admin => false,
+            Role::Auditor => self
+                .province
+                .clone()
+                .map_or(Scope::All, Scope::HomeOrTargetProvince),
+            Role::Admin => Scope::Nothing,
         }
+    }
+
+    /// Whether the order is in this caller's scope.
+    pub fn sees(&self, order: &WorkOrder) -> bool {
+        self.scope().admits(order)
     }
 
     /// Out of scope answers exactly like absent, so existence is not revealed.
@@ -130,7 +131,40 @@ impl Actor {
         self.role == Role::Clerk && self.province.as_deref() == Some(order.home_province.as_str())
     }
 
-    pub fn hall_id(&self) -> Option<&str> {
-        self.hall.as_ref().map(|h| h.id.as_str())
+    pub fn hall_id(&self) -> Option<&HallId> {
+        self.hall.as_ref().map(|h| &h.id)
+    }
+}
+
+/// The orders a caller may see. `admits` judges one order; storage turns the same value into
+/// the list query's filter, and a test holds the two to each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    HomeProvince(String),
+    /// Orders for the hall, city-pool orders (no hall) of its city, and those it claimed.
+    Hall {
+        id: HallId,
+        city: String,
+    },
+    HomeOrTargetProvince(String),
+    Nothing,
+}
+
+impl Scope {
+    pub fn admits(&self, order: &WorkOrder) -> bool {
+        match self {
+            Self::All => true,
+            Self::HomeProvince(p) => &order.home_province == p,
+            Self::Hall { id, city } => {
+                order.target_hall_id.as_ref() == Some(id)
+                    || (order.target_hall_id.is_none() && &order.target_city == city)
+                    || order.claimed_hall_id.as_ref() == Some(id)
+            }
+            Self::HomeOrTargetProvince(p) => {
+                &order.home_province == p || &order.target_province == p
+            }
+            Self::Nothing => false,
+        }
     }
 }

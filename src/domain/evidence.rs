@@ -111,9 +111,7 @@ pub struct UploadedFile {
 pub fn authorize_upload(order: &WorkOrder, by: &Actor) -> Result<(), DomainError> {
     by.require(Permission::ActAsHallStaff)?;
     by.require_sees(order)?;
-    let is_claimer = order.claimed_by.as_deref() == Some(by.username.as_str())
-        && order.claimed_hall_id.as_deref() == by.hall_id();
-    if matches!(order.state, State::Claimed | State::Submitted) && !is_claimer {
+    if matches!(order.state, State::Claimed | State::Submitted) && !order.is_claimed_by(by) {
         return Err(DomainError::Forbidden(
             "only the staff member who claimed the order may upload its evidence".into(),
         ));
@@ -131,7 +129,7 @@ pub fn authorize_upload(order: &WorkOrder, by: &Actor) -> Result<(), DomainError
 pub fn authorize_download(order: &WorkOrder, by: &Actor) -> Result<(), DomainError> {
     by.require(Permission::ReadOrderEvents)?;
     by.require_sees(order)?;
-    if by.role == Role::HallStaff && order.claimed_hall_id.as_deref() != by.hall_id() {
+    if by.role == Role::HallStaff && order.claimed_hall_id.as_ref() != by.hall_id() {
         return Err(DomainError::Forbidden(
             "only the hall that claimed the order may read its evidence".into(),
         ));
@@ -142,7 +140,7 @@ pub fn authorize_download(order: &WorkOrder, by: &Actor) -> Result<(), DomainErr
 /// Hall staff read only the files their own hall uploaded (a hall that takes over an order
 /// does not see the scans another hall made).
 pub fn authorize_file(uploaded_by_hall: &str, by: &Actor) -> Result<(), DomainError> {
-    if by.role == Role::HallStaff && by.hall_id() != Some(uploaded_by_hall) {
+    if by.role == Role::HallStaff && by.hall_id().is_none_or(|h| h != uploaded_by_hall) {
         return Err(DomainError::Forbidden(
             "hall staff may read only their own hall's uploads".into(),
         ));

@@ -1,17 +1,22 @@
 //! Pure domain logic: no actix, no diesel, time passed in.
 
 pub mod access;
+pub mod audit_action;
 pub mod document;
 pub mod error;
 pub mod evidence;
 pub mod id_number;
+pub mod ids;
 pub mod masking;
 pub mod msisdn;
 pub mod region;
+pub mod text;
 pub mod verification;
 pub mod work_order;
 
+pub use audit_action::AuditAction;
 pub use error::{DomainError, Invalid};
+pub use ids::{HallId, Username, VerificationId, WorkOrderId};
 
 /// Lowercase hex SHA-256, the digest every hash in the contract uses.
 pub fn sha256_hex(bytes: &[u8]) -> String {

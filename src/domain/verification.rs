@@ -6,12 +6,17 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::access::Actor;
 use super::document::{self, DocumentType};
 use super::error::{DomainError, Invalid};
 use super::masking::{mask_id, mask_name};
 use super::work_order::WorkOrder;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the hall found. The strings are the contract's.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::EnumIter,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Outcome {
     Match,
     Mismatch,
@@ -21,22 +26,11 @@ pub enum Outcome {
 
 impl Outcome {
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "match" => Some(Self::Match),
-            "mismatch" => Some(Self::Mismatch),
-            "no_show" => Some(Self::NoShow),
-            "document_invalid" => Some(Self::DocumentInvalid),
-            _ => None,
-        }
+        s.parse().ok()
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Match => "match",
-            Self::Mismatch => "mismatch",
-            Self::NoShow => "no_show",
-            Self::DocumentInvalid => "document_invalid",
-        }
+        self.into()
     }
 }
 
@@ -105,15 +99,19 @@ fn mismatch(field: &str, what: &str) -> DomainError {
 pub fn check_claims(
     claims: &ResultClaims,
     order: &WorkOrder,
-    caller: &str,
+    caller: &Actor,
 ) -> Result<(), DomainError> {
-    if claims.wo != order.id {
+    if order.id != *claims.wo.as_str() {
         return Err(mismatch("wo", "the order"));
     }
-    if Some(claims.hall.as_str()) != order.claimed_hall_id.as_deref() {
+    if order
+        .claimed_hall_id
+        .as_ref()
+        .is_none_or(|h| h != claims.hall.as_str())
+    {
         return Err(mismatch("hall", "the claiming hall"));
     }
-    if claims.staff != caller || Some(caller) != order.claimed_by.as_deref() {
+    if caller.username != *claims.staff.as_str() || !order.is_claimed_by(caller) {
         return Err(mismatch("staff", "the claiming staff member"));
     }
     let msisdn = super::msisdn::Msisdn::parse(&claims.msisdn);

@@ -1,13 +1,30 @@
-//! The work order and its life cycle: a pure state machine, time passed in.
+//! The work order and its life cycle: a pure state machine, time passed in. A transition is
+//! decided whole here: the next order, its audit event, and what else it changes.
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::access::{Actor, Permission};
-use super::error::DomainError;
+use super::audit_action::AuditAction;
+use super::error::{DomainError, Invalid};
+use super::ids::{HallId, Username, VerificationId, WorkOrderId};
 use super::masking::mask_name;
+use super::text::Reason;
+use super::verification::{MaskedDocument, Outcome};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Where an order is in its life cycle. The strings are the contract's.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::EnumIter,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum State {
     Open,
     Claimed,
@@ -19,35 +36,19 @@ pub enum State {
 }
 
 impl State {
-    pub const ALL: &'static [State] = &[
-        State::Open,
-        State::Claimed,
-        State::Submitted,
-        State::Completed,
-        State::Failed,
-        State::Cancelled,
-        State::Expired,
-    ];
+    /// The states that block another order for the same number.
+    pub const ACTIVE: [State; 3] = [State::Open, State::Claimed, State::Submitted];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Claimed => "claimed",
-            Self::Submitted => "submitted",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-            Self::Expired => "expired",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|st| st.as_str() == s)
+        s.parse().ok()
     }
 
-    /// Active orders block another order for the same number.
     pub fn is_active(self) -> bool {
-        matches!(self, Self::Open | Self::Claimed | Self::Submitted)
+        Self::ACTIVE.contains(&self)
     }
 }
 
@@ -56,67 +57,137 @@ impl State {
 pub struct Target {
     pub province: String,
     pub city: String,
-    pub hall_id: Option<String>,
+    pub hall_id: Option<HallId>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkOrder {
-    pub id: String,
+    pub id: WorkOrderId,
     pub reference: String,
     pub msisdn: String,
     pub home_province: String,
     pub target_province: String,
     pub target_city: String,
-    pub target_hall_id: Option<String>,
+    pub target_hall_id: Option<HallId>,
     pub state: State,
     pub version: i64,
     pub reason: String,
     pub expected_name: Option<String>,
-    pub opened_by: String,
-    pub claimed_by: Option<String>,
-    pub claimed_hall_id: Option<String>,
+    pub opened_by: Username,
+    pub claimed_by: Option<Username>,
+    pub claimed_hall_id: Option<HallId>,
     pub due_at: DateTime<Utc>,
     pub deadline_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    pub verification_id: Option<String>,
+    pub verification_id: Option<VerificationId>,
     pub receipt: Option<String>,
+}
+
+/// What a clerk asks for when opening an order, already parsed.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub reference: String,
+    pub msisdn: String,
+    pub target: Target,
+    pub reason: Reason,
+    pub expected_name: Option<String>,
+    pub due_at: DateTime<Utc>,
+    pub deadline_at: DateTime<Utc>,
+}
+
+impl WorkOrder {
+    /// A new order, `open`, and the event that records it. The clerk's province is its home.
+    pub fn open(
+        new: NewOrder,
+        by: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<(WorkOrder, Event), DomainError> {
+        by.require(Permission::OpenOrder)?;
+        let home_province = by
+            .province
+            .clone()
+            .ok_or_else(|| DomainError::Forbidden("a clerk without a province".into()))?;
+        let order = WorkOrder {
+            id: WorkOrderId::new(),
+            reference: new.reference,
+            msisdn: new.msisdn,
+            home_province,
+            target_province: new.target.province,
+            target_city: new.target.city,
+            target_hall_id: new.target.hall_id,
+            state: State::Open,
+            version: 1,
+            reason: new.reason.into_string(),
+            expected_name: new.expected_name,
+            opened_by: by.username.clone(),
+            claimed_by: None,
+            claimed_hall_id: None,
+            due_at: new.due_at,
+            deadline_at: new.deadline_at,
+            created_at: now,
+            updated_at: now,
+            verification_id: None,
+            receipt: None,
+        };
+        let event = Event {
+            action: AuditAction::WorkOrderOpened,
+            detail: json!({
+                "reference": order.reference,
+                "target_province": order.target_province,
+                "target_city": order.target_city,
+                "target_hall_id": order.target_hall_id,
+                "expected_name": order.expected_name.as_deref().map(mask_name),
+                "reason": order.reason,
+                "due_at": order.due_at,
+                "deadline_at": order.deadline_at,
+            }),
+        };
+        Ok((order, event))
+    }
+
+    /// The one "is this the claimer" rule: the staff member who claimed it, at the hall that
+    /// claimed it.
+    pub fn is_claimed_by(&self, by: &Actor) -> bool {
+        self.claimed_by.as_ref() == Some(&by.username)
+            && self
+                .claimed_hall_id
+                .as_ref()
+                .is_some_and(|h| by.hall_id() == Some(h))
+    }
 }
 
 /// What was accepted from a hall, as far as the state machine needs it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AcceptedResult {
-    pub verification_id: String,
-    pub outcome: String,
+    pub verification_id: VerificationId,
+    pub outcome: Outcome,
     pub kid: String,
     pub jti: String,
     pub result_sha256: String,
 }
 
+/// The accepted result a completion rests on, and the receipt the service signed for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub outcome: Outcome,
+    pub result_sha256: String,
+    /// The document as the subscriber's record keeps it (masked), when the result has one.
+    pub document: Option<MaskedDocument>,
+    /// The compact JWS the service signed over the receipt's claims.
+    pub receipt: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Claim,
-    Release {
-        reason: String,
-    },
+    Release { reason: Reason },
     SubmitResult(AcceptedResult),
-    /// The receipt is signed by the service once the state allows completion.
-    Complete {
-        outcome: String,
-    },
-    Return {
-        reason: String,
-    },
-    Fail {
-        reason: String,
-    },
-    Cancel {
-        reason: String,
-    },
-    Reroute {
-        target: Target,
-        reason: String,
-    },
+    Complete(Box<Completion>),
+    Return { reason: Reason },
+    Fail { reason: Reason },
+    Cancel { reason: Reason },
+    Reroute { target: Target, reason: Reason },
     Expire,
 }
 
@@ -126,7 +197,7 @@ impl Command {
             Self::Claim => Kind::Claim,
             Self::Release { .. } => Kind::Release,
             Self::SubmitResult(_) => Kind::SubmitResult,
-            Self::Complete { .. } => Kind::Complete,
+            Self::Complete(_) => Kind::Complete,
             Self::Return { .. } => Kind::Return,
             Self::Fail { .. } => Kind::Fail,
             Self::Cancel { .. } => Kind::Cancel,
@@ -211,8 +282,64 @@ pub fn require_allowed(order: &WorkOrder, kind: Kind) -> Result<State, DomainErr
 /// An audit event the transition produces; `detail` holds no unmasked personal data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    pub action: &'static str,
+    pub action: AuditAction,
     pub detail: Value,
+}
+
+/// What else a transition changes besides the order itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// The number's real-name record is now verified by this order; the completing
+    /// province is the number's home from now on.
+    RecordVerified(VerifiedRecord),
+}
+
+/// A subscriber's record as a completion leaves it (the document masked).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedRecord {
+    pub msisdn: String,
+    pub home_province: String,
+    pub document: Option<MaskedDocument>,
+    pub verified_at: DateTime<Utc>,
+    pub work_order_id: WorkOrderId,
+}
+
+/// A decided transition: built only by `decide`, so the only way to change an order is one
+/// the state machine allowed, written against the version it was decided on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    kind: Kind,
+    expected_version: i64,
+    next: WorkOrder,
+    event: Event,
+    effects: Vec<Effect>,
+}
+
+impl Transition {
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The version the order had when this was decided; the write matches only that.
+    pub fn expected_version(&self) -> i64 {
+        self.expected_version
+    }
+
+    pub fn next(&self) -> &WorkOrder {
+        &self.next
+    }
+
+    pub fn event(&self) -> &Event {
+        &self.event
+    }
+
+    pub fn effects(&self) -> &[Effect] {
+        &self.effects
+    }
+
+    pub fn into_next(self) -> WorkOrder {
+        self.next
+    }
 }
 
 /// Checks the caller in the contract's order: role (403) → scope (404) → claimer (403).
@@ -221,14 +348,13 @@ pub fn authorize(order: &WorkOrder, kind: Kind, by: &Actor) -> Result<(), Domain
         by.require(permission)?;
     }
     by.require_sees(order)?;
-    if kind.needs_claimer() && matches!(order.state, State::Claimed | State::Submitted) {
-        let is_claimer = order.claimed_by.as_deref() == Some(by.username.as_str())
-            && order.claimed_hall_id.as_deref() == by.hall_id();
-        if !is_claimer {
-            return Err(DomainError::Forbidden(
-                "only the staff member who claimed the order may do this".into(),
-            ));
-        }
+    if kind.needs_claimer()
+        && matches!(order.state, State::Claimed | State::Submitted)
+        && !order.is_claimed_by(by)
+    {
+        return Err(DomainError::Forbidden(
+            "only the staff member who claimed the order may do this".into(),
+        ));
     }
     Ok(())
 }
@@ -244,76 +370,101 @@ pub fn check_version(order: &WorkOrder, if_match: Option<i64>) -> Result<(), Dom
     }
 }
 
-/// The state machine: from the current order and a command, the next order and its event.
-/// The caller has already authorised the actor; this checks only the state.
+/// The state machine: from the current order and a command, the whole transition. The
+/// caller has already authorised the actor; this checks the state, then what the command
+/// itself requires (only a match completes).
 pub fn decide(
     order: &WorkOrder,
     cmd: &Command,
     by: &Actor,
     now: DateTime<Utc>,
-) -> Result<(WorkOrder, Event), DomainError> {
+) -> Result<Transition, DomainError> {
     let to = require_allowed(order, cmd.kind())?;
     let mut next = order.clone();
     next.state = to;
     next.version = order.version + 1;
     next.updated_at = now;
+    let mut effects = Vec::new();
+    let event = |action, detail| Event { action, detail };
     let event = match cmd {
         Command::Claim => {
             next.claimed_by = Some(by.username.clone());
-            next.claimed_hall_id = by.hall_id().map(str::to_owned);
-            Event {
-                action: "work_order.claimed",
-                detail: json!({ "hall_id": next.claimed_hall_id }),
-            }
+            next.claimed_hall_id = by.hall_id().cloned();
+            event(
+                AuditAction::WorkOrderClaimed,
+                json!({ "hall_id": next.claimed_hall_id }),
+            )
         }
         Command::Release { reason } => {
             next.claimed_by = None;
             next.claimed_hall_id = None;
-            Event {
-                action: "work_order.released",
-                detail: json!({ "hall_id": order.claimed_hall_id, "reason": reason }),
-            }
+            event(
+                AuditAction::WorkOrderReleased,
+                json!({ "hall_id": order.claimed_hall_id, "reason": reason }),
+            )
         }
         Command::SubmitResult(result) => {
             next.verification_id = Some(result.verification_id.clone());
-            Event {
-                action: "work_order.result_submitted",
-                detail: json!({
+            event(
+                AuditAction::ResultSubmitted,
+                json!({
                     "verification_id": result.verification_id,
-                    "outcome": result.outcome,
+                    "outcome": result.outcome.as_str(),
                     "kid": result.kid,
                     "jti": result.jti,
                     "result_sha256": result.result_sha256,
                 }),
-            }
+            )
         }
-        Command::Complete { outcome } => Event {
-            action: "work_order.completed",
-            detail: json!({ "verification_id": order.verification_id, "outcome": outcome }),
-        },
+        Command::Complete(completion) => {
+            if completion.outcome != Outcome::Match {
+                return Err(DomainError::invalid(
+                    Invalid::OutcomeNotMatch,
+                    "verification.outcome",
+                    "only a result whose outcome is match can complete; return or fail it instead",
+                ));
+            }
+            next.receipt = Some(completion.receipt.clone());
+            effects.push(Effect::RecordVerified(VerifiedRecord {
+                msisdn: order.msisdn.clone(),
+                home_province: order.home_province.clone(),
+                document: completion.document.clone(),
+                verified_at: now,
+                work_order_id: order.id.clone(),
+            }));
+            event(
+                AuditAction::WorkOrderCompleted,
+                json!({
+                    "verification_id": order.verification_id,
+                    "outcome": completion.outcome.as_str(),
+                    "receipt_sha256": super::sha256_hex(completion.receipt.as_bytes()),
+                    "result_sha256": completion.result_sha256,
+                }),
+            )
+        }
         Command::Return { reason } => {
             // Back to the same hall and staff member, who must submit a new result.
             next.verification_id = None;
-            Event {
-                action: "work_order.returned",
-                detail: json!({ "verification_id": order.verification_id, "reason": reason }),
-            }
+            event(
+                AuditAction::WorkOrderReturned,
+                json!({ "verification_id": order.verification_id, "reason": reason }),
+            )
         }
-        Command::Fail { reason } => Event {
-            action: "work_order.failed",
-            detail: json!({ "verification_id": order.verification_id, "reason": reason }),
-        },
-        Command::Cancel { reason } => Event {
-            action: "work_order.cancelled",
-            detail: json!({ "from": order.state.as_str(), "reason": reason }),
-        },
+        Command::Fail { reason } => event(
+            AuditAction::WorkOrderFailed,
+            json!({ "verification_id": order.verification_id, "reason": reason }),
+        ),
+        Command::Cancel { reason } => event(
+            AuditAction::WorkOrderCancelled,
+            json!({ "from": order.state.as_str(), "reason": reason }),
+        ),
         Command::Reroute { target, reason } => {
             next.target_province = target.province.clone();
             next.target_city = target.city.clone();
             next.target_hall_id = target.hall_id.clone();
-            Event {
-                action: "work_order.rerouted",
-                detail: json!({
+            event(
+                AuditAction::WorkOrderRerouted,
+                json!({
                     "from": {
                         "province": order.target_province,
                         "city": order.target_city,
@@ -322,31 +473,20 @@ pub fn decide(
                     "to": { "province": target.province, "city": target.city, "hall_id": target.hall_id },
                     "reason": reason,
                 }),
-            }
+            )
         }
-        Command::Expire => Event {
-            action: "work_order.expired",
-            detail: json!({ "from": order.state.as_str(), "deadline_at": order.deadline_at }),
-        },
+        Command::Expire => event(
+            AuditAction::WorkOrderExpired,
+            json!({ "from": order.state.as_str(), "deadline_at": order.deadline_at }),
+        ),
     };
-    Ok((next, event))
-}
-
-/// The event written when an order is opened.
-pub fn opened_event(order: &WorkOrder) -> Event {
-    Event {
-        action: "work_order.opened",
-        detail: json!({
-            "reference": order.reference,
-            "target_province": order.target_province,
-            "target_city": order.target_city,
-            "target_hall_id": order.target_hall_id,
-            "expected_name": order.expected_name.as_deref().map(mask_name),
-            "reason": order.reason,
-            "due_at": order.due_at,
-            "deadline_at": order.deadline_at,
-        }),
-    }
+    Ok(Transition {
+        kind: cmd.kind(),
+        expected_version: order.version,
+        next,
+        event,
+        effects,
+    })
 }
 
 /// `<home province>-<UTC date>-<6-digit daily sequence>`.
@@ -364,6 +504,20 @@ mod tests {
     use super::*;
     use crate::domain::access::{HallPost, Role};
     use chrono::TimeZone;
+    use strum::IntoEnumIterator;
+
+    fn reason() -> Reason {
+        Reason::parse("r").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn completion(outcome: Outcome) -> Command {
+        Command::Complete(Box::new(Completion {
+            outcome,
+            result_sha256: "ab".repeat(32),
+            document: None,
+            receipt: "header.payload.signature".into(),
+        }))
+    }
 
     fn at() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0)
@@ -427,23 +581,21 @@ mod tests {
         };
         vec![
             Command::Claim,
-            Command::Release { reason: "r".into() },
+            Command::Release { reason: reason() },
             Command::SubmitResult(AcceptedResult {
                 verification_id: "vr2".into(),
-                outcome: "match".into(),
+                outcome: Outcome::Match,
                 kid: "k".into(),
                 jti: "j".into(),
                 result_sha256: "00".into(),
             }),
-            Command::Complete {
-                outcome: "match".into(),
-            },
-            Command::Return { reason: "r".into() },
-            Command::Fail { reason: "r".into() },
-            Command::Cancel { reason: "r".into() },
+            completion(Outcome::Match),
+            Command::Return { reason: reason() },
+            Command::Fail { reason: reason() },
+            Command::Cancel { reason: reason() },
             Command::Reroute {
                 target,
-                reason: "r".into(),
+                reason: reason(),
             },
             Command::Expire,
         ]
@@ -456,7 +608,7 @@ mod tests {
             (Open, Command::Claim) => Some(Claimed),
             (Claimed, Command::Release { .. }) => Some(Open),
             (Claimed, Command::SubmitResult(_)) => Some(Submitted),
-            (Submitted, Command::Complete { .. }) => Some(Completed),
+            (Submitted, Command::Complete(_)) => Some(Completed),
             (Submitted, Command::Return { .. }) => Some(Claimed),
             (Submitted, Command::Fail { .. }) => Some(Failed),
             (Open | Claimed, Command::Cancel { .. }) => Some(Cancelled),
@@ -469,14 +621,15 @@ mod tests {
     #[test]
     fn every_state_and_command_pair_follows_the_life_cycle() {
         let by = staff("staff", "hall-a", "370100");
-        for &from in State::ALL {
+        for from in State::iter() {
             for cmd in commands() {
                 let result = decide(&order(from), &cmd, &by, at());
                 match (expected(from, &cmd), result) {
-                    (Some(to), Ok((next, event))) => {
-                        assert_eq!(next.state, to, "{from:?} {cmd:?}");
-                        assert_eq!(next.version, 4);
-                        assert!(event.action.starts_with("work_order."));
+                    (Some(to), Ok(t)) => {
+                        assert_eq!(t.next().state, to, "{from:?} {cmd:?}");
+                        assert_eq!(t.next().version, 4);
+                        assert_eq!(t.expected_version(), 3);
+                        assert!(t.event().action.as_str().starts_with("work_order."));
                     }
                     (None, Err(DomainError::InvalidState { from: f, .. })) => {
                         assert_eq!(f, from.as_str())
@@ -490,17 +643,15 @@ mod tests {
     #[test]
     fn claim_records_the_claimer_and_release_forgets_it() {
         let by = staff("li", "hall-a", "370100");
-        let (claimed, _) = decide(&order(State::Open), &Command::Claim, &by, at())
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(claimed.claimed_by.as_deref(), Some("li"));
-        assert_eq!(claimed.claimed_hall_id.as_deref(), Some("hall-a"));
-        let (released, _) = decide(
-            &claimed,
-            &Command::Release { reason: "x".into() },
-            &by,
-            at(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let claimed = decide(&order(State::Open), &Command::Claim, &by, at())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_next();
+        assert_eq!(claimed.claimed_by, Some("li".into()));
+        assert_eq!(claimed.claimed_hall_id, Some("hall-a".into()));
+        assert!(claimed.is_claimed_by(&by));
+        let released = decide(&claimed, &Command::Release { reason: reason() }, &by, at())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_next();
         assert_eq!(released.claimed_by, None);
         assert_eq!(released.state, State::Open);
     }
@@ -508,18 +659,85 @@ mod tests {
     #[test]
     fn return_keeps_the_claim_and_drops_the_result() {
         let by = clerk("53");
-        let (next, _) = decide(
+        let next = decide(
             &order(State::Submitted),
-            &Command::Return {
-                reason: "blurry".into(),
-            },
+            &Command::Return { reason: reason() },
+            &by,
+            at(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_next();
+        assert_eq!(next.state, State::Claimed);
+        assert_eq!(next.claimed_by, Some("staff".into()));
+        assert_eq!(next.verification_id, None);
+    }
+
+    #[test]
+    fn only_a_match_completes_and_completing_records_the_subscriber_and_the_receipt() {
+        let by = clerk("53");
+        for outcome in [Outcome::Mismatch, Outcome::NoShow, Outcome::DocumentInvalid] {
+            let err = decide(&order(State::Submitted), &completion(outcome), &by, at());
+            assert_eq!(
+                err.err().and_then(|e| e.what()),
+                Some(Invalid::OutcomeNotMatch)
+            );
+        }
+        let t = decide(
+            &order(State::Submitted),
+            &completion(Outcome::Match),
             &by,
             at(),
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(next.state, State::Claimed);
-        assert_eq!(next.claimed_by.as_deref(), Some("staff"));
-        assert_eq!(next.verification_id, None);
+        assert_eq!(
+            t.next().receipt.as_deref(),
+            Some("header.payload.signature")
+        );
+        let detail = &t.event().detail;
+        assert_eq!(
+            detail["receipt_sha256"],
+            crate::domain::sha256_hex(b"header.payload.signature")
+        );
+        assert_eq!(detail["result_sha256"], "ab".repeat(32));
+        match t.effects() {
+            [Effect::RecordVerified(r)] => {
+                assert_eq!(r.msisdn, "18912345678");
+                assert_eq!(r.home_province, "53");
+                assert_eq!(r.work_order_id, t.next().id);
+                assert_eq!(r.verified_at, at());
+            }
+            other => panic!("expected one subscriber record, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn opening_makes_an_open_order_at_version_one_homed_in_the_clerks_province() {
+        let new = NewOrder {
+            reference: "53-20261124-000001".into(),
+            msisdn: "18912345678".into(),
+            target: Target {
+                province: "37".into(),
+                city: "370100".into(),
+                hall_id: None,
+            },
+            reason: reason(),
+            expected_name: Some("张三".into()),
+            due_at: at(),
+            deadline_at: at(),
+        };
+        let (o, event) =
+            WorkOrder::open(new.clone(), &clerk("53"), at()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (o.state, o.version, o.home_province.as_str()),
+            (State::Open, 1, "53")
+        );
+        assert_eq!(event.action, AuditAction::WorkOrderOpened);
+        assert_eq!(event.detail["expected_name"], "张*", "masked in the trail");
+        let staff = staff("li", "hall-a", "370100");
+        assert!(matches!(
+            WorkOrder::open(new, &staff, at()),
+            Err(DomainError::Forbidden(_))
+        ));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use super::extract::{query, services, Call, Caller, NoBody};
 use super::problem::{ApiError, Problem};
+use crate::domain::HallId;
 use crate::service::halls::{HallKeyView, HallList, HallView, NewHall, NewHallKey, ProvinceList};
 use crate::service::subscribers::SubscriberView;
 use crate::service::users::{NewUser, UserView};
@@ -57,7 +58,7 @@ pub async fn create_hall(req: HttpRequest, call: Call<NewHall>) -> Reply {
 pub async fn register_key(
     req: HttpRequest,
     call: Call<NewHallKey>,
-    id: web::Path<String>,
+    id: web::Path<HallId>,
 ) -> Reply {
     let key = services(&req)?
         .register_hall_key(call.actor, id.into_inner(), call.body)
@@ -70,7 +71,7 @@ pub async fn register_key(
 pub async fn revoke_key(
     req: HttpRequest,
     call: Call<NoBody>,
-    path: web::Path<(String, String)>,
+    path: web::Path<(HallId, String)>,
 ) -> Reply {
     let (hall_id, kid) = path.into_inner();
     Ok(HttpResponse::Ok().json(

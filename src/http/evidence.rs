@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::extract::{authenticate, query, services, Caller};
 use super::problem::{ApiError, Problem};
 use crate::domain::evidence::{EvidenceKind, MediaType, SNIFF_LEN};
+use crate::domain::WorkOrderId;
 use crate::http::problem::ErrorCode;
 use crate::service::evidence::{EvidenceList, EvidenceView};
 use crate::service::Error;
@@ -35,10 +36,10 @@ pub struct UploadQuery {
 #[utoipa::path(post, path = "/api/v1/work-orders/{id}/evidence", tag = "evidence", params(UploadQuery),
     request_body(content = Vec<u8>, content_type = "image/jpeg"),
     responses((status = 201, body = EvidenceView), (status = "4XX", body = Problem)))]
-pub async fn upload(req: HttpRequest, mut body: web::Payload, id: web::Path<String>) -> Reply {
+pub async fn upload(req: HttpRequest, mut body: web::Payload, id: web::Path<WorkOrderId>) -> Reply {
     let services = services(&req)?;
     // The contract's order of refusals: 413 → 415 → 401 → 400.
-    let limit = services.settings.limits.evidence_bytes;
+    let limit = services.settings().limits.evidence_bytes;
     let too_large = || {
         ApiError::new(
             ErrorCode::PayloadTooLarge,
@@ -118,7 +119,7 @@ pub async fn upload(req: HttpRequest, mut body: web::Payload, id: web::Path<Stri
 /// The order's evidence files (anyone who sees the order).
 #[utoipa::path(get, path = "/api/v1/work-orders/{id}/evidence", tag = "evidence",
     responses((status = 200, body = EvidenceList), (status = "4XX", body = Problem)))]
-pub async fn list(req: HttpRequest, caller: Caller, id: web::Path<String>) -> Reply {
+pub async fn list(req: HttpRequest, caller: Caller, id: web::Path<WorkOrderId>) -> Reply {
     Ok(HttpResponse::Ok().json(
         services(&req)?
             .list_evidence(caller.0, id.into_inner())
@@ -132,7 +133,7 @@ pub async fn list(req: HttpRequest, caller: Caller, id: web::Path<String>) -> Re
 pub async fn download(
     req: HttpRequest,
     caller: Caller,
-    path: web::Path<(String, String)>,
+    path: web::Path<(WorkOrderId, String)>,
 ) -> Reply {
     let (id, sha256) = path.into_inner();
     let download = services(&req)?

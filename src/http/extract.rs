@@ -203,7 +203,7 @@ async fn extract_body(
     payload: &mut Payload,
 ) -> Result<(web::Data<Services>, web::BytesMut), ApiError> {
     let services = services(req)?;
-    let body = read_body(req, payload, services.settings.limits.body_bytes).await?;
+    let body = read_body(req, payload, services.settings().limits.body_bytes).await?;
     if !body.is_empty() && !is_json(req) {
         return Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,

@@ -116,7 +116,6 @@ pub enum Lang {
     En,
 }
 
-
 tokio::task_local! {
     /// The language of the request being served, set by the `language` middleware.
     pub static LANG: Lang;

@@ -16,7 +16,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(req: HttpRequest) -> Reply {
-    if services(&req)?.store.ping().await {
+    if services(&req)?.database_answers().await {
         Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
     } else {
         Err(ApiError::new(

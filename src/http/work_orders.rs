@@ -5,10 +5,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::extract::{if_match, query, services, Call, Caller, NoBody};
 use super::problem::{ApiError, Problem};
-use crate::domain::work_order::{Command, Target};
+use crate::domain::WorkOrderId;
 use crate::service::verification::SubmitResult;
 use crate::service::views::{EventList, WorkOrderPage, WorkOrderView};
-use crate::service::work_orders::{ListQuery, OpenOrder, Reason, Reroute};
+use crate::service::work_orders::{ListQuery, OpenOrder, Reason, Reroute, Step};
 
 type Reply = Result<HttpResponse, ApiError>;
 
@@ -60,7 +60,7 @@ pub async fn list(req: HttpRequest, caller: Caller) -> Reply {
 
 #[utoipa::path(get, path = "/api/v1/work-orders/{id}", tag = "work orders",
     responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
-pub async fn get(req: HttpRequest, caller: Caller, id: web::Path<String>) -> Reply {
+pub async fn get(req: HttpRequest, caller: Caller, id: web::Path<WorkOrderId>) -> Reply {
     let order = services(&req)?
         .get_work_order(caller.0, id.into_inner())
         .await?;
@@ -70,7 +70,7 @@ pub async fn get(req: HttpRequest, caller: Caller, id: web::Path<String>) -> Rep
 /// The order's audit events, oldest first.
 #[utoipa::path(get, path = "/api/v1/work-orders/{id}/events", tag = "work orders",
     responses((status = 200, body = EventList), (status = "4XX", body = Problem)))]
-pub async fn events(req: HttpRequest, caller: Caller, id: web::Path<String>) -> Reply {
+pub async fn events(req: HttpRequest, caller: Caller, id: web::Path<WorkOrderId>) -> Reply {
     Ok(HttpResponse::Ok().json(
         services(&req)?
             .work_order_events(caller.0, id.into_inner())
@@ -81,11 +81,11 @@ pub async fn events(req: HttpRequest, caller: Caller, id: web::Path<String>) -> 
 async fn transition(
     req: &HttpRequest,
     actor: crate::domain::access::Actor,
-    id: String,
-    cmd: Command,
+    id: WorkOrderId,
+    step: Step,
 ) -> Reply {
     let order = services(req)?
-        .transition(actor, id, if_match(req), cmd)
+        .transition(actor, id, if_match(req), step)
         .await?;
     Ok(with_etag(HttpResponse::Ok(), &order))
 }
@@ -93,20 +93,18 @@ async fn transition(
 /// Claim an open order (staff of the target hall, or of its city's pool).
 #[utoipa::path(post, path = "/api/v1/work-orders/{id}/claim", tag = "work orders",
     responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
-pub async fn claim(req: HttpRequest, call: Call<NoBody>, id: web::Path<String>) -> Reply {
-    transition(&req, call.actor, id.into_inner(), Command::Claim).await
+pub async fn claim(req: HttpRequest, call: Call<NoBody>, id: web::Path<WorkOrderId>) -> Reply {
+    transition(&req, call.actor, id.into_inner(), Step::Claim).await
 }
 
 #[utoipa::path(post, path = "/api/v1/work-orders/{id}/release", tag = "work orders", request_body = Reason,
     responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
-pub async fn release(req: HttpRequest, call: Call<Reason>, id: web::Path<String>) -> Reply {
+pub async fn release(req: HttpRequest, call: Call<Reason>, id: web::Path<WorkOrderId>) -> Reply {
     transition(
         &req,
         call.actor,
         id.into_inner(),
-        Command::Release {
-            reason: call.body.reason,
-        },
+        Step::Release(call.body.reason),
     )
     .await
 }
@@ -114,7 +112,11 @@ pub async fn release(req: HttpRequest, call: Call<Reason>, id: web::Path<String>
 /// Submit the hall's signed verification result (the claiming staff member).
 #[utoipa::path(post, path = "/api/v1/work-orders/{id}/verification", tag = "work orders", request_body = SubmitResult,
     responses((status = 201, body = WorkOrderView), (status = "4XX", body = Problem)))]
-pub async fn submit(req: HttpRequest, call: Call<SubmitResult>, id: web::Path<String>) -> Reply {
+pub async fn submit(
+    req: HttpRequest,
+    call: Call<SubmitResult>,
+    id: web::Path<WorkOrderId>,
+) -> Reply {
     let order = services(&req)?
         .submit_verification(call.actor, id.into_inner(), if_match(&req), call.body)
         .await?;
@@ -124,7 +126,7 @@ pub async fn submit(req: HttpRequest, call: Call<SubmitResult>, id: web::Path<St
 /// Complete a submitted order whose result is a match; the reply carries the signed receipt.
 #[utoipa::path(post, path = "/api/v1/work-orders/{id}/complete", tag = "work orders",
     responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
-pub async fn complete(req: HttpRequest, call: Call<NoBody>, id: web::Path<String>) -> Reply {
+pub async fn complete(req: HttpRequest, call: Call<NoBody>, id: web::Path<WorkOrderId>) -> Reply {
     let order = services(&req)?
         .complete(call.actor, id.into_inner(), if_match(&req))
         .await?;
@@ -133,63 +135,46 @@ pub async fn complete(req: HttpRequest, call: Call<NoBody>, id: web::Path<String
 
 #[utoipa::path(post, path = "/api/v1/work-orders/{id}/return", tag = "work orders", request_body = Reason,
     responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
-pub async fn return_order(req: HttpRequest, call: Call<Reason>, id: web::Path<String>) -> Reply {
+pub async fn return_order(
+    req: HttpRequest,
+    call: Call<Reason>,
+    id: web::Path<WorkOrderId>,
+) -> Reply {
     transition(
         &req,
         call.actor,
         id.into_inner(),
-        Command::Return {
-            reason: call.body.reason,
-        },
+        Step::Return(call.body.reason),
     )
     .await
 }
 
 #[utoipa::path(post, path = "/api/v1/work-orders/{id}/fail", tag = "work orders", request_body = Reason,
     responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
-pub async fn fail(req: HttpRequest, call: Call<Reason>, id: web::Path<String>) -> Reply {
+pub async fn fail(req: HttpRequest, call: Call<Reason>, id: web::Path<WorkOrderId>) -> Reply {
     transition(
         &req,
         call.actor,
         id.into_inner(),
-        Command::Fail {
-            reason: call.body.reason,
-        },
+        Step::Fail(call.body.reason),
     )
     .await
 }
 
 #[utoipa::path(post, path = "/api/v1/work-orders/{id}/cancel", tag = "work orders", request_body = Reason,
     responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
-pub async fn cancel(req: HttpRequest, call: Call<Reason>, id: web::Path<String>) -> Reply {
+pub async fn cancel(req: HttpRequest, call: Call<Reason>, id: web::Path<WorkOrderId>) -> Reply {
     transition(
         &req,
         call.actor,
         id.into_inner(),
-        Command::Cancel {
-            reason: call.body.reason,
-        },
+        Step::Cancel(call.body.reason),
     )
     .await
 }
 
 #[utoipa::path(post, path = "/api/v1/work-orders/{id}/reroute", tag = "work orders", request_body = Reroute,
     responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
-pub async fn reroute(req: HttpRequest, call: Call<Reroute>, id: web::Path<String>) -> Reply {
-    let b = call.body;
-    let target = Target {
-        province: b.target_province,
-        city: b.target_city,
-        hall_id: b.target_hall_id,
-    };
-    transition(
-        &req,
-        call.actor,
-        id.into_inner(),
-        Command::Reroute {
-            target,
-            reason: b.reason,
-        },
-    )
-    .await
+pub async fn reroute(req: HttpRequest, call: Call<Reroute>, id: web::Path<WorkOrderId>) -> Reply {
+    transition(&req, call.actor, id.into_inner(), Step::Reroute(call.body)).await
 }

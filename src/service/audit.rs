@@ -7,10 +7,11 @@ use utoipa::ToSchema;
 
 use super::views::AuditEventView;
 use super::work_orders::parse_msisdn;
-use super::{Error, Result, Services};
+use super::{ChainLock, Error, Result, Services};
 use crate::audit::chain;
 use crate::audit::checkpoint::CheckpointClaims;
 use crate::audit::log::format_at;
+use crate::audit::AuditAction;
 use crate::domain::access::{Actor, Permission};
 use crate::storage::{audit as store, secrets};
 
@@ -197,9 +198,9 @@ impl Services {
             "since": q.since, "until": q.until, "after": q.after,
         });
         let by = super::recorder(&actor);
-        self.change(by.clone(), move |tx, now| {
+        self.write(ChainLock::First, by.clone(), move |tx, now| {
             let detail = json!({ "format": format.as_str(), "filters": filters });
-            crate::audit::append(tx, &by, "audit.exported", None, &detail, now)?;
+            crate::audit::append(tx, &by, AuditAction::AuditExported, None, &detail, now)?;
             Ok(())
         })
         .await?;
@@ -329,34 +330,36 @@ impl Services {
         let key = self.service_key.clone();
         let now = self.now();
         let jws = self
-            .store
-            .write(move |c| -> Result<String> {
-                // Under the chain lock, so the head and the events agree.
-                crate::audit::lock(c)?;
-                let head = store::head(c)?;
-                if let Some(latest) = store::latest_checkpoint(c)? {
-                    if latest.size == head.size {
-                        return Ok(latest.jws);
+            .write(
+                ChainLock::First,
+                crate::audit::Recorder::system(),
+                move |c, _| -> std::result::Result<String, super::Refusal> {
+                    // Under the chain lock, so the head and the events agree.
+                    let head = store::head(c)?;
+                    if let Some(latest) = store::latest_checkpoint(c)? {
+                        if latest.size == head.size {
+                            return Ok(latest.jws);
+                        }
                     }
-                }
-                let leaves = leaves(c, head.size, "size")?;
-                let claims = CheckpointClaims {
-                    size: head.size as u64,
-                    head: chain::to_hex(&chain::tree_head(&leaves)),
-                    at: now.timestamp(),
-                };
-                let jws = key.sign(&claims)?;
-                store::insert_checkpoint(
-                    c,
-                    &store::CheckpointRow {
-                        size: head.size,
-                        head: claims.head,
-                        at: now.naive_utc(),
-                        jws: jws.clone(),
-                    },
-                )?;
-                Ok(jws)
-            })
+                    let leaves = leaves(c, head.size, "size")?;
+                    let claims = CheckpointClaims {
+                        size: head.size as u64,
+                        head: chain::to_hex(&chain::tree_head(&leaves)),
+                        at: now.timestamp(),
+                    };
+                    let jws = key.sign(&claims)?;
+                    store::insert_checkpoint(
+                        c,
+                        &store::CheckpointRow {
+                            size: head.size,
+                            head: claims.head,
+                            at: now.naive_utc(),
+                            jws: jws.clone(),
+                        },
+                    )?;
+                    Ok(jws)
+                },
+            )
             .await?;
         Ok(CheckpointView { checkpoint: jws })
     }

@@ -14,17 +14,18 @@ use serde::{Deserialize, Serialize};
 use super::{Error, Result, Services};
 use crate::config::AuthSettings;
 use crate::domain::access::{Actor, HallPost, Role};
+use crate::domain::{HallId, Username};
 use crate::storage::users;
 
 /// What a login token carries: enough to authorise without a database read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct TokenClaims {
-    sub: String,
+    sub: Username,
     role: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     province: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    hall_id: Option<String>,
+    hall_id: Option<HallId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     hall_province: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -253,11 +254,11 @@ impl Services {
             Some(id) => {
                 let hall = self
                     .store
-                    .read(move |c| -> Result<_> { Ok(crate::storage::halls::get(c, &id)?) })
+                    .read(move |c| -> Result<_> { Ok(crate::storage::halls::get(c, &id.into())?) })
                     .await?
                     .ok_or_else(|| Error::Internal("user's hall is missing".into()))?;
                 Some(HallPost {
-                    id: hall.id,
+                    id: hall.id.into(),
                     province: hall.province,
                     city: hall.city,
                 })
@@ -265,7 +266,7 @@ impl Services {
             None => None,
         };
         Ok(Actor {
-            username: user.username,
+            username: user.username.into(),
             role,
             province: user.province,
             hall,

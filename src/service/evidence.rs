@@ -14,11 +14,11 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use super::{recorder, Error, Refusal, Result, Services};
-use crate::audit::Recorder;
+use super::{recorder, ChainLock, Error, Refusal, Result, Services};
+use crate::audit::{AuditAction, Recorder};
 use crate::domain::access::Actor;
 use crate::domain::evidence::{self as rules, EvidenceKind, MediaType, SNIFF_LEN};
-use crate::domain::DomainError;
+use crate::domain::{DomainError, WorkOrderId};
 use crate::storage::evidence::{self as rows, EvidenceRow};
 use crate::storage::objects::{EvidenceStore, ObjectError};
 use crate::storage::work_orders;
@@ -78,7 +78,7 @@ impl Services {
     pub async fn upload_evidence<S>(
         &self,
         actor: Actor,
-        id: String,
+        id: WorkOrderId,
         kind: EvidenceKind,
         media: MediaType,
         body: S,
@@ -116,31 +116,35 @@ impl Services {
     async fn record_upload(
         &self,
         actor: Actor,
-        id: String,
+        id: WorkOrderId,
         kind: EvidenceKind,
         media: MediaType,
         received: &Received,
     ) -> Result<EvidenceView> {
         let (sha256, size) = (received.sha256.clone(), received.size);
-        self.change_late(recorder(&actor), move |tx, now| {
+        self.write(ChainLock::AtAppend, recorder(&actor), move |tx, now| {
             let order = work_orders::get_steady(tx, &id)?
                 .ok_or_else(|| DomainError::NotFound("work order".into()))?;
             rules::authorize_upload(&order, &actor)?;
-            let existing = rows::find(tx, &order.id, kind.as_str(), &sha256)?;
+            let existing = rows::find(tx, order.id.as_str(), kind.as_str(), &sha256)?;
             let again = existing.is_some();
             let row = match existing {
                 Some(row) => row,
                 None => {
                     let row = EvidenceRow {
                         id: uuid::Uuid::now_v7().to_string(),
-                        work_order_id: order.id.clone(),
+                        work_order_id: order.id.to_string(),
                         kind: kind.as_str().to_owned(),
                         sha256: sha256.clone(),
                         size: i64::try_from(size)
                             .map_err(|_| Error::Internal("file size overflows".into()))?,
                         content_type: media.as_str().to_owned(),
-                        hall_id: order.claimed_hall_id.clone().unwrap_or_default(),
-                        uploaded_by: actor.username.clone(),
+                        hall_id: order
+                            .claimed_hall_id
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default(),
+                        uploaded_by: actor.username.to_string(),
                         uploaded_at: now.naive_utc(),
                     };
                     rows::insert(tx, &row)?;
@@ -154,7 +158,7 @@ impl Services {
             crate::audit::append(
                 tx,
                 &recorder(&actor),
-                "evidence.uploaded",
+                AuditAction::EvidenceUploaded,
                 Some(&order.id),
                 &detail,
                 now,
@@ -165,12 +169,12 @@ impl Services {
     }
 
     /// The order's files, for anyone who sees the order.
-    pub async fn list_evidence(&self, actor: Actor, id: String) -> Result<EvidenceList> {
+    pub async fn list_evidence(&self, actor: Actor, id: WorkOrderId) -> Result<EvidenceList> {
         actor.require(crate::domain::access::Permission::ReadOrderEvents)?;
         self.store
             .read(move |c| {
                 let order = super::work_orders::load_visible(c, &id, &actor)?;
-                let items = rows::for_order(c, &order.id)?;
+                let items = rows::for_order(c, order.id.as_str())?;
                 Ok(EvidenceList {
                     items: items.iter().map(EvidenceView::from).collect(),
                 })
@@ -184,7 +188,7 @@ impl Services {
     pub async fn download_evidence(
         &self,
         actor: Actor,
-        id: String,
+        id: WorkOrderId,
         sha256: String,
     ) -> Result<EvidenceDownload> {
         actor.require(crate::domain::access::Permission::ReadOrderEvents)?;
@@ -194,28 +198,30 @@ impl Services {
             .read(move |c| -> Result<EvidenceRow> {
                 let order = super::work_orders::load_visible(c, &check_id, &check_actor)?;
                 rules::authorize_download(&order, &check_actor)?;
-                let row =
-                    rows::find_by_digest(c, &order.id, &check_sha)?.ok_or_else(not_found_file)?;
+                let row = rows::find_by_digest(c, order.id.as_str(), &check_sha)?
+                    .ok_or_else(not_found_file)?;
                 rules::authorize_file(&row.hall_id, &check_actor)?;
                 Ok(row)
             })
             .await?;
 
         if let Err(why) = check_stored(&self.evidence, &row.sha256).await {
-            return Err(self.integrity_failure(&row, why, &actor.username).await);
+            return Err(self
+                .integrity_failure(&row, why, actor.username.as_str())
+                .await);
         }
 
         let row = self
-            .change_late(recorder(&actor), move |tx, now| {
+            .write(ChainLock::AtAppend, recorder(&actor), move |tx, now| {
                 let order = super::work_orders::load_visible(tx, &id, &actor)?;
                 rules::authorize_download(&order, &actor)?;
-                let row =
-                    rows::find_by_digest(tx, &order.id, &sha256)?.ok_or_else(not_found_file)?;
+                let row = rows::find_by_digest(tx, order.id.as_str(), &sha256)?
+                    .ok_or_else(not_found_file)?;
                 let detail = json!({ "kind": row.kind, "sha256": row.sha256 });
                 crate::audit::append(
                     tx,
                     &recorder(&actor),
-                    "evidence.viewed",
+                    AuditAction::EvidenceViewed,
                     Some(&order.id),
                     &detail,
                     now,
@@ -250,17 +256,17 @@ impl Services {
             "evidence file failed its integrity check; not served"
         );
         let (order_id, detail) = (
-            row.work_order_id.clone(),
+            WorkOrderId::from(row.work_order_id.as_str()),
             json!({
                 "kind": row.kind, "sha256": row.sha256, "reason": reason, "requested_by": asker,
             }),
         );
         let recorded = self
-            .change_late(Recorder::system(), move |tx, now| {
+            .write(ChainLock::AtAppend, Recorder::system(), move |tx, now| {
                 crate::audit::append(
                     tx,
                     &Recorder::system(),
-                    "evidence.integrity_failed",
+                    AuditAction::EvidenceIntegrityFailed,
                     Some(&order_id),
                     &detail,
                     now,

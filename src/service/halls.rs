@@ -5,10 +5,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::{recorder, require_text, Refusal, Result, Services};
-use crate::audit;
+use super::{recorder, ChainLock, Refusal, Result, Services};
+use crate::audit::{self, AuditAction};
 use crate::domain::access::{Actor, Permission};
-use crate::domain::{region, DomainError, Invalid};
+use crate::domain::text::{required_text as require_text, Email};
+use crate::domain::{region, DomainError, HallId, Invalid};
 use crate::signing::{Alg, HallPublicKey};
 use crate::storage::halls::{self, Hall, HallKey};
 
@@ -98,25 +99,9 @@ pub struct ProvinceList {
     pub items: Vec<ProvinceView>,
 }
 
-fn validate_email(raw: Option<&str>, field: &str) -> Result<Option<String>, DomainError> {
-    let Some(raw) = raw else { return Ok(None) };
-    let e = raw.trim();
-    let ok = e.len() <= 254
-        && e.split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
-        && !e.contains(char::is_whitespace);
-    if !ok {
-        return Err(DomainError::invalid(
-            Invalid::Field,
-            field,
-            "not an email address",
-        ));
-    }
-    Ok(Some(e.to_owned()))
-}
-
-pub(super) fn validate_email_field(raw: Option<&str>) -> Result<Option<String>, DomainError> {
-    validate_email(raw, "email")
+/// An optional email: absent stays absent, present must be an address.
+pub(super) fn optional_email(raw: Option<&str>) -> Result<Option<Email>, DomainError> {
+    raw.map(|e| Email::parse(e, "email")).transpose()
 }
 
 fn secs(t: NaiveDateTime) -> i64 {
@@ -154,7 +139,7 @@ impl Services {
 
     pub async fn create_hall(&self, actor: Actor, req: NewHall) -> Result<HallView> {
         actor.require(Permission::Administer)?;
-        self.change(recorder(&actor), move |tx, now| {
+        self.write(ChainLock::First, recorder(&actor), move |tx, now| {
             let code = require_text(&req.code, "code")?;
             if halls::code_exists(tx, &code)? {
                 return Err(DomainError::AlreadyExists { what: "a hall with this code".into(), field: Some("code".into()) }.into());
@@ -167,7 +152,7 @@ impl Services {
                 return Err(DomainError::invalid(Invalid::City, "city", "not a city code of the province").into());
             }
             let address = require_text(&req.address, "address")?;
-            let email = validate_email(Some(&req.email), "email")?;
+            let email = Some(Email::parse(&req.email, "email")?.into_string());
             let hall = Hall {
                 id: uuid::Uuid::now_v7().to_string(),
                 code,
@@ -180,7 +165,7 @@ impl Services {
             };
             halls::insert(tx, &hall)?;
             let detail = json!({ "hall_id": hall.id, "code": hall.code, "province": hall.province, "city": hall.city });
-            audit::append(tx, &recorder(&actor), "hall.created", None, &detail, now)?;
+            audit::append(tx, &recorder(&actor), AuditAction::HallCreated, None, &detail, now)?;
             Ok(HallView::from(hall))
         })
         .await
@@ -189,11 +174,11 @@ impl Services {
     pub async fn register_hall_key(
         &self,
         actor: Actor,
-        hall_id: String,
+        hall_id: HallId,
         req: NewHallKey,
     ) -> Result<HallKeyView> {
         actor.require(Permission::Administer)?;
-        self.change(recorder(&actor), move |tx, now| {
+        self.write(ChainLock::First, recorder(&actor), move |tx, now| {
             if halls::get(tx, &hall_id)?.is_none() {
                 return Err(DomainError::NotFound("hall".into()).into());
             }
@@ -208,12 +193,11 @@ impl Services {
             let alg = Alg::parse(&req.alg).ok_or_else(|| {
                 DomainError::invalid(Invalid::Key, "alg", "alg must be ES256 or EdDSA")
             })?;
-            let public = HallPublicKey::from_pem(alg, &req.public_key_pem).map_err(|e| {
-                DomainError::invalid(Invalid::Key, "public_key_pem", e.to_string())
-            })?;
+            let public = HallPublicKey::from_pem(alg, &req.public_key_pem)
+                .map_err(|e| DomainError::invalid(Invalid::Key, "public_key_pem", e.to_string()))?;
             let key = HallKey {
                 kid,
-                hall_id: hall_id.clone(),
+                hall_id: hall_id.to_string(),
                 alg: alg.as_str().to_owned(),
                 public_key_pem: public.to_pem(),
                 created_at: now.naive_utc(),
@@ -224,7 +208,7 @@ impl Services {
             audit::append(
                 tx,
                 &recorder(&actor),
-                "hall_key.registered",
+                AuditAction::HallKeyRegistered,
                 None,
                 &detail,
                 now,
@@ -237,13 +221,13 @@ impl Services {
     pub async fn revoke_hall_key(
         &self,
         actor: Actor,
-        hall_id: String,
+        hall_id: HallId,
         kid: String,
     ) -> Result<HallKeyView> {
         actor.require(Permission::Administer)?;
-        self.change(recorder(&actor), move |tx, now| {
+        self.write(ChainLock::First, recorder(&actor), move |tx, now| {
             let key = halls::get_key(tx, &kid)?
-                .filter(|k| k.hall_id == hall_id)
+                .filter(|k| hall_id == *k.hall_id.as_str())
                 .ok_or_else(|| Refusal::from(DomainError::NotFound("hall key".into())))?;
             if key.revoked_at.is_some() {
                 return Err(DomainError::InvalidState {
@@ -260,7 +244,7 @@ impl Services {
             audit::append(
                 tx,
                 &recorder(&actor),
-                "hall_key.revoked",
+                AuditAction::HallKeyRevoked,
                 None,
                 &detail,
                 now,

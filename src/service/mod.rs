@@ -11,6 +11,7 @@ pub mod users;
 pub mod verification;
 pub mod views;
 pub mod work_orders;
+mod write_path;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -18,14 +19,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 
 pub use error::{Error, Result};
+pub use write_path::WritePermit;
+pub(crate) use write_path::{write_blocking, ChainLock, Refusal};
 
 use crate::audit::Recorder;
 use crate::config::Settings;
 use crate::domain::access::Actor;
-use crate::domain::{DomainError, Invalid};
 use crate::signing::ServiceKey;
 use crate::storage::objects::EvidenceStore;
-use crate::storage::{secrets, DbConn, Store};
+use crate::storage::{secrets, Store};
 
 /// Wall-clock time with an adjustable offset, so tests can move time without sleeping.
 #[derive(Debug, Default)]
@@ -48,16 +50,16 @@ impl Clock {
 /// Everything an action needs; cheap to clone (shared parts behind `Arc`).
 #[derive(Clone)]
 pub struct Services {
-    pub store: Store,
-    pub settings: Arc<Settings>,
-    pub service_key: Arc<ServiceKey>,
-    pub tokens: Arc<auth::TokenKeys>,
-    pub login_guard: Arc<auth::LoginGuard>,
-    pub clock: Arc<Clock>,
+    store: Store,
+    settings: Arc<Settings>,
+    service_key: Arc<ServiceKey>,
+    tokens: Arc<auth::TokenKeys>,
+    login_guard: Arc<auth::LoginGuard>,
+    clock: Arc<Clock>,
     /// Evidence files' bytes; the database holds only their metadata.
-    pub evidence: EvidenceStore,
+    evidence: EvidenceStore,
     /// Stored evidence files found not to match their digest (exported as a metric).
-    pub evidence_failures: prometheus::IntCounter,
+    evidence_failures: prometheus::IntCounter,
 }
 
 impl Services {
@@ -99,17 +101,27 @@ impl Services {
         )
         .map_err(|e| Error::Internal(e.to_string()))?;
         let clock = Arc::new(Clock::default());
-        let mut conn = store.connection()?;
-        secrets::publish_key(
-            &mut conn,
-            &service_key.kid,
-            service_key.key.alg.as_str(),
-            &service_key.jwk().to_string(),
-            clock.now().naive_utc(),
+        let token_secret = write_blocking(
+            &store,
+            &clock,
+            // Instances starting at once take turns: the first stores the token key.
+            ChainLock::First,
+            &Recorder::system(),
+            |tx, now| {
+                secrets::publish_key(
+                    tx,
+                    &service_key.kid,
+                    service_key.key.alg.as_str(),
+                    &service_key.jwk().to_string(),
+                    now.naive_utc(),
+                )?;
+                Ok(secrets::get_or_insert(
+                    tx,
+                    "token_hmac_key",
+                    &auth::fresh_secret(),
+                )?)
+            },
         )?;
-        let token_secret =
-            secrets::get_or_insert(&mut conn, "token_hmac_key", &auth::fresh_secret())?;
-        drop(conn);
         Ok(Self {
             store,
             login_guard: Arc::new(auth::LoginGuard::new(&settings.auth)),
@@ -129,185 +141,31 @@ impl Services {
         self.clock.now()
     }
 
-    /// Runs a state-changing step in one transaction that first takes the audit chain's lock.
-    /// A refusal worth auditing (`Refusal::Audited`) rolls the whole step back and commits
-    /// only its audit event, in a second transaction, so nothing half-written survives.
-    /// (No savepoint: two fewer round trips inside the chain lock on every write; refusals
-    /// are rare and pay for a second transaction instead.)
-    pub async fn change<T, F>(&self, by: Recorder, step: F) -> Result<T>
-    where
-        F: FnOnce(&mut DbConn, DateTime<Utc>) -> std::result::Result<T, Refusal> + Send + 'static,
-        T: Send + 'static,
-    {
-        self.change_locked(by, ChainLock::First, step).await
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
-    /// Like `change`, for the hot paths (work-order steps, evidence): on PostgreSQL the chain
-    /// lock is taken only when the step appends its event, so the row everyone queues on is
-    /// held for the append and the commit, not for the whole step. Such a step must be safe
-    /// against concurrent writers by itself: version-guarded updates (`lost_race`), unique
-    /// indexes, atomic counters. On SQLite, whose writers take turns anyway, the lock is
-    /// still taken first. `at` is then the time the step began, which under concurrency may
-    /// precede the previous event's by a few milliseconds; `seq` is the order.
-    pub async fn change_late<T, F>(&self, by: Recorder, step: F) -> Result<T>
-    where
-        F: FnOnce(&mut DbConn, DateTime<Utc>) -> std::result::Result<T, Refusal> + Send + 'static,
-        T: Send + 'static,
-    {
-        self.change_locked(by, ChainLock::AtAppend, step).await
+    /// The service's clock (tests move it with `Clock::advance`).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
-    async fn change_locked<T, F>(&self, by: Recorder, lock: ChainLock, step: F) -> Result<T>
-    where
-        F: FnOnce(&mut DbConn, DateTime<Utc>) -> std::result::Result<T, Refusal> + Send + 'static,
-        T: Send + 'static,
-    {
-        let clock = self.clock.clone();
-        let lock_first =
-            lock == ChainLock::First || self.store.backend() == crate::storage::Backend::Sqlite;
-        let attempt = self
-            .store
-            .write(move |tx| -> std::result::Result<T, RolledBack> {
-                if lock_first {
-                    crate::audit::lock(tx)?;
-                }
-                // When the lock is taken first, read the clock only once the chain is ours, so
-                // `at` never runs backwards against `seq` however long the lock took (with a
-                // late lock, see `change_late`).
-                let now = clock.now();
-                step(tx, now).map_err(RolledBack)
-            })
-            .await;
-        match attempt {
-            Ok(v) => Ok(v),
-            Err(RolledBack(Refusal::Plain(e))) => Err(e),
-            Err(RolledBack(Refusal::Audited(refusal))) => {
-                let AuditedRefusal {
-                    error,
-                    action,
-                    work_order,
-                    detail,
-                } = *refusal;
-                let clock = self.clock.clone();
-                self.store
-                    .write(move |tx| -> Result<()> {
-                        crate::audit::lock(tx)?;
-                        let now = clock.now();
-                        crate::audit::append(tx, &by, action, work_order.as_deref(), &detail, now)?;
-                        Ok(())
-                    })
-                    .await?;
-                Err(error)
-            }
-        }
+    /// Stored evidence files found corrupt, for the metrics registry.
+    pub fn evidence_failures(&self) -> prometheus::IntCounter {
+        self.evidence_failures.clone()
     }
-}
 
-/// When a write transaction takes the audit chain's lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ChainLock {
-    First,
-    AtAppend,
-}
-
-/// Why a step stopped: plainly (rolled back, nothing recorded) or with an audit event that
-/// is committed on its own.
-pub enum Refusal {
-    Plain(Error),
-    Audited(Box<AuditedRefusal>),
-}
-
-pub struct AuditedRefusal {
-    pub error: Error,
-    pub action: &'static str,
-    pub work_order: Option<String>,
-    pub detail: serde_json::Value,
-}
-
-impl Refusal {
-    pub fn audited(
-        error: impl Into<Error>,
-        action: &'static str,
-        work_order: Option<String>,
-        detail: serde_json::Value,
-    ) -> Self {
-        Self::Audited(Box::new(AuditedRefusal {
-            error: error.into(),
-            action,
-            work_order,
-            detail,
-        }))
+    pub fn backend(&self) -> crate::storage::Backend {
+        self.store.backend()
     }
-}
 
-impl From<Error> for Refusal {
-    fn from(e: Error) -> Self {
-        Refusal::Plain(e)
-    }
-}
-
-impl From<DomainError> for Refusal {
-    fn from(e: DomainError) -> Self {
-        Refusal::Plain(e.into())
-    }
-}
-
-impl From<crate::storage::StorageError> for Refusal {
-    fn from(e: crate::storage::StorageError) -> Self {
-        Refusal::Plain(e.into())
-    }
-}
-
-impl From<diesel::result::Error> for Refusal {
-    fn from(e: diesel::result::Error) -> Self {
-        Refusal::Plain(e.into())
-    }
-}
-
-impl From<crate::signing::KeyError> for Refusal {
-    fn from(e: crate::signing::KeyError) -> Self {
-        Refusal::Plain(e.into())
-    }
-}
-
-impl From<Refusal> for Error {
-    fn from(r: Refusal) -> Self {
-        match r {
-            Refusal::Plain(e) => e,
-            Refusal::Audited(a) => a.error,
-        }
-    }
-}
-
-/// A step's refusal on its way out of the transaction (which it rolls back).
-struct RolledBack(Refusal);
-
-impl From<diesel::result::Error> for RolledBack {
-    fn from(e: diesel::result::Error) -> Self {
-        RolledBack(Refusal::Plain(e.into()))
-    }
-}
-
-impl From<crate::storage::StorageError> for RolledBack {
-    fn from(e: crate::storage::StorageError) -> Self {
-        RolledBack(Refusal::Plain(e.into()))
+    /// True when the database answers (readiness).
+    pub async fn database_answers(&self) -> bool {
+        self.store.ping().await
     }
 }
 
 /// The audit attribution of an authenticated user.
 pub fn recorder(actor: &Actor) -> Recorder {
-    Recorder::new(actor.username.clone(), actor.role_name())
-}
-
-/// A required free-text field must say something.
-pub fn require_text(value: &str, field: &str) -> std::result::Result<String, DomainError> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        return Err(DomainError::invalid(
-            Invalid::Field,
-            field,
-            format!("{field} must not be empty"),
-        ));
-    }
-    Ok(trimmed.to_owned())
+    Recorder::new(actor.username.as_str(), actor.role_name())
 }

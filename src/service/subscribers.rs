@@ -6,8 +6,8 @@ use utoipa::ToSchema;
 
 use super::views::MaskedDocumentView;
 use super::work_orders::parse_msisdn;
-use super::{recorder, Result, Services};
-use crate::audit;
+use super::{recorder, ChainLock, Result, Services};
+use crate::audit::{self, AuditAction};
 use crate::domain::access::{Actor, Permission};
 use crate::domain::DomainError;
 use crate::storage::{subscribers, work_orders};
@@ -36,13 +36,13 @@ impl Services {
     ) -> Result<SubscriberView> {
         actor.require(Permission::ReadSubscriber)?;
         let msisdn = parse_msisdn(&raw_msisdn, "msisdn")?.into_string();
-        self.change(recorder(&actor), move |tx, now| {
+        self.write(ChainLock::First, recorder(&actor), move |tx, now| {
             let s = subscribers::get(tx, &msisdn)?
                 .filter(|s| actor.sees_subscriber(&s.home_province))
                 .ok_or_else(|| DomainError::NotFound("subscriber".into()))?;
             let work_order = match &s.work_order_id {
-                Some(id) => work_orders::get(tx, id)?.map(|o| OrderRef {
-                    id: o.id,
+                Some(id) => work_orders::get(tx, &id.as_str().into())?.map(|o| OrderRef {
+                    id: o.id.into_string(),
                     reference: o.reference,
                 }),
                 None => None,
@@ -55,7 +55,7 @@ impl Services {
             audit::append(
                 tx,
                 &recorder(&actor),
-                "subscriber.viewed",
+                AuditAction::SubscriberViewed,
                 None,
                 &json!({ "msisdn": msisdn }),
                 now,

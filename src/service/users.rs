@@ -4,9 +4,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::halls::validate_email_field;
-use super::{auth, recorder, Refusal, Result, Services};
-use crate::audit::{self, Recorder};
+use super::halls::optional_email;
+use super::{auth, recorder, write_blocking, ChainLock, Clock, Refusal, Result, Services};
+use crate::audit::{self, AuditAction, Recorder};
 use crate::domain::access::{Actor, Permission, Role};
 use crate::domain::{region, DomainError, Invalid};
 use crate::storage::{halls, users, DbConn, Store};
@@ -95,7 +95,7 @@ fn insert_user(
                 .hall_id
                 .as_deref()
                 .ok_or_else(|| invalid("hall_id", "hall staff need a hall"))?;
-            let hall = halls::get(conn, hall_id)?.ok_or_else(|| {
+            let hall = halls::get(conn, &hall_id.into())?.ok_or_else(|| {
                 Refusal::from(DomainError::invalid(
                     Invalid::UnknownHall,
                     "hall_id",
@@ -113,7 +113,7 @@ fn insert_user(
     if role == Role::Admin && province.is_some() {
         return Err(invalid("province", "admins are national"));
     }
-    let email = validate_email_field(req.email.as_deref())?;
+    let email = optional_email(req.email.as_deref())?.map(|e| e.into_string());
     let user = users::User {
         id: uuid::Uuid::now_v7().to_string(),
         username: username.to_owned(),
@@ -143,30 +143,51 @@ fn insert_user(
     })
 }
 
-/// Creates a user on behalf of `by` (an admin, or the CLI), on the calling thread.
-pub fn add_user_blocking(
-    store: &Store,
+/// Creates a user from the command line (how the first admin is made), on the calling
+/// thread; audited with actor `cli`.
+pub fn add_cli_user(store: &Store, req: &NewUser) -> Result<UserView> {
+    let hash = auth::hash_password(&req.password)?;
+    write_blocking(
+        store,
+        &Clock::default(),
+        ChainLock::First,
+        &Recorder::cli(),
+        |tx, now| create(tx, &Recorder::cli(), req, hash, now),
+    )
+}
+
+/// The user and its `user.created` event.
+fn create(
+    tx: &mut DbConn,
     by: &Recorder,
     req: &NewUser,
+    hash: String,
     now: DateTime<Utc>,
-) -> Result<UserView> {
-    let hash = auth::hash_password(&req.password)?;
-    store.write_blocking(|tx| -> Result<UserView> {
-        audit::lock(tx)?;
-        let user = insert_user(tx, req, hash, now)?;
-        let detail = json!({ "username": user.username, "role": user.role, "province": user.province, "hall_id": user.hall_id });
-        audit::append(tx, by, "user.created", None, &detail, now)?;
-        Ok(user)
-    })
+) -> Result<UserView, Refusal> {
+    let user = insert_user(tx, req, hash, now)?;
+    let detail = json!({ "username": user.username, "role": user.role, "province": user.province, "hall_id": user.hall_id });
+    audit::append(tx, by, AuditAction::UserCreated, None, &detail, now)?;
+    Ok(user)
 }
 
 impl Services {
     pub async fn create_user(&self, actor: Actor, req: NewUser) -> Result<UserView> {
         actor.require(Permission::Administer)?;
-        let (store, by, now) = (self.store.clone(), recorder(&actor), self.now());
-        tokio::task::spawn_blocking(move || add_user_blocking(&store, &by, &req, now))
+        // Hashed before the transaction: argon2 takes a while, the chain lock must not wait.
+        let password = req.password.clone();
+        let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
             .await
-            .map_err(|e| super::Error::Internal(e.to_string()))?
+            .map_err(|e| super::Error::Internal(e.to_string()))??;
+        let by = recorder(&actor);
+        self.write(ChainLock::First, by.clone(), move |tx, now| {
+            create(tx, &by, &req, hash, now)
+        })
+        .await
+    }
+
+    /// `add_cli_user` on this service's database (tests seed their first admin so).
+    pub fn add_cli_user(&self, req: &NewUser) -> Result<UserView> {
+        add_cli_user(&self.store, req)
     }
 
     pub async fn me(&self, actor: Actor) -> Result<serde_json::Value> {

@@ -6,16 +6,17 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::views::WorkOrderView;
-use super::{recorder, Error, Refusal, Result, Services};
+use super::{recorder, ChainLock, Error, Refusal, Result, Services};
+use crate::audit::AuditAction;
 use crate::domain::access::{Actor, Permission};
 use crate::domain::evidence::{check_binding, UploadedFile};
 use crate::domain::verification::{self as rules, ResultClaims};
 use crate::domain::work_order::{self, AcceptedResult, Command, Kind, WorkOrder};
-use crate::domain::{sha256_hex, DomainError, Invalid};
+use crate::domain::{sha256_hex, DomainError, Invalid, VerificationId, WorkOrderId};
 use crate::signing::jws::{CompactJws, JwsError};
 use crate::signing::{Alg, HallPublicKey};
 use crate::storage::evidence as evidence_rows;
-use crate::storage::{halls, verification_results, work_orders, DbConn, StorageError};
+use crate::storage::{halls, verification_results, DbConn, StorageError};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -66,15 +67,17 @@ fn check_result(
     let parsed = CompactJws::parse(jws).map_err(|e| bad(&e.to_string()))?;
 
     // 1. The key must be one of the claiming hall's.
-    let kid = parsed.kid.clone().ok_or_else(|| {
-        reject(
-            Invalid::UnknownKey,
-            "result",
-            "the JWS header names no kid",
-        )
-    })?;
+    let kid = parsed
+        .kid
+        .clone()
+        .ok_or_else(|| reject(Invalid::UnknownKey, "result", "the JWS header names no kid"))?;
     let key = halls::get_key(conn, &kid)?
-        .filter(|k| Some(k.hall_id.as_str()) == order.claimed_hall_id.as_deref())
+        .filter(|k| {
+            order
+                .claimed_hall_id
+                .as_ref()
+                .is_some_and(|h| h == k.hall_id.as_str())
+        })
         .ok_or_else(|| {
             reject(
                 Invalid::UnknownKey,
@@ -118,7 +121,7 @@ fn check_result(
     })?;
 
     // 4. It must be about this order, this hall, this staff member, this number.
-    rules::check_claims(&claims, order, &actor.username)?;
+    rules::check_claims(&claims, order, actor)?;
     // 5. Fresh.
     rules::check_fresh(claims.iat, now, limits.max_skew_seconds)?;
     // 6. Never seen before.
@@ -131,9 +134,14 @@ fn check_result(
     }
     // 7. Every file it names was uploaded to this order by the claiming hall, and a match
     //    carries the required kinds: the signature then covers the files through their digests.
-    let uploaded: Vec<UploadedFile> = evidence_rows::for_order(conn, &order.id)?
+    let uploaded: Vec<UploadedFile> = evidence_rows::for_order(conn, order.id.as_str())?
         .into_iter()
-        .filter(|f| Some(f.hall_id.as_str()) == order.claimed_hall_id.as_deref())
+        .filter(|f| {
+            order
+                .claimed_hall_id
+                .as_ref()
+                .is_some_and(|h| h == f.hall_id.as_str())
+        })
         .map(|f| UploadedFile {
             kind: f.kind,
             sha256: f.sha256,
@@ -160,7 +168,7 @@ impl Services {
     pub async fn submit_verification(
         &self,
         actor: Actor,
-        id: String,
+        id: WorkOrderId,
         if_match: Option<i64>,
         req: SubmitResult,
     ) -> Result<WorkOrderView> {
@@ -169,7 +177,7 @@ impl Services {
             max_skew_seconds: self.settings.verification.max_skew_seconds,
             required_evidence: self.settings.verification.required_evidence.clone(),
         };
-        self.change_late(recorder(&actor), move |tx, now| {
+        self.write(ChainLock::AtAppend, recorder(&actor), move |tx, now| {
             let order =
                 super::work_orders::load_for(tx, &id, Kind::SubmitResult, &actor, if_match)?;
 
@@ -188,16 +196,17 @@ impl Services {
                         });
                         return Err(Refusal::audited(
                             e,
-                            "work_order.result_rejected",
+                            AuditAction::ResultRejected,
                             Some(order.id.clone()),
                             detail,
                         ));
                     }
                 };
             let masked = claims.document.as_ref().map(|d| d.masked());
+            let verification_id = VerificationId::new();
             let row = verification_results::VerificationRow {
-                id: uuid::Uuid::now_v7().to_string(),
-                work_order_id: order.id.clone(),
+                id: verification_id.to_string(),
+                work_order_id: order.id.to_string(),
                 jws,
                 result_sha256: result_sha256.clone(),
                 kid: kid.clone(),
@@ -228,28 +237,14 @@ impl Services {
                 other => other?,
             }
             let cmd = Command::SubmitResult(AcceptedResult {
-                verification_id: row.id.clone(),
-                outcome: row.outcome.clone(),
+                verification_id,
+                outcome,
                 kid,
                 jti: row.jti.clone(),
                 result_sha256,
             });
-            let (next, event) = work_order::decide(&order, &cmd, &actor, now)?;
-            if !work_orders::update(tx, &next, order.version)? {
-                return Err(super::work_orders::lost_race(
-                    tx,
-                    &order,
-                    Kind::SubmitResult,
-                ));
-            }
-            crate::audit::append(
-                tx,
-                &recorder(&actor),
-                event.action,
-                Some(&next.id),
-                &event.detail,
-                now,
-            )?;
+            let t = work_order::decide(&order, &cmd, &actor, now)?;
+            let next = super::work_orders::save(tx, &actor, &order, t, now)?;
             Ok(WorkOrderView::new(&next, Some(&row), &actor))
         })
         .await

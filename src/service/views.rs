@@ -113,19 +113,19 @@ impl WorkOrderView {
             }
         });
         Self {
-            id: o.id.clone(),
+            id: o.id.to_string(),
             reference: o.reference.clone(),
             msisdn: o.msisdn.clone(),
             home_province: o.home_province.clone(),
             target_province: o.target_province.clone(),
             target_city: o.target_city.clone(),
-            target_hall_id: o.target_hall_id.clone(),
+            target_hall_id: o.target_hall_id.as_ref().map(ToString::to_string),
             state: o.state.as_str().to_owned(),
             version: o.version,
             reason: o.reason.clone(),
             expected_name,
-            opened_by: o.opened_by.clone(),
-            claimed_by: o.claimed_by.clone(),
+            opened_by: o.opened_by.to_string(),
+            claimed_by: o.claimed_by.as_ref().map(ToString::to_string),
             due_at: o.due_at,
             deadline_at: o.deadline_at,
             created_at: o.created_at,

@@ -6,12 +6,16 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::views::{EventList, WorkOrderPage, WorkOrderView};
-use super::{recorder, require_text, Error, Refusal, Result, Services};
-use crate::audit;
-use crate::domain::access::{Actor, Permission, Role};
+use super::{recorder, ChainLock, Error, Refusal, Result, Services};
+use crate::audit::{self, AuditAction};
+use crate::domain::access::{Actor, Permission};
 use crate::domain::msisdn::Msisdn;
-use crate::domain::work_order::{self, Command, Kind, State, Target, WorkOrder};
-use crate::domain::{region, DomainError, Invalid};
+use crate::domain::text::{required_text, Reason as ReasonText};
+use crate::domain::verification::Outcome;
+use crate::domain::work_order::{
+    self, Command, Completion, Effect, Kind, NewOrder, State, Target, Transition, WorkOrder,
+};
+use crate::domain::{region, DomainError, HallId, Invalid, WorkOrderId};
 use crate::signing::receipt::{self, ReceiptClaims};
 use crate::storage::{self, halls, subscribers, verification_results, work_orders, DbConn};
 
@@ -57,20 +61,6 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-const MAX_REASON_CHARS: usize = 500;
-
-fn reason(raw: &str) -> Result<String, DomainError> {
-    let r = require_text(raw, "reason")?;
-    if r.chars().count() > MAX_REASON_CHARS {
-        return Err(DomainError::invalid(
-            Invalid::Field,
-            "reason",
-            format!("reason is longer than {MAX_REASON_CHARS} characters"),
-        ));
-    }
-    Ok(r)
-}
-
 pub fn parse_msisdn(raw: &str, field: &str) -> Result<Msisdn, DomainError> {
     Msisdn::parse(raw).ok_or_else(|| {
         DomainError::invalid(
@@ -105,7 +95,7 @@ fn validate_target(
         .into());
     }
     if let Some(id) = hall_id {
-        let hall = halls::get(conn, id)?;
+        let hall = halls::get(conn, &HallId::from(id))?;
         if !hall.is_some_and(|h| h.province == province && h.city == city) {
             return Err(DomainError::invalid(
                 Invalid::UnknownHall,
@@ -118,7 +108,7 @@ fn validate_target(
     Ok(Target {
         province: province.to_owned(),
         city: city.to_owned(),
-        hall_id: hall_id.map(str::to_owned),
+        hall_id: hall_id.map(HallId::from),
     })
 }
 
@@ -126,7 +116,7 @@ fn validate_target(
 /// (403) → `If-Match` (412) → state (409), the contract's order.
 pub(super) fn load_for(
     conn: &mut DbConn,
-    id: &str,
+    id: &WorkOrderId,
     kind: Kind,
     actor: &Actor,
     if_match: Option<i64>,
@@ -145,16 +135,20 @@ pub(super) fn load_for(
 }
 
 /// The order, if the caller sees it; out of scope answers exactly like absent (404).
-pub(super) fn load_visible(conn: &mut DbConn, id: &str, actor: &Actor) -> Result<WorkOrder> {
+pub(super) fn load_visible(
+    conn: &mut DbConn,
+    id: &WorkOrderId,
+    actor: &Actor,
+) -> Result<WorkOrder> {
     Ok(work_orders::get(conn, id)?
         .filter(|o| actor.sees(o))
         .ok_or_else(|| DomainError::NotFound("work order".into()))?)
 }
 
 /// A refused attempt on an order is itself an audit event (scope and role violations).
-fn denied(e: DomainError, work_order: Option<&str>, kind: Kind) -> Refusal {
+fn denied(e: DomainError, work_order: Option<&WorkOrderId>, kind: Kind) -> Refusal {
     let detail = json!({ "attempted": kind.name(), "code": e.reason() });
-    Refusal::audited(e, "access.denied", work_order.map(str::to_owned), detail)
+    Refusal::audited(e, AuditAction::AccessDenied, work_order.cloned(), detail)
 }
 
 /// The order changed between this step's read and its write (another request won the race;
@@ -176,34 +170,39 @@ pub(super) fn lost_race(conn: &mut DbConn, current: &WorkOrder, kind: Kind) -> R
     }
 }
 
-/// Writes the next state and its event; the version guard turns a concurrent change into
-/// the answer the later request deserves (`lost_race`).
-fn save(
+/// Writes a decided transition, its audit event and its effects: the one way every step
+/// changes an order. The version guard turns a concurrent change into the answer the later
+/// request deserves (`lost_race`).
+pub(super) fn save(
     conn: &mut DbConn,
     actor: &Actor,
-    kind: Kind,
     current: &WorkOrder,
-    next: &WorkOrder,
-    event: &work_order::Event,
+    t: Transition,
     now: DateTime<Utc>,
-) -> Result<(), Refusal> {
-    if !work_orders::update(conn, next, current.version)? {
-        return Err(lost_race(conn, current, kind));
+) -> Result<WorkOrder, Refusal> {
+    if !work_orders::update(conn, &t)? {
+        return Err(lost_race(conn, current, t.kind()));
     }
+    let event = t.event();
     audit::append(
         conn,
         &recorder(actor),
         event.action,
-        Some(&next.id),
+        Some(&t.next().id),
         &event.detail,
         now,
     )?;
-    Ok(())
+    for effect in t.effects() {
+        match effect {
+            Effect::RecordVerified(record) => subscribers::record_verified(conn, record)?,
+        }
+    }
+    Ok(t.into_next())
 }
 
 fn view(conn: &mut DbConn, order: &WorkOrder, viewer: &Actor) -> Result<WorkOrderView> {
     let verification = match &order.verification_id {
-        Some(id) => verification_results::get(conn, id)?,
+        Some(id) => verification_results::get(conn, id.as_str())?,
         None => None,
     };
     Ok(WorkOrderView::new(order, verification.as_ref(), viewer))
@@ -217,17 +216,13 @@ impl Services {
             .clone()
             .ok_or_else(|| Error::Internal("clerk without a province".into()))?;
         let sla = self.settings.sla.clone();
-        self.change_late(recorder(&actor), move |tx, now| {
+        self.write(ChainLock::AtAppend, recorder(&actor), move |tx, now| {
             let msisdn = parse_msisdn(&req.msisdn, "msisdn");
             // 409 outranks 422: a number with an active order is refused before the rest of
             // the body is judged.
             if let Ok(m) = &msisdn {
                 if work_orders::has_active_order(tx, m.as_str())? {
-                    return Err(DomainError::AlreadyExists {
-                        what: "an active work order for this number".into(),
-                        field: Some("msisdn".into()),
-                    }
-                    .into());
+                    return Err(already_active().into());
                 }
             }
             let msisdn = msisdn?;
@@ -237,47 +232,29 @@ impl Services {
                 &req.target_city,
                 req.target_hall_id.as_deref(),
             )?;
-            let reason = reason(&req.reason)?;
-            let expected_name = match &req.expected_name {
-                Some(n) => Some(require_text(n, "expected_name")?),
-                None => None,
-            };
+            let reason = ReasonText::parse(&req.reason)?;
+            let expected_name = req
+                .expected_name
+                .as_deref()
+                .map(|n| required_text(n, "expected_name"))
+                .transpose()?;
             let day = now.format("%Y%m%d").to_string();
             let seq = work_orders::next_reference_seq(tx, &home, &day)?;
-            let order = WorkOrder {
-                id: uuid::Uuid::now_v7().to_string(),
+            let new = NewOrder {
                 reference: work_order::reference(&home, now, seq),
                 msisdn: msisdn.into_string(),
-                home_province: home.clone(),
-                target_province: target.province,
-                target_city: target.city,
-                target_hall_id: target.hall_id,
-                state: State::Open,
-                version: 1,
+                target,
                 reason,
                 expected_name,
-                opened_by: actor.username.clone(),
-                claimed_by: None,
-                claimed_hall_id: None,
                 due_at: now + Duration::hours(sla.due_hours),
                 deadline_at: now + Duration::hours(sla.deadline_hours),
-                created_at: now,
-                updated_at: now,
-                verification_id: None,
-                receipt: None,
             };
+            let (order, event) = WorkOrder::open(new, &actor, now)?;
             match work_orders::insert(tx, &order) {
-                Err(e) if e.is_unique_violation() => {
-                    return Err(DomainError::AlreadyExists {
-                        what: "an active work order for this number".into(),
-                        field: Some("msisdn".into()),
-                    }
-                    .into())
-                }
+                Err(e) if e.is_unique_violation() => return Err(already_active().into()),
                 other => other?,
             }
             subscribers::ensure(tx, &order.msisdn, &home, now.naive_utc())?;
-            let event = work_order::opened_event(&order);
             audit::append(
                 tx,
                 &recorder(&actor),
@@ -293,7 +270,7 @@ impl Services {
 
     /// Any role may ask; an admin's scope holds no orders, so it gets 404 like any other
     /// caller outside scope.
-    pub async fn get_work_order(&self, actor: Actor, id: String) -> Result<WorkOrderView> {
+    pub async fn get_work_order(&self, actor: Actor, id: WorkOrderId) -> Result<WorkOrderView> {
         self.store
             .read(move |c| {
                 let order = load_visible(c, &id, &actor)?;
@@ -311,19 +288,21 @@ impl Services {
                 "limit must be between 1 and 200",
             ));
         }
-        if let Some(s) = &q.state {
-            if State::parse(s).is_none() {
-                return Err(Error::bad_request(Some("state"), "unknown state"));
-            }
-        }
+        let state = q
+            .state
+            .as_deref()
+            .map(|s| {
+                State::parse(s).ok_or_else(|| Error::bad_request(Some("state"), "unknown state"))
+            })
+            .transpose()?;
         let msisdn = q
             .msisdn
             .as_deref()
             .map(|m| parse_msisdn(m, "msisdn"))
             .transpose()?;
-        let scope = scope_of(&actor);
+        let scope = actor.scope();
         let filter = work_orders::ListFilter {
-            state: q.state,
+            state,
             msisdn: msisdn.map(Msisdn::into_string),
             hall_id: q.hall_id,
             home_province: q.home_province,
@@ -338,7 +317,7 @@ impl Services {
                 orders.truncate(limit as usize);
                 let ids: Vec<String> = orders
                     .iter()
-                    .filter_map(|o| o.verification_id.clone())
+                    .filter_map(|o| o.verification_id.as_ref().map(ToString::to_string))
                     .collect();
                 let results = verification_results::get_many(c, &ids)?;
                 let items = orders
@@ -347,12 +326,12 @@ impl Services {
                         let v = o
                             .verification_id
                             .as_ref()
-                            .and_then(|id| results.iter().find(|r| &r.id == id));
+                            .and_then(|id| results.iter().find(|r| id == r.id.as_str()));
                         WorkOrderView::new(o, v, &actor)
                     })
                     .collect();
                 let next_cursor = if more {
-                    orders.last().map(|o| o.id.clone())
+                    orders.last().map(|o| o.id.to_string())
                 } else {
                     None
                 };
@@ -361,127 +340,107 @@ impl Services {
             .await
     }
 
-    /// Claim, release, return, fail, cancel: the transitions that need nothing but a reason.
+    /// Claim, release, return, fail, cancel, reroute: the transitions that need nothing but
+    /// what the caller sent. Reasons and targets are judged after the state (409 before 422).
     pub async fn transition(
         &self,
         actor: Actor,
-        id: String,
+        id: WorkOrderId,
         if_match: Option<i64>,
-        cmd: Command,
+        step: Step,
     ) -> Result<WorkOrderView> {
-        if let Some(p) = cmd.kind().permission() {
+        let kind = step.kind();
+        if let Some(p) = kind.permission() {
             actor.require(p)?;
         }
-        self.change_late(recorder(&actor), move |tx, now| {
-            let current = load_for(tx, &id, cmd.kind(), &actor, if_match)?;
-            let cmd = match cmd {
-                Command::Release { reason: r } => Command::Release {
-                    reason: reason(&r)?,
+        self.write(ChainLock::AtAppend, recorder(&actor), move |tx, now| {
+            let current = load_for(tx, &id, kind, &actor, if_match)?;
+            let cmd = match step {
+                Step::Claim => Command::Claim,
+                Step::Release(r) => Command::Release {
+                    reason: ReasonText::parse(&r)?,
                 },
-                Command::Return { reason: r } => Command::Return {
-                    reason: reason(&r)?,
+                Step::Return(r) => Command::Return {
+                    reason: ReasonText::parse(&r)?,
                 },
-                Command::Fail { reason: r } => Command::Fail {
-                    reason: reason(&r)?,
+                Step::Fail(r) => Command::Fail {
+                    reason: ReasonText::parse(&r)?,
                 },
-                Command::Cancel { reason: r } => Command::Cancel {
-                    reason: reason(&r)?,
+                Step::Cancel(r) => Command::Cancel {
+                    reason: ReasonText::parse(&r)?,
                 },
-                Command::Reroute { target, reason: r } => {
+                Step::Reroute(r) => {
                     let target = validate_target(
                         tx,
-                        &target.province,
-                        &target.city,
-                        target.hall_id.as_deref(),
+                        &r.target_province,
+                        &r.target_city,
+                        r.target_hall_id.as_deref(),
                     )?;
                     Command::Reroute {
                         target,
-                        reason: reason(&r)?,
+                        reason: ReasonText::parse(&r.reason)?,
                     }
                 }
-                other => other,
             };
-            let (next, event) = work_order::decide(&current, &cmd, &actor, now)?;
-            save(tx, &actor, cmd.kind(), &current, &next, &event, now)?;
+            let t = work_order::decide(&current, &cmd, &actor, now)?;
+            let next = save(tx, &actor, &current, t, now)?;
             Ok(view(tx, &next, &actor)?)
         })
         .await
     }
 
-    /// Completes a submitted order whose result is a match: the subscriber's record is
-    /// updated and the service signs a receipt, all in the one transaction.
+    /// Completes a submitted order: the service signs a receipt over the accepted result,
+    /// and `decide` says whether it may complete (only a match) and what that changes.
     pub async fn complete(
         &self,
         actor: Actor,
-        id: String,
+        id: WorkOrderId,
         if_match: Option<i64>,
     ) -> Result<WorkOrderView> {
         actor.require(Permission::ActAsHomeClerk)?;
         let key = self.service_key.clone();
-        self.change_late(recorder(&actor), move |tx, now| {
+        self.write(ChainLock::AtAppend, recorder(&actor), move |tx, now| {
             let current = load_for(tx, &id, Kind::Complete, &actor, if_match)?;
             let result = current
                 .verification_id
-                .as_deref()
-                .map(|v| verification_results::get(tx, v))
+                .as_ref()
+                .map(|v| verification_results::get(tx, v.as_str()))
                 .transpose()?
                 .flatten()
                 .ok_or_else(|| Error::Internal("submitted order without its result".into()))?;
-            if result.outcome != "match" {
-                return Err(DomainError::invalid(
-                    Invalid::OutcomeNotMatch,
-                    "verification.outcome",
-                    "only a result whose outcome is match can complete; return or fail it instead",
-                )
-                .into());
-            }
-            let cmd = Command::Complete {
-                outcome: result.outcome.clone(),
-            };
-            let (mut next, mut event) = work_order::decide(&current, &cmd, &actor, now)?;
+            let outcome = Outcome::parse(&result.outcome).ok_or_else(|| {
+                Error::Internal(format!("stored result has outcome {:?}", result.outcome))
+            })?;
             let claims = ReceiptClaims {
                 iss: receipt::ISSUER.to_owned(),
-                wo: current.id.clone(),
+                wo: current.id.to_string(),
                 reference: current.reference.clone(),
                 msisdn: current.msisdn.clone(),
                 outcome: result.outcome.clone(),
                 result_sha256: result.result_sha256.clone(),
-                completed_by: actor.username.clone(),
+                completed_by: actor.username.to_string(),
                 iat: now.timestamp(),
             };
-            let signed = receipt::sign(&key, &claims)?;
-            if let Some(d) = event.detail.as_object_mut() {
-                d.insert(
-                    "receipt_sha256".into(),
-                    json!(crate::domain::sha256_hex(signed.as_bytes())),
-                );
-                d.insert("result_sha256".into(), json!(result.result_sha256));
-            }
-            next.receipt = Some(signed);
-            save(tx, &actor, Kind::Complete, &current, &next, &event, now)?;
-            let mut subscriber = subscribers::get(tx, &current.msisdn)?
-                .ok_or_else(|| Error::Internal("order without its subscriber".into()))?;
-            // The province that completed the registration is the number's home from now on.
-            subscriber.home_province = current.home_province.clone();
-            subscriber.real_name_status = "verified".into();
-            subscriber.document_type = result.document_type.clone();
-            subscriber.document_number_masked = result.document_number_masked.clone();
-            subscriber.document_name_masked = result.document_name_masked.clone();
-            subscriber.verified_at = Some(now.naive_utc());
-            subscriber.work_order_id = Some(current.id.clone());
-            subscriber.updated_at = now.naive_utc();
-            subscribers::save(tx, &subscriber)?;
+            let completion = Completion {
+                outcome,
+                result_sha256: result.result_sha256.clone(),
+                document: result.masked_document(),
+                receipt: receipt::sign(&key, &claims)?,
+            };
+            let cmd = Command::Complete(Box::new(completion));
+            let t = work_order::decide(&current, &cmd, &actor, now)?;
+            let next = save(tx, &actor, &current, t, now)?;
             Ok(WorkOrderView::new(&next, Some(&result), &actor))
         })
         .await
     }
 
-    pub async fn work_order_events(&self, actor: Actor, id: String) -> Result<EventList> {
+    pub async fn work_order_events(&self, actor: Actor, id: WorkOrderId) -> Result<EventList> {
         actor.require(Permission::ReadOrderEvents)?;
         self.store
             .read(move |c| {
                 let order = load_visible(c, &id, &actor)?;
-                let rows = storage::audit::for_work_order(c, &order.id)?;
+                let rows = storage::audit::for_work_order(c, order.id.as_str())?;
                 Ok(EventList {
                     items: rows.into_iter().map(Into::into).collect(),
                 })
@@ -490,22 +449,33 @@ impl Services {
     }
 }
 
-/// The list query's scope filter for a caller (mirrors `Actor::sees`).
-pub fn scope_of(actor: &Actor) -> work_orders::Scope {
-    use work_orders::Scope;
-    match actor.role {
-        Role::Clerk => actor
-            .province
-            .clone()
-            .map_or(Scope::Nothing, Scope::HomeProvince),
-        Role::HallStaff => actor.hall.as_ref().map_or(Scope::Nothing, |h| Scope::Hall {
-            id: h.id.clone(),
-            city: h.city.clone(),
-        }),
-        Role::Auditor => actor
-            .province
-            .clone()
-            .map_or(Scope::All, Scope::HomeOrTargetProvince),
-        Role::Admin => Scope::Nothing,
+fn already_active() -> DomainError {
+    DomainError::AlreadyExists {
+        what: "an active work order for this number".into(),
+        field: Some("msisdn".into()),
+    }
+}
+
+/// A transition as the caller asked for it, its fields not yet judged.
+#[derive(Debug, Clone)]
+pub enum Step {
+    Claim,
+    Release(String),
+    Return(String),
+    Fail(String),
+    Cancel(String),
+    Reroute(Reroute),
+}
+
+impl Step {
+    fn kind(&self) -> Kind {
+        match self {
+            Self::Claim => Kind::Claim,
+            Self::Release(_) => Kind::Release,
+            Self::Return(_) => Kind::Return,
+            Self::Fail(_) => Kind::Fail,
+            Self::Cancel(_) => Kind::Cancel,
+            Self::Reroute(_) => Kind::Reroute,
+        }
     }
 }

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 
 use super::schema::{hall_keys, halls, provinces};
 use super::{DbConn, MultiBackend, StorageError};
+use crate::domain::HallId;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = halls)]
@@ -52,7 +53,8 @@ pub fn insert(conn: &mut DbConn, hall: &Hall) -> Result<(), StorageError> {
     Ok(())
 }
 
-pub fn get(conn: &mut DbConn, id: &str) -> Result<Option<Hall>, StorageError> {
+pub fn get(conn: &mut DbConn, id: &HallId) -> Result<Option<Hall>, StorageError> {
+    let id = id.as_str();
     Ok(halls::table
         .find(id)
         .select(Hall::as_select())

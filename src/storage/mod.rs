@@ -22,6 +22,8 @@ use diesel::prelude::*;
 
 pub use error::StorageError;
 
+use crate::service::WritePermit;
+
 #[derive(diesel::MultiConnection)]
 pub enum DbConn {
     Pg(diesel::PgConnection),
@@ -220,14 +222,17 @@ impl Store {
         self.backend
     }
 
+    /// A raw connection, for storage's own use (readiness, offline commands): never a way
+    /// to write around `service`'s write path.
     pub fn connection(&self) -> Result<r2d2::PooledConnection<Connector>, StorageError> {
         self.pool
             .get()
             .map_err(|e| StorageError::Pool(e.to_string()))
     }
 
-    /// Runs `f` in one transaction on this thread (CLI, workers, and the async wrappers).
-    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    /// Runs `f` in one write transaction on this thread. Only `service`'s write path holds
+    /// a `WritePermit`, so every write goes through it.
+    pub fn write_blocking<T, E, F>(&self, _permit: WritePermit, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConn) -> Result<T, E>,
         E: From<StorageError> + From<diesel::result::Error>,
@@ -238,17 +243,6 @@ impl Store {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
         });
         in_transaction(&self.pool, f)
-    }
-
-    /// Runs a write transaction on the blocking pool, keeping the caller's span.
-    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
-        T: Send + 'static,
-        E: From<StorageError> + From<diesel::result::Error> + Send + 'static,
-    {
-        let store = self.clone();
-        off_the_async_threads(move || store.write_blocking(f)).await
     }
 
     /// Reads run in a transaction too, so a multi-query read sees one snapshot.

@@ -4,12 +4,11 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::error::is_unique_violation;
 use super::schema::{service_keys, service_secrets};
 use super::{DbConn, StorageError};
 
-/// Returns the stored secret, storing `fresh` first if there is none. Runs outside any
-/// transaction: a concurrent instance's insert wins and both read the same value.
+/// Returns the stored secret, storing `fresh` first if there is none: whichever instance
+/// stores first wins, and every instance reads the same value.
 pub fn get_or_insert(conn: &mut DbConn, name: &str, fresh: &str) -> Result<String, StorageError> {
     let existing: Option<String> = service_secrets::table
         .find(name)
@@ -19,17 +18,16 @@ pub fn get_or_insert(conn: &mut DbConn, name: &str, fresh: &str) -> Result<Strin
     if let Some(v) = existing {
         return Ok(v);
     }
-    match diesel::insert_into(service_secrets::table)
-        .values((
-            service_secrets::name.eq(name),
-            service_secrets::value.eq(fresh),
-        ))
-        .execute(conn)
-    {
-        Ok(_) => {}
-        Err(e) if is_unique_violation(&e) => {}
-        Err(e) => return Err(e.into()),
-    }
+    // Inside a transaction a failed insert would abort it on PostgreSQL: skip a conflict.
+    let row = (
+        service_secrets::name.eq(name),
+        service_secrets::value.eq(fresh),
+    );
+    let insert = diesel::insert_into(service_secrets::table).values(row);
+    match conn {
+        DbConn::Pg(c) => insert.on_conflict_do_nothing().execute(c)?,
+        DbConn::Sqlite(c) => insert.on_conflict_do_nothing().execute(c)?,
+    };
     Ok(service_secrets::table
         .find(name)
         .select(service_secrets::value)
@@ -44,19 +42,19 @@ pub fn publish_key(
     jwk: &str,
     now: NaiveDateTime,
 ) -> Result<(), StorageError> {
-    match diesel::insert_into(service_keys::table)
-        .values((
-            service_keys::kid.eq(kid),
-            service_keys::alg.eq(alg),
-            service_keys::public_jwk.eq(jwk),
-            service_keys::created_at.eq(now),
-        ))
-        .execute(conn)
-    {
-        Ok(_) => Ok(()),
-        Err(e) if is_unique_violation(&e) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    let row = (
+        service_keys::kid.eq(kid),
+        service_keys::alg.eq(alg),
+        service_keys::public_jwk.eq(jwk),
+        service_keys::created_at.eq(now),
+    );
+    let insert = diesel::insert_into(service_keys::table).values(row);
+    // Published already (a restart): keep the first record.
+    match conn {
+        DbConn::Pg(c) => insert.on_conflict_do_nothing().execute(c)?,
+        DbConn::Sqlite(c) => insert.on_conflict_do_nothing().execute(c)?,
+    };
+    Ok(())
 }
 
 pub fn published_keys(conn: &mut DbConn) -> Result<Vec<String>, StorageError> {

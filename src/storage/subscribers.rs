@@ -6,6 +6,7 @@ use diesel::prelude::*;
 
 use super::schema::subscribers;
 use super::{DbConn, StorageError};
+use crate::domain::work_order::VerifiedRecord;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = subscribers)]
@@ -57,9 +58,29 @@ pub fn ensure(
     Ok(())
 }
 
-pub fn save(conn: &mut DbConn, s: &Subscriber) -> Result<(), StorageError> {
-    diesel::update(subscribers::table.find(&s.msisdn))
-        .set(s)
+/// Applies a completion's effect: the record is verified by that order, with the masked
+/// document, and the completing province is its home from now on.
+pub fn record_verified(conn: &mut DbConn, r: &VerifiedRecord) -> Result<(), StorageError> {
+    use subscribers::dsl as s;
+    let at = r.verified_at.naive_utc();
+    let doc = r.document.as_ref();
+    let n = diesel::update(s::subscribers.find(&r.msisdn))
+        .set((
+            s::home_province.eq(&r.home_province),
+            s::real_name_status.eq("verified"),
+            s::document_type.eq(doc.map(|d| d.doc_type.as_str())),
+            s::document_number_masked.eq(doc.map(|d| d.number.as_str())),
+            s::document_name_masked.eq(doc.map(|d| d.name.as_str())),
+            s::verified_at.eq(Some(at)),
+            s::work_order_id.eq(Some(r.work_order_id.as_str())),
+            s::updated_at.eq(at),
+        ))
         .execute(conn)?;
+    if n != 1 {
+        return Err(StorageError::Corrupt(format!(
+            "order {} completed without its subscriber record",
+            r.work_order_id
+        )));
+    }
     Ok(())
 }

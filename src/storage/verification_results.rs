@@ -5,6 +5,7 @@ use diesel::prelude::*;
 
 use super::schema::verification_results;
 use super::{DbConn, StorageError};
+use crate::domain::verification::MaskedDocument;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = verification_results)]
@@ -28,6 +29,17 @@ pub struct VerificationRow {
     pub iat: i64,
     pub jti: String,
     pub submitted_at: NaiveDateTime,
+}
+
+impl VerificationRow {
+    /// The document as stored (masked), when the result carried one.
+    pub fn masked_document(&self) -> Option<MaskedDocument> {
+        Some(MaskedDocument {
+            doc_type: self.document_type.clone()?,
+            number: self.document_number_masked.clone()?,
+            name: self.document_name_masked.clone()?,
+        })
+    }
 }
 
 pub fn insert(conn: &mut DbConn, row: &VerificationRow) -> Result<(), StorageError> {

@@ -5,7 +5,9 @@ use diesel::prelude::*;
 
 use super::schema::{reference_counters, work_orders};
 use super::{DbConn, MultiBackend, StorageError};
-use crate::domain::work_order::{State, WorkOrder};
+use crate::domain::access::Scope;
+use crate::domain::work_order::{State, Transition, WorkOrder};
+use crate::domain::WorkOrderId;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = work_orders)]
@@ -44,25 +46,25 @@ impl TryFrom<WorkOrderRow> for WorkOrder {
             StorageError::Corrupt(format!("work order {} has state {:?}", r.id, r.state))
         })?;
         Ok(WorkOrder {
-            id: r.id,
+            id: r.id.into(),
             reference: r.reference,
             msisdn: r.msisdn,
             home_province: r.home_province,
             target_province: r.target_province,
             target_city: r.target_city,
-            target_hall_id: r.target_hall_id,
+            target_hall_id: r.target_hall_id.map(Into::into),
             state,
             version: r.version,
             reason: r.reason,
             expected_name: r.expected_name,
-            opened_by: r.opened_by,
-            claimed_by: r.claimed_by,
-            claimed_hall_id: r.claimed_hall_id,
+            opened_by: r.opened_by.into(),
+            claimed_by: r.claimed_by.map(Into::into),
+            claimed_hall_id: r.claimed_hall_id.map(Into::into),
             due_at: utc(r.due_at),
             deadline_at: utc(r.deadline_at),
             created_at: utc(r.created_at),
             updated_at: utc(r.updated_at),
-            verification_id: r.verification_id,
+            verification_id: r.verification_id.map(Into::into),
             receipt: r.receipt,
         })
     }
@@ -71,25 +73,25 @@ impl TryFrom<WorkOrderRow> for WorkOrder {
 impl From<&WorkOrder> for WorkOrderRow {
     fn from(o: &WorkOrder) -> Self {
         WorkOrderRow {
-            id: o.id.clone(),
+            id: o.id.to_string(),
             reference: o.reference.clone(),
             msisdn: o.msisdn.clone(),
             home_province: o.home_province.clone(),
             target_province: o.target_province.clone(),
             target_city: o.target_city.clone(),
-            target_hall_id: o.target_hall_id.clone(),
+            target_hall_id: o.target_hall_id.as_ref().map(ToString::to_string),
             state: o.state.as_str().to_owned(),
             version: o.version,
             reason: o.reason.clone(),
             expected_name: o.expected_name.clone(),
-            opened_by: o.opened_by.clone(),
-            claimed_by: o.claimed_by.clone(),
-            claimed_hall_id: o.claimed_hall_id.clone(),
+            opened_by: o.opened_by.to_string(),
+            claimed_by: o.claimed_by.as_ref().map(ToString::to_string),
+            claimed_hall_id: o.claimed_hall_id.as_ref().map(ToString::to_string),
             due_at: o.due_at.naive_utc(),
             deadline_at: o.deadline_at.naive_utc(),
             created_at: o.created_at.naive_utc(),
             updated_at: o.updated_at.naive_utc(),
-            verification_id: o.verification_id.clone(),
+            verification_id: o.verification_id.as_ref().map(ToString::to_string),
             receipt: o.receipt.clone(),
         }
     }
@@ -102,9 +104,9 @@ pub fn insert(conn: &mut DbConn, order: &WorkOrder) -> Result<(), StorageError> 
     Ok(())
 }
 
-pub fn get(conn: &mut DbConn, id: &str) -> Result<Option<WorkOrder>, StorageError> {
+pub fn get(conn: &mut DbConn, id: &WorkOrderId) -> Result<Option<WorkOrder>, StorageError> {
     let row = work_orders::table
-        .find(id)
+        .find(id.as_str())
         .select(WorkOrderRow::as_select())
         .first(conn)
         .optional()?;
@@ -114,10 +116,10 @@ pub fn get(conn: &mut DbConn, id: &str) -> Result<Option<WorkOrder>, StorageErro
 /// The order, its row share-locked to the end of the transaction on PostgreSQL: a step that
 /// depends on the order's state without changing it (an evidence upload) keeps that state
 /// from changing under it. (SQLite writers hold the database's lock already.)
-pub fn get_steady(conn: &mut DbConn, id: &str) -> Result<Option<WorkOrder>, StorageError> {
+pub fn get_steady(conn: &mut DbConn, id: &WorkOrderId) -> Result<Option<WorkOrder>, StorageError> {
     let row = match conn {
         DbConn::Pg(pg) => work_orders::table
-            .find(id)
+            .find(id.as_str())
             .select(WorkOrderRow::as_select())
             .for_share()
             .first(pg)
@@ -127,18 +129,16 @@ pub fn get_steady(conn: &mut DbConn, id: &str) -> Result<Option<WorkOrder>, Stor
     row.map(WorkOrder::try_from).transpose()
 }
 
-/// Writes the next state only if nobody changed the row since `expected_version` was read.
-pub fn update(
-    conn: &mut DbConn,
-    order: &WorkOrder,
-    expected_version: i64,
-) -> Result<bool, StorageError> {
+/// The only way to change an order: writes a decided transition, and only if nobody changed
+/// the row since the version it was decided on. False when someone did.
+pub fn update(conn: &mut DbConn, t: &Transition) -> Result<bool, StorageError> {
+    let next = t.next();
     let n = diesel::update(
         work_orders::table
-            .filter(work_orders::id.eq(&order.id))
-            .filter(work_orders::version.eq(expected_version)),
+            .filter(work_orders::id.eq(next.id.as_str()))
+            .filter(work_orders::version.eq(t.expected_version())),
     )
-    .set(WorkOrderRow::from(order))
+    .set(WorkOrderRow::from(next))
     .execute(conn)?;
     Ok(n == 1)
 }
@@ -147,7 +147,7 @@ pub fn update(
 pub fn has_active_order(conn: &mut DbConn, msisdn: &str) -> Result<bool, StorageError> {
     let n: i64 = work_orders::table
         .filter(work_orders::msisdn.eq(msisdn))
-        .filter(work_orders::state.eq_any(["open", "claimed", "submitted"]))
+        .filter(work_orders::state.eq_any(State::ACTIVE.map(State::as_str)))
         .count()
         .get_result(conn)?;
     Ok(n > 0)
@@ -188,19 +188,9 @@ pub fn next_reference_seq(
         .first(conn)?)
 }
 
-/// What a caller may see, as a query filter (mirrors `Actor::sees`).
-#[derive(Debug, Clone)]
-pub enum Scope {
-    All,
-    HomeProvince(String),
-    Hall { id: String, city: String },
-    HomeOrTargetProvince(String),
-    Nothing,
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
-    pub state: Option<String>,
+    pub state: Option<State>,
     pub msisdn: Option<String>,
     pub hall_id: Option<String>,
     pub home_province: Option<String>,
@@ -217,16 +207,17 @@ pub fn list(
 ) -> Result<Vec<WorkOrder>, StorageError> {
     use work_orders::dsl as w;
     let mut q = w::work_orders.into_boxed::<MultiBackend>();
+    // `Scope::admits` in SQL; `tests::the_list_query_and_sees_agree` holds the two together.
     q = match scope {
         Scope::All => q,
         Scope::HomeProvince(p) => q.filter(w::home_province.eq(p.clone())),
         Scope::Hall { id, city } => q.filter(
             w::target_hall_id
-                .eq(id.clone())
+                .eq(id.to_string())
                 .or(w::target_hall_id
                     .is_null()
                     .and(w::target_city.eq(city.clone())))
-                .or(w::claimed_hall_id.eq(id.clone())),
+                .or(w::claimed_hall_id.eq(id.to_string())),
         ),
         Scope::HomeOrTargetProvince(p) => q.filter(
             w::home_province
@@ -236,7 +227,7 @@ pub fn list(
         Scope::Nothing => return Ok(Vec::new()),
     };
     if let Some(s) = &f.state {
-        q = q.filter(w::state.eq(s.clone()));
+        q = q.filter(w::state.eq(s.as_str()));
     }
     if let Some(m) = &f.msisdn {
         q = q.filter(w::msisdn.eq(m.clone()));
@@ -263,4 +254,190 @@ pub fn list(
         .select(WorkOrderRow::as_select())
         .load(conn)?;
     rows.into_iter().map(WorkOrder::try_from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::collections::BTreeSet;
+
+    use chrono::TimeZone;
+    use diesel::connection::SimpleConnection;
+
+    use super::*;
+    use crate::domain::access::{Actor, HallPost, Role};
+    use crate::domain::{HallId, Username};
+    use crate::storage::{halls, Store};
+
+    const HALLS: [(&str, &str, &str); 4] = [
+        ("hall-a", "37", "370100"),
+        ("hall-b", "37", "370100"),
+        ("hall-c", "37", "370200"),
+        ("hall-d", "53", "530100"),
+    ];
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap()
+    }
+
+    /// Every combination of home province, target (a hall, or a city's pool) and claiming
+    /// hall that scope distinguishes.
+    fn orders() -> Vec<WorkOrder> {
+        let targets: [(&str, &str, Option<&str>); 5] = [
+            ("37", "370100", Some("hall-a")),
+            ("37", "370100", None),
+            ("37", "370200", Some("hall-c")),
+            ("37", "370200", None),
+            ("53", "530100", Some("hall-d")),
+        ];
+        let mut out = Vec::new();
+        for home in ["53", "37"] {
+            for (province, city, hall) in targets {
+                for claimed in [None, Some("hall-a"), Some("hall-c")] {
+                    let n = out.len();
+                    out.push(WorkOrder {
+                        id: WorkOrderId::from(format!("wo-{n:03}")),
+                        reference: format!("{home}-20261124-{n:06}"),
+                        msisdn: format!("189{n:08}"),
+                        home_province: home.into(),
+                        target_province: province.into(),
+                        target_city: city.into(),
+                        target_hall_id: hall.map(HallId::from),
+                        state: if claimed.is_some() {
+                            State::Claimed
+                        } else {
+                            State::Open
+                        },
+                        version: 1,
+                        reason: "r".into(),
+                        expected_name: None,
+                        opened_by: "clerk".into(),
+                        claimed_by: claimed.map(|_| "staff".into()),
+                        claimed_hall_id: claimed.map(HallId::from),
+                        due_at: at(),
+                        deadline_at: at(),
+                        created_at: at(),
+                        updated_at: at(),
+                        verification_id: None,
+                        receipt: None,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    fn actors() -> Vec<Actor> {
+        let person = |role, province: Option<&str>, hall: Option<(&str, &str, &str)>| Actor {
+            username: Username::from("someone"),
+            role,
+            province: province.map(str::to_owned),
+            hall: hall.map(|(id, province, city)| HallPost {
+                id: id.into(),
+                province: province.into(),
+                city: city.into(),
+            }),
+        };
+        let mut out: Vec<Actor> = ["53", "37", "11"]
+            .iter()
+            .map(|p| person(Role::Clerk, Some(p), None))
+            .collect();
+        out.extend(
+            HALLS
+                .iter()
+                .map(|h| person(Role::HallStaff, None, Some(*h))),
+        );
+        out.push(person(Role::Auditor, None, None));
+        out.extend(
+            ["37", "53", "11"]
+                .iter()
+                .map(|p| person(Role::Auditor, Some(p), None)),
+        );
+        out.push(person(Role::Admin, None, None));
+        out
+    }
+
+    /// `Scope::admits` and the list query are two spellings of one rule: for every caller,
+    /// the list shows exactly the orders `sees` lets through.
+    #[test]
+    fn the_list_query_and_sees_agree_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        list_and_sees_agree(&format!(
+            "sqlite://{}",
+            dir.path().join("scope.db").display()
+        ));
+    }
+
+    /// The same on PostgreSQL, in a scratch database (skipped, loudly, when no server
+    /// answers at `CROSSPROV_TEST_PG_URL`, unless `CROSSPROV_TEST_PG_REQUIRED` is set).
+    #[test]
+    fn the_list_query_and_sees_agree_on_postgres() {
+        let base = std::env::var("CROSSPROV_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let mut admin = match diesel::PgConnection::establish(&base) {
+            Ok(c) => c,
+            Err(e) if std::env::var_os("CROSSPROV_TEST_PG_REQUIRED").is_none() => {
+                eprintln!("SKIPPED (PostgreSQL unreachable at {base}: {e})");
+                return;
+            }
+            Err(e) => panic!("PostgreSQL unreachable at {base}: {e}"),
+        };
+        let name = format!("crossprov_scope_{}", std::process::id());
+        admin
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
+            ))
+            .unwrap();
+        let url = match base.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => panic!("{base} names no database"),
+        };
+        list_and_sees_agree(&url);
+        admin
+            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .unwrap();
+    }
+
+    fn list_and_sees_agree(url: &str) {
+        let store = Store::open(url, 1, 10_000).unwrap();
+        let mut conn = store.connection().unwrap();
+        for (id, province, city) in HALLS {
+            halls::insert(
+                &mut conn,
+                &halls::Hall {
+                    id: id.into(),
+                    code: id.into(),
+                    name: id.into(),
+                    province: province.into(),
+                    city: city.into(),
+                    address: "x".into(),
+                    email: None,
+                    created_at: at().naive_utc(),
+                },
+            )
+            .unwrap();
+        }
+        let all = orders();
+        for o in &all {
+            insert(&mut conn, o).unwrap();
+        }
+        let filter = ListFilter {
+            limit: 1000,
+            ..ListFilter::default()
+        };
+        for actor in actors() {
+            let listed: BTreeSet<WorkOrderId> = list(&mut conn, &actor.scope(), &filter)
+                .unwrap()
+                .into_iter()
+                .map(|o| o.id)
+                .collect();
+            let seen: BTreeSet<WorkOrderId> = all
+                .iter()
+                .filter(|o| actor.sees(o))
+                .map(|o| o.id.clone())
+                .collect();
+            assert_eq!(listed, seen, "{:?} {:?}", actor.role, actor.scope());
+        }
+    }
 }

@@ -5,9 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use crossprov::audit::Recorder;
 use crossprov::config::Settings;
-use crossprov::service::users::{add_user_blocking, NewUser};
+use crossprov::service::users::NewUser;
 use crossprov::startup::Application;
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
@@ -197,7 +196,7 @@ pub async fn spawn_app_with(backend: Backend, configure: Configure) -> Option<Te
         hall_id: None,
         email: None,
     };
-    add_user_blocking(&app.1, &Recorder::cli(), &admin, chrono::Utc::now()).expect("seed admin");
+    app.1.add_cli_user(&admin).expect("seed admin");
     Some(app.0)
 }
 
@@ -208,7 +207,7 @@ fn start(
     dir: tempfile::TempDir,
     pg: Option<PgDatabase>,
     configure: Configure,
-) -> (TestApp, crossprov::storage::Store) {
+) -> (TestApp, crossprov::service::Services) {
     let mut settings = Settings::defaults().expect("default settings");
     settings.data_dir = dir.path().to_path_buf();
     settings.server.listen = "127.0.0.1:0".into();
@@ -218,7 +217,7 @@ fn start(
     configure(&mut settings);
     let app = Application::build(settings).expect("application starts");
     let base = format!("http://127.0.0.1:{}", app.port());
-    let store = app.services().store.clone();
+    let services = app.services().clone();
     actix_web::rt::spawn(app.run_until_stopped());
     let client = awc::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
@@ -233,7 +232,7 @@ fn start(
             configure,
             _pg: pg,
         },
-        store,
+        services,
     )
 }
 

@@ -1,0 +1,89 @@
+//! What an audit event records. The strings are the contract's `action` values.
+
+/// Every action the audit trail records.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::IntoStaticStr,
+    strum::EnumIter,
+    strum::EnumString,
+)]
+pub enum AuditAction {
+    #[strum(serialize = "work_order.opened")]
+    WorkOrderOpened,
+    #[strum(serialize = "work_order.claimed")]
+    WorkOrderClaimed,
+    #[strum(serialize = "work_order.released")]
+    WorkOrderReleased,
+    #[strum(serialize = "work_order.result_submitted")]
+    ResultSubmitted,
+    /// A refused verification result; `detail.code` says why.
+    #[strum(serialize = "work_order.result_rejected")]
+    ResultRejected,
+    #[strum(serialize = "work_order.returned")]
+    WorkOrderReturned,
+    #[strum(serialize = "work_order.completed")]
+    WorkOrderCompleted,
+    #[strum(serialize = "work_order.failed")]
+    WorkOrderFailed,
+    #[strum(serialize = "work_order.cancelled")]
+    WorkOrderCancelled,
+    #[strum(serialize = "work_order.rerouted")]
+    WorkOrderRerouted,
+    #[strum(serialize = "work_order.expired")]
+    WorkOrderExpired,
+    #[strum(serialize = "evidence.uploaded")]
+    EvidenceUploaded,
+    #[strum(serialize = "evidence.viewed")]
+    EvidenceViewed,
+    /// A stored file found not to match its digest when asked for.
+    #[strum(serialize = "evidence.integrity_failed")]
+    EvidenceIntegrityFailed,
+    #[strum(serialize = "hall.created")]
+    HallCreated,
+    #[strum(serialize = "hall_key.registered")]
+    HallKeyRegistered,
+    #[strum(serialize = "hall_key.revoked")]
+    HallKeyRevoked,
+    #[strum(serialize = "user.created")]
+    UserCreated,
+    #[strum(serialize = "subscriber.viewed")]
+    SubscriberViewed,
+    #[strum(serialize = "audit.exported")]
+    AuditExported,
+    /// A refused attempt on an order (role or scope).
+    #[strum(serialize = "access.denied")]
+    AccessDenied,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use strum::IntoEnumIterator;
+
+    use super::*;
+
+    #[test]
+    fn every_action_reads_back_from_its_string() {
+        for a in AuditAction::iter() {
+            assert_eq!(AuditAction::from_str(a.as_str()), Ok(a));
+        }
+    }
+}

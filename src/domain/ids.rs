@@ -1,0 +1,87 @@
+//! Typed identifiers: a work order's id cannot be passed where a hall's is expected. On the
+//! wire and in the database they are plain strings.
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(s)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A work order's id (a UUIDv7, so ids sort by creation time).
+    WorkOrderId
+);
+id_type!(
+    /// A business hall's id; `hall_id` everywhere in the contract.
+    HallId
+);
+id_type!(
+    /// A user's login name, also the actor named in audit events.
+    Username
+);
+id_type!(
+    /// An accepted verification result's id.
+    VerificationId
+);
+
+impl WorkOrderId {
+    /// A fresh, time-ordered id.
+    pub fn new() -> Self {
+        Self(uuid::Uuid::now_v7().to_string())
+    }
+}
+
+impl Default for WorkOrderId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl VerificationId {
+    pub fn new() -> Self {
+        Self(uuid::Uuid::now_v7().to_string())
+    }
+}
+
+impl Default for VerificationId {
+    fn default() -> Self {
+        Self::new()
+    }
+}

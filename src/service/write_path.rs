@@ -1,0 +1,177 @@
+//! The one door every write goes through. A write transaction can be opened only with a
+//! [`WritePermit`], and only this module can make one: `Services::write` (request paths) and
+//! [`write_blocking`] (start-up and the CLI, on the calling thread) are therefore the only
+//! code that writes, and both take the audit chain's lock the way the step declares.
+
+use chrono::{DateTime, Utc};
+
+use super::{Clock, Error, Result, Services};
+use crate::audit::{AuditAction, Recorder};
+use crate::domain::DomainError;
+use crate::domain::WorkOrderId;
+use crate::storage::{Backend, DbConn, StorageError, Store};
+
+/// Proof for `Store` that a write transaction is opened here. Its field is private to this
+/// module, so no other code can make one.
+pub struct WritePermit(());
+
+/// When a step takes the audit chain's lock (the head row every event is appended after).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainLock {
+    /// First thing in the transaction: the step reads what the chain must agree with.
+    First,
+    /// On PostgreSQL only when the step appends its event, so the row every writer queues on
+    /// is held for the append and the commit, not the whole step. The step must be safe
+    /// against concurrent writers by itself: version-guarded updates (`lost_race`), unique
+    /// indexes, atomic counters. `at` is then the time the step began, which under
+    /// concurrency may precede the previous event's by a few milliseconds; `seq` is the order.
+    AtAppend,
+}
+
+impl ChainLock {
+    /// On SQLite every write takes it first: that also takes the database's write lock before
+    /// any read, so no transaction fails to upgrade its read lock.
+    fn first_on(self, backend: Backend) -> bool {
+        self == Self::First || backend == Backend::Sqlite
+    }
+}
+
+/// Why a step stopped: plainly (rolled back, nothing recorded) or with an audit event that
+/// is committed on its own.
+pub enum Refusal {
+    Plain(Error),
+    Audited(Box<AuditedRefusal>),
+}
+
+pub struct AuditedRefusal {
+    pub error: Error,
+    pub action: AuditAction,
+    pub work_order: Option<WorkOrderId>,
+    pub detail: serde_json::Value,
+}
+
+impl Refusal {
+    pub fn audited(
+        error: impl Into<Error>,
+        action: AuditAction,
+        work_order: Option<WorkOrderId>,
+        detail: serde_json::Value,
+    ) -> Self {
+        Self::Audited(Box::new(AuditedRefusal {
+            error: error.into(),
+            action,
+            work_order,
+            detail,
+        }))
+    }
+}
+
+/// Every error a step can meet becomes a plain refusal.
+macro_rules! plain_refusal_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Refusal {
+            fn from(e: $t) -> Self {
+                Refusal::Plain(e.into())
+            }
+        }
+    )*};
+}
+plain_refusal_from!(
+    Error,
+    DomainError,
+    StorageError,
+    diesel::result::Error,
+    crate::signing::KeyError
+);
+
+impl From<Refusal> for Error {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Plain(e) => e,
+            Refusal::Audited(a) => a.error,
+        }
+    }
+}
+
+/// A step's refusal on its way out of the transaction (which it rolls back).
+struct RolledBack(Refusal);
+
+impl From<diesel::result::Error> for RolledBack {
+    fn from(e: diesel::result::Error) -> Self {
+        RolledBack(Refusal::Plain(e.into()))
+    }
+}
+
+impl From<StorageError> for RolledBack {
+    fn from(e: StorageError) -> Self {
+        RolledBack(Refusal::Plain(e.into()))
+    }
+}
+
+impl From<DomainError> for RolledBack {
+    fn from(e: DomainError) -> Self {
+        RolledBack(Refusal::Plain(e.into()))
+    }
+}
+
+impl Services {
+    /// Runs a state-changing step in one transaction, taking the chain lock as `lock` says.
+    /// A refusal worth auditing (`Refusal::Audited`) rolls the whole step back and commits
+    /// only its audit event, in a second transaction, so nothing half-written survives.
+    /// (No savepoint: two fewer round trips inside the chain lock on every write; refusals
+    /// are rare and pay for a second transaction instead.)
+    pub(crate) async fn write<T, F>(&self, lock: ChainLock, by: Recorder, step: F) -> Result<T>
+    where
+        F: FnOnce(&mut DbConn, DateTime<Utc>) -> std::result::Result<T, Refusal> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (store, clock) = (self.store.clone(), self.clock.clone());
+        tokio::task::spawn_blocking(move || write_blocking(&store, &clock, lock, &by, step))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+    }
+}
+
+/// `Services::write` on the calling thread, for start-up and the CLI.
+pub(crate) fn write_blocking<T, F>(
+    store: &Store,
+    clock: &Clock,
+    lock: ChainLock,
+    by: &Recorder,
+    step: F,
+) -> Result<T>
+where
+    F: FnOnce(&mut DbConn, DateTime<Utc>) -> std::result::Result<T, Refusal>,
+{
+    let lock_first = lock.first_on(store.backend());
+    let attempt = store.write_blocking(
+        WritePermit(()),
+        |tx| -> std::result::Result<T, RolledBack> {
+            if lock_first {
+                crate::audit::lock(tx)?;
+            }
+            // With the lock taken first, read the clock only once the chain is ours, so `at`
+            // never runs backwards against `seq` however long the lock took.
+            let now = clock.now();
+            step(tx, now).map_err(RolledBack)
+        },
+    );
+    match attempt {
+        Ok(v) => Ok(v),
+        Err(RolledBack(Refusal::Plain(e))) => Err(e),
+        Err(RolledBack(Refusal::Audited(refusal))) => {
+            let AuditedRefusal {
+                error,
+                action,
+                work_order,
+                detail,
+            } = *refusal;
+            store.write_blocking(WritePermit(()), |tx| -> Result<()> {
+                crate::audit::lock(tx)?;
+                crate::audit::append(tx, by, action, work_order.as_ref(), &detail, clock.now())?;
+                Ok(())
+            })?;
+            Err(error)
+        }
+    }
+}

@@ -384,11 +384,13 @@ mod tests {
             Err(e) => panic!("PostgreSQL unreachable at {base}: {e}"),
         };
         let name = format!("crossprov_scope_{}", std::process::id());
-        admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
-            ))
-            .unwrap();
+        // One statement per call: several in one string run as one transaction block.
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name}"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            admin.batch_execute(&sql).unwrap();
+        }
         let url = match base.rsplit_once('/') {
             Some((server, _)) => format!("{server}/{name}"),
             None => panic!("{base} names no database"),

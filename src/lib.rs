@@ -3,18 +3,23 @@
 //! Layers, outermost first: `cli` and `http` (thin) → `service` (one function per action,
 //! the only place a write transaction opens) → `domain` (pure rules) and `audit`/`signing`
 //! (pure chain and JWS code) → `storage` (all SQL).
+//!
+//! Modules are public only where a binary or the black-box tests need them (the CLI, settings,
+//! start-up, the service entry points, the domain's types, the audit chain's pure code and
+//! storage's offline door); the rest is crate-private, so the dead-code lint sees what nothing
+//! uses.
 
 pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod domain;
-pub mod http;
+pub(crate) mod http;
 pub mod service;
-pub mod signing;
+pub(crate) mod signing;
 pub mod startup;
 pub mod storage;
-pub mod telemetry;
-pub mod terminal;
+pub(crate) mod telemetry;
+pub(crate) mod terminal;
 
 /// The contract's error codes, for the black-box tests that walk them.
 pub use http::problem::ErrorCode;

@@ -131,7 +131,7 @@ fn time_bound(raw: Option<&str>, field: &str) -> Result<Option<String>> {
 
 impl Services {
     /// Malformed queries (400) answer before the role check (403), as the contract orders.
-    pub async fn audit_events(&self, actor: Actor, q: EventQuery) -> Result<EventPage> {
+    pub(crate) async fn audit_events(&self, actor: Actor, q: EventQuery) -> Result<EventPage> {
         let limit = q.limit.unwrap_or(100);
         if !(1..=1000).contains(&limit) {
             return Err(Error::bad_request(
@@ -186,7 +186,7 @@ impl Services {
     /// Every matching event as NDJSON or CSV, streamed page by page so memory stays flat and
     /// no lock is held while the caller reads. The export is recorded first, in its own short
     /// transaction, so it appears in its own output when it matches the filter.
-    pub async fn export_audit(
+    pub(crate) async fn export_audit(
         &self,
         actor: Actor,
         q: EventQuery,
@@ -230,7 +230,7 @@ impl Services {
         ))
     }
 
-    pub async fn verify_audit(&self, actor: Actor) -> Result<VerifyView> {
+    pub(crate) async fn verify_audit(&self, actor: Actor) -> Result<VerifyView> {
         actor.require(Permission::ReadAudit)?;
         let report = self
             .store
@@ -248,7 +248,7 @@ impl Services {
     }
 
     /// The public keys of every instance sharing the database (receipts and checkpoints).
-    pub async fn jwks(&self) -> Result<Value> {
+    pub(crate) async fn jwks(&self) -> Result<Value> {
         let own = self.service_key.jwk();
         let stored = self
             .store
@@ -325,7 +325,7 @@ fn leaves(c: &mut crate::storage::DbConn, size: i64, field: &str) -> Result<Vec<
 impl Services {
     /// A checkpoint of the log at its current size: the latest one if the log has not grown
     /// since, otherwise a new one, signed and kept.
-    pub async fn audit_checkpoint(&self, actor: Actor) -> Result<CheckpointView> {
+    pub(crate) async fn audit_checkpoint(&self, actor: Actor) -> Result<CheckpointView> {
         actor.require(Permission::ReadAudit)?;
         let key = self.service_key.clone();
         let now = self.now();
@@ -364,7 +364,11 @@ impl Services {
         Ok(CheckpointView { checkpoint: jws })
     }
 
-    pub async fn inclusion_proof(&self, actor: Actor, q: InclusionQuery) -> Result<InclusionProof> {
+    pub(crate) async fn inclusion_proof(
+        &self,
+        actor: Actor,
+        q: InclusionQuery,
+    ) -> Result<InclusionProof> {
         let (seq, size) = (required(q.seq, "seq")?, required(q.size, "size")?);
         if seq < 1 || size < 1 || seq > size {
             return Err(Error::bad_request(
@@ -389,7 +393,7 @@ impl Services {
             .await
     }
 
-    pub async fn consistency_proof(
+    pub(crate) async fn consistency_proof(
         &self,
         actor: Actor,
         q: ConsistencyQuery,

@@ -210,7 +210,7 @@ pub struct IssuedToken {
 }
 
 impl Services {
-    pub async fn login(
+    pub(crate) async fn login(
         &self,
         username: String,
         password: String,

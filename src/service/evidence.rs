@@ -75,7 +75,7 @@ impl Services {
     /// Streams the body into the store, then records the file and its audit event in one
     /// transaction. The caller's rights are checked before a byte is stored, and again
     /// under the chain lock.
-    pub async fn upload_evidence<S>(
+    pub(crate) async fn upload_evidence<S>(
         &self,
         actor: Actor,
         id: WorkOrderId,
@@ -169,7 +169,11 @@ impl Services {
     }
 
     /// The order's files, for anyone who sees the order.
-    pub async fn list_evidence(&self, actor: Actor, id: WorkOrderId) -> Result<EvidenceList> {
+    pub(crate) async fn list_evidence(
+        &self,
+        actor: Actor,
+        id: WorkOrderId,
+    ) -> Result<EvidenceList> {
         actor.require(crate::domain::access::Permission::ReadOrderEvents)?;
         self.store
             .read(move |c| {
@@ -185,7 +189,7 @@ impl Services {
     /// A file's bytes for the roles that may read them. The stored bytes are hashed before
     /// anything is sent; a file that no longer matches its digest is refused, logged,
     /// counted and audited. The read itself is audited (`evidence.viewed`) before it starts.
-    pub async fn download_evidence(
+    pub(crate) async fn download_evidence(
         &self,
         actor: Actor,
         id: WorkOrderId,

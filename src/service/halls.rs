@@ -122,7 +122,7 @@ impl Services {
         ProvinceList { items }
     }
 
-    pub async fn list_halls(
+    pub(crate) async fn list_halls(
         &self,
         province: Option<String>,
         city: Option<String>,
@@ -137,7 +137,7 @@ impl Services {
             .await
     }
 
-    pub async fn create_hall(&self, actor: Actor, req: NewHall) -> Result<HallView> {
+    pub(crate) async fn create_hall(&self, actor: Actor, req: NewHall) -> Result<HallView> {
         actor.require(Permission::Administer)?;
         self.write(ChainLock::First, recorder(&actor), move |tx, now| {
             let code = require_text(&req.code, "code")?;
@@ -171,7 +171,7 @@ impl Services {
         .await
     }
 
-    pub async fn register_hall_key(
+    pub(crate) async fn register_hall_key(
         &self,
         actor: Actor,
         hall_id: HallId,
@@ -218,7 +218,7 @@ impl Services {
         .await
     }
 
-    pub async fn revoke_hall_key(
+    pub(crate) async fn revoke_hall_key(
         &self,
         actor: Actor,
         hall_id: HallId,

@@ -1,16 +1,16 @@
 //! Domain services: one function per contract action. The only code that opens a write
 //! transaction; used alike by HTTP handlers, the CLI and background work.
 
-pub mod audit;
-pub mod auth;
+pub(crate) mod audit;
+pub(crate) mod auth;
 pub mod error;
-pub mod evidence;
-pub mod halls;
-pub mod subscribers;
+pub(crate) mod evidence;
+pub(crate) mod halls;
+pub(crate) mod subscribers;
 pub mod users;
-pub mod verification;
-pub mod views;
-pub mod work_orders;
+pub(crate) mod verification;
+pub(crate) mod views;
+pub(crate) mod work_orders;
 mod write_path;
 
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -29,7 +29,7 @@ pub struct SubscriberView {
 }
 
 impl Services {
-    pub async fn view_subscriber(
+    pub(crate) async fn view_subscriber(
         &self,
         actor: Actor,
         raw_msisdn: String,

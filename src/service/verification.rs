@@ -165,7 +165,7 @@ fn check_result(
 }
 
 impl Services {
-    pub async fn submit_verification(
+    pub(crate) async fn submit_verification(
         &self,
         actor: Actor,
         id: WorkOrderId,

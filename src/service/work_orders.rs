@@ -209,7 +209,11 @@ fn view(conn: &mut DbConn, order: &WorkOrder, viewer: &Actor) -> Result<WorkOrde
 }
 
 impl Services {
-    pub async fn open_work_order(&self, actor: Actor, req: OpenOrder) -> Result<WorkOrderView> {
+    pub(crate) async fn open_work_order(
+        &self,
+        actor: Actor,
+        req: OpenOrder,
+    ) -> Result<WorkOrderView> {
         actor.require(Permission::OpenOrder)?;
         let home = actor
             .province
@@ -270,7 +274,11 @@ impl Services {
 
     /// Any role may ask; an admin's scope holds no orders, so it gets 404 like any other
     /// caller outside scope.
-    pub async fn get_work_order(&self, actor: Actor, id: WorkOrderId) -> Result<WorkOrderView> {
+    pub(crate) async fn get_work_order(
+        &self,
+        actor: Actor,
+        id: WorkOrderId,
+    ) -> Result<WorkOrderView> {
         self.store
             .read(move |c| {
                 let order = load_visible(c, &id, &actor)?;
@@ -280,7 +288,11 @@ impl Services {
     }
 
     /// Any role may list; each sees only its scope (an admin's is empty).
-    pub async fn list_work_orders(&self, actor: Actor, q: ListQuery) -> Result<WorkOrderPage> {
+    pub(crate) async fn list_work_orders(
+        &self,
+        actor: Actor,
+        q: ListQuery,
+    ) -> Result<WorkOrderPage> {
         let limit = q.limit.unwrap_or(50);
         if !(1..=200).contains(&limit) {
             return Err(Error::bad_request(
@@ -342,7 +354,7 @@ impl Services {
 
     /// Claim, release, return, fail, cancel, reroute: the transitions that need nothing but
     /// what the caller sent. Reasons and targets are judged after the state (409 before 422).
-    pub async fn transition(
+    pub(crate) async fn transition(
         &self,
         actor: Actor,
         id: WorkOrderId,
@@ -391,7 +403,7 @@ impl Services {
 
     /// Completes a submitted order: the service signs a receipt over the accepted result,
     /// and `decide` says whether it may complete (only a match) and what that changes.
-    pub async fn complete(
+    pub(crate) async fn complete(
         &self,
         actor: Actor,
         id: WorkOrderId,
@@ -435,7 +447,11 @@ impl Services {
         .await
     }
 
-    pub async fn work_order_events(&self, actor: Actor, id: WorkOrderId) -> Result<EventList> {
+    pub(crate) async fn work_order_events(
+        &self,
+        actor: Actor,
+        id: WorkOrderId,
+    ) -> Result<EventList> {
         actor.require(Permission::ReadOrderEvents)?;
         self.store
             .read(move |c| {

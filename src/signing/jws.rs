@@ -12,8 +12,6 @@ pub enum JwsError {
     Malformed,
     #[error("the JWS header does not decode or names an algorithm that is never accepted")]
     BadHeader,
-    #[error("the JWS header names no key")]
-    MissingKid,
     #[error("the payload is not JSON")]
     BadPayload,
     #[error("the algorithm is not the registered key's")]

@@ -3,11 +3,10 @@
 use super::error::DomainError;
 use super::ids::{HallId, Username};
 use super::work_order::WorkOrder;
+use strum::{EnumIter, EnumString, IntoStaticStr};
 
 /// What a user is for. The strings are the contract's.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::EnumIter,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr, EnumString, EnumIter)]
 #[strum(serialize_all = "snake_case")]
 pub enum Role {
     Clerk,

@@ -1,17 +1,9 @@
 //! What an audit event records. The strings are the contract's `action` values.
 
+use strum::{EnumIter, EnumString, IntoStaticStr};
+
 /// Every action the audit trail records.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    strum::IntoStaticStr,
-    strum::EnumIter,
-    strum::EnumString,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, IntoStaticStr, EnumIter, EnumString)]
 pub enum AuditAction {
     #[strum(serialize = "work_order.opened")]
     WorkOrderOpened,

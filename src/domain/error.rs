@@ -1,10 +1,12 @@
 //! The domain's refusals: each says what went wrong. `http::problem` turns them into the
 //! contract's codes and statuses.
 
+use strum::{EnumIter, IntoStaticStr};
+
 /// A value the domain judged and refused, named for what is wrong with it. The string is
 /// the stable reason written into audit details (`detail.code`); it equals the contract's
 /// code for the same refusal (a test in `http::problem` holds the two together).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::EnumIter)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, IntoStaticStr, EnumIter)]
 pub enum Invalid {
     #[strum(serialize = "invalid_msisdn")]
     Msisdn,

@@ -2,6 +2,22 @@
 //! wire and in the database they are plain strings.
 
 macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, fresh) => {
+        id_type!($(#[$doc])* $name);
+
+        impl $name {
+            /// A fresh, time-ordered id (UUIDv7).
+            pub fn new() -> Self {
+                Self(uuid::Uuid::now_v7().to_string())
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+    };
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -46,7 +62,8 @@ macro_rules! id_type {
 
 id_type!(
     /// A work order's id (a UUIDv7, so ids sort by creation time).
-    WorkOrderId
+    WorkOrderId,
+    fresh
 );
 id_type!(
     /// A business hall's id; `hall_id` everywhere in the contract.
@@ -58,30 +75,6 @@ id_type!(
 );
 id_type!(
     /// An accepted verification result's id.
-    VerificationId
+    VerificationId,
+    fresh
 );
-
-impl WorkOrderId {
-    /// A fresh, time-ordered id.
-    pub fn new() -> Self {
-        Self(uuid::Uuid::now_v7().to_string())
-    }
-}
-
-impl Default for WorkOrderId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl VerificationId {
-    pub fn new() -> Self {
-        Self(uuid::Uuid::now_v7().to_string())
-    }
-}
-
-impl Default for VerificationId {
-    fn default() -> Self {
-        Self::new()
-    }
-}

@@ -5,6 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use strum::{EnumIter, EnumString, IntoStaticStr};
 
 use super::access::Actor;
 use super::document::{self, DocumentType};
@@ -13,9 +14,7 @@ use super::masking::{mask_id, mask_name};
 use super::work_order::WorkOrder;
 
 /// What the hall found. The strings are the contract's.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::EnumIter,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr, EnumString, EnumIter)]
 #[strum(serialize_all = "snake_case")]
 pub enum Outcome {
     Match,

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
+use strum::{EnumIter, EnumString, IntoStaticStr};
 
 use super::access::{Actor, Permission};
 use super::audit_action::AuditAction;
@@ -13,17 +14,7 @@ use super::text::Reason;
 use super::verification::{MaskedDocument, Outcome};
 
 /// Where an order is in its life cycle. The strings are the contract's.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::EnumIter,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, IntoStaticStr, EnumString, EnumIter)]
 #[strum(serialize_all = "snake_case")]
 pub enum State {
     Open,
@@ -192,6 +183,17 @@ pub enum Command {
 }
 
 impl Command {
+    /// The commands that carry nothing but a reason; `None` for any other kind.
+    pub fn with_reason(kind: Kind, reason: Reason) -> Option<Self> {
+        match kind {
+            Kind::Release => Some(Self::Release { reason }),
+            Kind::Return => Some(Self::Return { reason }),
+            Kind::Fail => Some(Self::Fail { reason }),
+            Kind::Cancel => Some(Self::Cancel { reason }),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> Kind {
         match self {
             Self::Claim => Kind::Claim,

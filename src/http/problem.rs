@@ -3,6 +3,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use strum::{EnumIter, IntoStaticStr};
 
 use crate::domain::error::Invalid;
 use crate::domain::DomainError;
@@ -11,7 +12,7 @@ use crate::storage::objects::ObjectError;
 use crate::storage::StorageError;
 
 /// Every `code` the API can answer with; the strings are part of the public contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::EnumIter)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, IntoStaticStr, EnumIter)]
 #[strum(serialize_all = "snake_case")]
 pub enum ErrorCode {
     InvalidRequest,

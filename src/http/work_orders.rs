@@ -5,6 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::extract::{if_match, query, services, Call, Caller, NoBody};
 use super::problem::{ApiError, Problem};
+use crate::domain::work_order::Kind;
 use crate::domain::WorkOrderId;
 use crate::service::verification::SubmitResult;
 use crate::service::views::{EventList, WorkOrderPage, WorkOrderView};
@@ -104,7 +105,7 @@ pub async fn release(req: HttpRequest, call: Call<Reason>, id: web::Path<WorkOrd
         &req,
         call.actor,
         id.into_inner(),
-        Step::Release(call.body.reason),
+        Step::Reasoned(Kind::Release, call.body.reason),
     )
     .await
 }
@@ -144,7 +145,7 @@ pub async fn return_order(
         &req,
         call.actor,
         id.into_inner(),
-        Step::Return(call.body.reason),
+        Step::Reasoned(Kind::Return, call.body.reason),
     )
     .await
 }
@@ -156,7 +157,7 @@ pub async fn fail(req: HttpRequest, call: Call<Reason>, id: web::Path<WorkOrderI
         &req,
         call.actor,
         id.into_inner(),
-        Step::Fail(call.body.reason),
+        Step::Reasoned(Kind::Fail, call.body.reason),
     )
     .await
 }
@@ -168,7 +169,7 @@ pub async fn cancel(req: HttpRequest, call: Call<Reason>, id: web::Path<WorkOrde
         &req,
         call.actor,
         id.into_inner(),
-        Step::Cancel(call.body.reason),
+        Step::Reasoned(Kind::Cancel, call.body.reason),
     )
     .await
 }

@@ -369,30 +369,19 @@ impl Services {
             let current = load_for(tx, &id, kind, &actor, if_match)?;
             let cmd = match step {
                 Step::Claim => Command::Claim,
-                Step::Release(r) => Command::Release {
-                    reason: ReasonText::parse(&r)?,
-                },
-                Step::Return(r) => Command::Return {
-                    reason: ReasonText::parse(&r)?,
-                },
-                Step::Fail(r) => Command::Fail {
-                    reason: ReasonText::parse(&r)?,
-                },
-                Step::Cancel(r) => Command::Cancel {
-                    reason: ReasonText::parse(&r)?,
-                },
-                Step::Reroute(r) => {
-                    let target = validate_target(
+                Step::Reasoned(kind, r) => Command::with_reason(kind, ReasonText::parse(&r)?)
+                    .ok_or_else(|| {
+                        Error::Internal(format!("{} takes more than a reason", kind.name()))
+                    })?,
+                Step::Reroute(r) => Command::Reroute {
+                    target: validate_target(
                         tx,
                         &r.target_province,
                         &r.target_city,
                         r.target_hall_id.as_deref(),
-                    )?;
-                    Command::Reroute {
-                        target,
-                        reason: ReasonText::parse(&r.reason)?,
-                    }
-                }
+                    )?,
+                    reason: ReasonText::parse(&r.reason)?,
+                },
             };
             let t = work_order::decide(&current, &cmd, &actor, now)?;
             let next = save(tx, &actor, &current, t, now)?;
@@ -476,10 +465,8 @@ fn already_active() -> DomainError {
 #[derive(Debug, Clone)]
 pub enum Step {
     Claim,
-    Release(String),
-    Return(String),
-    Fail(String),
-    Cancel(String),
+    /// Release, return, fail or cancel: a kind and the reason given.
+    Reasoned(Kind, String),
     Reroute(Reroute),
 }
 
@@ -487,10 +474,7 @@ impl Step {
     fn kind(&self) -> Kind {
         match self {
             Self::Claim => Kind::Claim,
-            Self::Release(_) => Kind::Release,
-            Self::Return(_) => Kind::Return,
-            Self::Fail(_) => Kind::Fail,
-            Self::Cancel(_) => Kind::Cancel,
+            Self::Reasoned(kind, _) => *kind,
             Self::Reroute(_) => Kind::Reroute,
         }
     }

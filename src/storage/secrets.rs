@@ -7,8 +7,9 @@ use diesel::prelude::*;
 use super::schema::{service_keys, service_secrets};
 use super::{DbConn, StorageError};
 
-/// Returns the stored secret, storing `fresh` first if there is none: whichever instance
-/// stores first wins, and every instance reads the same value.
+/// Returns the stored secret, storing `fresh` first if there is none. The caller holds the
+/// audit chain's lock (start-up writes with `ChainLock::First`), so instances starting at once
+/// take turns: the first stores, every other reads what it stored.
 pub fn get_or_insert(conn: &mut DbConn, name: &str, fresh: &str) -> Result<String, StorageError> {
     let existing: Option<String> = service_secrets::table
         .find(name)
@@ -18,16 +19,12 @@ pub fn get_or_insert(conn: &mut DbConn, name: &str, fresh: &str) -> Result<Strin
     if let Some(v) = existing {
         return Ok(v);
     }
-    // Inside a transaction a failed insert would abort it on PostgreSQL: skip a conflict.
-    let row = (
-        service_secrets::name.eq(name),
-        service_secrets::value.eq(fresh),
-    );
-    let insert = diesel::insert_into(service_secrets::table).values(row);
-    match conn {
-        DbConn::Pg(c) => insert.on_conflict_do_nothing().execute(c)?,
-        DbConn::Sqlite(c) => insert.on_conflict_do_nothing().execute(c)?,
-    };
+    diesel::insert_into(service_secrets::table)
+        .values((
+            service_secrets::name.eq(name),
+            service_secrets::value.eq(fresh),
+        ))
+        .execute(conn)?;
     Ok(service_secrets::table
         .find(name)
         .select(service_secrets::value)
@@ -42,18 +39,17 @@ pub fn publish_key(
     jwk: &str,
     now: NaiveDateTime,
 ) -> Result<(), StorageError> {
-    let row = (
-        service_keys::kid.eq(kid),
-        service_keys::alg.eq(alg),
-        service_keys::public_jwk.eq(jwk),
-        service_keys::created_at.eq(now),
-    );
-    let insert = diesel::insert_into(service_keys::table).values(row);
     // Published already (a restart): keep the first record.
-    match conn {
-        DbConn::Pg(c) => insert.on_conflict_do_nothing().execute(c)?,
-        DbConn::Sqlite(c) => insert.on_conflict_do_nothing().execute(c)?,
-    };
+    if published_key(conn, kid)?.is_none() {
+        diesel::insert_into(service_keys::table)
+            .values((
+                service_keys::kid.eq(kid),
+                service_keys::alg.eq(alg),
+                service_keys::public_jwk.eq(jwk),
+                service_keys::created_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
     Ok(())
 }
 

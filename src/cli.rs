@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
 use crate::audit::Recorder;
@@ -157,14 +158,14 @@ fn settings(
     Settings::load(&Overrides {
         config_file: config,
         listen,
-        database_url,
+        database_url: database_url.map(SecretString::from),
     })
     .map_err(|e| e.to_string())
 }
 
 fn open_store(s: &Settings) -> Result<Store, String> {
     Store::open(
-        &s.database_url(),
+        s.database_url().expose_secret(),
         s.database.pool_size,
         s.database.sqlite_busy_timeout_ms,
     )
@@ -361,7 +362,8 @@ fn broken(why: &str) -> ExitCode {
 }
 
 fn verify_report(s: &Settings, checkpoint: Option<PathBuf>) -> Result<ExitCode, String> {
-    let store = Store::open_existing(&s.database_url()).map_err(|e| e.to_string())?;
+    let store =
+        Store::open_existing(s.database_url().expose_secret()).map_err(|e| e.to_string())?;
     let mut conn = store.connection().map_err(|e| e.to_string())?;
     let report = crate::audit::verify_all(&mut conn).map_err(|e| e.to_string())?;
     let mut out = json!({

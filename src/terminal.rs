@@ -4,6 +4,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -206,13 +207,13 @@ async fn answer(res: reqwest::Response) -> Result<Value, String> {
 /// rows name: the first bad one (changed or missing) fails the check.
 pub async fn verify_store(s: &Settings) -> Result<(bool, Value), String> {
     // A mistyped SQLite path must not pass as an empty, intact store.
-    if let DatabaseUrl::Sqlite(path) = DatabaseUrl::parse(&s.database_url()) {
+    if let DatabaseUrl::Sqlite(path) = DatabaseUrl::parse(s.database_url().expose_secret()) {
         if !path.exists() {
             return Err(format!("no database at {}", path.display()));
         }
     }
     let store = Store::open(
-        &s.database_url(),
+        s.database_url().expose_secret(),
         s.database.pool_size,
         s.database.sqlite_busy_timeout_ms,
     )

@@ -10,12 +10,13 @@ use serde_json::{json, Value};
 
 use crate::audit::Recorder;
 use crate::config::{Overrides, Settings};
+use crate::offline::evidence::verify_store;
 use crate::service::users::{add_user_blocking, NewUser};
 use crate::signing::keys::{write_private, PrivateKey};
 use crate::signing::Alg;
 use crate::startup::Application;
 use crate::storage::Store;
-use crate::terminal::{add_evidence, parse_evidence_arg, verify_store, EvidenceArg, Session};
+use crate::terminal::{add_evidence, parse_evidence_arg, EvidenceArg, Session};
 
 #[derive(Debug, Parser)]
 #[command(

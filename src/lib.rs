@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub(crate) mod offline;
 pub mod service;
 pub mod signing;
 pub mod startup;

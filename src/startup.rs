@@ -81,7 +81,8 @@ impl Application {
         let data = web::Data::new(services.clone());
         let workers = services.settings.server.workers;
         let mut server = HttpServer::new(move || {
-            App::new()
+            let (app, document) = http::with_routes(App::new());
+            app.app_data(web::Data::new(document))
                 .app_data(data.clone())
                 .app_data(metrics.clone())
                 .wrap(
@@ -91,7 +92,6 @@ impl Application {
                 .wrap(from_fn(http::language))
                 .wrap(from_fn(http::metrics::record))
                 .wrap(TracingLogger::default())
-                .configure(http::routes)
                 .default_service(web::to(http::not_found))
         })
         .listen(listener)

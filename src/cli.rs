@@ -5,15 +5,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
 use crate::config::{Overrides, Settings};
+use crate::offline::evidence::verify_store;
 use crate::service::users::{add_cli_user, NewUser};
 use crate::signing::keys::{write_private, PrivateKey};
 use crate::signing::Alg;
 use crate::startup::Application;
 use crate::storage::Store;
-use crate::terminal::{add_evidence, parse_evidence_arg, verify_store, EvidenceArg, Session};
+use crate::terminal::{add_evidence, parse_evidence_arg, EvidenceArg, Session};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -156,14 +158,14 @@ fn settings(
     Settings::load(&Overrides {
         config_file: config,
         listen,
-        database_url,
+        database_url: database_url.map(SecretString::from),
     })
     .map_err(|e| e.to_string())
 }
 
 fn open_store(s: &Settings) -> Result<Store, String> {
     Store::open(
-        &s.database_url(),
+        s.database_url().expose_secret(),
         s.database.pool_size,
         s.database.sqlite_busy_timeout_ms,
     )
@@ -360,7 +362,8 @@ fn broken(why: &str) -> ExitCode {
 }
 
 fn verify_report(s: &Settings, checkpoint: Option<PathBuf>) -> Result<ExitCode, String> {
-    let store = Store::open_existing(&s.database_url()).map_err(|e| e.to_string())?;
+    let store =
+        Store::open_existing(s.database_url().expose_secret()).map_err(|e| e.to_string())?;
     let mut conn = store.connection().map_err(|e| e.to_string())?;
     let report = crate::audit::verify_all(&mut conn).map_err(|e| e.to_string())?;
     let mut out = json!({

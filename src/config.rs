@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// The documented defaults; compiled in so the binary runs from any folder.
@@ -31,7 +32,9 @@ pub struct ServerSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct DatabaseSettings {
-    pub url: String,
+    /// May carry a password (`postgres://user:password@…`): read it through
+    /// [`Settings::database_url`], and expose it only to open the database.
+    pub url: SecretString,
     pub pool_size: u32,
     pub sqlite_busy_timeout_ms: u64,
 }
@@ -52,7 +55,15 @@ pub struct LimitSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct LogSettings {
     pub level: String,
-    pub format: String,
+    pub format: LogFormat,
+}
+
+/// `log.format`: lines for people or JSON objects for collectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -72,11 +83,22 @@ pub struct SigningSettings {
     pub key_file: String,
 }
 
+/// Read at load and checked, but nothing sends mail yet (notifications are a later change).
 #[derive(Debug, Clone, Deserialize)]
 pub struct MailSettings {
-    pub transport: String,
-    pub smtp_url: String,
+    pub transport: MailTransport,
+    /// lettre's URL form, which may carry the SMTP user's password.
+    pub smtp_url: SecretString,
     pub from: String,
+}
+
+/// `mail.transport`: where mail will go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    /// One `.eml` file per message under `data_dir/outbox/`.
+    File,
+    Smtp,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,31 +109,25 @@ pub struct TlsSettings {
 }
 
 /// Where evidence files are kept.
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct EvidenceSettings {
-    /// `file` (a directory) or `s3` (S3-compatible object storage).
-    pub store: String,
+    pub store: EvidenceBackend,
     pub dir: String,
     pub s3_url: String,
     pub s3_endpoint: String,
     pub s3_region: String,
     pub s3_access_key_id: String,
-    pub s3_secret_access_key: String,
+    pub s3_secret_access_key: SecretString,
 }
 
-/// Never prints the secret key.
-impl std::fmt::Debug for EvidenceSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EvidenceSettings")
-            .field("store", &self.store)
-            .field("dir", &self.dir)
-            .field("s3_url", &self.s3_url)
-            .field("s3_endpoint", &self.s3_endpoint)
-            .field("s3_region", &self.s3_region)
-            .field("s3_access_key_id", &self.s3_access_key_id)
-            .field("s3_secret_access_key", &"<redacted>")
-            .finish()
-    }
+/// `evidence.store`: what holds the evidence files' bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EvidenceBackend {
+    /// A directory (`evidence.dir`).
+    File,
+    /// S3-compatible object storage (`evidence.s3_*`).
+    S3,
 }
 
 /// Values given on the command line; they win over every other source.
@@ -119,9 +135,11 @@ impl std::fmt::Debug for EvidenceSettings {
 pub struct Overrides {
     pub config_file: Option<PathBuf>,
     pub listen: Option<String>,
-    pub database_url: Option<String>,
+    pub database_url: Option<SecretString>,
 }
 
+/// Why settings did not load. A value the types refuse is named with its key, e.g. "enum
+/// MailTransport does not have variant constructor pigeon for key `mail.transport`".
 #[derive(Debug, thiserror::Error)]
 #[error("settings: {0}")]
 pub struct SettingsError(#[from] config::ConfigError);
@@ -150,7 +168,7 @@ impl Settings {
             builder = builder.set_override("server.listen", listen.as_str())?;
         }
         if let Some(url) = &overrides.database_url {
-            builder = builder.set_override("database.url", url.as_str())?;
+            builder = builder.set_override("database.url", url.expose_secret())?;
         }
         Ok(builder.build()?.try_deserialize()?)
     }
@@ -163,10 +181,11 @@ impl Settings {
         Ok(built.try_deserialize()?)
     }
 
-    /// The database URL to use: the setting, or SQLite inside `data_dir`.
-    pub fn database_url(&self) -> String {
-        if self.database.url.trim().is_empty() {
-            format!("sqlite://{}", self.data_dir.join("crossprov.db").display())
+    /// The database URL to use: the setting, or SQLite inside `data_dir`. Secret, since it may
+    /// carry a password: expose it only where the database is opened.
+    pub fn database_url(&self) -> SecretString {
+        if self.database.url.expose_secret().trim().is_empty() {
+            format!("sqlite://{}", self.data_dir.join("crossprov.db").display()).into()
         } else {
             self.database.url.clone()
         }
@@ -199,18 +218,19 @@ mod tests {
         let s = Settings::defaults().unwrap();
         assert_eq!(s.server.listen, "127.0.0.1:8080");
         assert_eq!(
-            s.database_url(),
+            s.database_url().expose_secret(),
             format!(
                 "sqlite://{}",
                 Path::new("data").join("crossprov.db").display()
             )
         );
-        assert_eq!(s.mail.transport, "file");
+        assert_eq!(s.mail.transport, MailTransport::File);
+        assert_eq!(s.log.format, LogFormat::Text);
         assert_eq!((s.sla.due_hours, s.sla.deadline_hours), (24, 72));
         assert_eq!(s.verification.max_skew_seconds, 300);
         assert_eq!(s.limits.body_bytes, 1024 * 1024);
         assert_eq!(s.auth.token_ttl_seconds, 900);
-        assert_eq!(s.evidence.store, "file");
+        assert_eq!(s.evidence.store, EvidenceBackend::File);
         assert_eq!(s.evidence_dir(), Path::new("data").join("evidence"));
     }
 
@@ -236,6 +256,69 @@ mod tests {
             s.sla.deadline_hours, 72,
             "untouched keys keep their defaults"
         );
-        assert_eq!(s.database_url(), "postgres://db/crossprov");
+        assert_eq!(s.database_url().expose_secret(), "postgres://db/crossprov");
+    }
+
+    fn load_file(text: &str) -> Result<Settings, SettingsError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("crossprov.toml");
+        std::fs::write(&file, text).unwrap();
+        Settings::load(&Overrides {
+            config_file: Some(file),
+            ..Overrides::default()
+        })
+    }
+
+    #[test]
+    fn an_unknown_enum_value_refuses_to_load_naming_its_key() {
+        for (text, key) in [
+            ("[evidence]\nstore = \"ftp\"\n", "evidence.store"),
+            ("[log]\nformat = \"xml\"\n", "log.format"),
+            ("[mail]\ntransport = \"pigeon\"\n", "mail.transport"),
+            // The file's spelling only: the values are lowercase.
+            ("[evidence]\nstore = \"S3\"\n", "evidence.store"),
+        ] {
+            let err = load_file(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text:?} gave {err:?}");
+        }
+    }
+
+    #[test]
+    fn every_enum_value_the_file_documents_loads() {
+        let s = load_file(
+            "[evidence]\nstore = \"s3\"\n[log]\nformat = \"json\"\n[mail]\ntransport = \"smtp\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.evidence.store, EvidenceBackend::S3);
+        assert_eq!(s.log.format, LogFormat::Json);
+        assert_eq!(s.mail.transport, MailTransport::Smtp);
+    }
+
+    #[test]
+    fn debug_never_prints_a_secret() {
+        let s = load_file(
+            "[database]\nurl = \"postgres://crossprov:db-hunter2@db/crossprov\"\n\
+             [evidence]\ns3_access_key_id = \"AKIDEXAMPLE\"\ns3_secret_access_key = \"s3-hunter2\"\n\
+             [mail]\nsmtp_url = \"smtp://mailer:smtp-hunter2@mail.example:587\"\n",
+        )
+        .unwrap();
+        let printed = format!("{s:?} {:?}", s.clone());
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("AKIDEXAMPLE"), "only secrets are hidden");
+        // Still there for the code that uses them.
+        assert!(s.database_url().expose_secret().contains("db-hunter2"));
+        assert_eq!(
+            s.evidence.s3_secret_access_key.expose_secret(),
+            "s3-hunter2"
+        );
+        assert!(s.mail.smtp_url.expose_secret().contains("smtp-hunter2"));
+        let flagged = format!(
+            "{:?}",
+            Overrides {
+                database_url: Some("postgres://u:flag-hunter2@db/x".into()),
+                ..Overrides::default()
+            }
+        );
+        assert!(!flagged.contains("hunter2"), "{flagged}");
     }
 }

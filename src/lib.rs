@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub(crate) mod http;
+pub(crate) mod offline;
 pub mod service;
 pub(crate) mod signing;
 pub mod startup;

@@ -22,7 +22,7 @@ pub enum StartupError {
     Listen(String, std::io::Error),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
-    #[error("tls.cert_pem / tls.key_pem are set, but this build serves plain HTTP only; refusing to start rather than serve in the clear (terminate TLS in front of it, or unset them)")]
+    #[error("tls.cert_pem, tls.key_pem or tls.client_ca_pem is set, but this build serves plain HTTP only; refusing to start rather than serve in the clear (terminate TLS in front of it, or unset them)")]
     TlsNotSupported,
 }
 
@@ -65,7 +65,11 @@ impl Application {
 
     pub fn with_services(services: Services) -> Result<Self, StartupError> {
         let tls = &services.settings().tls;
-        if !tls.cert_pem.trim().is_empty() || !tls.key_pem.trim().is_empty() {
+        // Client certificates asked for alone would be dropped just as silently as HTTPS.
+        if [&tls.cert_pem, &tls.key_pem, &tls.client_ca_pem]
+            .iter()
+            .any(|pem| !pem.trim().is_empty())
+        {
             return Err(StartupError::TlsNotSupported);
         }
         let listen = services.settings().server.listen.clone();
@@ -81,7 +85,8 @@ impl Application {
         let data = web::Data::new(services.clone());
         let workers = services.settings().server.workers;
         let mut server = HttpServer::new(move || {
-            App::new()
+            let (app, document) = http::with_routes(App::new());
+            app.app_data(web::Data::new(document))
                 .app_data(data.clone())
                 .app_data(metrics.clone())
                 .wrap(
@@ -91,7 +96,6 @@ impl Application {
                 .wrap(from_fn(http::language))
                 .wrap(from_fn(http::metrics::record))
                 .wrap(TracingLogger::default())
-                .configure(http::routes)
                 .default_service(web::to(http::not_found))
         })
         .listen(listener)

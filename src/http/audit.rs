@@ -1,9 +1,11 @@
 //! Auditors' endpoints.
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::extract::{query, services, Caller};
+use super::openapi::Operations;
 use super::problem::{ApiError, Problem};
 use crate::http::problem::ErrorCode;
 use crate::service::audit::{
@@ -13,16 +15,20 @@ use crate::service::audit::{
 
 type Reply = Result<HttpResponse, ApiError>;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/audit/events").route(web::get().to(events)))
-        .service(web::resource("/audit/verify").route(web::get().to(verify)))
-        .service(web::resource("/audit/checkpoint").route(web::get().to(checkpoint)))
-        .service(web::resource("/audit/proof/inclusion").route(web::get().to(inclusion)))
-        .service(web::resource("/audit/proof/consistency").route(web::get().to(consistency)));
+/// Each operation routed as its `#[utoipa::path]` declares (paths relative to `/api/v1`).
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(
+        Operations::new()
+            .op(__path_events, events)
+            .op(__path_verify, verify)
+            .op(__path_checkpoint, checkpoint)
+            .op(__path_inclusion, inclusion)
+            .op(__path_consistency, consistency),
+    );
 }
 
 /// Query the trail (paged JSON), or export every matching event with `format=ndjson|csv`.
-#[utoipa::path(get, path = "/api/v1/audit/events", tag = "audit", params(EventQuery),
+#[utoipa::path(get, path = "/audit/events", tag = "audit", params(EventQuery),
     responses((status = 200, body = EventPage), (status = "4XX", body = Problem)))]
 pub async fn events(req: HttpRequest, caller: Caller) -> Reply {
     let q: EventQuery = query(&req)?;
@@ -54,21 +60,21 @@ pub async fn events(req: HttpRequest, caller: Caller) -> Reply {
 }
 
 /// Re-hash the whole chain and report the first altered event.
-#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
+#[utoipa::path(get, path = "/audit/verify", tag = "audit",
     responses((status = 200, body = VerifyView), (status = "4XX", body = Problem)))]
 pub async fn verify(req: HttpRequest, caller: Caller) -> Reply {
     Ok(HttpResponse::Ok().json(services(&req)?.verify_audit(caller.0).await?))
 }
 
 /// A signed checkpoint of the log's current head, for auditors to keep elsewhere.
-#[utoipa::path(get, path = "/api/v1/audit/checkpoint", tag = "audit",
+#[utoipa::path(get, path = "/audit/checkpoint", tag = "audit",
     responses((status = 200, body = CheckpointView), (status = "4XX", body = Problem)))]
 pub async fn checkpoint(req: HttpRequest, caller: Caller) -> Reply {
     Ok(HttpResponse::Ok().json(services(&req)?.audit_checkpoint(caller.0).await?))
 }
 
 /// RFC 9162 inclusion proof of event `seq` in the tree of the first `size` events.
-#[utoipa::path(get, path = "/api/v1/audit/proof/inclusion", tag = "audit", params(InclusionQuery),
+#[utoipa::path(get, path = "/audit/proof/inclusion", tag = "audit", params(InclusionQuery),
     responses((status = 200, body = InclusionProof), (status = "4XX", body = Problem)))]
 pub async fn inclusion(req: HttpRequest, caller: Caller) -> Reply {
     let q: InclusionQuery = query(&req)?;
@@ -76,7 +82,7 @@ pub async fn inclusion(req: HttpRequest, caller: Caller) -> Reply {
 }
 
 /// RFC 9162 consistency proof between the trees of sizes `from` and `to`.
-#[utoipa::path(get, path = "/api/v1/audit/proof/consistency", tag = "audit", params(ConsistencyQuery),
+#[utoipa::path(get, path = "/audit/proof/consistency", tag = "audit", params(ConsistencyQuery),
     responses((status = 200, body = ConsistencyProof), (status = "4XX", body = Problem)))]
 pub async fn consistency(req: HttpRequest, caller: Caller) -> Reply {
     let q: ConsistencyQuery = query(&req)?;

@@ -1,18 +1,20 @@
 //! Logging in and asking who one is.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::extract::{services, Caller, PublicJson};
+use super::openapi::Operations;
 use super::problem::{ApiError, Problem};
 use crate::service::auth::IssuedToken;
 
 type Reply = Result<HttpResponse, ApiError>;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/auth/token").route(web::post().to(token)))
-        .service(web::resource("/me").route(web::get().to(me)));
+/// Each operation routed as its `#[utoipa::path]` declares (paths relative to `/api/v1`).
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(Operations::new().op(__path_token, token).op(__path_me, me));
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -23,7 +25,7 @@ pub struct Credentials {
 }
 
 /// Exchange a username and password for a short-lived bearer token.
-#[utoipa::path(post, path = "/api/v1/auth/token", tag = "auth", request_body = Credentials,
+#[utoipa::path(post, path = "/auth/token", tag = "auth", request_body = Credentials,
     responses((status = 200, body = IssuedToken), (status = "4XX", body = Problem)))]
 pub async fn token(req: HttpRequest, creds: PublicJson<Credentials>) -> Reply {
     // The peer address, not a forwarded header a client could set to dodge the lockout.
@@ -40,7 +42,7 @@ pub async fn token(req: HttpRequest, creds: PublicJson<Credentials>) -> Reply {
         .json(issued))
 }
 
-#[utoipa::path(get, path = "/api/v1/me", tag = "auth",
+#[utoipa::path(get, path = "/me", tag = "auth",
     responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
 pub async fn me(req: HttpRequest, caller: Caller) -> Reply {
     Ok(HttpResponse::Ok().json(services(&req)?.me(caller.0).await?))

@@ -5,8 +5,10 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::extract::{authenticate, query, services, Caller};
+use super::openapi::Operations;
 use super::problem::{ApiError, Problem};
 use crate::domain::evidence::{EvidenceKind, MediaType, SNIFF_LEN};
 use crate::domain::WorkOrderId;
@@ -16,13 +18,14 @@ use crate::service::Error;
 
 type Reply = Result<HttpResponse, ApiError>;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// Each operation routed as its `#[utoipa::path]` declares (paths relative to `/api/v1`).
+pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(
-        web::resource("/work-orders/{id}/evidence")
-            .route(web::post().to(upload))
-            .route(web::get().to(list)),
-    )
-    .service(web::resource("/work-orders/{id}/evidence/{sha256}").route(web::get().to(download)));
+        Operations::new()
+            .op(__path_upload, upload)
+            .op(__path_list, list)
+            .op(__path_download, download),
+    );
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -33,7 +36,7 @@ pub struct UploadQuery {
 
 /// Upload one evidence file (the claiming staff member, while the order is claimed). The body
 /// is the file's raw bytes; its type must match its magic bytes.
-#[utoipa::path(post, path = "/api/v1/work-orders/{id}/evidence", tag = "evidence", params(UploadQuery),
+#[utoipa::path(post, path = "/work-orders/{id}/evidence", tag = "evidence", params(UploadQuery),
     request_body(content = Vec<u8>, content_type = "image/jpeg"),
     responses((status = 201, body = EvidenceView), (status = "4XX", body = Problem)))]
 pub async fn upload(req: HttpRequest, mut body: web::Payload, id: web::Path<WorkOrderId>) -> Reply {
@@ -117,7 +120,7 @@ pub async fn upload(req: HttpRequest, mut body: web::Payload, id: web::Path<Work
 }
 
 /// The order's evidence files (anyone who sees the order).
-#[utoipa::path(get, path = "/api/v1/work-orders/{id}/evidence", tag = "evidence",
+#[utoipa::path(get, path = "/work-orders/{id}/evidence", tag = "evidence",
     responses((status = 200, body = EvidenceList), (status = "4XX", body = Problem)))]
 pub async fn list(req: HttpRequest, caller: Caller, id: web::Path<WorkOrderId>) -> Reply {
     Ok(HttpResponse::Ok().json(
@@ -128,7 +131,7 @@ pub async fn list(req: HttpRequest, caller: Caller, id: web::Path<WorkOrderId>) 
 }
 
 /// One file's bytes (home clerks, auditors, the claiming hall's staff); every read is audited.
-#[utoipa::path(get, path = "/api/v1/work-orders/{id}/evidence/{sha256}", tag = "evidence",
+#[utoipa::path(get, path = "/work-orders/{id}/evidence/{sha256}", tag = "evidence",
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = "4XX", body = Problem)))]
 pub async fn download(
     req: HttpRequest,

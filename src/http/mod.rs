@@ -12,23 +12,40 @@ pub mod system;
 pub mod work_orders;
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpRequest};
+use actix_web::{web, App, HttpRequest};
+use utoipa::OpenApi;
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::{scope, AppExt};
 
 use crate::http::problem::ErrorCode;
 use problem::ApiError;
 
-/// Every route of the service.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// `app` with every route of the service, and the OpenAPI document those same registrations
+/// make (serve it as app data: `system::openapi` reads it from there).
+pub fn with_routes<T>(app: App<T>) -> (App<T>, utoipa::openapi::OpenApi)
+where
+    T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
+{
+    app.into_utoipa_app()
+        .openapi(openapi::ApiDoc::openapi())
+        .configure(routes)
+        .split_for_parts()
+}
+
+/// Every route of the service. Those under `/api/v1` are `openapi::Operations`, so each is in
+/// the document; the service endpoints outside it are not part of the API and are not.
+fn routes(cfg: &mut ServiceConfig) {
     cfg.route("/healthz", web::get().to(system::healthz))
         .route("/readyz", web::get().to(system::readyz))
         .route("/metrics", web::get().to(system::metrics))
         .route("/.well-known/jwks.json", web::get().to(system::jwks))
+        // Before the scope, which would otherwise take every /api/v1 path.
         .route("/api/v1/openapi.json", web::get().to(system::openapi))
         .service(
-            web::scope("/api/v1")
+            scope("/api/v1")
                 .configure(auth::routes)
                 .configure(work_orders::routes)
                 .configure(evidence::routes)

@@ -1,23 +1,22 @@
-//! The OpenAPI document, generated from the handlers' and types' annotations.
+//! The OpenAPI document. Its paths are not listed here: every `/api/v1` operation is routed
+//! by [`Operations::op`] from its own `#[utoipa::path]` (path and method), and
+//! `utoipa-actix-web` collects the same registrations into the document, so the router and
+//! `/api/v1/openapi.json` cannot disagree.
 
+use actix_web::dev::{AppService, HttpServiceFactory};
+use actix_web::http::Method;
+use actix_web::{web, FromRequest, Handler, Responder, Route};
+use utoipa::openapi::path::{HttpMethod, Paths};
+use utoipa::openapi::schema::Schema;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::RefOr;
 use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::OpenApiFactory;
 
-use super::{admin, audit, auth, evidence, work_orders};
-
+/// What the routes do not say: title, description, the bearer scheme every operation uses.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "crossprov", description = "跨省实名登记工单 — cross-province real-name registration work orders"),
-    paths(
-        auth::token, auth::me,
-        work_orders::open, work_orders::list, work_orders::get, work_orders::events, work_orders::claim,
-        work_orders::release, work_orders::submit, work_orders::complete, work_orders::return_order,
-        work_orders::fail, work_orders::cancel, work_orders::reroute,
-        evidence::upload, evidence::list, evidence::download,
-        admin::provinces, admin::list_halls, admin::create_hall, admin::register_key, admin::revoke_key,
-        admin::create_user, admin::subscriber,
-        audit::events, audit::verify, audit::checkpoint, audit::inclusion, audit::consistency,
-    ),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
@@ -37,5 +36,172 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// A group of operations, each routed at the path and method its `#[utoipa::path]` declares.
+/// Operations on one path share one resource, so another method there answers 405, not 404.
+#[derive(Default)]
+pub struct Operations {
+    /// Routes by path, in the order first declared (actix matches in registration order).
+    routes: Vec<(String, Vec<Route>)>,
+    paths: Paths,
+    schemas: Vec<(String, RefOr<Schema>)>,
+}
+
+impl Operations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Routes `handler` as `doc` (the `__path_<handler>` that `#[utoipa::path]` generates)
+    /// declares, and documents it.
+    pub fn op<D, F, Args>(mut self, doc: D, handler: F) -> Self
+    where
+        D: utoipa::Path + OpenApiFactory,
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        // Pairing a handler with another handler's document would route one and document the
+        // other; the generated operation id is the handler's name, so the pair must agree.
+        debug_assert_eq!(
+            D::operation().operation_id.as_deref(),
+            std::any::type_name::<F>().rsplit("::").next(),
+            "a handler routed under another handler's #[utoipa::path]"
+        );
+        let path = D::path();
+        let routes = match self.routes.iter().position(|(p, _)| *p == path) {
+            Some(i) => &mut self.routes[i].1,
+            None => {
+                self.routes.push((path, Vec::new()));
+                let last = self.routes.len() - 1;
+                &mut self.routes[last].1
+            }
+        };
+        for method in D::methods() {
+            routes.push(
+                web::route()
+                    .method(actix_method(method))
+                    .to(handler.clone()),
+            );
+        }
+        self.paths.merge(doc.paths());
+        doc.schemas(&mut self.schemas);
+        self
+    }
+}
+
+fn actix_method(method: HttpMethod) -> Method {
+    match method {
+        HttpMethod::Get => Method::GET,
+        HttpMethod::Post => Method::POST,
+        HttpMethod::Put => Method::PUT,
+        HttpMethod::Delete => Method::DELETE,
+        HttpMethod::Options => Method::OPTIONS,
+        HttpMethod::Head => Method::HEAD,
+        HttpMethod::Patch => Method::PATCH,
+        HttpMethod::Trace => Method::TRACE,
+    }
+}
+
+impl HttpServiceFactory for Operations {
+    fn register(self, config: &mut AppService) {
+        for (path, routes) in self.routes {
+            let resource = routes
+                .into_iter()
+                .fold(web::resource(path), |resource, route| resource.route(route));
+            HttpServiceFactory::register(resource, config);
+        }
+    }
+}
+
+impl OpenApiFactory for Operations {
+    fn paths(&self) -> Paths {
+        self.paths.clone()
+    }
+
+    fn schemas(&self, schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.extend(self.schemas.iter().cloned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// Every operation of the contract (`api.md`), as the document must list it.
+    const CONTRACT: &[(&str, &str)] = &[
+        ("post", "/api/v1/auth/token"),
+        ("get", "/api/v1/me"),
+        ("post", "/api/v1/work-orders"),
+        ("get", "/api/v1/work-orders"),
+        ("get", "/api/v1/work-orders/{id}"),
+        ("post", "/api/v1/work-orders/{id}/claim"),
+        ("post", "/api/v1/work-orders/{id}/release"),
+        ("post", "/api/v1/work-orders/{id}/verification"),
+        ("post", "/api/v1/work-orders/{id}/complete"),
+        ("post", "/api/v1/work-orders/{id}/return"),
+        ("post", "/api/v1/work-orders/{id}/fail"),
+        ("post", "/api/v1/work-orders/{id}/cancel"),
+        ("post", "/api/v1/work-orders/{id}/reroute"),
+        ("get", "/api/v1/work-orders/{id}/events"),
+        ("post", "/api/v1/work-orders/{id}/evidence"),
+        ("get", "/api/v1/work-orders/{id}/evidence"),
+        ("get", "/api/v1/work-orders/{id}/evidence/{sha256}"),
+        ("get", "/api/v1/provinces"),
+        ("get", "/api/v1/halls"),
+        ("post", "/api/v1/halls"),
+        ("post", "/api/v1/halls/{id}/keys"),
+        ("post", "/api/v1/halls/{id}/keys/{kid}/revoke"),
+        ("post", "/api/v1/users"),
+        ("get", "/api/v1/subscribers/{msisdn}"),
+        ("get", "/api/v1/audit/events"),
+        ("get", "/api/v1/audit/verify"),
+        ("get", "/api/v1/audit/checkpoint"),
+        ("get", "/api/v1/audit/proof/inclusion"),
+        ("get", "/api/v1/audit/proof/consistency"),
+    ];
+
+    fn document() -> serde_json::Value {
+        let (_, doc) = crate::http::with_routes(actix_web::App::new());
+        serde_json::to_value(doc).unwrap()
+    }
+
+    #[test]
+    fn the_document_the_routes_make_lists_exactly_the_contracts_operations() {
+        let doc = document();
+        let listed: BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, item)| {
+                let methods = item.as_object().unwrap().keys().cloned();
+                methods.map(move |m| (m, path.clone()))
+            })
+            .collect();
+        let contract: BTreeSet<(String, String)> = CONTRACT
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        assert_eq!(listed, contract);
+    }
+
+    #[test]
+    fn the_document_keeps_its_info_schemas_and_bearer_scheme() {
+        let doc = document();
+        assert_eq!(doc["info"]["title"], "crossprov");
+        assert_eq!(doc["security"], serde_json::json!([{ "bearer": [] }]));
+        let bearer = &doc["components"]["securitySchemes"]["bearer"];
+        assert_eq!(bearer["scheme"], "bearer");
+        assert_eq!(bearer["bearerFormat"], "JWT");
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for name in ["Problem", "WorkOrderView", "OpenOrder", "EvidenceView"] {
+            assert!(schemas.contains_key(name), "{name} missing");
+        }
+        let ops = doc["paths"].as_object().unwrap().values();
+        for op in ops.flat_map(|item| item.as_object().unwrap().values()) {
+            assert_eq!(op["tags"].as_array().map(Vec::len), Some(1), "{op}");
+        }
     }
 }

@@ -2,7 +2,6 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use utoipa::OpenApi;
 
 use super::extract::services;
 use super::metrics::Metrics;
@@ -42,6 +41,7 @@ pub async fn jwks(req: HttpRequest) -> Reply {
         .json(services(&req)?.jwks().await?))
 }
 
-pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(super::openapi::ApiDoc::openapi())
+/// The document `http::with_routes` built from the routes.
+pub async fn openapi(doc: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse {
+    HttpResponse::Ok().json(doc.get_ref())
 }

@@ -2,8 +2,10 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::extract::{if_match, query, services, Call, Caller, NoBody};
+use super::openapi::Operations;
 use super::problem::{ApiError, Problem};
 use crate::domain::work_order::Kind;
 use crate::domain::WorkOrderId;
@@ -18,26 +20,27 @@ fn with_etag(mut res: actix_web::HttpResponseBuilder, order: &WorkOrderView) -> 
         .json(order)
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// Each operation routed as its `#[utoipa::path]` declares (paths relative to `/api/v1`).
+pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(
-        web::resource("/work-orders")
-            .route(web::post().to(open))
-            .route(web::get().to(list)),
-    )
-    .service(web::resource("/work-orders/{id}").route(web::get().to(get)))
-    .service(web::resource("/work-orders/{id}/events").route(web::get().to(events)))
-    .service(web::resource("/work-orders/{id}/claim").route(web::post().to(claim)))
-    .service(web::resource("/work-orders/{id}/release").route(web::post().to(release)))
-    .service(web::resource("/work-orders/{id}/verification").route(web::post().to(submit)))
-    .service(web::resource("/work-orders/{id}/complete").route(web::post().to(complete)))
-    .service(web::resource("/work-orders/{id}/return").route(web::post().to(return_order)))
-    .service(web::resource("/work-orders/{id}/fail").route(web::post().to(fail)))
-    .service(web::resource("/work-orders/{id}/cancel").route(web::post().to(cancel)))
-    .service(web::resource("/work-orders/{id}/reroute").route(web::post().to(reroute)));
+        Operations::new()
+            .op(__path_open, open)
+            .op(__path_list, list)
+            .op(__path_get, get)
+            .op(__path_events, events)
+            .op(__path_claim, claim)
+            .op(__path_release, release)
+            .op(__path_submit, submit)
+            .op(__path_complete, complete)
+            .op(__path_return_order, return_order)
+            .op(__path_fail, fail)
+            .op(__path_cancel, cancel)
+            .op(__path_reroute, reroute),
+    );
 }
 
 /// Open a work order (home-province clerk).
-#[utoipa::path(post, path = "/api/v1/work-orders", tag = "work orders", request_body = OpenOrder,
+#[utoipa::path(post, path = "/work-orders", tag = "work orders", request_body = OpenOrder,
     responses((status = 201, body = WorkOrderView), (status = "4XX", body = Problem)))]
 pub async fn open(req: HttpRequest, call: Call<OpenOrder>) -> Reply {
     let order = services(&req)?
@@ -52,14 +55,14 @@ pub async fn open(req: HttpRequest, call: Call<OpenOrder>) -> Reply {
 }
 
 /// List the orders in the caller's scope.
-#[utoipa::path(get, path = "/api/v1/work-orders", tag = "work orders", params(ListQuery),
+#[utoipa::path(get, path = "/work-orders", tag = "work orders", params(ListQuery),
     responses((status = 200, body = WorkOrderPage), (status = "4XX", body = Problem)))]
 pub async fn list(req: HttpRequest, caller: Caller) -> Reply {
     let q: ListQuery = query(&req)?;
     Ok(HttpResponse::Ok().json(services(&req)?.list_work_orders(caller.0, q).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/work-orders/{id}", tag = "work orders",
+#[utoipa::path(get, path = "/work-orders/{id}", tag = "work orders",
     responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
 pub async fn get(req: HttpRequest, caller: Caller, id: web::Path<WorkOrderId>) -> Reply {
     let order = services(&req)?
@@ -69,7 +72,7 @@ pub async fn get(req: HttpRequest, caller: Caller, id: web::Path<WorkOrderId>) -
 }
 
 /// The order's audit events, oldest first.
-#[utoipa::path(get, path = "/api/v1/work-orders/{id}/events", tag = "work orders",
+#[utoipa::path(get, path = "/work-orders/{id}/events", tag = "work orders",
     responses((status = 200, body = EventList), (status = "4XX", body = Problem)))]
 pub async fn events(req: HttpRequest, caller: Caller, id: web::Path<WorkOrderId>) -> Reply {
     Ok(HttpResponse::Ok().json(
@@ -92,13 +95,13 @@ async fn transition(
 }
 
 /// Claim an open order (staff of the target hall, or of its city's pool).
-#[utoipa::path(post, path = "/api/v1/work-orders/{id}/claim", tag = "work orders",
+#[utoipa::path(post, path = "/work-orders/{id}/claim", tag = "work orders",
     responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
 pub async fn claim(req: HttpRequest, call: Call<NoBody>, id: web::Path<WorkOrderId>) -> Reply {
     transition(&req, call.actor, id.into_inner(), Step::Claim).await
 }
 
-#[utoipa::path(post, path = "/api/v1/work-orders/{id}/release", tag = "work orders", request_body = Reason,
+#[utoipa::path(post, path = "/work-orders/{id}/release", tag = "work orders", request_body = Reason,
     responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
 pub async fn release(req: HttpRequest, call: Call<Reason>, id: web::Path<WorkOrderId>) -> Reply {
     transition(
@@ -111,7 +114,7 @@ pub async fn release(req: HttpRequest, call: Call<Reason>, id: web::Path<WorkOrd
 }
 
 /// Submit the hall's signed verification result (the claiming staff member).
-#[utoipa::path(post, path = "/api/v1/work-orders/{id}/verification", tag = "work orders", request_body = SubmitResult,
+#[utoipa::path(post, path = "/work-orders/{id}/verification", tag = "work orders", request_body = SubmitResult,
     responses((status = 201, body = WorkOrderView), (status = "4XX", body = Problem)))]
 pub async fn submit(
     req: HttpRequest,
@@ -125,7 +128,7 @@ pub async fn submit(
 }
 
 /// Complete a submitted order whose result is a match; the reply carries the signed receipt.
-#[utoipa::path(post, path = "/api/v1/work-orders/{id}/complete", tag = "work orders",
+#[utoipa::path(post, path = "/work-orders/{id}/complete", tag = "work orders",
     responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
 pub async fn complete(req: HttpRequest, call: Call<NoBody>, id: web::Path<WorkOrderId>) -> Reply {
     let order = services(&req)?
@@ -134,7 +137,7 @@ pub async fn complete(req: HttpRequest, call: Call<NoBody>, id: web::Path<WorkOr
     Ok(with_etag(HttpResponse::Ok(), &order))
 }
 
-#[utoipa::path(post, path = "/api/v1/work-orders/{id}/return", tag = "work orders", request_body = Reason,
+#[utoipa::path(post, path = "/work-orders/{id}/return", tag = "work orders", request_body = Reason,
     responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
 pub async fn return_order(
     req: HttpRequest,
@@ -150,7 +153,7 @@ pub async fn return_order(
     .await
 }
 
-#[utoipa::path(post, path = "/api/v1/work-orders/{id}/fail", tag = "work orders", request_body = Reason,
+#[utoipa::path(post, path = "/work-orders/{id}/fail", tag = "work orders", request_body = Reason,
     responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
 pub async fn fail(req: HttpRequest, call: Call<Reason>, id: web::Path<WorkOrderId>) -> Reply {
     transition(
@@ -162,7 +165,7 @@ pub async fn fail(req: HttpRequest, call: Call<Reason>, id: web::Path<WorkOrderI
     .await
 }
 
-#[utoipa::path(post, path = "/api/v1/work-orders/{id}/cancel", tag = "work orders", request_body = Reason,
+#[utoipa::path(post, path = "/work-orders/{id}/cancel", tag = "work orders", request_body = Reason,
     responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
 pub async fn cancel(req: HttpRequest, call: Call<Reason>, id: web::Path<WorkOrderId>) -> Reply {
     transition(
@@ -174,7 +177,7 @@ pub async fn cancel(req: HttpRequest, call: Call<Reason>, id: web::Path<WorkOrde
     .await
 }
 
-#[utoipa::path(post, path = "/api/v1/work-orders/{id}/reroute", tag = "work orders", request_body = Reroute,
+#[utoipa::path(post, path = "/work-orders/{id}/reroute", tag = "work orders", request_body = Reroute,
     responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
 pub async fn reroute(req: HttpRequest, call: Call<Reroute>, id: web::Path<WorkOrderId>) -> Reply {
     transition(&req, call.actor, id.into_inner(), Step::Reroute(call.body)).await

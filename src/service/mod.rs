@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
+use secrecy::ExposeSecret;
 
 pub use error::{Error, Result};
 pub use write_path::WritePermit;
@@ -67,7 +68,7 @@ impl Services {
     /// agrees with the other instances on the login-token key.
     pub fn build(settings: Settings) -> Result<Self> {
         let store = Store::open(
-            &settings.database_url(),
+            settings.database_url().expose_secret(),
             settings.database.pool_size,
             settings.database.sqlite_busy_timeout_ms,
         )?;
@@ -83,9 +84,9 @@ impl Services {
             )));
         }
         let evidence = EvidenceStore::open(&settings)?;
-        if settings.evidence.store.trim() != "s3"
+        if settings.evidence.store != crate::config::EvidenceBackend::S3
             && matches!(
-                crate::storage::DatabaseUrl::parse(&settings.database_url()),
+                crate::storage::DatabaseUrl::parse(settings.database_url().expose_secret()),
                 crate::storage::DatabaseUrl::Postgres(_)
             )
         {

@@ -68,31 +68,3 @@ pub fn for_order(conn: &mut DbConn, order_id: &str) -> Result<Vec<EvidenceRow>, 
         .select(EvidenceRow::as_select())
         .load(conn)?)
 }
-
-/// Every distinct digest on record, in order, from `after` on: what an offline check re-hashes.
-pub fn digests_after(
-    conn: &mut DbConn,
-    after: &str,
-    limit: i64,
-) -> Result<Vec<String>, StorageError> {
-    Ok(evidence_files::table
-        .filter(evidence_files::sha256.gt(after))
-        .select(evidence_files::sha256)
-        .distinct()
-        .order(evidence_files::sha256.asc())
-        .limit(limit)
-        .load(conn)?)
-}
-
-/// One row that names this digest (the first uploaded), to say which order a bad file is of.
-pub fn any_with_digest(
-    conn: &mut DbConn,
-    sha256: &str,
-) -> Result<Option<EvidenceRow>, StorageError> {
-    Ok(evidence_files::table
-        .filter(evidence_files::sha256.eq(sha256))
-        .order(evidence_files::uploaded_at.asc())
-        .select(EvidenceRow::as_select())
-        .first(conn)
-        .optional()?)
-}

@@ -18,7 +18,9 @@ use object_store::{ObjectStore, WriteMultipart};
 
 use chrono::{DateTime, Utc};
 
-use crate::config::Settings;
+use secrecy::ExposeSecret;
+
+use crate::config::{EvidenceBackend, Settings};
 use crate::domain::evidence::is_sha256_hex;
 
 /// S3 refuses multipart parts under 5 MiB (but the last); locally smaller parts keep memory low.
@@ -67,8 +69,8 @@ impl EvidenceStore {
     /// The store the settings name: `evidence.store = "file"` (default) or `"s3"`.
     pub fn open(settings: &Settings) -> Result<Self, ObjectError> {
         let e = &settings.evidence;
-        match e.store.trim() {
-            "file" | "" => {
+        match e.store {
+            EvidenceBackend::File => {
                 let dir = settings.evidence_dir();
                 std::fs::create_dir_all(&dir).map_err(|err| {
                     ObjectError::Settings(format!("cannot create {}: {err}", dir.display()))
@@ -84,7 +86,7 @@ impl EvidenceStore {
                     local_dir: Some(dir),
                 })
             }
-            "s3" => {
+            EvidenceBackend::S3 => {
                 let url = non_empty(&e.s3_url).ok_or_else(|| {
                     ObjectError::Settings("evidence.s3_url must name s3://BUCKET[/PREFIX]".into())
                 })?;
@@ -105,7 +107,7 @@ impl EvidenceStore {
                 if let Some(id) = non_empty(&e.s3_access_key_id) {
                     b = b.with_access_key_id(id);
                 }
-                if let Some(secret) = non_empty(&e.s3_secret_access_key) {
+                if let Some(secret) = non_empty(e.s3_secret_access_key.expose_secret()) {
                     b = b.with_secret_access_key(secret);
                 }
                 let s3 = b.build()?;
@@ -120,9 +122,6 @@ impl EvidenceStore {
                     local_dir: None,
                 })
             }
-            other => Err(ObjectError::Settings(format!(
-                "evidence.store must be \"file\" or \"s3\", not {other:?}"
-            ))),
         }
     }
 

@@ -145,3 +145,34 @@ fn serve_refuses_to_start_in_the_clear_when_tls_is_configured() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("plain HTTP only"));
 }
+
+#[test]
+fn serve_refuses_to_start_when_client_certificates_are_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_crossprov"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("CROSSPROV_DATA_DIR", dir.path())
+        .env("CROSSPROV_TLS__CLIENT_CA_PEM", dir.path().join("ca.pem"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("plain HTTP only"));
+}
+
+#[test]
+fn serve_refuses_to_start_on_an_unknown_setting_value_naming_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_crossprov"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("CROSSPROV_DATA_DIR", dir.path())
+        .env("CROSSPROV_MAIL__TRANSPORT", "pigeon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("mail.transport"), "{stderr}");
+    assert!(
+        !dir.path().join("crossprov.db").exists(),
+        "refused before touching the database"
+    );
+}

@@ -984,7 +984,7 @@ impl S3Server {
 
 fn s3_settings(endpoint: String) -> Configure {
     Arc::new(move |s: &mut crossprov::config::Settings| {
-        s.evidence.store = "s3".into();
+        s.evidence.store = crossprov::config::EvidenceBackend::S3;
         s.evidence.s3_url = "s3://crossprov-evidence/tests".into();
         s.evidence.s3_endpoint = endpoint.clone();
         s.evidence.s3_region = "us-east-1".into();

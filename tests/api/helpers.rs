@@ -212,7 +212,7 @@ fn start(
     settings.data_dir = dir.path().to_path_buf();
     settings.server.listen = "127.0.0.1:0".into();
     settings.server.workers = 2;
-    settings.database.url = database_url.clone();
+    settings.database.url = database_url.clone().into();
     settings.database.pool_size = 4;
     configure(&mut settings);
     let app = Application::build(settings).expect("application starts");

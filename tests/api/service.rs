@@ -46,6 +46,30 @@ async fn unknown_paths_and_methods_answer_problems(app: TestApp) {
     r.assert_problem(405, "method_not_allowed");
 }
 
+/// The router and the document come from the same registrations: every documented operation
+/// is routed (answered by its handler's checks, never the router's 404 or 405).
+async fn every_operation_in_the_openapi_document_is_routed(app: TestApp) {
+    let doc = app.get_anon("/api/v1/openapi.json").await;
+    let paths = doc.assert_status(200)["paths"].as_object().unwrap().clone();
+    let mut operations = 0;
+    for (path, item) in &paths {
+        let concrete = path.replace(['{', '}'], "");
+        for method in item.as_object().unwrap().keys() {
+            let r = app
+                .raw(&method.to_uppercase(), &concrete, None, &[], None)
+                .await;
+            assert!(
+                ![404, 405].contains(&r.status),
+                "{method} {path}: {} {}",
+                r.status,
+                r.body
+            );
+            operations += 1;
+        }
+    }
+    assert_eq!(operations, 29, "the contract's operations");
+}
+
 async fn instances_sharing_a_database_accept_each_others_tokens_and_receipts(app: TestApp) {
     let w = World::new(app).await;
     let second = w.app.another_instance();
@@ -151,5 +175,6 @@ on_both_backends!(
     reference_data_lists_provinces_and_halls_by_place,
     health_readiness_metrics_and_openapi_answer,
     unknown_paths_and_methods_answer_problems,
+    every_operation_in_the_openapi_document_is_routed,
     instances_sharing_a_database_accept_each_others_tokens_and_receipts,
 );

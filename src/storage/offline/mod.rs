@@ -5,6 +5,8 @@
 
 use super::{StorageError, Store};
 
+mod evidence;
+
 /// A database opened for offline work.
 pub struct OfflineDb {
     store: Store,

@@ -1,0 +1,121 @@
+//! The hall terminal's HTTP client: logs in (or takes a token) and streams evidence files to
+//! an order, as the service's own upload endpoint expects them.
+
+use std::io::Read;
+
+use serde_json::{json, Value};
+
+use super::{sniff_file, EvidenceArg};
+
+/// How the terminal reaches the service and proves who it is.
+pub struct Session {
+    pub url: String,
+    pub token: String,
+    client: reqwest::Client,
+}
+
+impl Session {
+    pub async fn open(
+        url: &str,
+        token: Option<String>,
+        username: Option<String>,
+        password: Option<String>,
+    ) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let url = url.trim_end_matches('/').to_owned();
+        let token = match (token, username, password) {
+            (Some(t), _, _) => t,
+            (None, Some(username), Some(password)) => {
+                let res = client
+                    .post(format!("{url}/api/v1/auth/token"))
+                    .header("Content-Type", "application/json")
+                    .body(json!({ "username": username, "password": password }).to_string())
+                    .send()
+                    .await
+                    .map_err(|e| format!("{url}: {e}"))?;
+                let body = answer(res).await?;
+                body["access_token"]
+                    .as_str()
+                    .ok_or("the login answer has no access_token")?
+                    .to_owned()
+            }
+            _ => {
+                return Err(
+                    "give --token (or CROSSPROV_TOKEN), or --username with --password-stdin".into(),
+                )
+            }
+        };
+        Ok(Self { url, token, client })
+    }
+
+    /// Streams one file to the order; the answer is the service's evidence object.
+    pub async fn upload(&self, order: &str, file: &EvidenceArg) -> Result<Value, String> {
+        let path = &file.file;
+        let media = sniff_file(path)?;
+        let size = std::fs::metadata(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .len();
+        let handle = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let chunks = futures_util::stream::unfold(Some(handle), |f| async move {
+            let mut f = f?;
+            let mut buf = vec![0u8; 64 * 1024];
+            match f.read(&mut buf) {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), Some(f)))
+                }
+                Err(e) => Some((Err(e), None)),
+            }
+        });
+        let res = self
+            .client
+            .post(format!(
+                "{}/api/v1/work-orders/{}/evidence?kind={}",
+                self.url,
+                url_segment(order),
+                file.kind.as_str()
+            ))
+            .bearer_auth(&self.token)
+            .header("Content-Type", media.as_str())
+            .header("Content-Length", size)
+            .body(reqwest::Body::wrap_stream(chunks))
+            .send()
+            .await
+            .map_err(|e| format!("{}: {e}", self.url))?;
+        answer(res)
+            .await
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// An order id as one path segment (ids are UUIDs; anything else is escaped, not trusted).
+fn url_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// The JSON body of a 2xx, or the problem's code and detail.
+async fn answer(res: reqwest::Response) -> Result<Value, String> {
+    let status = res.status();
+    let text = res.text().await.map_err(|e| e.to_string())?;
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err(format!(
+            "{} {}: {}",
+            status.as_u16(),
+            body["code"].as_str().unwrap_or("error"),
+            body["detail"].as_str().unwrap_or(&text)
+        ))
+    }
+}

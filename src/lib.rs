@@ -15,3 +15,6 @@ pub mod startup;
 pub mod storage;
 pub mod telemetry;
 pub mod terminal;
+
+/// The contract's error codes, where the tests (and any client of the library) name them.
+pub use domain::ErrorCode;

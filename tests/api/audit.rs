@@ -6,6 +6,7 @@ use diesel::connection::SimpleConnection;
 use diesel::Connection;
 use serde_json::{json, Value};
 
+use crate::helpers::ErrorCode::*;
 use crate::helpers::{Backend, TestApp, World};
 use crate::on_both_backends;
 
@@ -24,6 +25,24 @@ fn sql(app: &TestApp, batch: &str) -> Result<(), String> {
                 .map_err(|e| e.to_string())
         }
     }
+}
+
+/// What an insider with database rights runs to switch the append-only guard off.
+fn drop_guard(app: &TestApp, sqlite_trigger: &str) -> String {
+    match app.backend {
+        Backend::Postgres => "ALTER TABLE audit_events DISABLE TRIGGER USER;".into(),
+        Backend::Sqlite => format!("DROP TRIGGER {sqlite_trigger};"),
+    }
+}
+
+/// A hash the API shows as hex.
+fn hash(hex: &Value) -> crossprov::audit::chain::Hash {
+    crossprov::audit::chain::from_hex(hex.as_str().expect("hex")).expect("a hash")
+}
+
+/// A proof's `path`.
+fn hashes(path: &Value) -> Vec<crossprov::audit::chain::Hash> {
+    path.as_array().expect("path").iter().map(hash).collect()
 }
 
 fn audit_verify(app: &TestApp, extra: &[&str]) -> (i32, Value) {
@@ -65,7 +84,7 @@ async fn an_altered_event_is_found_online_and_offline(app: TestApp) {
         .app
         .get("/api/v1/audit/events?limit=1000", &w.auditor)
         .await;
-    let events = page.assert_status(200)["items"].as_array().unwrap().clone();
+    let events = page.items();
     assert!(events.len() > 10);
     // seq counts from 1 without gaps, each event chained to the one before.
     for (i, e) in events.iter().enumerate() {
@@ -91,10 +110,7 @@ async fn an_altered_event_is_found_online_and_offline(app: TestApp) {
     );
 
     // An insider drops the guard and rewrites event 5.
-    let drop_guard = match w.app.backend {
-        Backend::Postgres => "ALTER TABLE audit_events DISABLE TRIGGER USER;",
-        Backend::Sqlite => "DROP TRIGGER audit_events_no_update;",
-    };
+    let drop_guard = drop_guard(&w.app, "audit_events_no_update");
     sql(&w.app, &format!("{drop_guard} UPDATE audit_events SET detail = '{{\"reason\":\"edited\"}}' WHERE seq = 5")).unwrap();
 
     let online = w.app.get("/api/v1/audit/verify", &w.auditor).await;
@@ -125,10 +141,7 @@ async fn a_cut_tail_is_found(app: TestApp) {
     let n = w.app.get("/api/v1/audit/verify", &w.auditor).await.body["checked"]
         .as_i64()
         .unwrap();
-    let drop_guard = match w.app.backend {
-        Backend::Postgres => "ALTER TABLE audit_events DISABLE TRIGGER USER;",
-        Backend::Sqlite => "DROP TRIGGER audit_events_no_delete;",
-    };
+    let drop_guard = drop_guard(&w.app, "audit_events_no_delete");
     sql(
         &w.app,
         &format!("{drop_guard} DELETE FROM audit_events WHERE seq = {n}"),
@@ -148,10 +161,7 @@ async fn auditors_query_and_export_and_exports_are_audited(app: TestApp) {
         .get(&format!("/api/v1/audit/events?work_order={id}"), &w.auditor)
         .await;
     assert_eq!(
-        by_order.assert_status(200)["items"]
-            .as_array()
-            .unwrap()
-            .len(),
+        by_order.items().len(),
         // opened, claimed, and the three evidence uploads
         5
     );
@@ -163,10 +173,7 @@ async fn auditors_query_and_export_and_exports_are_audited(app: TestApp) {
             &w.auditor,
         )
         .await;
-    let items = by_number.assert_status(200)["items"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let items = by_number.items();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["actor"], "staff.a");
     assert_eq!(items[0]["role"], "hall_staff");
@@ -185,19 +192,16 @@ async fn auditors_query_and_export_and_exports_are_audited(app: TestApp) {
             &w.auditor,
         )
         .await;
-    assert_eq!(
-        since.assert_status(200)["items"].as_array().unwrap().len(),
-        0
-    );
+    assert_eq!(since.items().len(), 0);
     // Only auditors read the trail.
     w.app
         .get("/api/v1/audit/events", &w.clerk)
         .await
-        .assert_problem(403, "forbidden");
+        .problem(Forbidden);
     w.app
         .get("/api/v1/audit/verify", &w.admin)
         .await
-        .assert_problem(403, "forbidden");
+        .problem(Forbidden);
 
     let csv = w
         .app
@@ -237,10 +241,7 @@ async fn auditors_query_and_export_and_exports_are_audited(app: TestApp) {
         .app
         .get("/api/v1/audit/events?action=audit.exported", &w.auditor)
         .await;
-    let exports = exports.assert_status(200)["items"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let exports = exports.items();
     assert_eq!(exports.len(), 2);
     assert_eq!(exports[0]["detail"]["format"], "csv");
     assert_eq!(exports[1]["detail"]["filters"]["actor"], "staff.a");
@@ -258,23 +259,20 @@ async fn reading_a_subscriber_is_audited_and_scoped(app: TestApp) {
     w.app
         .get(&format!("/api/v1/subscribers/{msisdn}"), &w.other_clerk)
         .await
-        .assert_problem(404, "not_found");
+        .problem(NotFound);
     w.app
         .get(&format!("/api/v1/subscribers/{msisdn}"), &w.staff)
         .await
-        .assert_problem(403, "forbidden");
+        .problem(Forbidden);
     w.app
         .get("/api/v1/subscribers/12345", &w.clerk)
         .await
-        .assert_problem(422, "invalid_msisdn");
+        .problem(InvalidMsisdn);
     let viewed = w
         .app
         .get("/api/v1/audit/events?action=subscriber.viewed", &w.auditor)
         .await;
-    let viewed = viewed.assert_status(200)["items"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let viewed = viewed.items();
     assert_eq!(viewed.len(), 1);
     assert_eq!(viewed[0]["actor"], "clerk.yn");
 }
@@ -286,15 +284,12 @@ async fn a_scope_violation_on_an_order_is_audited(app: TestApp) {
     w.app
         .act(id, "cancel", &w.other_clerk, &json!({"reason": "x"}))
         .await
-        .assert_problem(404, "not_found");
+        .problem(NotFound);
     let denied = w
         .app
         .get("/api/v1/audit/events?action=access.denied", &w.auditor)
         .await;
-    let denied = denied.assert_status(200)["items"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let denied = denied.items();
     assert_eq!(denied.len(), 1);
     assert_eq!(denied[0]["actor"], "clerk.bj");
     assert_eq!(denied[0]["work_order"], id);
@@ -313,7 +308,7 @@ async fn checkpoints_and_proofs_let_an_auditor_catch_a_rewritten_history(app: Te
     let jwks = w.app.get_anon("/.well-known/jwks.json").await;
     let claims = crate::lifecycle::verify_with_jwks(&jws, &jwks.body);
     let size = claims["size"].as_i64().unwrap();
-    let head = chain::from_hex(claims["head"].as_str().unwrap()).unwrap();
+    let head = hash(&claims["head"]);
     assert!(claims["at"].is_i64(), "times in a JWS are seconds");
     // Asked again with no new events: the same checkpoint.
     let again = w.app.get("/api/v1/audit/checkpoint", &w.auditor).await;
@@ -331,13 +326,7 @@ async fn checkpoints_and_proofs_let_an_auditor_catch_a_rewritten_history(app: Te
             )
             .await;
         let p = p.assert_status(200);
-        let leaf = chain::from_hex(p["leaf_hash"].as_str().unwrap()).unwrap();
-        let path: Vec<chain::Hash> = p["path"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| chain::from_hex(h.as_str().unwrap()).unwrap())
-            .collect();
+        let (leaf, path) = (hash(&p["leaf_hash"]), hashes(&p["path"]));
         assert!(
             chain::verify_inclusion(&leaf, (seq - 1) as u64, size as u64, &path, &head),
             "seq {seq}"
@@ -357,13 +346,8 @@ async fn checkpoints_and_proofs_let_an_auditor_catch_a_rewritten_history(app: Te
             &w.auditor,
         )
         .await;
-    let path: Vec<chain::Hash> = p.assert_status(200)["path"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| chain::from_hex(h.as_str().unwrap()).unwrap())
-        .collect();
-    let head2 = chain::from_hex(claims2["head"].as_str().unwrap()).unwrap();
+    let path = hashes(&p.assert_status(200)["path"]);
+    let head2 = hash(&claims2["head"]);
     assert!(chain::verify_consistency(
         size as u64,
         size2 as u64,
@@ -386,10 +370,7 @@ async fn checkpoints_and_proofs_let_an_auditor_catch_a_rewritten_history(app: Te
         format!("/api/v1/audit/proof/consistency?from={size2}&to={size}"),
         format!("/api/v1/audit/proof/consistency?from=1&to={}", size2 + 1),
     ] {
-        w.app
-            .get(&bad, &w.auditor)
-            .await
-            .assert_problem(400, "invalid_request");
+        w.app.get(&bad, &w.auditor).await.problem(InvalidRequest);
     }
 
     // Kept elsewhere, the first checkpoint still matches the log...
@@ -398,10 +379,7 @@ async fn checkpoints_and_proofs_let_an_auditor_catch_a_rewritten_history(app: Te
     let (code, report) = audit_verify(&w.app, &["--checkpoint", file.to_str().unwrap()]);
     assert_eq!(code, 0, "{report}");
     // ...until someone rewrites history and recomputes every hash after it, head row included.
-    let drop_guard = match w.app.backend {
-        Backend::Postgres => "ALTER TABLE audit_events DISABLE TRIGGER USER;",
-        Backend::Sqlite => "DROP TRIGGER audit_events_no_delete;",
-    };
+    let drop_guard = drop_guard(&w.app, "audit_events_no_delete");
     let n = size2;
     let prev: String = w
         .app

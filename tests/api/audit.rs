@@ -90,11 +90,7 @@ async fn the_database_refuses_to_update_or_delete_audit_events(app: TestApp) {
 async fn an_altered_event_is_found_online_and_offline(app: TestApp) {
     let w = World::new(app).await;
     w.submitted_order("match").await;
-    let page = w
-        .app
-        .get("/api/v1/audit/events?limit=1000", &w.auditor)
-        .await;
-    let events = page.items();
+    let events = w.audit_events("limit=1000").await;
     assert!(events.len() > 10);
     // seq counts from 1 without gaps, each event chained to the one before.
     for (i, e) in events.iter().enumerate() {
@@ -176,14 +172,9 @@ async fn auditors_query_and_export_and_exports_are_audited(app: TestApp) {
         5
     );
     let msisdn = order["msisdn"].as_str().unwrap();
-    let by_number = w
-        .app
-        .get(
-            &format!("/api/v1/audit/events?msisdn={msisdn}&action=work_order.claimed"),
-            &w.auditor,
-        )
+    let items = w
+        .audit_events(&format!("msisdn={msisdn}&action=work_order.claimed"))
         .await;
-    let items = by_number.items();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["actor"], "staff.a");
     assert_eq!(items[0]["role"], "hall_staff");
@@ -195,14 +186,12 @@ async fn auditors_query_and_export_and_exports_are_audited(app: TestApp) {
         .get("/api/v1/audit/events?limit=3&after=3", &w.auditor)
         .await;
     assert_eq!(next.assert_status(200)["items"][0]["seq"], json!(4));
-    let since = w
-        .app
-        .get(
-            "/api/v1/audit/events?since=2000-01-01T00:00:00Z&until=2000-01-02T00:00:00Z",
-            &w.auditor,
-        )
-        .await;
-    assert_eq!(since.items().len(), 0);
+    assert_eq!(
+        w.audit_events("since=2000-01-01T00:00:00Z&until=2000-01-02T00:00:00Z")
+            .await
+            .len(),
+        0
+    );
     // Only auditors read the trail.
     w.app
         .get("/api/v1/audit/events", &w.clerk)
@@ -247,11 +236,7 @@ async fn auditors_query_and_export_and_exports_are_audited(app: TestApp) {
         .collect();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["action"], "work_order.claimed");
-    let exports = w
-        .app
-        .get("/api/v1/audit/events?action=audit.exported", &w.auditor)
-        .await;
-    let exports = exports.items();
+    let exports = w.audit_events("action=audit.exported").await;
     assert_eq!(exports.len(), 2);
     assert_eq!(exports[0]["detail"]["format"], "csv");
     assert_eq!(exports[1]["detail"]["filters"]["actor"], "staff.a");
@@ -278,11 +263,7 @@ async fn reading_a_subscriber_is_audited_and_scoped(app: TestApp) {
         .get("/api/v1/subscribers/12345", &w.clerk)
         .await
         .problem(InvalidMsisdn);
-    let viewed = w
-        .app
-        .get("/api/v1/audit/events?action=subscriber.viewed", &w.auditor)
-        .await;
-    let viewed = viewed.items();
+    let viewed = w.audit_events("action=subscriber.viewed").await;
     assert_eq!(viewed.len(), 1);
     assert_eq!(viewed[0]["actor"], "clerk.yn");
 }
@@ -295,11 +276,7 @@ async fn a_scope_violation_on_an_order_is_audited(app: TestApp) {
         .act(id, "cancel", &w.other_clerk, &json!({"reason": "x"}))
         .await
         .problem(NotFound);
-    let denied = w
-        .app
-        .get("/api/v1/audit/events?action=access.denied", &w.auditor)
-        .await;
-    let denied = denied.items();
+    let denied = w.audit_events("action=access.denied").await;
     assert_eq!(denied.len(), 1);
     assert_eq!(denied[0]["actor"], "clerk.bj");
     assert_eq!(denied[0]["work_order"], id);

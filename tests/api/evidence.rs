@@ -21,6 +21,15 @@ fn id_of(order: &Value) -> String {
     order["id"].as_str().expect("id").to_owned()
 }
 
+/// Where the `file` store keeps the object of a digest.
+fn stored_file(app: &TestApp, sha: &str) -> std::path::PathBuf {
+    app.dir
+        .path()
+        .join("evidence/sha256")
+        .join(&sha[..2])
+        .join(sha)
+}
+
 fn file_path(id: &str, sha: &str) -> String {
     format!("/api/v1/work-orders/{id}/evidence/{sha}")
 }
@@ -103,14 +112,10 @@ async fn jpeg_png_and_pdf_travel_back_byte_identical_and_every_read_is_audited(a
     assert_eq!(viewed, 5, "one event per read: {actions:?}");
 
     // The viewed event says which file and who, never more.
-    let events = w
-        .app
-        .get(
-            &format!("/api/v1/audit/events?work_order={id}&action=evidence.viewed"),
-            &w.auditor,
-        )
+    let viewed = w
+        .audit_events(&format!("work_order={id}&action=evidence.viewed"))
         .await;
-    let first = &events.assert_status(200)["items"][0];
+    let first = &viewed[0];
     assert_eq!(first["actor"], "clerk.yn");
     assert_eq!(first["detail"]["kind"], "id_front");
     assert_eq!(
@@ -227,46 +232,16 @@ async fn the_contract_refusal_order_and_bad_parameters(app: TestApp) {
     let w = World::new(app).await;
     let order = w.claimed_order().await;
     let id = id_of(&order);
-    let path = format!("/api/v1/work-orders/{id}/evidence?kind=id_front");
+    let upload = |query: &str| post(format!("/api/v1/work-orders/{id}/evidence{query}"));
     // 401 without a token (the type and size are fine).
-    let r = w
-        .app
-        .raw(
-            "POST",
-            &path,
-            None,
-            &[("Content-Type", "image/png")],
-            Some(PNG.to_vec()),
-        )
-        .await;
-    r.problem(Unauthenticated);
+    let anonymous = upload("?kind=id_front").bytes(Some("image/png"), PNG);
+    w.app.answers(Unauthenticated, [anonymous]).await;
     // 415 outranks 401.
-    let r = w
-        .app
-        .raw(
-            "POST",
-            &path,
-            None,
-            &[("Content-Type", "text/plain")],
-            Some(PNG.to_vec()),
-        )
-        .await;
-    r.problem(UnsupportedMediaType);
+    let as_text = upload("?kind=id_front").bytes(Some("text/plain"), PNG);
+    w.app.answers(UnsupportedMediaType, [as_text]).await;
     // A missing or unknown kind is a bad request.
-    for query in ["", "?kind=selfie"] {
-        let r = w
-            .app
-            .raw(
-                "POST",
-                &format!("/api/v1/work-orders/{id}/evidence{query}"),
-                Some(&w.staff),
-                &[("Content-Type", "image/png")],
-                Some(PNG.to_vec()),
-            )
-            .await;
-        r.problem(InvalidRequest);
-        assert_eq!(r.body["field"], "kind");
-    }
+    let rows = ["", "?kind=selfie"].map(|q| upload(q).by(&w.staff).bytes(Some("image/png"), PNG));
+    w.app.answers_at(InvalidRequest, "kind", rows).await;
     // A digest nobody uploaded to this order.
     let r = w.app.get(&file_path(&id, &"0".repeat(64)), &w.clerk).await;
     r.problem(NotFound);
@@ -378,18 +353,15 @@ async fn a_result_must_name_uploaded_files_and_a_match_the_required_kinds(app: T
     r.problem(MissingEvidence);
 
     // Each refusal is in the trail with its code.
-    let events = w
-        .app
-        .get(
-            &format!("/api/v1/audit/events?work_order={id}&action=work_order.result_rejected"),
-            &w.auditor,
-        )
+    let items = w
+        .audit_events(&format!(
+            "work_order={id}&action=work_order.result_rejected"
+        ))
         .await;
-    let items = events.items();
     assert_eq!(items.len(), 4);
     assert!(items
         .iter()
-        .all(|e| e["detail"]["code"] == "missing_evidence"));
+        .all(|e| e["detail"]["code"] == MissingEvidence.as_str()));
 
     // A no-show carries no files, and needs none.
     let mut payload = w.payload(&order, "no_show");
@@ -474,13 +446,7 @@ async fn a_file_altered_in_the_store_is_refused_and_caught_offline(app: TestApp)
     assert_eq!(report["checked"], 3);
 
     // Someone edits the stored scan on disk.
-    let stored = w
-        .app
-        .dir
-        .path()
-        .join("evidence/sha256")
-        .join(&sha[..2])
-        .join(&sha);
+    let stored = stored_file(&w.app, &sha);
     let mut altered = std::fs::read(&stored).expect("stored under its digest");
     assert_eq!(altered, bytes, "stored as uploaded");
     altered[12] ^= 0x01;
@@ -693,19 +659,10 @@ async fn uploads_after_a_return_and_not_by_others_on_a_submitted_order(app: Test
         .await;
     r.assert_status(201);
     // The upload event says what was uploaded, and nothing personal.
-    let events = w
-        .app
-        .get(
-            &format!("/api/v1/audit/events?work_order={id}&action=evidence.uploaded"),
-            &w.auditor,
-        )
+    let uploaded = w
+        .audit_events(&format!("work_order={id}&action=evidence.uploaded"))
         .await;
-    let last = events.assert_status(200)["items"]
-        .as_array()
-        .unwrap()
-        .last()
-        .unwrap()
-        .clone();
+    let last = uploaded.last().expect("an upload event");
     assert_eq!(
         last["detail"],
         json!({"kind": "live_photo", "sha256": sha256_hex(PNG), "size": PNG.len(),
@@ -762,38 +719,18 @@ async fn uploading_the_right_bytes_again_heals_a_damaged_file(app: TestApp) {
     let id = id_of(&order);
     let bytes = PDF.to_vec();
     let sha = sha256_hex(&bytes);
-    w.app
-        .upload(
-            &id,
-            "registration_form",
-            "application/pdf",
-            bytes.clone(),
-            &w.staff,
-        )
-        .await
-        .assert_status(201);
-    let stored = w
-        .app
-        .dir
-        .path()
-        .join("evidence/sha256")
-        .join(&sha[..2])
-        .join(&sha);
-    std::fs::write(&stored, b"%PDF-1.7 tampered").unwrap();
+    let upload = || {
+        let kind = "registration_form";
+        w.app
+            .upload(&id, kind, "application/pdf", bytes.clone(), &w.staff)
+    };
+    upload().await.assert_status(201);
+    std::fs::write(stored_file(&w.app, &sha), b"%PDF-1.7 tampered").unwrap();
     w.app
         .get(&file_path(&id, &sha), &w.clerk)
         .await
         .problem(EvidenceCorrupted);
-    w.app
-        .upload(
-            &id,
-            "registration_form",
-            "application/pdf",
-            bytes.clone(),
-            &w.staff,
-        )
-        .await
-        .assert_status(201);
+    upload().await.assert_status(201);
     let r = w.app.get(&file_path(&id, &sha), &w.clerk).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.raw, bytes);

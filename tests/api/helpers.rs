@@ -885,6 +885,12 @@ impl World {
         }
     }
 
+    /// The audit events an auditor's query finds: `GET /api/v1/audit/events?{query}`.
+    pub async fn audit_events(&self, query: &str) -> Vec<Value> {
+        let path = format!("/api/v1/audit/events?{query}");
+        self.app.get(&path, &self.auditor).await.items()
+    }
+
     /// A fresh mobile number for each order a test opens.
     pub fn next_msisdn() -> String {
         format!(

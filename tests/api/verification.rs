@@ -78,6 +78,23 @@ async fn refused(w: &World, order: &Value, jws: &str, code: ErrorCode) -> Reply 
     refused_by(w, (&w.staff, "staff.a"), order, jws, code).await
 }
 
+/// As `refused`, for a result of `outcome` with these claims set (see `signed`).
+async fn refused_with(
+    w: &World,
+    order: &Value,
+    outcome: &str,
+    claims: &[(&str, Value)],
+    code: ErrorCode,
+) -> Reply {
+    refused(w, order, &signed(w, order, outcome, claims), code).await
+}
+
+/// Submits a result of `outcome` with these claims set (see `signed`); it must be accepted.
+async fn accepted_with(w: &World, order: &Value, outcome: &str, claims: &[(&str, Value)]) -> Value {
+    let r = w.submit(order, &signed(w, order, outcome, claims)).await;
+    r.assert_status(201).clone()
+}
+
 /// Submits the result as `staff`, expects a 422 with `code`, and checks the refusal left its
 /// trace: a `work_order.result_rejected` event whose `detail.code` is `code`, and the order
 /// still `claimed` by the same staff member, with no verification and an unchanged version.
@@ -230,12 +247,7 @@ async fn a_result_signed_before_revocation_still_passes(app: TestApp) {
     assert_eq!(r.assert_status(201)["state"], "submitted");
     assert_eq!(r.body["verification"]["kid"], w.signer.kid.as_str());
     // Whole seconds: one second before the revocation still verifies.
-    w.submit(
-        &last_second,
-        &signed(&w, &last_second, "match", &[("iat", json!(revoked_at - 1))]),
-    )
-    .await
-    .assert_status(201);
+    accepted_with(&w, &last_second, "match", &[("iat", json!(revoked_at - 1))]).await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -431,29 +443,13 @@ async fn a_result_older_or_newer_than_the_skew_is_stale_result(app: TestApp) {
     // 305 rather than 301 s ahead: the server's clock reads a second or so later than ours
     // by the time it checks, which shrinks a future skew (and only grows a past one).
     for iat in [now_secs() - 301, now_secs() + 305, now_secs() - 86_400, 0] {
-        let r = refused(
-            &w,
-            &order,
-            &signed(&w, &order, "match", &[("iat", json!(iat))]),
-            StaleResult,
-        )
-        .await;
+        let r = refused_with(&w, &order, "match", &[("iat", json!(iat))], StaleResult).await;
         assert_eq!(payload_field(&r), "iat", "{}", r.body);
     }
     // Within the skew either way passes.
-    w.submit(
-        &order,
-        &signed(&w, &order, "mismatch", &[("iat", json!(now_secs() - 290))]),
-    )
-    .await
-    .assert_status(201);
+    accepted_with(&w, &order, "mismatch", &[("iat", json!(now_secs() - 290))]).await;
     let ahead = w.claimed_order().await;
-    w.submit(
-        &ahead,
-        &signed(&w, &ahead, "mismatch", &[("iat", json!(now_secs() + 290))]),
-    )
-    .await
-    .assert_status(201);
+    accepted_with(&w, &ahead, "mismatch", &[("iat", json!(now_secs() + 290))]).await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -484,10 +480,11 @@ async fn a_result_submitted_again_after_a_return_is_replayed_result(app: TestApp
     )
     .unwrap()["jti"]
         .clone();
-    refused(
+    refused_with(
         &w,
         &returned,
-        &signed(&w, &returned, "match", &[("jti", used_jti.clone())]),
+        "match",
+        &[("jti", used_jti.clone())],
         ReplayedResult,
     )
     .await;
@@ -533,57 +530,45 @@ async fn a_bad_check_character_is_invalid_id_number(app: TestApp) {
 async fn an_expired_or_unknown_document_is_invalid_document(app: TestApp) {
     let w = World::new(app).await;
     let order = w.claimed_order().await;
-    refused(
+    let expired = signed(
         &w,
         &order,
-        &signed(
-            &w,
-            &order,
-            "match",
-            &[("document.valid_until", json!("2020-01-01"))],
-        ),
-        InvalidDocument,
-    )
-    .await;
-    let mut payload = w.payload(&order, "mismatch");
-    payload["document"]["type"] = json!("library_card");
-    refused(&w, &order, &w.signer.sign(&payload), InvalidDocument).await;
+        "match",
+        &[("document.valid_until", json!("2020-01-01"))],
+    );
+    let unknown = signed(
+        &w,
+        &order,
+        "mismatch",
+        &[("document.type", json!("library_card"))],
+    );
+    for jws in [expired, unknown] {
+        refused(&w, &order, &jws, InvalidDocument).await;
+    }
 }
 
 /// Not in the contract's list: a signed payload that is not a verification result.
 async fn a_payload_that_is_not_a_result_is_invalid_result(app: TestApp) {
     let w = World::new(app).await;
     let order = w.claimed_order().await;
-    refused(
-        &w,
-        &order,
-        &signed(&w, &order, "match", &[("outcome", json!("probably"))]),
-        InvalidResult,
-    )
-    .await;
-    let mut payload = w.payload(&order, "match");
-    payload.as_object_mut().unwrap().remove("jti");
-    refused(&w, &order, &w.signer.sign(&payload), InvalidResult).await;
-    refused(
-        &w,
-        &order,
-        &signed(&w, &order, "match", &[("document", Value::Null)]),
-        InvalidResult,
-    )
-    .await;
+    let mut without_jti = w.payload(&order, "match");
+    without_jti.as_object_mut().unwrap().remove("jti");
+    let not_results = [
+        signed(&w, &order, "match", &[("outcome", json!("probably"))]),
+        w.signer.sign(&without_jti),
+        signed(&w, &order, "match", &[("document", Value::Null)]),
+    ];
+    for jws in &not_results {
+        refused(&w, &order, jws, InvalidResult).await;
+    }
     // A document of the wrong shape is refused without echoing what it held.
-    let r = refused(
+    let wrong_shape = signed(
         &w,
         &order,
-        &signed(
-            &w,
-            &order,
-            "match",
-            &[("document", json!("53010219900101123X 张三"))],
-        ),
-        InvalidResult,
-    )
-    .await;
+        "match",
+        &[("document", json!("53010219900101123X 张三"))],
+    );
+    let r = refused(&w, &order, &wrong_shape, InvalidResult).await;
     assert_eq!(r.body["field"], "document");
     assert!(
         !String::from_utf8_lossy(&r.raw).contains("53010219900101123X"),
@@ -603,7 +588,7 @@ async fn a_payload_that_is_not_a_result_is_invalid_result(app: TestApp) {
                 ("Content-Type", "application/json"),
                 ("Accept-Language", "en"),
             ],
-            Some(serde_json::to_vec(&json!({"result": w.signer.sign(&payload)})).unwrap()),
+            Some(serde_json::to_vec(&json!({ "result": wrong_shape })).unwrap()),
         )
         .await;
     en.problem(InvalidResult);
@@ -628,10 +613,11 @@ async fn a_payload_that_is_not_a_result_is_invalid_result(app: TestApp) {
 async fn a_match_with_another_name_is_name_mismatch(app: TestApp) {
     let w = World::new(app).await;
     let order = w.claimed_order().await;
-    let r = refused(
+    let r = refused_with(
         &w,
         &order,
-        &signed(&w, &order, "match", &[("document.name", json!("李四"))]),
+        "match",
+        &[("document.name", json!("李四"))],
         NameMismatch,
     )
     .await;
@@ -643,12 +629,7 @@ async fn a_match_with_another_name_is_name_mismatch(app: TestApp) {
         "the problem echoes the name"
     );
     // A mismatch may name anyone: that is what it reports.
-    w.submit(
-        &order,
-        &signed(&w, &order, "mismatch", &[("document.name", json!("李四"))]),
-    )
-    .await
-    .assert_status(201);
+    accepted_with(&w, &order, "mismatch", &[("document.name", json!("李四"))]).await;
 }
 
 async fn completing_a_mismatch_is_outcome_not_match(app: TestApp) {
@@ -814,23 +795,20 @@ async fn a_submission_body_that_is_not_one_jws_is_invalid_request(app: TestApp) 
 async fn a_refused_results_field_is_its_path_in_the_payload(app: TestApp) {
     let w = World::new(app).await;
     let order = w.claimed_order().await;
-    let r = refused(
+    let r = refused_with(
         &w,
         &order,
-        &signed(
-            &w,
-            &order,
-            "mismatch",
-            &[("document.number", json!("110105194912310021"))],
-        ),
+        "mismatch",
+        &[("document.number", json!("110105194912310021"))],
         InvalidIdNumber,
     )
     .await;
     assert_eq!(r.body["field"], "document.number");
-    let r = refused(
+    let r = refused_with(
         &w,
         &order,
-        &signed(&w, &order, "match", &[("wo", json!("another order"))]),
+        "match",
+        &[("wo", json!("another order"))],
         ClaimsMismatch,
     )
     .await;

@@ -7,7 +7,7 @@ use diesel::Connection;
 use serde_json::{json, Value};
 
 use crate::helpers::ErrorCode::*;
-use crate::helpers::{Backend, TestApp, World};
+use crate::helpers::{get, Backend, TestApp, World};
 use crate::on_both_backends;
 
 /// Runs a SQL batch directly against the app's database, as someone with database access.
@@ -162,12 +162,8 @@ async fn auditors_query_and_export_and_exports_are_audited(app: TestApp) {
     let w = World::new(app).await;
     let order = w.claimed_order().await;
     let id = order["id"].as_str().unwrap();
-    let by_order = w
-        .app
-        .get(&format!("/api/v1/audit/events?work_order={id}"), &w.auditor)
-        .await;
     assert_eq!(
-        by_order.items().len(),
+        w.audit_events(&format!("work_order={id}")).await.len(),
         // opened, claimed, and the three evidence uploads
         5
     );
@@ -246,23 +242,16 @@ async fn reading_a_subscriber_is_audited_and_scoped(app: TestApp) {
     let w = World::new(app).await;
     let order = w.open_order().await;
     let msisdn = order["msisdn"].as_str().unwrap();
-    let r = w
-        .app
-        .get(&format!("/api/v1/subscribers/{msisdn}"), &w.clerk)
-        .await;
+    let subscriber = format!("/api/v1/subscribers/{msisdn}");
+    let r = w.app.get(&subscriber, &w.clerk).await;
     assert_eq!(r.assert_status(200)["real_name_status"], "unverified");
-    w.app
-        .get(&format!("/api/v1/subscribers/{msisdn}"), &w.other_clerk)
-        .await
-        .problem(NotFound);
-    w.app
-        .get(&format!("/api/v1/subscribers/{msisdn}"), &w.staff)
-        .await
-        .problem(Forbidden);
-    w.app
-        .get("/api/v1/subscribers/12345", &w.clerk)
-        .await
-        .problem(InvalidMsisdn);
+    let app = &w.app;
+    app.answers(NotFound, [get(&subscriber).by(&w.other_clerk)])
+        .await;
+    app.answers(Forbidden, [get(&subscriber).by(&w.staff)])
+        .await;
+    let not_a_number = get("/api/v1/subscribers/12345").by(&w.clerk);
+    app.answers(InvalidMsisdn, [not_a_number]).await;
     let viewed = w.audit_events("action=subscriber.viewed").await;
     assert_eq!(viewed.len(), 1);
     assert_eq!(viewed[0]["actor"], "clerk.yn");

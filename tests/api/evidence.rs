@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use crate::helpers::ErrorCode::*;
 use crate::helpers::{
-    evidence_entries, sample_jpeg, sha256_hex, spawn_app_with, Backend, Configure, TestApp, World,
+    evidence_entries, post, sample_jpeg, sha256_hex, spawn_app_with, Backend, Configure, TestApp,
+    World,
 };
-use crate::on_both_backends;
+use crate::{on_both_backends, provokes};
 
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01";
 const PDF: &[u8] =
@@ -17,6 +19,15 @@ const PDF: &[u8] =
 
 fn id_of(order: &Value) -> String {
     order["id"].as_str().expect("id").to_owned()
+}
+
+/// Where the `file` store keeps the object of a digest.
+fn stored_file(app: &TestApp, sha: &str) -> std::path::PathBuf {
+    app.dir
+        .path()
+        .join("evidence/sha256")
+        .join(&sha[..2])
+        .join(sha)
 }
 
 fn file_path(id: &str, sha: &str) -> String {
@@ -28,10 +39,9 @@ async fn actions_of(w: &World, id: &str) -> Vec<String> {
         .app
         .get(&format!("/api/v1/work-orders/{id}/events"), &w.auditor)
         .await;
-    events.assert_status(200)["items"]
-        .as_array()
-        .unwrap()
-        .iter()
+    events
+        .items()
+        .into_iter()
         .map(|e| e["action"].as_str().unwrap().to_owned())
         .collect()
 }
@@ -64,7 +74,7 @@ async fn jpeg_png_and_pdf_travel_back_byte_identical_and_every_read_is_audited(a
             .app
             .get(&format!("/api/v1/work-orders/{id}/evidence"), token)
             .await;
-        let items = list.assert_status(200)["items"].as_array().unwrap().clone();
+        let items = list.items();
         // claimed_order uploaded the three required kinds too.
         assert_eq!(items.len(), 6);
     }
@@ -102,14 +112,10 @@ async fn jpeg_png_and_pdf_travel_back_byte_identical_and_every_read_is_audited(a
     assert_eq!(viewed, 5, "one event per read: {actions:?}");
 
     // The viewed event says which file and who, never more.
-    let events = w
-        .app
-        .get(
-            &format!("/api/v1/audit/events?work_order={id}&action=evidence.viewed"),
-            &w.auditor,
-        )
+    let viewed = w
+        .audit_events(&format!("work_order={id}&action=evidence.viewed"))
         .await;
-    let first = &events.assert_status(200)["items"][0];
+    let first = &viewed[0];
     assert_eq!(first["actor"], "clerk.yn");
     assert_eq!(first["detail"]["kind"], "id_front");
     assert_eq!(
@@ -136,10 +142,9 @@ async fn the_same_bytes_uploaded_twice_are_the_same_object(app: TestApp) {
         .app
         .get(&format!("/api/v1/work-orders/{id}/evidence"), &w.staff)
         .await;
-    let others: Vec<&Value> = list.assert_status(200)["items"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let others: Vec<Value> = list
+        .items()
+        .into_iter()
         .filter(|f| f["kind"] == "other")
         .collect();
     assert_eq!(others.len(), 1);
@@ -160,20 +165,20 @@ async fn a_mislabelled_or_unsupported_file_is_415(app: TestApp) {
         .app
         .upload(&id, "id_front", "image/jpeg", PNG.to_vec(), &w.staff)
         .await;
-    r.assert_problem(415, "unsupported_media_type");
+    r.problem(UnsupportedMediaType);
     // A PDF label on text.
     let r = w
         .app
         .upload(&id, "other", "application/pdf", b"hello".to_vec(), &w.staff)
         .await;
-    r.assert_problem(415, "unsupported_media_type");
+    r.problem(UnsupportedMediaType);
     // A type the contract does not take, and JSON.
     for ct in ["image/gif", "application/json", "text/plain"] {
         let r = w
             .app
             .upload(&id, "other", ct, b"GIF89a....".to_vec(), &w.staff)
             .await;
-        r.assert_problem(415, "unsupported_media_type");
+        r.problem(UnsupportedMediaType);
     }
     // No Content-Type at all.
     let r = w
@@ -186,16 +191,13 @@ async fn a_mislabelled_or_unsupported_file_is_415(app: TestApp) {
             Some(PDF.to_vec()),
         )
         .await;
-    r.assert_problem(415, "unsupported_media_type");
+    r.problem(UnsupportedMediaType);
     // Nothing was recorded for the refused files.
     let list = w
         .app
         .get(&format!("/api/v1/work-orders/{id}/evidence"), &w.staff)
         .await;
-    assert_eq!(
-        list.assert_status(200)["items"].as_array().unwrap().len(),
-        3
-    );
+    assert_eq!(list.items().len(), 3);
 }
 
 async fn a_file_over_the_limit_is_413(app: TestApp) {
@@ -209,7 +211,7 @@ async fn a_file_over_the_limit_is_413(app: TestApp) {
         .app
         .upload(&id, "live_photo", "image/jpeg", big, &w.staff)
         .await;
-    r.assert_problem(413, "payload_too_large");
+    r.problem(PayloadTooLarge);
     // Exactly at the limit is fine.
     let mut at_limit = sample_jpeg(&id, "limit");
     at_limit.resize(10 * 1024 * 1024, 7);
@@ -230,54 +232,23 @@ async fn the_contract_refusal_order_and_bad_parameters(app: TestApp) {
     let w = World::new(app).await;
     let order = w.claimed_order().await;
     let id = id_of(&order);
-    let path = format!("/api/v1/work-orders/{id}/evidence?kind=id_front");
+    let upload = |query: &str| post(format!("/api/v1/work-orders/{id}/evidence{query}"));
     // 401 without a token (the type and size are fine).
-    let r = w
-        .app
-        .raw(
-            "POST",
-            &path,
-            None,
-            &[("Content-Type", "image/png")],
-            Some(PNG.to_vec()),
-        )
-        .await;
-    r.assert_problem(401, "unauthenticated");
+    let anonymous = upload("?kind=id_front").bytes(Some("image/png"), PNG);
+    w.app.answers(Unauthenticated, [anonymous]).await;
     // 415 outranks 401.
-    let r = w
-        .app
-        .raw(
-            "POST",
-            &path,
-            None,
-            &[("Content-Type", "text/plain")],
-            Some(PNG.to_vec()),
-        )
-        .await;
-    r.assert_problem(415, "unsupported_media_type");
+    let as_text = upload("?kind=id_front").bytes(Some("text/plain"), PNG);
+    w.app.answers(UnsupportedMediaType, [as_text]).await;
     // A missing or unknown kind is a bad request.
-    for query in ["", "?kind=selfie"] {
-        let r = w
-            .app
-            .raw(
-                "POST",
-                &format!("/api/v1/work-orders/{id}/evidence{query}"),
-                Some(&w.staff),
-                &[("Content-Type", "image/png")],
-                Some(PNG.to_vec()),
-            )
-            .await;
-        r.assert_problem(400, "invalid_request");
-        assert_eq!(r.body["field"], "kind");
-    }
+    let rows = ["", "?kind=selfie"].map(|q| upload(q).by(&w.staff).bytes(Some("image/png"), PNG));
+    w.app.answers_at(InvalidRequest, "kind", rows).await;
     // A digest nobody uploaded to this order.
     let r = w.app.get(&file_path(&id, &"0".repeat(64)), &w.clerk).await;
-    r.assert_problem(404, "not_found");
-    let r = w
-        .app
+    r.problem(NotFound);
+    w.app
         .get(&file_path(&id, "../../etc/passwd"), &w.clerk)
-        .await;
-    assert_eq!(r.status, 404);
+        .await
+        .problem(NotFound);
 }
 
 async fn who_may_upload_and_who_may_read(app: TestApp) {
@@ -296,35 +267,28 @@ async fn who_may_upload_and_who_may_read(app: TestApp) {
         }
     };
     // Staff of the claiming hall who did not claim it: 403.
-    upload(&w.staff_same_hall)
-        .await
-        .assert_problem(403, "forbidden");
+    upload(&w.staff_same_hall).await.problem(Forbidden);
     // Staff of another hall, for whom the order is out of scope: 404.
-    upload(&w.staff_other_hall)
-        .await
-        .assert_problem(404, "not_found");
+    upload(&w.staff_other_hall).await.problem(NotFound);
     // Clerks, auditors and admins may never upload: 403.
     for token in [&w.clerk, &w.other_clerk, &w.auditor, &w.admin] {
-        upload(token).await.assert_problem(403, "forbidden");
+        upload(token).await.problem(Forbidden);
     }
 
     // Reads: another province's clerk and another hall's staff do not see the order.
     let list = format!("/api/v1/work-orders/{id}/evidence");
     for token in [&w.other_clerk, &w.staff_other_hall] {
-        w.app
-            .get(&list, token)
-            .await
-            .assert_problem(404, "not_found");
+        w.app.get(&list, token).await.problem(NotFound);
         w.app
             .get(&file_path(&id, &sha), token)
             .await
-            .assert_problem(404, "not_found");
+            .problem(NotFound);
     }
     // An admin never reads evidence.
     w.app
         .get(&file_path(&id, &sha), &w.admin)
         .await
-        .assert_problem(403, "forbidden");
+        .problem(Forbidden);
 
     // Staff of the target hall see an open order but read no file until their hall claims it.
     let released = w
@@ -335,9 +299,9 @@ async fn who_may_upload_and_who_may_read(app: TestApp) {
     w.app
         .get(&file_path(&id, &sha), &w.staff)
         .await
-        .assert_problem(403, "forbidden");
+        .problem(Forbidden);
     // Nobody uploads to an order that is not claimed.
-    upload(&w.staff).await.assert_problem(409, "invalid_state");
+    upload(&w.staff).await.problem(InvalidState);
     // The home clerk still reads what was sent.
     assert_eq!(w.app.get(&file_path(&id, &sha), &w.clerk).await.status, 200);
 }
@@ -350,7 +314,7 @@ async fn uploads_stop_once_the_result_is_submitted(app: TestApp) {
         .app
         .upload(&id, "other", "image/png", PNG.to_vec(), &w.staff)
         .await;
-    r.assert_problem(409, "invalid_state");
+    r.problem(InvalidState);
     // The verification names the files it vouches for.
     assert_eq!(order["verification"]["evidence"], evidence_entries(&id));
 }
@@ -364,20 +328,20 @@ async fn a_result_must_name_uploaded_files_and_a_match_the_required_kinds(app: T
     let mut payload = w.payload(&order, "match");
     payload["evidence"][0]["sha256"] = json!("f".repeat(64));
     let r = w.submit(&order, &w.signer.sign(&payload)).await;
-    r.assert_problem(422, "missing_evidence");
+    r.problem(MissingEvidence);
     assert_eq!(r.body["field"], "evidence[0]");
 
     // An uploaded file under another kind is not that kind's file.
     let mut payload = w.payload(&order, "match");
     payload["evidence"][1]["kind"] = json!("other");
     let r = w.submit(&order, &w.signer.sign(&payload)).await;
-    r.assert_problem(422, "missing_evidence");
+    r.problem(MissingEvidence);
 
     // A match without a required kind (the live photo).
     let mut payload = w.payload(&order, "match");
     payload["evidence"].as_array_mut().unwrap().pop();
     let r = w.submit(&order, &w.signer.sign(&payload)).await;
-    r.assert_problem(422, "missing_evidence");
+    r.problem(MissingEvidence);
     assert_eq!(r.body["field"], "evidence");
 
     // In the contract's order: after replay, before the document.
@@ -385,24 +349,18 @@ async fn a_result_must_name_uploaded_files_and_a_match_the_required_kinds(app: T
     payload["evidence"] = json!([]);
     payload["document"]["number"] = json!("110105194912310021");
     let r = w.submit(&order, &w.signer.sign(&payload)).await;
-    r.assert_problem(422, "missing_evidence");
+    r.problem(MissingEvidence);
 
     // Each refusal is in the trail with its code.
-    let events = w
-        .app
-        .get(
-            &format!("/api/v1/audit/events?work_order={id}&action=work_order.result_rejected"),
-            &w.auditor,
-        )
+    let items = w
+        .audit_events(&format!(
+            "work_order={id}&action=work_order.result_rejected"
+        ))
         .await;
-    let items = events.assert_status(200)["items"]
-        .as_array()
-        .unwrap()
-        .clone();
     assert_eq!(items.len(), 4);
     assert!(items
         .iter()
-        .all(|e| e["detail"]["code"] == "missing_evidence"));
+        .all(|e| e["detail"]["code"] == MissingEvidence.as_str()));
 
     // A no-show carries no files, and needs none.
     let mut payload = w.payload(&order, "no_show");
@@ -445,7 +403,7 @@ async fn a_result_may_not_bind_files_another_hall_uploaded(app: TestApp) {
             &json!({ "result": signer_b.sign(&payload) }),
         )
         .await;
-    r.assert_problem(422, "missing_evidence");
+    r.problem(MissingEvidence);
 }
 
 fn crossprov(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
@@ -487,13 +445,7 @@ async fn a_file_altered_in_the_store_is_refused_and_caught_offline(app: TestApp)
     assert_eq!(report["checked"], 3);
 
     // Someone edits the stored scan on disk.
-    let stored = w
-        .app
-        .dir
-        .path()
-        .join("evidence/sha256")
-        .join(&sha[..2])
-        .join(&sha);
+    let stored = stored_file(&w.app, &sha);
     let mut altered = std::fs::read(&stored).expect("stored under its digest");
     assert_eq!(altered, bytes, "stored as uploaded");
     altered[12] ^= 0x01;
@@ -501,7 +453,7 @@ async fn a_file_altered_in_the_store_is_refused_and_caught_offline(app: TestApp)
 
     let before = metric(&w.app, "crossprov_evidence_integrity_failures_total").await;
     let r = w.app.get(&file_path(&id, &sha), &w.clerk).await;
-    r.assert_problem(500, "evidence_corrupted");
+    r.problem(EvidenceCorrupted);
     assert!(
         r.raw.len() < 2000 && r.raw != altered,
         "the bad bytes are not served"
@@ -526,7 +478,7 @@ async fn a_file_altered_in_the_store_is_refused_and_caught_offline(app: TestApp)
     // A stored file that is gone is just as bad.
     std::fs::remove_file(&stored).unwrap();
     let r = w.app.get(&file_path(&id, &sha), &w.clerk).await;
-    r.assert_problem(500, "evidence_corrupted");
+    r.problem(EvidenceCorrupted);
 }
 
 async fn the_terminal_cli_uploads_signs_with_digests_and_the_result_is_accepted(app: TestApp) {
@@ -632,70 +584,28 @@ async fn refusals_come_in_the_contract_order(app: TestApp) {
     let w = World::new(app).await;
     let order = w.claimed_order().await;
     let id = id_of(&order);
-    let path = format!("/api/v1/work-orders/{id}/evidence?kind=id_front");
-    let post = |token: Option<String>, headers: Vec<(&'static str, String)>, body: Vec<u8>| {
-        let w = &w;
-        let path = path.clone();
-        async move {
-            let headers: Vec<(&str, &str)> =
-                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            w.app
-                .raw("POST", &path, token.as_deref(), &headers, Some(body))
-                .await
-        }
-    };
+    let upload = || post(format!("/api/v1/work-orders/{id}/evidence?kind=id_front"));
     let huge = vec![b'x'; 10 * 1024 * 1024 + 1];
     // 413 first: a declared size over the limit, whatever the type and the token.
-    let r = post(None, vec![("Content-Type", "text/plain".into())], huge).await;
-    r.assert_problem(413, "payload_too_large");
+    let too_large = upload().bytes(Some("text/plain"), huge);
+    w.app.answers(PayloadTooLarge, [too_large]).await;
     // Then 415: bytes that are not what the label says, with no token, or from a clerk.
-    let r = post(
-        None,
-        vec![("Content-Type", "image/jpeg".into())],
-        PNG.to_vec(),
-    )
-    .await;
-    r.assert_problem(415, "unsupported_media_type");
-    let r = post(
-        Some(w.clerk.clone()),
-        vec![("Content-Type", "image/jpeg".into())],
-        PNG.to_vec(),
-    )
-    .await;
-    r.assert_problem(415, "unsupported_media_type");
-    // An empty body is no file at all.
-    let r = post(
-        Some(w.staff.clone()),
-        vec![("Content-Type", "image/png".into())],
-        vec![],
-    )
-    .await;
-    r.assert_problem(415, "unsupported_media_type");
+    let rows = [
+        upload().bytes(Some("image/jpeg"), PNG),
+        upload().by(&w.clerk).bytes(Some("image/jpeg"), PNG),
+        // An empty body is no file at all.
+        upload().by(&w.staff).bytes(Some("image/png"), vec![]),
+    ];
+    w.app.answers(UnsupportedMediaType, rows).await;
     // Then 401, then the role (403).
-    let r = post(
-        Some("not-a-token".into()),
-        vec![("Content-Type", "image/png".into())],
-        PNG.to_vec(),
-    )
-    .await;
-    r.assert_problem(401, "unauthenticated");
-    let r = post(
-        Some(w.clerk.clone()),
-        vec![("Content-Type", "image/png".into())],
-        PNG.to_vec(),
-    )
-    .await;
-    r.assert_problem(403, "forbidden");
+    let bad_token = upload().by("not-a-token").bytes(Some("image/png"), PNG);
+    w.app.answers(Unauthenticated, [bad_token]).await;
+    let clerk = upload().by(&w.clerk).bytes(Some("image/png"), PNG);
+    w.app.answers(Forbidden, [clerk]).await;
     // Reads without a token, and an admin's list.
     let list = format!("/api/v1/work-orders/{id}/evidence");
-    w.app
-        .get_anon(&list)
-        .await
-        .assert_problem(401, "unauthenticated");
-    w.app
-        .get(&list, &w.admin)
-        .await
-        .assert_problem(403, "forbidden");
+    w.app.get_anon(&list).await.problem(Unauthenticated);
+    w.app.get(&list, &w.admin).await.problem(Forbidden);
 }
 
 async fn orders_and_files_that_do_not_exist_are_404(app: TestApp) {
@@ -706,20 +616,20 @@ async fn orders_and_files_that_do_not_exist_are_404(app: TestApp) {
     w.app
         .upload(nobody, "other", "image/png", PNG.to_vec(), &w.staff)
         .await
-        .assert_problem(404, "not_found");
+        .problem(NotFound);
     w.app
         .get(&format!("/api/v1/work-orders/{nobody}/evidence"), &w.clerk)
         .await
-        .assert_problem(404, "not_found");
+        .problem(NotFound);
     let sha = sha256_hex(&sample_jpeg(&id, "id_front"));
     w.app
         .get(&file_path(nobody, &sha), &w.clerk)
         .await
-        .assert_problem(404, "not_found");
+        .problem(NotFound);
     // Digests that are not digests, including an escaped path, name nothing.
     for bad in ["..%2F..%2Fetc%2Fpasswd", "A", &sha.to_uppercase(), "%2e%2e"] {
         let r = w.app.get(&file_path(&id, bad), &w.clerk).await;
-        r.assert_problem(404, "not_found");
+        r.problem(NotFound);
     }
     // Another order's file is not this order's.
     let other = w.claimed_order().await;
@@ -727,7 +637,7 @@ async fn orders_and_files_that_do_not_exist_are_404(app: TestApp) {
     w.app
         .get(&file_path(&id, &other_sha), &w.clerk)
         .await
-        .assert_problem(404, "not_found");
+        .problem(NotFound);
 }
 
 async fn uploads_after_a_return_and_not_by_others_on_a_submitted_order(app: TestApp) {
@@ -737,7 +647,7 @@ async fn uploads_after_a_return_and_not_by_others_on_a_submitted_order(app: Test
     w.app
         .upload(&id, "other", "image/png", PNG.to_vec(), &w.staff_same_hall)
         .await
-        .assert_problem(403, "forbidden");
+        .problem(Forbidden);
     w.app
         .act(&id, "return", &w.clerk, &json!({"reason": "照片不清晰"}))
         .await
@@ -748,19 +658,10 @@ async fn uploads_after_a_return_and_not_by_others_on_a_submitted_order(app: Test
         .await;
     r.assert_status(201);
     // The upload event says what was uploaded, and nothing personal.
-    let events = w
-        .app
-        .get(
-            &format!("/api/v1/audit/events?work_order={id}&action=evidence.uploaded"),
-            &w.auditor,
-        )
+    let uploaded = w
+        .audit_events(&format!("work_order={id}&action=evidence.uploaded"))
         .await;
-    let last = events.assert_status(200)["items"]
-        .as_array()
-        .unwrap()
-        .last()
-        .unwrap()
-        .clone();
+    let last = uploaded.last().expect("an upload event");
     assert_eq!(
         last["detail"],
         json!({"kind": "live_photo", "sha256": sha256_hex(PNG), "size": PNG.len(),
@@ -777,7 +678,7 @@ async fn uploads_after_a_return_and_not_by_others_on_a_submitted_order(app: Test
     w.app
         .upload(&id, "other", "image/png", PNG.to_vec(), &w.staff)
         .await
-        .assert_problem(409, "invalid_state");
+        .problem(InvalidState);
 }
 
 async fn missing_evidence_comes_after_the_replay_and_freshness_checks(app: TestApp) {
@@ -788,7 +689,7 @@ async fn missing_evidence_comes_after_the_replay_and_freshness_checks(app: TestA
     payload["evidence"] = json!([]);
     payload["iat"] = json!(crate::helpers::now_secs() - 3600);
     let r = w.submit(&order, &w.signer.sign(&payload)).await;
-    r.assert_problem(422, "stale_result");
+    r.problem(StaleResult);
     // A jti already used, and without its files: replayed_result first.
     let mut first = w.payload(&order, "mismatch");
     first["evidence"] = json!([]);
@@ -808,7 +709,7 @@ async fn missing_evidence_comes_after_the_replay_and_freshness_checks(app: TestA
     replay["evidence"] = json!([]);
     replay["jti"] = first["jti"].clone();
     let r = w.submit(&order, &w.signer.sign(&replay)).await;
-    r.assert_problem(422, "replayed_result");
+    r.problem(ReplayedResult);
 }
 
 async fn uploading_the_right_bytes_again_heals_a_damaged_file(app: TestApp) {
@@ -817,38 +718,18 @@ async fn uploading_the_right_bytes_again_heals_a_damaged_file(app: TestApp) {
     let id = id_of(&order);
     let bytes = PDF.to_vec();
     let sha = sha256_hex(&bytes);
-    w.app
-        .upload(
-            &id,
-            "registration_form",
-            "application/pdf",
-            bytes.clone(),
-            &w.staff,
-        )
-        .await
-        .assert_status(201);
-    let stored = w
-        .app
-        .dir
-        .path()
-        .join("evidence/sha256")
-        .join(&sha[..2])
-        .join(&sha);
-    std::fs::write(&stored, b"%PDF-1.7 tampered").unwrap();
+    let upload = || {
+        let kind = "registration_form";
+        w.app
+            .upload(&id, kind, "application/pdf", bytes.clone(), &w.staff)
+    };
+    upload().await.assert_status(201);
+    std::fs::write(stored_file(&w.app, &sha), b"%PDF-1.7 tampered").unwrap();
     w.app
         .get(&file_path(&id, &sha), &w.clerk)
         .await
-        .assert_problem(500, "evidence_corrupted");
-    w.app
-        .upload(
-            &id,
-            "registration_form",
-            "application/pdf",
-            bytes.clone(),
-            &w.staff,
-        )
-        .await
-        .assert_status(201);
+        .problem(EvidenceCorrupted);
+    upload().await.assert_status(201);
     let r = w.app.get(&file_path(&id, &sha), &w.clerk).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.raw, bytes);
@@ -898,23 +779,60 @@ async fn the_terminal_cli_reports_refusals_and_verify_refuses_a_missing_database
     assert!(!dir.path().join("typo.db").exists(), "and is not created");
 }
 
+/// Not in the contract's table: the store under the service failing (a full or read-only
+/// disk, a bucket out of reach) answers 503, and nothing is recorded.
+async fn an_evidence_store_that_cannot_write_is_unavailable(app: TestApp) {
+    let w = World::new(app).await;
+    let order = w.claimed_order().await;
+    let id = id_of(&order);
+    // The place uploads are staged is taken by a plain file: no object can be written.
+    let staging = w.app.dir.path().join("evidence/staging");
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::write(&staging, b"not a directory").unwrap();
+    w.app
+        .upload(&id, "other", "image/png", PNG.to_vec(), &w.staff)
+        .await
+        .problem(Unavailable);
+    let list = w
+        .app
+        .get(&format!("/api/v1/work-orders/{id}/evidence"), &w.staff)
+        .await;
+    assert_eq!(list.items().len(), 3, "only the files claimed_order sent");
+    // Once the store is mended, the same upload goes through.
+    std::fs::remove_file(&staging).unwrap();
+    w.app
+        .upload(&id, "other", "image/png", PNG.to_vec(), &w.staff)
+        .await
+        .assert_status(201);
+}
+
+// The table: each scenario under the code it provokes.
+provokes!(PROVOKED {
+    InvalidRequest => [the_contract_refusal_order_and_bad_parameters],
+    Forbidden => [
+        who_may_upload_and_who_may_read,
+        uploads_after_a_return_and_not_by_others_on_a_submitted_order,
+    ],
+    NotFound => [orders_and_files_that_do_not_exist_are_404],
+    InvalidState => [uploads_stop_once_the_result_is_submitted],
+    PayloadTooLarge => [a_file_over_the_limit_is_413, refusals_come_in_the_contract_order],
+    UnsupportedMediaType => [a_mislabelled_or_unsupported_file_is_415],
+    StaleResult => [missing_evidence_comes_after_the_replay_and_freshness_checks],
+    MissingEvidence => [
+        a_result_must_name_uploaded_files_and_a_match_the_required_kinds,
+        a_result_may_not_bind_files_another_hall_uploaded,
+    ],
+    EvidenceCorrupted => [
+        uploading_the_right_bytes_again_heals_a_damaged_file,
+        a_file_altered_in_the_store_is_refused_and_caught_offline,
+    ],
+    Unavailable => [an_evidence_store_that_cannot_write_is_unavailable],
+});
+
 on_both_backends!(
-    refusals_come_in_the_contract_order,
-    orders_and_files_that_do_not_exist_are_404,
-    uploads_after_a_return_and_not_by_others_on_a_submitted_order,
-    missing_evidence_comes_after_the_replay_and_freshness_checks,
-    uploading_the_right_bytes_again_heals_a_damaged_file,
     the_terminal_cli_reports_refusals_and_verify_refuses_a_missing_database,
     jpeg_png_and_pdf_travel_back_byte_identical_and_every_read_is_audited,
     the_same_bytes_uploaded_twice_are_the_same_object,
-    a_mislabelled_or_unsupported_file_is_415,
-    a_file_over_the_limit_is_413,
-    the_contract_refusal_order_and_bad_parameters,
-    who_may_upload_and_who_may_read,
-    uploads_stop_once_the_result_is_submitted,
-    a_result_must_name_uploaded_files_and_a_match_the_required_kinds,
-    a_result_may_not_bind_files_another_hall_uploaded,
-    a_file_altered_in_the_store_is_refused_and_caught_offline,
     the_terminal_cli_uploads_signs_with_digests_and_the_result_is_accepted,
 );
 

@@ -2,6 +2,7 @@
 //! PostgreSQL database created for the test and dropped after), and talks to it over HTTP.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -13,6 +14,9 @@ use diesel::Connection;
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde_json::{json, Value};
+
+/// The contract's codes, named through the crate root (wherever the enum itself lives).
+pub use crossprov::ErrorCode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -27,21 +31,64 @@ pub const PASSWORD: &str = "correct horse battery";
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {$(
+        $crate::backend_tests!($name, None);
+    )*};
+}
+
+/// A table of scenarios, each declaring the code it provokes: run on both backends like
+/// `on_both_backends!`, each fails unless it asserted a problem with its code, and `$table`
+/// holds the declarations, so a test can walk `ErrorCode::iter()` against them.
+#[macro_export]
+macro_rules! provokes {
+    ($table:ident { $($code:ident => [$($name:ident),+ $(,)?]),+ $(,)? }) => {
+        pub const $table: &[($crate::helpers::ErrorCode, &str)] =
+            &[$($(($crate::helpers::ErrorCode::$code, stringify!($name)),)+)+];
+        $($(
+            $crate::backend_tests!($name, Some($crate::helpers::ErrorCode::$code));
+        )+)+
+    };
+}
+
+/// The two tests of one scenario (see `run`).
+#[macro_export]
+macro_rules! backend_tests {
+    ($name:ident, $declared:expr) => {
         mod $name {
             #[actix_web::test]
             async fn sqlite() {
-                if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await {
-                    super::$name(app).await;
-                }
+                let backend = $crate::helpers::Backend::Sqlite;
+                $crate::helpers::run(super::$name, backend, $declared).await;
             }
             #[actix_web::test]
             async fn postgres() {
-                if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await {
-                    super::$name(app).await;
-                }
+                let backend = $crate::helpers::Backend::Postgres;
+                $crate::helpers::run(super::$name, backend, $declared).await;
             }
         }
-    )*};
+    };
+}
+
+/// Runs one scenario on a fresh app of `backend` (when that backend is there) and, when it
+/// declares a code, fails unless one of its problem assertions was that code.
+pub async fn run<F, Fut>(scenario: F, backend: Backend, declared: Option<ErrorCode>)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let provoked = app.provoked.clone();
+    scenario(app).await;
+    if let Some(code) = declared {
+        let seen = provoked.lock().expect("provoked codes").clone();
+        assert!(
+            seen.contains(&code),
+            "declares {} but asserted only {:?}",
+            code.as_str(),
+            seen.iter().map(|c| c.as_str()).collect::<Vec<_>>()
+        );
+    }
 }
 
 fn pg_admin_url() -> String {
@@ -126,8 +173,14 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     /// Settings changes this app (and `another_instance`) was started with.
     configure: Configure,
+    /// The running service, whose clock `advance_clock` moves.
+    services: crossprov::service::Services,
+    /// The codes of the problems asserted on this app's replies (see `run`).
+    provoked: Provoked,
     _pg: Option<PgDatabase>,
 }
+
+type Provoked = Arc<Mutex<Vec<ErrorCode>>>;
 
 /// A change to the test settings, applied before the app starts.
 pub type Configure = std::sync::Arc<dyn Fn(&mut Settings) + Send + Sync>;
@@ -138,6 +191,50 @@ pub struct Reply {
     pub headers: awc::http::header::HeaderMap,
     pub body: Value,
     pub raw: Vec<u8>,
+    provoked: Provoked,
+}
+
+/// The status the contract gives each code (`api.md`'s table; the 405 and the 5xx as the
+/// service answers them), written here once rather than read from the service's own map.
+pub fn contract_status(code: ErrorCode) -> u16 {
+    use ErrorCode::*;
+    match code {
+        InvalidRequest => 400,
+        Unauthenticated => 401,
+        Forbidden => 403,
+        NotFound => 404,
+        MethodNotAllowed => 405,
+        InvalidState | AlreadyExists => 409,
+        VersionConflict => 412,
+        PayloadTooLarge => 413,
+        UnsupportedMediaType => 415,
+        InvalidMsisdn | InvalidIdNumber | InvalidDocument | InvalidProvince | InvalidCity
+        | UnknownHall | InvalidKey | BadSignature | UnknownKey | RevokedKey | ClaimsMismatch
+        | InvalidResult | StaleResult | ReplayedResult | MissingEvidence | NameMismatch
+        | OutcomeNotMatch | InvalidField => 422,
+        RateLimited => 429,
+        Internal | EvidenceCorrupted => 500,
+        Unavailable => 503,
+    }
+}
+
+/// A reply checked to be a problem; `at` checks the member `field` too.
+pub struct Problem<'a>(&'a Reply);
+
+impl<'a> Problem<'a> {
+    /// The problem names `field`.
+    #[track_caller]
+    pub fn at(self, field: &str) -> &'a Reply {
+        assert_eq!(self.0.body["field"], field, "field of {}", self.0.body);
+        self.0
+    }
+}
+
+impl std::ops::Deref for Problem<'_> {
+    type Target = Reply;
+    fn deref(&self) -> &Reply {
+        self.0
+    }
 }
 
 impl Reply {
@@ -148,21 +245,52 @@ impl Reply {
             .map(str::to_owned)
     }
 
-    /// Asserts a problem response with this status and code.
+    /// Asserts this reply is the problem `code`: the contract's status for it, served as
+    /// `application/problem+json`, with every member the contract names (`type`, `title`,
+    /// `status`, `code`, `detail`).
     #[track_caller]
-    pub fn assert_problem(&self, status: u16, code: &str) {
+    pub fn problem(&self, code: ErrorCode) -> Problem<'_> {
+        let status = contract_status(code);
         assert_eq!(
             (self.status, self.body["code"].as_str()),
-            (status, Some(code)),
-            "expected {status} {code}, got {} {}",
+            (status, Some(code.as_str())),
+            "expected {status} {}, got {} {}",
+            code.as_str(),
             self.status,
             self.body
         );
+        self.assert_problem_members();
+        self.provoked.lock().expect("provoked codes").push(code);
+        Problem(self)
+    }
+
+    /// Asserts this reply is a problem document, whatever its code.
+    #[track_caller]
+    pub fn assert_problem_members(&self) {
         assert_eq!(
             self.header("content-type").as_deref(),
-            Some("application/problem+json")
+            Some("application/problem+json"),
+            "{} {}",
+            self.status,
+            self.body
         );
-        assert_eq!(self.body["status"], json!(status));
+        for member in ["type", "title", "code", "detail"] {
+            assert!(
+                self.body[member].as_str().is_some_and(|s| !s.is_empty()),
+                "problem without `{member}`: {}",
+                self.body
+            );
+        }
+        assert_eq!(self.body["status"], json!(self.status), "{}", self.body);
+    }
+
+    /// The `items` of a 200 list.
+    #[track_caller]
+    pub fn items(&self) -> Vec<Value> {
+        self.assert_status(200)["items"]
+            .as_array()
+            .expect("items")
+            .clone()
     }
 
     #[track_caller]
@@ -230,6 +358,8 @@ fn start(
             backend,
             dir,
             configure,
+            services: services.clone(),
+            provoked: Provoked::default(),
             _pg: pg,
         },
         services,
@@ -258,11 +388,16 @@ impl TestApp {
         if let Some(t) = token {
             req = req.insert_header(("Authorization", format!("Bearer {t}")));
         }
-        let mut res = match body {
-            Some(b) => req.send_body(b).await,
-            None => req.send().await,
-        }
-        .expect("request sent");
+        let sent = match body {
+            Some(b) => req.send_body(b),
+            None => req.send(),
+        };
+        self.reply(sent).await
+    }
+
+    /// Waits for the response and reads it whole.
+    pub async fn reply(&self, sent: awc::SendClientRequest) -> Reply {
+        let mut res = sent.await.expect("request sent");
         let raw = res
             .body()
             .limit(64 * 1024 * 1024)
@@ -275,6 +410,50 @@ impl TestApp {
             headers: res.headers().clone(),
             body,
             raw,
+            provoked: self.provoked.clone(),
+        }
+    }
+
+    /// Moves the service's clock `seconds` ahead (behind, when negative): what a test that
+    /// would otherwise wait on real time does instead.
+    pub fn advance_clock(&self, seconds: i64) {
+        self.services.clock().advance(seconds);
+    }
+
+    /// Sends one request described as data.
+    pub async fn call(&self, call: &Call) -> Reply {
+        let headers: Vec<(&str, &str)> =
+            call.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.raw(
+            call.method,
+            &call.path,
+            call.token.as_deref(),
+            &headers,
+            call.body.clone(),
+        )
+        .await
+    }
+
+    /// Sends each call in turn; every one must answer the problem `code`.
+    pub async fn answers(&self, code: ErrorCode, calls: impl IntoIterator<Item = Call>) {
+        for call in calls {
+            let r = self.call(&call).await;
+            assert_eq!(r.body["code"].as_str(), Some(code.as_str()), "{call:?}");
+            r.problem(code);
+        }
+    }
+
+    /// As `answers`, and every problem names `field`.
+    pub async fn answers_at(
+        &self,
+        code: ErrorCode,
+        field: &str,
+        calls: impl IntoIterator<Item = Call>,
+    ) {
+        for call in calls {
+            let r = self.call(&call).await;
+            assert_eq!(r.body["code"].as_str(), Some(code.as_str()), "{call:?}");
+            r.problem(code).at(field);
         }
     }
 
@@ -429,6 +608,89 @@ impl TestApp {
         self.post(&format!("/api/v1/halls/{hall_id}/keys"), admin, &body)
             .await
             .assert_status(201);
+    }
+}
+
+/// A request as data, so that a test can list the calls that must answer one problem.
+#[derive(Clone)]
+pub struct Call {
+    method: &'static str,
+    path: String,
+    token: Option<String>,
+    headers: Vec<(&'static str, String)>,
+    body: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Call {
+    // The method, the path and the start of the body say which row failed; tokens do not.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let body = self
+            .body
+            .as_ref()
+            .map(|b| String::from_utf8_lossy(&b[..b.len().min(120)]).into_owned());
+        write!(
+            f,
+            "{} {} {:?} {body:?}",
+            self.method, self.path, self.headers
+        )
+    }
+}
+
+/// A request with `method` to `path`, without a token or a body yet.
+pub fn call(method: &'static str, path: impl Into<String>) -> Call {
+    Call {
+        method,
+        path: path.into(),
+        token: None,
+        headers: vec![],
+        body: None,
+    }
+}
+
+pub fn get(path: impl Into<String>) -> Call {
+    call("GET", path)
+}
+
+pub fn post(path: impl Into<String>) -> Call {
+    call("POST", path)
+}
+
+impl Call {
+    /// Sent with `Authorization: Bearer <token>`.
+    pub fn by(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
+    }
+
+    pub fn header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.push((name, value.to_owned()));
+        self
+    }
+
+    pub fn if_match(self, version: &str) -> Self {
+        self.header("If-Match", version)
+    }
+
+    /// A JSON body, sent as `application/json`.
+    pub fn json(self, body: &Value) -> Self {
+        self.bytes(
+            Some("application/json"),
+            serde_json::to_vec(body).expect("json"),
+        )
+    }
+
+    /// These bytes, sent as `application/json` whatever they hold.
+    pub fn json_bytes(self, body: impl Into<Vec<u8>>) -> Self {
+        self.bytes(Some("application/json"), body)
+    }
+
+    /// Exactly these bytes, with this `Content-Type` when there is one.
+    pub fn bytes(mut self, content_type: Option<&str>, body: impl Into<Vec<u8>>) -> Self {
+        if let Some(ct) = content_type {
+            self = self.header("Content-Type", ct);
+        }
+        self.body = Some(body.into());
+        self
     }
 }
 
@@ -619,6 +881,12 @@ impl World {
             hall_b,
             signer,
         }
+    }
+
+    /// The audit events an auditor's query finds: `GET /api/v1/audit/events?{query}`.
+    pub async fn audit_events(&self, query: &str) -> Vec<Value> {
+        let path = format!("/api/v1/audit/events?{query}");
+        self.app.get(&path, &self.auditor).await.items()
     }
 
     /// A fresh mobile number for each order a test opens.

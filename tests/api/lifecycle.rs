@@ -2,6 +2,7 @@
 
 use serde_json::json;
 
+use crate::helpers::ErrorCode::*;
 use crate::helpers::{TestApp, World, ID_NUMBER, NAME};
 use crate::on_both_backends;
 
@@ -86,9 +87,8 @@ async fn a_matched_order_completes_with_a_verifiable_receipt(app: TestApp) {
         .app
         .get(&format!("/api/v1/work-orders/{id}/events"), &w.auditor)
         .await;
-    let actions: Vec<&str> = events.assert_status(200)["items"]
-        .as_array()
-        .unwrap()
+    let items = events.items();
+    let actions: Vec<&str> = items
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
@@ -180,7 +180,7 @@ async fn release_return_fail_cancel_and_reroute_follow_the_life_cycle(app: TestA
     let order = w.submitted_order("mismatch").await;
     let id = order["id"].as_str().unwrap();
     let r = w.app.act(id, "complete", &w.clerk, &json!({})).await;
-    r.assert_problem(422, "outcome_not_match");
+    r.problem(OutcomeNotMatch);
     let r = w
         .app
         .act(id, "return", &w.clerk, &json!({"reason": "照片模糊"}))
@@ -218,7 +218,7 @@ async fn release_return_fail_cancel_and_reroute_follow_the_life_cycle(app: TestA
     w.app
         .get(&format!("/api/v1/work-orders/{id}"), &w.staff)
         .await
-        .assert_problem(404, "not_found");
+        .problem(NotFound);
 }
 
 async fn two_staff_claiming_at_once_exactly_one_wins(app: TestApp) {
@@ -236,7 +236,7 @@ async fn two_staff_claiming_at_once_exactly_one_wins(app: TestApp) {
         let won = replies.iter().filter(|r| r.status == 200).count();
         assert_eq!(won, 1, "exactly one claim wins");
         for r in replies.iter().filter(|r| r.status != 200) {
-            r.assert_problem(409, "invalid_state");
+            r.problem(InvalidState);
         }
     }
 }
@@ -251,7 +251,7 @@ async fn a_stale_if_match_is_refused_and_a_current_one_accepted(app: TestApp) {
     w.app
         .post_if_match(&path, &w.staff, "\"7\"", &json!({}))
         .await
-        .assert_problem(412, "version_conflict");
+        .problem(VersionConflict);
     let r = w
         .app
         .post_if_match(&path, &w.staff, "\"1\"", &json!({}))
@@ -292,14 +292,11 @@ async fn lists_are_scoped_filtered_and_paged(app: TestApp) {
     assert_eq!(seen.len(), 6);
     // Hall A's staff see hall A's five; hall B's staff one; another province's clerk none.
     let a = w.app.get("/api/v1/work-orders", &w.staff).await;
-    assert_eq!(a.assert_status(200)["items"].as_array().unwrap().len(), 5);
+    assert_eq!(a.items().len(), 5);
     let b = w.app.get("/api/v1/work-orders", &w.staff_other_hall).await;
-    assert_eq!(b.assert_status(200)["items"].as_array().unwrap().len(), 1);
+    assert_eq!(b.items().len(), 1);
     let other = w.app.get("/api/v1/work-orders", &w.other_clerk).await;
-    assert_eq!(
-        other.assert_status(200)["items"].as_array().unwrap().len(),
-        0
-    );
+    assert_eq!(other.items().len(), 0);
     // Filters.
     let claimed = w
         .app
@@ -317,13 +314,7 @@ async fn lists_are_scoped_filtered_and_paged(app: TestApp) {
         .app
         .get("/api/v1/work-orders?state=claimed", &w.auditor)
         .await;
-    assert_eq!(
-        by_state.assert_status(200)["items"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(by_state.items().len(), 1);
     let by_number = w
         .app
         .get(&format!("/api/v1/work-orders?msisdn=86{msisdn}"), &w.clerk)
@@ -339,17 +330,11 @@ async fn lists_are_scoped_filtered_and_paged(app: TestApp) {
             &w.auditor,
         )
         .await;
-    assert_eq!(
-        by_hall.assert_status(200)["items"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(by_hall.items().len(), 1);
     w.app
         .get("/api/v1/work-orders?limit=201", &w.clerk)
         .await
-        .assert_problem(400, "invalid_request");
+        .problem(InvalidRequest);
 }
 
 async fn an_order_for_a_city_pool_reaches_every_hall_of_the_city(app: TestApp) {
@@ -368,7 +353,7 @@ async fn an_order_for_a_city_pool_reaches_every_hall_of_the_city(app: TestApp) {
     w.app
         .act(id, "release", &w.staff, &json!({"reason": "x"}))
         .await
-        .assert_problem(403, "forbidden");
+        .problem(Forbidden);
 }
 
 async fn the_province_that_completes_a_registration_holds_the_record(app: TestApp) {
@@ -417,7 +402,7 @@ async fn the_province_that_completes_a_registration_holds_the_record(app: TestAp
     w.app
         .get(&format!("/api/v1/subscribers/{msisdn}"), &w.clerk)
         .await
-        .assert_problem(404, "not_found");
+        .problem(NotFound);
 }
 
 /// Writers racing: every concurrent open gets its own reference, and concurrent identical
@@ -455,10 +440,9 @@ async fn concurrent_opens_and_uploads_stay_consistent(app: TestApp) {
         .app
         .get(&format!("/api/v1/work-orders/{id}/evidence"), &w.staff)
         .await;
-    let forms = list.assert_status(200)["items"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let forms = list
+        .items()
+        .into_iter()
         .filter(|f| f["kind"] == "registration_form")
         .count();
     assert_eq!(forms, 1);

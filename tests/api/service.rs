@@ -1,6 +1,7 @@
 //! Service endpoints an operator and outside tools rely on.
 
-use crate::helpers::{TestApp, World};
+use crate::helpers::ErrorCode::*;
+use crate::helpers::{get, TestApp, World};
 use crate::on_both_backends;
 
 async fn health_readiness_metrics_and_openapi_answer(app: TestApp) {
@@ -39,11 +40,11 @@ async fn unknown_paths_and_methods_answer_problems(app: TestApp) {
     let admin = app.admin().await;
     app.get("/api/v1/nothing-here", &admin)
         .await
-        .assert_problem(404, "not_found");
+        .problem(NotFound);
     let r = app
         .raw("DELETE", "/api/v1/work-orders", Some(&admin), &[], None)
         .await;
-    r.assert_problem(405, "method_not_allowed");
+    r.problem(MethodNotAllowed);
 }
 
 /// The router and the document come from the same registrations: every documented operation
@@ -100,10 +101,7 @@ async fn instances_sharing_a_database_accept_each_others_tokens_and_receipts(app
 async fn reference_data_lists_provinces_and_halls_by_place(app: TestApp) {
     let w = World::new(app).await;
     let provinces = w.app.get("/api/v1/provinces", &w.staff).await;
-    let items = provinces.assert_status(200)["items"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let items = provinces.items();
     assert_eq!(items.len(), 34);
     let yunnan = items.iter().find(|p| p["code"] == "53").unwrap();
     assert_eq!(yunnan["name"], "云南省");
@@ -111,62 +109,34 @@ async fn reference_data_lists_provinces_and_halls_by_place(app: TestApp) {
         .app
         .get("/api/v1/halls?province=37&city=370100", &w.clerk)
         .await;
-    assert_eq!(
-        jinan.assert_status(200)["items"].as_array().unwrap().len(),
-        2
-    );
+    assert_eq!(jinan.items().len(), 2);
     let qingdao = w.app.get("/api/v1/halls?city=370200", &w.clerk).await;
-    assert_eq!(
-        qingdao.assert_status(200)["items"]
-            .as_array()
-            .unwrap()
-            .len(),
-        0
-    );
+    assert_eq!(qingdao.items().len(), 0);
     w.app
         .get_anon("/api/v1/provinces")
         .await
-        .assert_problem(401, "unauthenticated");
+        .problem(Unauthenticated);
 }
 
 async fn every_reply_carries_a_request_id_and_reads_refuse_stray_bodies(app: TestApp) {
     let admin = app.admin().await;
     let r = app.get("/api/v1/me", &admin).await;
     assert!(r.header("x-request-id").is_some_and(|id| !id.is_empty()));
-    let plain = app
-        .raw(
-            "GET",
-            "/api/v1/work-orders",
-            Some(&admin),
-            &[("Content-Type", "text/plain")],
-            Some(b"hello".to_vec()),
-        )
-        .await;
-    plain.assert_problem(415, "unsupported_media_type");
-    let json = app
-        .raw(
-            "GET",
-            "/api/v1/work-orders",
-            Some(&admin),
-            &[("Content-Type", "application/json")],
-            Some(br#"{"x":1}"#.to_vec()),
-        )
-        .await;
-    json.assert_problem(400, "invalid_request");
-    let empty = app
-        .raw(
-            "GET",
-            "/api/v1/work-orders",
-            Some(&admin),
-            &[("Content-Type", "application/json")],
-            Some(b"{}".to_vec()),
-        )
-        .await;
-    empty.assert_status(200);
+    let list = |content_type: &str, body: &[u8]| {
+        get("/api/v1/work-orders")
+            .by(&admin)
+            .bytes(Some(content_type), body)
+    };
+    let plain = list("text/plain", b"hello");
+    app.answers(UnsupportedMediaType, [plain]).await;
+    let json = list("application/json", br#"{"x":1}"#);
+    app.answers(InvalidRequest, [json]).await;
+    let empty = list("application/json", b"{}");
+    app.call(&empty).await.assert_status(200);
     // A hall needs an email: new orders are announced there.
     let body = serde_json::json!({"code": "QD-9", "name": "青岛", "province": "37", "city": "370200", "address": "x"});
     let r = app.post("/api/v1/halls", &admin, &body).await;
-    r.assert_problem(400, "invalid_request");
+    r.problem(InvalidRequest);
     assert_eq!(r.body["field"], "email");
 }
 

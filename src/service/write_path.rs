@@ -126,9 +126,13 @@ impl Services {
         T: Send + 'static,
     {
         let (store, clock) = (self.store.clone(), self.clock.clone());
-        tokio::task::spawn_blocking(move || write_blocking(&store, &clock, lock, &by, step))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?
+        // Off the async threads, inside the request's span so the step's logs keep its id.
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            span.in_scope(|| write_blocking(&store, &clock, lock, &by, step))
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
     }
 }
 

@@ -9,6 +9,8 @@ pub mod migrate;
 pub mod objects;
 pub mod offline;
 pub mod schema;
+#[cfg(test)]
+mod scratch;
 pub mod secrets;
 pub mod subscribers;
 pub mod users;
@@ -68,6 +70,9 @@ pub enum Backend {
 pub struct Connector {
     url: DatabaseUrl,
     sqlite_busy_timeout_ms: u64,
+    /// Connections of the readers' pool refuse to write, so `Store::read` cannot become a
+    /// second write path.
+    read_only: bool,
 }
 
 impl Connector {
@@ -75,7 +80,13 @@ impl Connector {
         Self {
             url: DatabaseUrl::parse(url),
             sqlite_busy_timeout_ms,
+            read_only: false,
         }
+    }
+
+    fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
     }
 
     pub fn backend(&self) -> Backend {
@@ -84,9 +95,14 @@ impl Connector {
 
     pub fn connect(&self) -> Result<DbConn, StorageError> {
         match &self.url {
-            DatabaseUrl::Postgres(url) => diesel::PgConnection::establish(url)
-                .map(DbConn::Pg)
-                .map_err(|e| StorageError::Connect(e.to_string())),
+            DatabaseUrl::Postgres(url) => {
+                let mut conn = diesel::PgConnection::establish(url)
+                    .map_err(|e| StorageError::Connect(e.to_string()))?;
+                if self.read_only {
+                    conn.batch_execute("SET default_transaction_read_only = on")?;
+                }
+                Ok(DbConn::Pg(conn))
+            }
             DatabaseUrl::Sqlite(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).map_err(|e| {
@@ -103,6 +119,9 @@ impl Connector {
                      PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
                     self.sqlite_busy_timeout_ms
                 ))?;
+                if self.read_only {
+                    conn.batch_execute("PRAGMA query_only = ON")?;
+                }
                 Ok(DbConn::Sqlite(conn))
             }
         }
@@ -206,7 +225,7 @@ impl Store {
                 .build(connector)
                 .map_err(|e| StorageError::Connect(e.to_string()))
         };
-        let readers = build(connector.clone())?;
+        let readers = build(connector.clone().read_only())?;
         let pool = build(connector)?;
         let write_gate = matches!(backend, Backend::Sqlite)
             .then(|| std::sync::Arc::new(std::sync::Mutex::new(())));
@@ -267,5 +286,42 @@ impl Store {
         })
         .await
         .unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::scratch::Scratch;
+    use super::*;
+
+    /// Reads cannot write: the readers' connections refuse, so `Store::read` is never a second
+    /// write path.
+    async fn a_read_cannot_write(url: &str) {
+        let store = Store::open(url, 1, 10_000).unwrap();
+        let refused = store
+            .read(|c| -> Result<usize, StorageError> {
+                Ok(diesel::sql_query("CREATE TABLE sneaky (a INTEGER)").execute(c)?)
+            })
+            .await;
+        let why = refused.expect_err("a read transaction wrote").to_string();
+        assert!(
+            why.contains("read-only") || why.contains("readonly"),
+            "refused for another reason: {why}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_read_cannot_write_on_sqlite() {
+        let db = Scratch::sqlite();
+        a_read_cannot_write(db.url()).await;
+    }
+
+    #[tokio::test]
+    async fn a_read_cannot_write_on_postgres() {
+        if let Some(db) = Scratch::postgres("readonly") {
+            a_read_cannot_write(db.url()).await;
+        }
     }
 }

@@ -263,11 +263,11 @@ mod tests {
     use std::collections::BTreeSet;
 
     use chrono::TimeZone;
-    use diesel::connection::SimpleConnection;
 
     use super::*;
     use crate::domain::access::{Actor, HallPost, Role};
     use crate::domain::{HallId, Username};
+    use crate::storage::scratch::Scratch;
     use crate::storage::{halls, Store};
 
     const HALLS: [(&str, &str, &str); 4] = [
@@ -362,43 +362,15 @@ mod tests {
     /// the list shows exactly the orders `sees` lets through.
     #[test]
     fn the_list_query_and_sees_agree_on_sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        list_and_sees_agree(&format!(
-            "sqlite://{}",
-            dir.path().join("scope.db").display()
-        ));
+        let db = Scratch::sqlite();
+        list_and_sees_agree(db.url());
     }
 
-    /// The same on PostgreSQL, in a scratch database (skipped, loudly, when no server
-    /// answers at `CROSSPROV_TEST_PG_URL`, unless `CROSSPROV_TEST_PG_REQUIRED` is set).
     #[test]
     fn the_list_query_and_sees_agree_on_postgres() {
-        let base = std::env::var("CROSSPROV_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let mut admin = match diesel::PgConnection::establish(&base) {
-            Ok(c) => c,
-            Err(e) if std::env::var_os("CROSSPROV_TEST_PG_REQUIRED").is_none() => {
-                eprintln!("SKIPPED (PostgreSQL unreachable at {base}: {e})");
-                return;
-            }
-            Err(e) => panic!("PostgreSQL unreachable at {base}: {e}"),
-        };
-        let name = format!("crossprov_scope_{}", std::process::id());
-        // One statement per call: several in one string run as one transaction block.
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name}"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            admin.batch_execute(&sql).unwrap();
+        if let Some(db) = Scratch::postgres("scope") {
+            list_and_sees_agree(db.url());
         }
-        let url = match base.rsplit_once('/') {
-            Some((server, _)) => format!("{server}/{name}"),
-            None => panic!("{base} names no database"),
-        };
-        list_and_sees_agree(&url);
-        admin
-            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .unwrap();
     }
 
     fn list_and_sees_agree(url: &str) {

@@ -4,5 +4,6 @@
 pub mod chain;
 pub mod checkpoint;
 pub mod log;
+pub mod tree;
 
-pub use log::{append, lock, verify_all, Recorder, VerifyReport};
+pub use log::{append, lock, verify_all, Recorder, TreeCheck, VerifyReport};

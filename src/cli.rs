@@ -14,6 +14,7 @@ use crate::service::users::{add_cli_user, NewUser};
 use crate::signing::keys::{write_private, PrivateKey};
 use crate::signing::Alg;
 use crate::startup::Application;
+use crate::storage::offline::OfflineDb;
 use crate::storage::Store;
 use crate::terminal::{add_evidence, parse_evidence_arg, EvidenceArg, Session};
 
@@ -362,19 +363,23 @@ fn broken(why: &str) -> ExitCode {
 }
 
 fn verify_report(s: &Settings, checkpoint: Option<PathBuf>) -> Result<ExitCode, String> {
-    let store =
-        Store::open_existing(s.database_url().expose_secret()).map_err(|e| e.to_string())?;
-    let mut conn = store.connection().map_err(|e| e.to_string())?;
-    let report = crate::audit::verify_all(&mut conn).map_err(|e| e.to_string())?;
+    let db =
+        OfflineDb::open_existing(s.database_url().expose_secret()).map_err(|e| e.to_string())?;
+    let verdict = db
+        .verify_audit(checkpoint.as_deref())
+        .map_err(|e| e.to_string())?;
+    let report = verdict.report;
     let mut out = json!({
         "ok": report.ok,
         "checked": report.checked,
         "head": report.head,
         "first_bad_seq": report.first_bad_seq,
     });
+    if let Some(why) = report.tree.problem() {
+        out["tree"] = json!(why);
+    }
     let mut ok = report.ok;
-    if let Some(path) = checkpoint {
-        let verdict = crate::audit::checkpoint::check_file(&mut conn, &path, &report);
+    if let Some(verdict) = verdict.checkpoint {
         if let Err(why) = verdict {
             ok = false;
             out["ok"] = json!(false);

@@ -3,7 +3,10 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
+use std::collections::VecDeque;
+
 use super::chain::{self, ChainVerifier, EventFields, StoredEvent};
+use super::tree::{Frontier, NodeId};
 use crate::domain::{AuditAction, WorkOrderId};
 use crate::storage::audit::{self as store, AuditRow, Head};
 use crate::storage::{DbConn, StorageError};
@@ -42,9 +45,10 @@ pub fn lock(conn: &mut DbConn) -> Result<(), StorageError> {
     store::lock_head(conn)
 }
 
-/// Appends one event after the current head and advances the head. On SQLite the caller
-/// holds the lock (`lock` first in the transaction); on PostgreSQL reading the head takes it
-/// if the transaction has not already.
+/// Appends one event after the current head and advances the head, storing the Merkle
+/// subtrees the new leaf completes and the new frontier with it. On SQLite the caller holds
+/// the lock (`lock` first in the transaction); on PostgreSQL reading the head takes it if
+/// the transaction has not already.
 pub fn append(
     conn: &mut DbConn,
     by: &Recorder,
@@ -55,6 +59,7 @@ pub fn append(
 ) -> Result<AuditRow, StorageError> {
     let (action, work_order) = (action.as_str(), work_order.map(WorkOrderId::as_str));
     let head = store::head_for_append(conn)?;
+    let mut frontier = head.frontier()?;
     let seq = head.size + 1;
     let at = format_at(now);
     let detail = chain::canonical_detail(detail);
@@ -68,7 +73,9 @@ pub fn append(
         detail: &detail,
         prev_hash: &head.hash,
     };
-    let hash = chain::leaf_hash_hex(&fields);
+    let leaf = chain::leaf_hash(&fields);
+    let hash = chain::to_hex(&leaf);
+    let completed = frontier.push(leaf);
     let row = AuditRow {
         seq,
         at,
@@ -84,7 +91,12 @@ pub fn append(
     if let Some(msisdn) = named_msisdn(&row.detail) {
         store::index_msisdn(conn, &msisdn, seq)?;
     }
-    store::set_head(conn, &Head { size: seq, hash })?;
+    let head = Head {
+        size: seq,
+        hash,
+        frontier: Some(frontier.encode()),
+    };
+    store::advance_head(conn, &head, &completed)?;
     Ok(row)
 }
 
@@ -105,8 +117,83 @@ pub struct VerifyReport {
     pub checked: u64,
     pub head: String,
     pub first_bad_seq: Option<i64>,
+    /// Whether the stored Merkle tree is the one the chain rebuilds.
+    pub tree: TreeCheck,
     /// Leaf hashes of the intact prefix, for checkpoint comparison.
     pub leaves: Vec<chain::Hash>,
+}
+
+/// The stored tree (subtrees and the head's frontier), against the tree rebuilt from the
+/// re-hashed events. Proofs and checkpoints are computed from the stored one, so a stored
+/// tree that differs makes the log not intact even when every event is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeCheck {
+    /// Every stored subtree and the frontier are the rebuilt ones, and nothing more is stored.
+    Agrees,
+    /// A log from before the tree was kept, whose tree the service builds at its next start
+    /// (the frontier is not set, and no subtree is stored).
+    NotBuilt,
+    /// The chain is broken, so there is no one tree to compare with.
+    Unchecked,
+    /// What differs first.
+    Differs(String),
+}
+
+impl TreeCheck {
+    /// A sentence for reports, `None` when there is nothing to say.
+    pub fn problem(&self) -> Option<String> {
+        match self {
+            Self::Differs(why) => Some(why.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// `stored` is exactly `hash` in lowercase hex (compared without allocating: a million times
+/// per million events).
+fn same_hex(stored: &str, hash: &chain::Hash) -> bool {
+    let mut buf = [0u8; 64];
+    hex::encode_to_slice(hash, &mut buf).is_ok() && stored.as_bytes() == buf
+}
+
+/// Compares each subtree the rebuilt tree completes with the stored one, reading each
+/// level's stored subtrees in index order, a page at a time (they complete in that order).
+#[derive(Default)]
+struct StoredNodes {
+    levels: Vec<VecDeque<(u64, String)>>,
+    first_difference: Option<String>,
+}
+
+impl StoredNodes {
+    const PAGE: i64 = 4096;
+
+    fn check(
+        &mut self,
+        conn: &mut DbConn,
+        id: NodeId,
+        hash: &chain::Hash,
+    ) -> Result<(), StorageError> {
+        if self.first_difference.is_some() {
+            return Ok(());
+        }
+        let level = id.level as usize;
+        if self.levels.len() <= level {
+            self.levels.resize_with(level + 1, VecDeque::new);
+        }
+        if self.levels[level].is_empty() {
+            self.levels[level] = store::node_page(conn, id.level, id.index, Self::PAGE)?.into();
+        }
+        let (level_n, index) = (id.level, id.index);
+        self.first_difference = match self.levels[level].pop_front() {
+            Some((idx, stored)) if idx == id.index => (!same_hex(&stored, hash)).then(|| {
+                format!("the stored tree node at level {level_n}, index {index} is not the hash of its two children")
+            }),
+            _ => Some(format!(
+                "the stored tree node at level {level_n}, index {index} is missing"
+            )),
+        };
+        Ok(())
+    }
 }
 
 fn stored(row: AuditRow) -> StoredEvent {
@@ -123,11 +210,17 @@ fn stored(row: AuditRow) -> StoredEvent {
     }
 }
 
-/// Re-hashes every event in `seq` order, page by page, stopping at the first bad one.
-/// The head row must agree too: a log whose tail was cut no longer reaches it.
+/// Re-hashes every event in `seq` order, page by page, stopping at the first bad one, and
+/// rebuilds the Merkle tree from the re-hashed leaves. The head row must agree too (a log
+/// whose tail was cut no longer reaches it), and so must the stored tree: every subtree,
+/// the frontier, and nothing more. Call first in a read transaction: it makes it one
+/// snapshot, so a log growing meanwhile is seen as it was.
 pub fn verify_all(conn: &mut DbConn) -> Result<VerifyReport, StorageError> {
     const PAGE: i64 = 5000;
+    store::snapshot(conn)?;
     let mut verifier = ChainVerifier::new();
+    let mut rebuilt = Frontier::default();
+    let mut nodes = StoredNodes::default();
     let mut after = 0;
     let mut ok = true;
     'pages: loop {
@@ -139,13 +232,20 @@ pub fn verify_all(conn: &mut DbConn) -> Result<VerifyReport, StorageError> {
                 ok = false;
                 break 'pages;
             }
+            if let Some(leaf) = verifier.leaves().last() {
+                for (id, hash) in rebuilt.push(*leaf) {
+                    nodes.check(conn, id, &hash)?;
+                }
+            }
         }
     }
     let mut first_bad_seq = verifier.first_bad_seq();
+    let mut tree = TreeCheck::Unchecked;
     if ok {
         // The head row is written in the same transaction as each event; a cut tail or a
         // rewritten last event leaves it pointing elsewhere.
         let head = store::head(conn)?;
+        tree = check_tree(conn, &head, &rebuilt, nodes)?;
         let checked = verifier.checked() as i64;
         let last_hash = verifier
             .leaves()
@@ -160,12 +260,47 @@ pub fn verify_all(conn: &mut DbConn) -> Result<VerifyReport, StorageError> {
             // Hashes recomputed consistently: broken, but no single event can be named.
             ok = false;
         }
+        ok &= matches!(tree, TreeCheck::Agrees | TreeCheck::NotBuilt);
     }
     Ok(VerifyReport {
         ok,
         checked: verifier.checked(),
         head: chain::to_hex(&verifier.head()),
         first_bad_seq,
+        tree,
         leaves: verifier.leaves().to_vec(),
     })
+}
+
+/// The stored tree against the one rebuilt from the intact chain (see [`TreeCheck`]).
+fn check_tree(
+    conn: &mut DbConn,
+    head: &Head,
+    rebuilt: &Frontier,
+    nodes: StoredNodes,
+) -> Result<TreeCheck, StorageError> {
+    let stored_count = store::count_nodes(conn)?;
+    let Some(frontier) = &head.frontier else {
+        return Ok(if stored_count == 0 {
+            TreeCheck::NotBuilt
+        } else {
+            TreeCheck::Differs("tree nodes are stored but the head has no frontier".into())
+        });
+    };
+    if let Some(why) = nodes.first_difference {
+        return Ok(TreeCheck::Differs(why));
+    }
+    let expected = Frontier::stored_nodes(rebuilt.size());
+    if u64::try_from(stored_count).ok() != Some(expected) {
+        return Ok(TreeCheck::Differs(format!(
+            "{stored_count} tree nodes are stored, the log of {} events has {expected}",
+            rebuilt.size()
+        )));
+    }
+    if *frontier != rebuilt.encode() {
+        return Ok(TreeCheck::Differs(
+            "the head's frontier is not the right edge of the rebuilt tree".into(),
+        ));
+    }
+    Ok(TreeCheck::Agrees)
 }

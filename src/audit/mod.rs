@@ -1,9 +1,12 @@
 //! The audit trail: a hash chain whose event hashes are the leaves of an RFC 9162 Merkle tree.
-//! `chain` is pure and reusable offline; `log` appends inside the caller's transaction.
+//! `chain` is pure and reusable offline, the reference; `tree` (pure too) is the tree as it is
+//! stored, perfect subtrees and the frontier, so heads and proofs read O(log n) hashes; `log`
+//! appends inside the caller's transaction and verifies the stored chain and tree.
 
 pub mod chain;
-pub mod checkpoint;
+pub(crate) mod checkpoint;
 pub mod log;
+pub mod tree;
 
 pub use crate::domain::AuditAction;
-pub use log::{append, lock, verify_all, Recorder, VerifyReport};
+pub use log::{append, lock, verify_all, Recorder, TreeCheck, VerifyReport};

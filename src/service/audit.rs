@@ -1,5 +1,7 @@
 //! Auditors' reads: the trail, its integrity, and the service's public keys.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -11,7 +13,8 @@ use super::{ChainLock, Error, Result, Services};
 use crate::audit::chain;
 use crate::audit::checkpoint::CheckpointClaims;
 use crate::audit::log::format_at;
-use crate::audit::AuditAction;
+use crate::audit::tree::{NodeId, Plan};
+use crate::audit::{AuditAction, Recorder};
 use crate::domain::access::{Actor, Permission};
 use crate::storage::{audit as store, secrets};
 
@@ -45,6 +48,10 @@ pub struct VerifyView {
     pub checked: u64,
     pub head: String,
     pub first_bad_seq: Option<i64>,
+    /// Present when the stored Merkle tree (what proofs and checkpoints are computed from)
+    /// is not the one the events rebuild: what differs first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tree: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,14 +243,16 @@ impl Services {
             .store
             .read(|c| -> Result<_> { Ok(crate::audit::verify_all(c)?) })
             .await?;
+        let tree = report.tree.problem();
         if !report.ok {
-            tracing::error!(first_bad_seq = ?report.first_bad_seq, checked = report.checked, "audit chain is broken");
+            tracing::error!(first_bad_seq = ?report.first_bad_seq, checked = report.checked, tree = ?tree, "audit chain is broken");
         }
         Ok(VerifyView {
             ok: report.ok,
             checked: report.checked,
             head: report.head,
             first_bad_seq: report.first_bad_seq,
+            tree,
         })
     }
 
@@ -304,8 +313,8 @@ fn required(v: Option<i64>, field: &str) -> Result<i64> {
     v.ok_or_else(|| Error::bad_request(Some(field), format!("{field} is required")))
 }
 
-/// The stored leaf hashes of the first `size` events, refusing a size beyond the log.
-fn leaves(c: &mut crate::storage::DbConn, size: i64, field: &str) -> Result<Vec<chain::Hash>> {
+/// Refuses a size beyond the log's.
+fn within_log(c: &mut crate::storage::DbConn, size: i64, field: &str) -> Result<()> {
     let log_size = store::head(c)?.size;
     if size > log_size {
         return Err(Error::bad_request(
@@ -313,55 +322,67 @@ fn leaves(c: &mut crate::storage::DbConn, size: i64, field: &str) -> Result<Vec<
             format!("{field} is beyond the log's {log_size} events"),
         ));
     }
-    store::leaf_hashes(c, size)?
-        .iter()
-        .map(|h| {
-            chain::from_hex(h)
-                .ok_or_else(|| Error::Internal("a stored event hash is not hex".into()))
-        })
-        .collect()
+    Ok(())
+}
+
+/// The hashes a plan lists, from the few stored subtrees it needs (never every leaf).
+fn resolve(
+    c: &mut crate::storage::DbConn,
+    plan: &Plan,
+    also: &[NodeId],
+) -> Result<(Vec<chain::Hash>, HashMap<NodeId, chain::Hash>)> {
+    let mut ids = plan.needs();
+    ids.extend_from_slice(also);
+    let known = store::node_hashes(c, &ids)?;
+    let hashes = plan
+        .resolve(&known)
+        .ok_or_else(|| Error::Internal("a stored audit tree node is missing".into()))?;
+    Ok((hashes, known))
 }
 
 impl Services {
     /// A checkpoint of the log at its current size: the latest one if the log has not grown
-    /// since, otherwise a new one, signed and kept.
+    /// since, otherwise a new one, signed and kept. The head comes from the head row (its
+    /// frontier gives the tree hash without reading a leaf), the signing happens outside any
+    /// transaction, and the new checkpoint is kept in a short write of its own; two requests
+    /// racing at one size both get the one stored first.
     pub(crate) async fn audit_checkpoint(&self, actor: Actor) -> Result<CheckpointView> {
         actor.require(Permission::ReadAudit)?;
-        let key = self.service_key.clone();
-        let now = self.now();
-        let jws = self
-            .write(
-                ChainLock::First,
-                crate::audit::Recorder::system(),
-                move |c, _| -> std::result::Result<String, super::Refusal> {
-                    // Under the chain lock, so the head and the events agree.
-                    let head = store::head(c)?;
-                    if let Some(latest) = store::latest_checkpoint(c)? {
-                        if latest.size == head.size {
-                            return Ok(latest.jws);
-                        }
-                    }
-                    let leaves = leaves(c, head.size, "size")?;
-                    let claims = CheckpointClaims {
-                        size: head.size as u64,
-                        head: chain::to_hex(&chain::tree_head(&leaves)),
-                        at: now.timestamp(),
-                    };
-                    let jws = key.sign(&claims)?;
-                    store::insert_checkpoint(
-                        c,
-                        &store::CheckpointRow {
-                            size: head.size,
-                            head: claims.head,
-                            at: now.naive_utc(),
-                            jws: jws.clone(),
-                        },
-                    )?;
-                    Ok(jws)
-                },
-            )
+        let (size, head, latest) = self
+            .store
+            .read(|c| -> Result<_> {
+                let head = store::head(c)?;
+                let latest = store::latest_checkpoint(c)?.filter(|l| l.size == head.size);
+                let root = chain::to_hex(&head.frontier()?.root());
+                Ok((head.size, root, latest))
+            })
             .await?;
-        Ok(CheckpointView { checkpoint: jws })
+        if let Some(latest) = latest {
+            return Ok(CheckpointView {
+                checkpoint: latest.jws,
+            });
+        }
+        let now = self.now();
+        let claims = CheckpointClaims {
+            size: u64::try_from(size).map_err(|_| Error::Internal("negative log size".into()))?,
+            head,
+            at: now.timestamp(),
+        };
+        let jws = self.service_key.sign(&claims)?;
+        let row = store::CheckpointRow {
+            size,
+            head: claims.head,
+            at: now.naive_utc(),
+            jws,
+        };
+        let kept = self
+            .write(ChainLock::NotNeeded, Recorder::system(), move |c, _| {
+                Ok(store::keep_checkpoint(c, &row)?)
+            })
+            .await?;
+        Ok(CheckpointView {
+            checkpoint: kept.jws,
+        })
     }
 
     pub(crate) async fn inclusion_proof(
@@ -379,14 +400,18 @@ impl Services {
         actor.require(Permission::ReadAudit)?;
         self.store
             .read(move |c| {
-                let leaves = leaves(c, size, "size")?;
-                let index = (seq - 1) as usize;
-                let path = chain::inclusion_proof(&leaves, index)
+                within_log(c, size, "size")?;
+                let leaf = NodeId::leaf((seq - 1) as u64);
+                let plan = Plan::inclusion(leaf.index, size as u64)
                     .ok_or_else(|| Error::bad_request(Some("seq"), "seq is beyond size"))?;
+                let (path, known) = resolve(c, &plan, &[leaf])?;
+                let leaf_hash = known
+                    .get(&leaf)
+                    .ok_or_else(|| Error::Internal(format!("event {seq} is missing")))?;
                 Ok(InclusionProof {
                     seq,
                     size,
-                    leaf_hash: chain::to_hex(&leaves[index]),
+                    leaf_hash: chain::to_hex(leaf_hash),
                     path: path.iter().map(chain::to_hex).collect(),
                 })
             })
@@ -408,9 +433,10 @@ impl Services {
         actor.require(Permission::ReadAudit)?;
         self.store
             .read(move |c| {
-                let leaves = leaves(c, to, "to")?;
-                let path = chain::consistency_proof(&leaves, from as usize)
+                within_log(c, to, "to")?;
+                let plan = Plan::consistency(from as u64, to as u64)
                     .ok_or_else(|| Error::bad_request(Some("from"), "from is beyond to"))?;
+                let (path, _) = resolve(c, &plan, &[])?;
                 Ok(ConsistencyProof {
                     from,
                     to,

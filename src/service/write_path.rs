@@ -26,6 +26,9 @@ pub enum ChainLock {
     /// indexes, atomic counters. `at` is then the time the step began, which under
     /// concurrency may precede the previous event's by a few milliseconds; `seq` is the order.
     AtAppend,
+    /// The step appends no event and reads nothing the chain orders (a checkpoint already
+    /// signed being kept): PostgreSQL does not lock the chain at all.
+    NotNeeded,
 }
 
 impl ChainLock {

@@ -1,10 +1,18 @@
-//! The audit table: appended to inside callers' transactions, never updated (the database's
-//! triggers refuse it), read in `seq` order.
+//! The audit tables: events and the Merkle tree's stored subtrees, appended to inside
+//! callers' transactions and never updated (the database's triggers refuse it); the head row
+//! with the log's size, last hash and frontier; signed checkpoints.
 
+use std::collections::HashMap;
+
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
-use super::schema::{audit_checkpoints, audit_events, audit_head, audit_msisdn, work_orders};
+use super::schema::{
+    audit_checkpoints, audit_events, audit_head, audit_msisdn, audit_tree_nodes, work_orders,
+};
 use super::{DbConn, MultiBackend, StorageError};
+use crate::audit::chain::{self, Hash};
+use crate::audit::tree::{Frontier, NodeId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = audit_events)]
@@ -20,10 +28,42 @@ pub struct AuditRow {
     pub hash: String,
 }
 
+/// The head row: the log's size, its last event's hash, and its frontier in the stored form
+/// of [`Frontier::encode`] (`None` until the tree of a log older than the tree is built).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
     pub size: i64,
     pub hash: String,
+    pub frontier: Option<String>,
+}
+
+impl Head {
+    /// The frontier, checked against the size; a missing or malformed one is corrupt.
+    pub fn frontier(&self) -> Result<Frontier, StorageError> {
+        let size = u64::try_from(self.size)
+            .map_err(|_| StorageError::Corrupt(format!("audit head size {}", self.size)))?;
+        let stored = self.frontier.as_deref().ok_or_else(|| {
+            StorageError::Corrupt(
+                "the audit tree is not built yet (the service builds it at start)".into(),
+            )
+        })?;
+        Frontier::decode(size, stored).ok_or_else(|| {
+            StorageError::Corrupt(format!(
+                "the audit head's frontier does not fit size {size}"
+            ))
+        })
+    }
+}
+
+type HeadColumns = (audit_head::size, audit_head::hash, audit_head::frontier);
+const HEAD: HeadColumns = (audit_head::size, audit_head::hash, audit_head::frontier);
+
+fn head_of((size, hash, frontier): (i64, String, Option<String>)) -> Head {
+    Head {
+        size,
+        hash,
+        frontier,
+    }
 }
 
 /// Takes the chain's lock, first in every write transaction. On PostgreSQL a row lock on
@@ -53,24 +93,37 @@ pub fn lock_head(conn: &mut DbConn) -> Result<(), StorageError> {
 /// the write lock already.
 pub fn head_for_append(conn: &mut DbConn) -> Result<Head, StorageError> {
     match conn {
-        DbConn::Pg(pg) => {
-            let (size, hash) = audit_head::table
+        DbConn::Pg(pg) => Ok(head_of(
+            audit_head::table
                 .find(1)
-                .select((audit_head::size, audit_head::hash))
+                .select(HEAD)
                 .for_update()
-                .first::<(i64, String)>(pg)?;
-            Ok(Head { size, hash })
-        }
+                .first(pg)?,
+        )),
         DbConn::Sqlite(_) => head(conn),
     }
 }
 
 pub fn head(conn: &mut DbConn) -> Result<Head, StorageError> {
-    let (size, hash) = audit_head::table
+    Ok(head_of(audit_head::table.find(1).select(HEAD).first(conn)?))
+}
+
+/// The log's size and last hash only (what a database from before the tree also has).
+pub fn size_and_hash(conn: &mut DbConn) -> Result<(i64, String), StorageError> {
+    Ok(audit_head::table
         .find(1)
         .select((audit_head::size, audit_head::hash))
-        .first::<(i64, String)>(conn)?;
-    Ok(Head { size, hash })
+        .first(conn)?)
+}
+
+/// Makes the rest of this read transaction one snapshot on PostgreSQL (whose default gives
+/// each statement its own), so a multi-query read of a growing log sees one log. Call first
+/// in the transaction. SQLite's read transactions are snapshots already.
+pub fn snapshot(conn: &mut DbConn) -> Result<(), StorageError> {
+    if let DbConn::Pg(pg) = conn {
+        pg.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+    }
+    Ok(())
 }
 
 pub fn insert(conn: &mut DbConn, row: &AuditRow) -> Result<(), StorageError> {
@@ -93,9 +146,217 @@ pub fn set_head(conn: &mut DbConn, head: &Head) -> Result<(), StorageError> {
         .set((
             audit_head::size.eq(head.size),
             audit_head::hash.eq(&head.hash),
+            audit_head::frontier.eq(&head.frontier),
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// Advances the head after an append and stores the subtrees the new event completed. On
+/// PostgreSQL that is one statement, so keeping the tree adds no round trip while the chain
+/// lock, which every writer queues on, is held.
+pub fn advance_head(
+    conn: &mut DbConn,
+    head: &Head,
+    completed: &[(NodeId, Hash)],
+) -> Result<(), StorageError> {
+    if let (DbConn::Pg(pg), false) = (&mut *conn, completed.is_empty()) {
+        use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
+        let mut levels = Vec::with_capacity(completed.len());
+        let mut idxs = Vec::with_capacity(completed.len());
+        for (id, _) in completed {
+            let (level, idx) = node_key(*id)?;
+            levels.push(level);
+            idxs.push(idx);
+        }
+        let hashes: Vec<String> = completed.iter().map(|(_, h)| chain::to_hex(h)).collect();
+        diesel::sql_query(
+            "WITH nodes AS (INSERT INTO audit_tree_nodes (level, idx, hash) \
+             SELECT * FROM unnest($1::INTEGER[], $2::BIGINT[], $3::TEXT[])) \
+             UPDATE audit_head SET size = $4, hash = $5, frontier = $6 WHERE id = 1",
+        )
+        .bind::<Array<Integer>, _>(levels)
+        .bind::<Array<BigInt>, _>(idxs)
+        .bind::<Array<Text>, _>(hashes)
+        .bind::<BigInt, _>(head.size)
+        .bind::<Text, _>(&head.hash)
+        .bind::<Nullable<Text>, _>(&head.frontier)
+        .execute(pg)?;
+        return Ok(());
+    }
+    insert_nodes(conn, completed)?;
+    set_head(conn, head)
+}
+
+fn node_key(id: NodeId) -> Result<(i32, i64), StorageError> {
+    match (i32::try_from(id.level), i64::try_from(id.index)) {
+        (Ok(level), Ok(idx)) => Ok((level, idx)),
+        _ => Err(StorageError::Corrupt(format!(
+            "tree node {id:?} out of range"
+        ))),
+    }
+}
+
+fn parse_hash(hex: &str, what: impl FnOnce() -> String) -> Result<Hash, StorageError> {
+    chain::from_hex(hex).ok_or_else(|| StorageError::Corrupt(format!("{} is not a hash", what())))
+}
+
+/// Stores subtrees of level ≥ 1 (from [`Frontier::push`]), in multi-row INSERTs.
+pub fn insert_nodes(conn: &mut DbConn, nodes: &[(NodeId, Hash)]) -> Result<(), StorageError> {
+    // Three parameters a row: well under SQLite's limit per statement.
+    for chunk in nodes.chunks(5000) {
+        let rows = chunk
+            .iter()
+            .map(|(id, hash)| {
+                let (level, idx) = node_key(*id)?;
+                Ok((
+                    audit_tree_nodes::level.eq(level),
+                    audit_tree_nodes::idx.eq(idx),
+                    audit_tree_nodes::hash.eq(chain::to_hex(hash)),
+                ))
+            })
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        let insert = diesel::insert_into(audit_tree_nodes::table).values(rows);
+        // Multi-row INSERTs run on each backend's own connection (not through MultiBackend).
+        match conn {
+            DbConn::Pg(c) => insert.execute(c)?,
+            DbConn::Sqlite(c) => insert.execute(c)?,
+        };
+    }
+    Ok(())
+}
+
+/// The stored hashes of these subtrees: leaves from `audit_events`, the rest from
+/// `audit_tree_nodes`, two queries whatever their number. Missing ones are left out.
+pub fn node_hashes(
+    conn: &mut DbConn,
+    ids: &[NodeId],
+) -> Result<HashMap<NodeId, Hash>, StorageError> {
+    let mut out = HashMap::with_capacity(ids.len());
+    let seqs = ids
+        .iter()
+        .filter(|id| id.level == 0)
+        .map(|id| node_key(*id).map(|(_, idx)| idx + 1))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !seqs.is_empty() {
+        let rows: Vec<(i64, String)> = audit_events::table
+            .filter(audit_events::seq.eq_any(seqs))
+            .select((audit_events::seq, audit_events::hash))
+            .load(conn)?;
+        for (seq, hash) in rows {
+            let id = NodeId::leaf(u64::try_from(seq - 1).unwrap_or_default());
+            out.insert(id, parse_hash(&hash, || format!("event {seq}'s hash"))?);
+        }
+    }
+    // One query: (level = L AND idx IN (…)) OR … , each arm on the primary key.
+    let mut by_level: HashMap<i32, Vec<i64>> = HashMap::new();
+    for id in ids.iter().filter(|id| id.level > 0) {
+        let (level, idx) = node_key(*id)?;
+        by_level.entry(level).or_default().push(idx);
+    }
+    if by_level.is_empty() {
+        return Ok(out);
+    }
+    let mut q = audit_tree_nodes::table
+        .select((
+            audit_tree_nodes::level,
+            audit_tree_nodes::idx,
+            audit_tree_nodes::hash,
+        ))
+        .into_boxed::<MultiBackend>();
+    for (level, idxs) in by_level {
+        q = q.or_filter(
+            audit_tree_nodes::level
+                .eq(level)
+                .and(audit_tree_nodes::idx.eq_any(idxs)),
+        );
+    }
+    for (level, idx, hash) in q.load::<(i32, i64, String)>(conn)? {
+        let id = NodeId::new(
+            u32::try_from(level).unwrap_or_default(),
+            u64::try_from(idx).unwrap_or_default(),
+        );
+        out.insert(id, parse_hash(&hash, || format!("tree node {id:?}"))?);
+    }
+    Ok(out)
+}
+
+/// A page of one level's stored subtrees, by index from `from_idx`, for verification.
+pub fn node_page(
+    conn: &mut DbConn,
+    level: u32,
+    from_idx: u64,
+    limit: i64,
+) -> Result<Vec<(u64, String)>, StorageError> {
+    let (level, from_idx) = node_key(NodeId::new(level, from_idx))?;
+    let rows: Vec<(i64, String)> = audit_tree_nodes::table
+        .filter(audit_tree_nodes::level.eq(level))
+        .filter(audit_tree_nodes::idx.ge(from_idx))
+        .order(audit_tree_nodes::idx.asc())
+        .limit(limit)
+        .select((audit_tree_nodes::idx, audit_tree_nodes::hash))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(idx, hash)| (u64::try_from(idx).unwrap_or_default(), hash))
+        .collect())
+}
+
+pub fn count_nodes(conn: &mut DbConn) -> Result<i64, StorageError> {
+    Ok(audit_tree_nodes::table.count().get_result(conn)?)
+}
+
+/// Builds the stored tree of a log written before the tree was kept: streams the events'
+/// hashes in `seq` order, stores every completed subtree and sets the frontier, in one
+/// transaction under the chain lock. Run at every start after the migrations; a log whose
+/// frontier is set costs one read. Idempotent and safe when several instances start at
+/// once: whoever takes the lock first builds it, the others then find it built. Returns the
+/// size built, if it did.
+pub fn build_missing_tree(conn: &mut DbConn) -> Result<Option<i64>, StorageError> {
+    const PAGE: i64 = 20_000;
+    if head(conn)?.frontier.is_some() {
+        return Ok(None);
+    }
+    conn.transaction(|c| {
+        lock_head(c)?;
+        let mut head = head(c)?;
+        if head.frontier.is_some() {
+            return Ok(None);
+        }
+        let mut frontier = Frontier::default();
+        let mut after = 0;
+        while after < head.size {
+            let rows: Vec<(i64, String)> = audit_events::table
+                .filter(audit_events::seq.gt(after))
+                .filter(audit_events::seq.le(head.size))
+                .order(audit_events::seq.asc())
+                .limit(PAGE)
+                .select((audit_events::seq, audit_events::hash))
+                .load(c)?;
+            let mut made = Vec::new();
+            for (seq, hash) in &rows {
+                if *seq != after + 1 {
+                    return Err(StorageError::Corrupt(format!(
+                        "building the audit tree: event {} is missing (run crossprov audit verify)",
+                        after + 1
+                    )));
+                }
+                made.extend(frontier.push(parse_hash(hash, || format!("event {seq}'s hash"))?));
+                after = *seq;
+            }
+            if rows.is_empty() {
+                return Err(StorageError::Corrupt(format!(
+                    "building the audit tree: the head says {} events, the log ends at {after} \
+                     (run crossprov audit verify)",
+                    head.size
+                )));
+            }
+            insert_nodes(c, &made)?;
+        }
+        head.frontier = Some(frontier.encode());
+        set_head(c, &head)?;
+        Ok(Some(head.size))
+    })
 }
 
 #[derive(Debug, Clone, Default)]
@@ -193,15 +454,6 @@ pub fn page(conn: &mut DbConn, after_seq: i64, limit: i64) -> Result<Vec<AuditRo
         .load(conn)?)
 }
 
-/// Leaf hashes (hex) of the first `size` events, in order.
-pub fn leaf_hashes(conn: &mut DbConn, size: i64) -> Result<Vec<String>, StorageError> {
-    Ok(audit_events::table
-        .filter(audit_events::seq.le(size))
-        .order(audit_events::seq.asc())
-        .select(audit_events::hash)
-        .load(conn)?)
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = audit_checkpoints)]
 pub struct CheckpointRow {
@@ -219,9 +471,25 @@ pub fn latest_checkpoint(conn: &mut DbConn) -> Result<Option<CheckpointRow>, Sto
         .optional()?)
 }
 
-pub fn insert_checkpoint(conn: &mut DbConn, row: &CheckpointRow) -> Result<(), StorageError> {
-    diesel::insert_into(audit_checkpoints::table)
-        .values(row)
-        .execute(conn)?;
-    Ok(())
+/// Keeps a checkpoint unless one of the same size is kept already (signed meanwhile by
+/// another request), and returns the one kept: the first stored wins.
+pub fn keep_checkpoint(
+    conn: &mut DbConn,
+    row: &CheckpointRow,
+) -> Result<CheckpointRow, StorageError> {
+    // The insert comes first, so on SQLite the transaction takes the write lock at once.
+    match conn {
+        DbConn::Pg(pg) => diesel::insert_into(audit_checkpoints::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(pg)?,
+        DbConn::Sqlite(lite) => diesel::insert_into(audit_checkpoints::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(lite)?,
+    };
+    Ok(audit_checkpoints::table
+        .find(row.size)
+        .select(CheckpointRow::as_select())
+        .first(conn)?)
 }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use super::schema::{hall_keys, halls, provinces};
+use super::schema::{hall_keys, halls};
 use super::{DbConn, MultiBackend, StorageError};
 use crate::domain::HallId;
 
@@ -29,21 +29,6 @@ pub struct HallKey {
     pub public_key_pem: String,
     pub created_at: NaiveDateTime,
     pub revoked_at: Option<NaiveDateTime>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
-#[diesel(table_name = provinces)]
-pub struct Province {
-    pub code: String,
-    pub name_zh: String,
-    pub name_en: String,
-}
-
-pub fn provinces(conn: &mut DbConn) -> Result<Vec<Province>, StorageError> {
-    Ok(provinces::table
-        .order(provinces::code.asc())
-        .select(Province::as_select())
-        .load(conn)?)
 }
 
 pub fn insert(conn: &mut DbConn, hall: &Hall) -> Result<(), StorageError> {
@@ -85,11 +70,6 @@ pub fn list(
     Ok(q.order(halls::code.asc())
         .select(Hall::as_select())
         .load(conn)?)
-}
-
-/// Halls that serve a city's pool (orders routed to a city with no particular hall).
-pub fn in_city(conn: &mut DbConn, city: &str) -> Result<Vec<Hall>, StorageError> {
-    list(conn, None, Some(city))
 }
 
 pub fn insert_key(conn: &mut DbConn, key: &HallKey) -> Result<(), StorageError> {

@@ -1,21 +1,21 @@
 //! Storage: the only layer that speaks SQL. Everything above it gets a `DbConn` inside a
 //! transaction opened by [`Store::write`] or [`Store::read`].
 
-pub mod audit;
-pub mod error;
-pub mod evidence;
-pub mod halls;
-pub mod migrate;
-pub mod objects;
+pub(crate) mod audit;
+pub(crate) mod error;
+pub(crate) mod evidence;
+pub(crate) mod halls;
+pub(crate) mod migrate;
+pub(crate) mod objects;
 pub mod offline;
-pub mod schema;
+pub(crate) mod schema;
 #[cfg(test)]
 mod scratch;
-pub mod secrets;
-pub mod subscribers;
-pub mod users;
-pub mod verification_results;
-pub mod work_orders;
+pub(crate) mod secrets;
+pub(crate) mod subscribers;
+pub(crate) mod users;
+pub(crate) mod verification_results;
+pub(crate) mod work_orders;
 
 use std::time::Duration;
 
@@ -243,7 +243,7 @@ impl Store {
 
     /// A raw connection, for storage's own use (readiness, offline commands): never a way
     /// to write around `service`'s write path.
-    pub fn connection(&self) -> Result<r2d2::PooledConnection<Connector>, StorageError> {
+    fn connection(&self) -> Result<r2d2::PooledConnection<Connector>, StorageError> {
         self.pool
             .get()
             .map_err(|e| StorageError::Pool(e.to_string()))

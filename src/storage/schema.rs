@@ -134,6 +134,15 @@ diesel::table! {
         id -> Integer,
         size -> BigInt,
         hash -> Text,
+        frontier -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    audit_tree_nodes (level, idx) {
+        level -> Integer,
+        idx -> BigInt,
+        hash -> Text,
     }
 }
 
@@ -195,6 +204,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     reference_counters,
     audit_events,
     audit_head,
+    audit_tree_nodes,
     audit_checkpoints,
     service_keys,
     service_secrets,

@@ -6,6 +6,8 @@ use diesel::connection::SimpleConnection;
 use diesel::Connection;
 use serde_json::{json, Value};
 
+use crossprov::audit::chain;
+
 use crate::helpers::ErrorCode::*;
 use crate::helpers::{get, Backend, TestApp, World};
 use crate::on_both_backends;
@@ -65,22 +67,39 @@ fn audit_verify(app: &TestApp, extra: &[&str]) -> (i32, Value) {
 async fn the_database_refuses_to_update_or_delete_audit_events(app: TestApp) {
     let w = World::new(app).await;
     w.open_order().await;
-    // The refusal is the migrations' own trigger speaking, on either backend.
+    // The refusal is the migrations' own trigger speaking, on either backend, for the
+    // events and for the tree's stored nodes.
     let mut statements = vec![
         (
+            "audit_events",
             "UPDATE",
             "UPDATE audit_events SET actor = 'mallory' WHERE seq = 1",
         ),
-        ("DELETE", "DELETE FROM audit_events WHERE seq = 1"),
+        (
+            "audit_events",
+            "DELETE",
+            "DELETE FROM audit_events WHERE seq = 1",
+        ),
+        (
+            "audit_tree_nodes",
+            "UPDATE",
+            "UPDATE audit_tree_nodes SET hash = 'x' WHERE level = 1",
+        ),
+        (
+            "audit_tree_nodes",
+            "DELETE",
+            "DELETE FROM audit_tree_nodes WHERE level = 1",
+        ),
     ];
     if w.app.backend == Backend::Postgres {
         // CASCADE, or the foreign keys into the table answer first.
-        statements.push(("TRUNCATE", "TRUNCATE audit_events CASCADE"));
+        statements.push(("audit_events", "TRUNCATE", "TRUNCATE audit_events CASCADE"));
+        statements.push(("audit_tree_nodes", "TRUNCATE", "TRUNCATE audit_tree_nodes"));
     }
-    for (op, statement) in statements {
+    for (table, op, statement) in statements {
         let refused = sql(&w.app, statement).expect_err("an UPDATE or DELETE must fail loudly");
-        let expected = format!("audit_events is append-only: {op} refused");
-        assert!(refused.contains(&expected), "{op}: {refused}");
+        let expected = format!("{table} is append-only: {op} refused");
+        assert!(refused.contains(&expected), "{table} {op}: {refused}");
     }
     let (code, report) = audit_verify(&w.app, &[]);
     assert_eq!(code, 0, "{report}");
@@ -273,7 +292,6 @@ async fn a_scope_violation_on_an_order_is_audited(app: TestApp) {
 }
 
 async fn checkpoints_and_proofs_let_an_auditor_catch_a_rewritten_history(app: TestApp) {
-    use crossprov::audit::chain;
     let w = World::new(app).await;
     w.submitted_order("match").await;
     let cp = w.app.get("/api/v1/audit/checkpoint", &w.auditor).await;
@@ -369,6 +387,31 @@ async fn checkpoints_and_proofs_let_an_auditor_catch_a_rewritten_history(app: Te
         .unwrap()
         .to_owned();
     sql(&w.app, &format!("{drop_guard} DELETE FROM audit_events WHERE seq = {n}; UPDATE audit_head SET size = {}, hash = '{prev}';", n - 1)).unwrap();
+    // The head row's frontier still describes the longer log: caught without a checkpoint.
+    let (code, plain) = audit_verify(&w.app, &[]);
+    assert_eq!(code, 1, "{plain}");
+    assert!(plain["tree"].as_str().is_some(), "{plain}");
+    // So the insider rebuilds the tree of the shorter log as well: its frontier, and the
+    // nodes the cut event completed.
+    let leaves: Vec<chain::Hash> = w
+        .app
+        .get(&format!("/api/v1/audit/events?limit={}", n - 1), &w.auditor)
+        .await
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| chain::from_hex(e["hash"].as_str().unwrap()).unwrap())
+        .collect();
+    let mut frontier = crossprov::audit::tree::Frontier::default();
+    for leaf in &leaves {
+        frontier.push(*leaf);
+    }
+    let drop_node_guard = match w.app.backend {
+        Backend::Postgres => "ALTER TABLE audit_tree_nodes DISABLE TRIGGER USER;",
+        Backend::Sqlite => "DROP TRIGGER audit_tree_nodes_no_delete;",
+    };
+    sql(&w.app, &format!("{drop_node_guard} DELETE FROM audit_tree_nodes WHERE ((idx + 1) << level) = {n}; UPDATE audit_head SET frontier = '{}';", frontier.encode())).unwrap();
     let (code, plain) = audit_verify(&w.app, &[]);
     assert_eq!(
         code, 0,
@@ -385,6 +428,196 @@ async fn checkpoints_and_proofs_let_an_auditor_catch_a_rewritten_history(app: Te
     );
 }
 
+/// The hashes of the first `size` events, read back through the API.
+async fn leaf_hashes(w: &World, size: i64) -> Vec<chain::Hash> {
+    let page = w
+        .app
+        .get(&format!("/api/v1/audit/events?limit={size}"), &w.auditor)
+        .await;
+    page.assert_status(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| chain::from_hex(e["hash"].as_str().unwrap()).unwrap())
+        .collect()
+}
+
+fn hex_list(v: &Value) -> Vec<chain::Hash> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|h| chain::from_hex(h.as_str().unwrap()).unwrap())
+        .collect()
+}
+
+async fn checkpoints_and_proofs_equal_a_recomputation_from_the_events_after_many_events(
+    app: TestApp,
+) {
+    let w = World::new(app).await;
+    w.open_order().await;
+    // Exports are audited: one event each, enough for a tree several levels deep.
+    for i in 0..70 {
+        w.app
+            .raw(
+                "GET",
+                &format!("/api/v1/audit/events?format=ndjson&actor=nobody.{i}"),
+                Some(&w.auditor),
+                &[],
+                None,
+            )
+            .await;
+    }
+    let cp = w.app.get("/api/v1/audit/checkpoint", &w.auditor).await;
+    let jwks = w.app.get_anon("/.well-known/jwks.json").await;
+    let claims = crate::lifecycle::verify_with_jwks(
+        cp.assert_status(200)["checkpoint"].as_str().unwrap(),
+        &jwks.body,
+    );
+    let n = claims["size"].as_i64().unwrap();
+    assert!(n > 70, "{n}");
+    let leaves = leaf_hashes(&w, n).await;
+    assert_eq!(leaves.len() as i64, n);
+    assert_eq!(
+        claims["head"],
+        chain::to_hex(&chain::tree_head(&leaves)).as_str()
+    );
+    for size in [1, 2, 3, 5, 8, 13, 31, 32, 33, 63, 64, 65, n - 1, n] {
+        let t = &leaves[..size as usize];
+        for seq in 1..=size {
+            let p = w
+                .app
+                .get(
+                    &format!("/api/v1/audit/proof/inclusion?seq={seq}&size={size}"),
+                    &w.auditor,
+                )
+                .await;
+            let p = p.assert_status(200);
+            let index = (seq - 1) as usize;
+            assert_eq!(p["leaf_hash"], chain::to_hex(&t[index]).as_str());
+            assert_eq!(
+                hex_list(&p["path"]),
+                chain::inclusion_proof(t, index).unwrap(),
+                "inclusion {seq}/{size}"
+            );
+            let c = w
+                .app
+                .get(
+                    &format!("/api/v1/audit/proof/consistency?from={seq}&to={size}"),
+                    &w.auditor,
+                )
+                .await;
+            assert_eq!(
+                hex_list(&c.assert_status(200)["path"]),
+                chain::consistency_proof(t, index + 1).unwrap(),
+                "consistency {seq}/{size}"
+            );
+        }
+    }
+}
+
+async fn a_tampered_tree_node_is_found_online_and_offline(app: TestApp) {
+    let w = World::new(app).await;
+    w.claimed_order().await;
+    let intact = w.app.get("/api/v1/audit/verify", &w.auditor).await;
+    assert_eq!(intact.assert_status(200)["ok"], true);
+    assert!(intact.body.get("tree").is_none(), "{}", intact.body);
+    // An insider swaps a stored subtree's hash (the events stay as they were), so proofs
+    // through it would lead elsewhere.
+    let drop_guard = match w.app.backend {
+        Backend::Postgres => "ALTER TABLE audit_tree_nodes DISABLE TRIGGER USER;",
+        Backend::Sqlite => "DROP TRIGGER audit_tree_nodes_no_update;",
+    };
+    sql(
+        &w.app,
+        &format!(
+            "{drop_guard} UPDATE audit_tree_nodes SET hash = '{}' WHERE level = 1 AND idx = 1",
+            "ab".repeat(32)
+        ),
+    )
+    .unwrap();
+    let online = w.app.get("/api/v1/audit/verify", &w.auditor).await;
+    let online = online.assert_status(200);
+    assert_eq!(online["ok"], false, "{online}");
+    assert_eq!(
+        online["first_bad_seq"],
+        Value::Null,
+        "every event is intact"
+    );
+    assert_eq!(online["checked"], intact.body["checked"]);
+    assert!(
+        online["tree"]
+            .as_str()
+            .unwrap()
+            .contains("level 1, index 1"),
+        "{online}"
+    );
+    let (code, offline) = audit_verify(&w.app, &[]);
+    assert_eq!(code, 1, "{offline}");
+    assert_eq!(offline["tree"], online["tree"]);
+}
+
+async fn the_tree_of_a_log_from_before_it_was_kept_is_built_at_start_once(app: TestApp) {
+    let w = World::new(app).await;
+    w.submitted_order("match").await;
+    let before = w.app.get("/api/v1/audit/verify", &w.auditor).await;
+    let before = before.assert_status(200).clone();
+    let n = before["checked"].as_i64().unwrap();
+    // As the migration leaves a log written before the tree was kept: no node, no frontier.
+    let drop_guard = match w.app.backend {
+        Backend::Postgres => "ALTER TABLE audit_tree_nodes DISABLE TRIGGER USER;",
+        Backend::Sqlite => "DROP TRIGGER audit_tree_nodes_no_delete;",
+    };
+    sql(
+        &w.app,
+        &format!(
+            "{drop_guard} DELETE FROM audit_tree_nodes; UPDATE audit_head SET frontier = NULL;"
+        ),
+    )
+    .unwrap();
+    let (code, report) = audit_verify(&w.app, &[]);
+    assert_eq!(code, 0, "not built yet is not broken: {report}");
+    // Two instances starting at once: one builds it, the other finds it built.
+    let migrate = || {
+        Command::new(env!("CARGO_BIN_EXE_crossprov"))
+            .args(["migrate", "--database-url", &w.app.database_url])
+            .env("CROSSPROV_DATA_DIR", w.app.dir.path())
+            .spawn()
+            .expect("run crossprov migrate")
+    };
+    let (mut a, mut b) = (migrate(), migrate());
+    assert!(a.wait().unwrap().success());
+    assert!(b.wait().unwrap().success());
+    let (code, report) = audit_verify(&w.app, &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["head"], before["head"]);
+    assert!(report.get("tree").is_none(), "{report}");
+    // The service proves from the built tree.
+    let cp = w.app.get("/api/v1/audit/checkpoint", &w.auditor).await;
+    let jwks = w.app.get_anon("/.well-known/jwks.json").await;
+    let claims =
+        crate::lifecycle::verify_with_jwks(cp.body["checkpoint"].as_str().unwrap(), &jwks.body);
+    assert_eq!(
+        (claims["size"].as_i64(), &claims["head"]),
+        (Some(n), &before["head"])
+    );
+    let leaves = leaf_hashes(&w, n).await;
+    let p = w
+        .app
+        .get(
+            &format!("/api/v1/audit/proof/inclusion?seq=2&size={n}"),
+            &w.auditor,
+        )
+        .await;
+    assert_eq!(
+        hex_list(&p.assert_status(200)["path"]),
+        chain::inclusion_proof(&leaves, 1).unwrap()
+    );
+    // And appends extend it.
+    w.open_order().await;
+    let after = w.app.get("/api/v1/audit/verify", &w.auditor).await;
+    assert_eq!(after.assert_status(200)["ok"], true, "{}", after.body);
+}
+
 async fn verifying_a_database_that_cannot_be_read_is_not_intact(app: TestApp) {
     let mut app = app;
     app.database_url = format!("sqlite://{}", app.dir.path().join("missing.db").display());
@@ -396,6 +629,9 @@ async fn verifying_a_database_that_cannot_be_read_is_not_intact(app: TestApp) {
 
 on_both_backends!(
     verifying_a_database_that_cannot_be_read_is_not_intact,
+    checkpoints_and_proofs_equal_a_recomputation_from_the_events_after_many_events,
+    a_tampered_tree_node_is_found_online_and_offline,
+    the_tree_of_a_log_from_before_it_was_kept_is_built_at_start_once,
     checkpoints_and_proofs_let_an_auditor_catch_a_rewritten_history,
     the_database_refuses_to_update_or_delete_audit_events,
     an_altered_event_is_found_online_and_offline,

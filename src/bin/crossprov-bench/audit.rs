@@ -1,31 +1,33 @@
-//! A big, valid audit trail, quickly; then what auditors feel on it: filtered queries and
-//! full-chain verification.
+//! A big, valid audit trail, quickly; then what auditors feel on it: filtered queries,
+//! checkpoints and proofs, and full-chain verification.
 //!
 //! Seeding simulates the service's traffic: ~64 orders in flight at once, each walking a
 //! realistic script (mostly open → claim → 3 uploads → result → complete; some rejected
 //! results, mismatches, cancellations, releases, returns, expiries), interleaved with reads
 //! that are audited (evidence.viewed, subscriber.viewed, audit.exported). Every event's
-//! canonical encoding and leaf hash come from the library (`crossprov::audit::chain`), rows
-//! go in with multi-row INSERTs inside large transactions, and the head row is advanced in
-//! each transaction, so the database is valid after every commit. One `work_orders` row per
-//! simulated order (no hall FK) makes the `msisdn` filter meaningful.
+//! canonical encoding and leaf hash come from the library (`crossprov::audit::chain`); the
+//! batches go in through the library's seeding door (`OfflineDb::seed_audit`: multi-row
+//! INSERTs in large transactions, storing the Merkle subtrees and advancing the head and its
+//! frontier in each), so the database is valid, and proves, after every commit. One
+//! `work_orders` row per simulated order (no hall FK) makes the `msisdn` filter meaningful.
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use diesel::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crossprov::audit::chain::{canonical_detail, leaf_hash_hex, EventFields};
+use crossprov::audit::chain::{
+    canonical_detail, from_hex, leaf_hash_hex, verify_consistency, verify_inclusion, EventFields,
+    Hash,
+};
 use crossprov::audit::log::format_at;
-use crossprov::storage::audit::AuditRow;
-use crossprov::storage::schema::{audit_events, audit_head, audit_msisdn, work_orders};
-use crossprov::storage::{DbConn, Store};
+use crossprov::storage::offline::audit::{AuditRow, SeedBatch, SeedOrder as OrderRow};
+use crossprov::storage::offline::OfflineDb;
 
 use crate::client::{Api, Stats};
 use crate::env::{mib, r2, BenchEnv, PgDb, TempDir};
@@ -43,6 +45,10 @@ pub struct Knobs {
     /// Skip GET /api/v1/audit/verify (it re-hashes the whole chain on the server).
     #[arg(long)]
     pub skip_api_verify: bool,
+    /// Rounds of: one event appended (an export), then a checkpoint (signed afresh, as the
+    /// size changed), an inclusion proof and a consistency proof at that size, checked.
+    #[arg(long, default_value_t = 50)]
+    pub proofs: usize,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -87,15 +93,10 @@ pub struct MeasureOpts {
 // ---------------------------------------------------------------------------------------------
 // Seeding
 
-/// Orders are inserted as the service stores them.
-use crossprov::storage::work_orders::WorkOrderRow as OrderRow;
-
-/// One transaction's worth of rows, and the head after them.
+/// One transaction's worth of rows, and the log's size after them.
 struct Batch {
-    events: Vec<AuditRow>,
-    orders: Vec<OrderRow>,
+    rows: SeedBatch,
     size: i64,
-    hash: String,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -537,9 +538,8 @@ impl Sim {
             msisdn: o.msisdn.clone(),
             home_province: o.home.to_owned(),
             target_province: h.province.to_owned(),
+            // The simulated halls are not rows of `halls`; the order keeps its city only.
             target_city: h.city.to_owned(),
-            // The simulated halls are not rows of `halls`; the order keeps its city.
-            target_hall_id: None,
             state: o.state.to_owned(),
             version: o.version,
             reason: "用户长期在外省居住".into(),
@@ -552,7 +552,6 @@ impl Sim {
             created_at: micros_to_naive(o.created_us),
             updated_at: micros_to_naive(o.updated_us),
             verification_id: o.verification_id.clone(),
-            receipt: None,
         }
     }
 
@@ -573,22 +572,22 @@ fn generate(mut sim: Sim, events: u64, per_tx: usize, tx: SyncSender<Batch>) -> 
     while left > 0 {
         let t0 = Instant::now();
         let n = usize::try_from(left).unwrap_or(usize::MAX).min(per_tx);
-        let mut batch = Batch {
+        let mut rows = SeedBatch {
             events: Vec::with_capacity(n),
             orders: Vec::new(),
-            size: 0,
-            hash: String::new(),
         };
         for _ in 0..n {
-            let row = sim.next(&mut batch.orders);
-            batch.events.push(row);
+            let row = sim.next(&mut rows.orders);
+            rows.events.push(row);
         }
         left -= n as u64;
         if left == 0 {
-            batch.orders.extend(sim.unfinished());
+            rows.orders.extend(sim.unfinished());
         }
-        batch.size = sim.seq;
-        batch.hash = sim.prev.clone();
+        let batch = Batch {
+            rows,
+            size: sim.seq,
+        };
         busy += t0.elapsed();
         if tx.send(batch).is_err() {
             break;
@@ -597,66 +596,19 @@ fn generate(mut sim: Sim, events: u64, per_tx: usize, tx: SyncSender<Batch>) -> 
     busy.as_secs_f64()
 }
 
-macro_rules! write_batch {
-    ($conn:expr, $batch:expr, $per:expr) => {{
-        let b: &Batch = $batch;
-        let per: usize = $per;
-        $conn.transaction::<(), diesel::result::Error, _>(|c| {
-            for chunk in b.events.chunks(per) {
-                diesel::insert_into(audit_events::table)
-                    .values(chunk)
-                    .execute(c)?;
-            }
-            // The service indexes events that name a number (see `audit::log::append`).
-            let named: Vec<_> = b
-                .events
-                .iter()
-                .filter(|e| e.detail.contains("\"msisdn\""))
-                .filter_map(|e| {
-                    let v: serde_json::Value = serde_json::from_str(&e.detail).ok()?;
-                    let m = v.get("msisdn")?.as_str()?.to_owned();
-                    Some((audit_msisdn::msisdn.eq(m), audit_msisdn::seq.eq(e.seq)))
-                })
-                .collect();
-            for chunk in named.chunks(per) {
-                diesel::insert_into(audit_msisdn::table)
-                    .values(chunk)
-                    .execute(c)?;
-            }
-            // 20 columns a row: keep each statement's parameters under SQLite's limit.
-            for chunk in b.orders.chunks((per / 2).clamp(1, 1000)) {
-                diesel::insert_into(work_orders::table)
-                    .values(chunk)
-                    .execute(c)?;
-            }
-            diesel::update(audit_head::table.find(1))
-                .set((audit_head::size.eq(b.size), audit_head::hash.eq(&b.hash)))
-                .execute(c)?;
-            Ok(())
-        })
-    }};
-}
-
-#[derive(Debug, QueryableByName)]
-struct Count {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
 pub struct Seeded {
     pub json: Value,
     pub text: String,
 }
 
 pub fn seed(url: &str, o: &SeedOpts) -> Res<Seeded> {
-    let store = Store::open(url, 1, 10_000).map_err(|e| format!("{url}: {e}"))?;
-    let mut conn = store.connection().map_err(|e| e.to_string())?;
-    let head = crossprov::storage::audit::head(&mut conn).map_err(|e| e.to_string())?;
+    let db = OfflineDb::open_migrated(url).map_err(|e| format!("{url}: {e}"))?;
+    let (head_size, head_hash) = db.audit_head().map_err(|e| e.to_string())?;
     eprintln!(
         "seed-audit: {} events after seq {} into {} …",
-        o.events, head.size, url
+        o.events, head_size, url
     );
-    let sim = Sim::new(o.seed, head.size, head.hash.clone(), o.events);
+    let sim = Sim::new(o.seed, head_size, head_hash, o.events);
     let per_stmt = o.rows_per_statement.clamp(1, 3000);
     let per_tx = o.rows_per_transaction.max(per_stmt);
     let started = Instant::now();
@@ -670,16 +622,13 @@ pub fn seed(url: &str, o: &SeedOpts) -> Res<Seeded> {
         let producer = s.spawn(move || generate(sim, events, per_tx, tx));
         for batch in rx.iter() {
             let t0 = Instant::now();
-            let done = match &mut *conn {
-                DbConn::Pg(c) => write_batch!(c, &batch, per_stmt),
-                DbConn::Sqlite(c) => write_batch!(c, &batch, per_stmt),
-            };
-            done.map_err(|e| format!("inserting events up to seq {}: {e}", batch.size))?;
+            db.seed_audit(&batch.rows, per_stmt)
+                .map_err(|e| format!("inserting events up to seq {}: {e}", batch.size))?;
             insert_busy += t0.elapsed();
-            orders += batch.orders.len();
+            orders += batch.rows.orders.len();
             transactions += 1;
             if last_report.elapsed() > Duration::from_secs(10) {
-                let n = batch.size - head.size;
+                let n = batch.size - head_size;
                 eprintln!(
                     "seed-audit: {n} events ({:.0}/s)",
                     n as f64 / started.elapsed().as_secs_f64()
@@ -692,41 +641,15 @@ pub fn seed(url: &str, o: &SeedOpts) -> Res<Seeded> {
             .map_err(|_| "the generator thread panicked".to_string())
     })?;
     let secs = started.elapsed().as_secs_f64();
-    // PostgreSQL's autovacuum would analyse a table this size soon; do it now so query plans
-    // are the ones production would see. (SQLite is left as the service leaves it.)
-    let mut analyse_secs = None;
-    let mut size_bytes = None;
-    match &mut *conn {
-        DbConn::Pg(c) => {
-            let t0 = Instant::now();
-            diesel::sql_query("ANALYZE audit_events")
-                .execute(c)
-                .and_then(|_| diesel::sql_query("ANALYZE work_orders").execute(c))
-                .map_err(|e| format!("ANALYZE: {e}"))?;
-            analyse_secs = Some(t0.elapsed().as_secs_f64());
-            size_bytes =
-                diesel::sql_query("SELECT pg_total_relation_size('audit_events')::BIGINT AS n")
-                    .get_result::<Count>(c)
-                    .ok()
-                    .map(|c| c.n as u64);
-        }
-        DbConn::Sqlite(_) => {
-            if let crossprov::storage::DatabaseUrl::Sqlite(p) =
-                crossprov::storage::DatabaseUrl::parse(url)
-            {
-                let len = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-                let wal = p.with_extension("db-wal");
-                size_bytes = Some(len(&p) + len(&wal));
-            }
-        }
-    }
+    let size = db.finish_audit_seeding(url).map_err(|e| e.to_string())?;
+    let (analyse_secs, size_bytes) = (size.analyse_secs, size.size_bytes);
     let per_s = events as f64 / secs.max(1e-9);
     let text = format!(
         "seed-audit: {events} events (seq {}..{}) and {orders} work orders in {secs:.1} s = {per_s:.0} events/s \
          ({transactions} transactions of ≤{per_tx} events, {per_stmt} rows per INSERT; generating+hashing {gen_secs:.1} s \
          on its own thread, inserting {:.1} s){}{}\n",
-        head.size + 1,
-        head.size + i64::try_from(events).unwrap_or(0),
+        head_size + 1,
+        head_size + i64::try_from(events).unwrap_or(0),
         insert_busy.as_secs_f64(),
         analyse_secs
             .map(|a| format!("; ANALYZE {a:.1} s"))
@@ -739,7 +662,7 @@ pub fn seed(url: &str, o: &SeedOpts) -> Res<Seeded> {
         json: json!({
             "database": url,
             "events": events,
-            "first_seq": head.size + 1,
+            "first_seq": head_size + 1,
             "orders": orders,
             "seconds": r2(secs),
             "events_per_s": r2(per_s),
@@ -768,22 +691,18 @@ struct Targets {
 }
 
 fn sample_targets(url: &str, want: usize) -> Res<Targets> {
-    let store = Store::open_existing(url).map_err(|e| e.to_string())?;
-    let mut conn = store.connection().map_err(|e| e.to_string())?;
-    let head = crossprov::storage::audit::head(&mut conn).map_err(|e| e.to_string())?;
+    let db = OfflineDb::open_existing(url).map_err(|e| e.to_string())?;
+    let (size, _) = db.audit_head().map_err(|e| e.to_string())?;
     let mut rng = StdRng::seed_from_u64(7);
     let seqs: Vec<i64> = (0..want * 2)
-        .map(|_| rng.gen_range(1..=head.size.max(1)))
+        .map(|_| rng.gen_range(1..=size.max(1)))
         .collect();
-    let rows: Vec<(Option<String>, String, String)> = audit_events::table
-        .filter(audit_events::seq.eq_any(seqs))
-        .select((
-            audit_events::work_order,
-            audit_events::actor,
-            audit_events::action,
-        ))
-        .load(&mut *conn)
-        .map_err(|e| format!("sampling events: {e}"))?;
+    let rows: Vec<(Option<String>, String, String)> = db
+        .sample_events(&seqs)
+        .map_err(|e| format!("sampling events: {e}"))?
+        .into_iter()
+        .map(|e| (e.work_order, e.actor, e.action))
+        .collect();
     let mut work_orders: Vec<String> = rows.iter().filter_map(|r| r.0.clone()).collect();
     work_orders.dedup();
     work_orders.truncate(want);
@@ -793,17 +712,15 @@ fn sample_targets(url: &str, want: usize) -> Res<Targets> {
     let mut actions: Vec<String> = rows.iter().map(|r| r.2.clone()).collect();
     actions.sort();
     actions.dedup();
-    let msisdns: Vec<String> = work_orders::table
-        .filter(work_orders::id.eq_any(work_orders.clone()))
-        .select(work_orders::msisdn)
-        .load(&mut *conn)
+    let msisdns = db
+        .order_msisdns(&work_orders)
         .map_err(|e| format!("sampling numbers: {e}"))?;
     Ok(Targets {
         work_orders,
         actors,
         actions,
         msisdns,
-        size: head.size,
+        size,
     })
 }
 
@@ -812,6 +729,105 @@ const BY_ACTOR: &str = "GET /api/v1/audit/events?actor=";
 const BY_ACTION: &str = "GET /api/v1/audit/events?action=";
 const BY_MSISDN: &str = "GET /api/v1/audit/events?msisdn=";
 const API_VERIFY: &str = "GET /api/v1/audit/verify";
+const CHECKPOINT: &str = "GET /api/v1/audit/checkpoint (new size)";
+const INCLUSION: &str = "GET /api/v1/audit/proof/inclusion";
+const CONSISTENCY: &str = "GET /api/v1/audit/proof/consistency";
+const GROW: &str = "GET /api/v1/audit/events?format=ndjson (appends)";
+
+/// The checkpoint's signed size and head (the signature is the service's business here;
+/// the tests check it).
+fn checkpoint_claims(reply: &Value) -> Option<(u64, Hash)> {
+    use base64::Engine;
+    let jws = reply["checkpoint"].as_str()?;
+    let payload = jws.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    Some((
+        claims["size"].as_u64()?,
+        from_hex(claims["head"].as_str()?)?,
+    ))
+}
+
+fn hashes(v: &Value) -> Option<Vec<Hash>> {
+    v.as_array()?
+        .iter()
+        .map(|h| from_hex(h.as_str()?))
+        .collect()
+}
+
+/// Rounds of: grow the log by one event, take a checkpoint (a fresh signature over the head
+/// at the new size), then an inclusion and a consistency proof at that size, each checked
+/// against the checkpoint's head. Returns what did not verify.
+async fn checkpoints_and_proofs(
+    api: &Api,
+    token: &str,
+    rounds: usize,
+    stats: &mut Stats,
+) -> Vec<String> {
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut wrong = Vec::new();
+    let mut previous: Option<(u64, Hash)> = None;
+    for round in 0..rounds {
+        // An export is audited: one event, so the next checkpoint has a new size.
+        let grow = format!("/api/v1/audit/events?format=ndjson&actor=bench.nobody.{round}");
+        api.call(stats, GROW, false, Method::GET, &grow, token, None)
+            .await;
+        let Some(cp) = api
+            .json(
+                stats,
+                CHECKPOINT,
+                false,
+                Method::GET,
+                "/api/v1/audit/checkpoint",
+                token,
+                None,
+            )
+            .await
+        else {
+            continue;
+        };
+        let Some((size, head)) = checkpoint_claims(&cp) else {
+            wrong.push(format!("checkpoint {round}: unreadable {cp}"));
+            continue;
+        };
+        let seq = rng.gen_range(1..=size);
+        let path = format!("/api/v1/audit/proof/inclusion?seq={seq}&size={size}");
+        if let Some(p) = api
+            .json(stats, INCLUSION, false, Method::GET, &path, token, None)
+            .await
+        {
+            let leaf = p["leaf_hash"].as_str().and_then(from_hex);
+            let ok = matches!((leaf, hashes(&p["path"])), (Some(leaf), Some(path))
+                if verify_inclusion(&leaf, seq - 1, size, &path, &head));
+            if !ok {
+                wrong.push(format!("inclusion of {seq} at {size} does not verify"));
+            }
+        }
+        // From a random earlier size, or from the previous checkpoint (whose head is known).
+        let (from, from_head) = match previous {
+            Some((s, h)) if round % 2 == 1 => (s, Some(h)),
+            _ => (rng.gen_range(1..=size), None),
+        };
+        let path = format!("/api/v1/audit/proof/consistency?from={from}&to={size}");
+        if let Some(p) = api
+            .json(stats, CONSISTENCY, false, Method::GET, &path, token, None)
+            .await
+        {
+            let verifies = match (from_head, hashes(&p["path"])) {
+                (Some(old), Some(path)) => verify_consistency(from, size, &old, &head, &path),
+                (None, Some(_)) => true,
+                (_, None) => false,
+            };
+            if !verifies {
+                wrong.push(format!("consistency {from}→{size} does not verify"));
+            }
+        }
+        previous = Some((size, head));
+    }
+    wrong
+}
 
 pub struct Measured {
     pub json: Value,
@@ -838,8 +854,8 @@ pub fn measure(url: &str, k: &Knobs, args: &ServerArgs) -> Res<Measured> {
         (BY_ACTION, "action", &targets.actions),
         (BY_MSISDN, "msisdn", &targets.msisdns),
     ];
-    let (stats, hits, walls, api_verify, baseline) =
-        actix_web::rt::System::new().block_on(async {
+    let (stats, hits, walls, api_verify, baseline, unverified) = actix_web::rt::System::new()
+        .block_on(async {
             server.wait_ready(&api, Duration::from_secs(120)).await?;
             let token = api.login(&auditor).await?;
             let baseline = crate::env::proc_status_kib(pid, "VmRSS");
@@ -887,6 +903,8 @@ pub fn measure(url: &str, k: &Knobs, args: &ServerArgs) -> Res<Measured> {
                 walls.push((label, phase.elapsed().as_secs_f64()));
                 hits.push((label, total_items as f64 / k.queries.max(1) as f64));
             }
+            eprintln!("audit: {} rounds of checkpoint and proofs …", k.proofs);
+            let unverified = checkpoints_and_proofs(&api, &token, k.proofs, &mut stats).await;
             let api_verify = if k.skip_api_verify {
                 None
             } else {
@@ -921,7 +939,7 @@ pub fn measure(url: &str, k: &Knobs, args: &ServerArgs) -> Res<Measured> {
                     }
                 })
             };
-            Ok::<_, String>((stats, hits, walls, api_verify, baseline))
+            Ok::<_, String>((stats, hits, walls, api_verify, baseline, unverified))
         })?;
     let peak = server.status_kib("VmHWM");
     server.stop();
@@ -985,7 +1003,7 @@ pub fn measure(url: &str, k: &Knobs, args: &ServerArgs) -> Res<Measured> {
         mib(peak),
         mib(baseline)
     ));
-    let mut problems = Vec::new();
+    let mut problems = unverified;
     if stats.errors > 0 {
         problems.push(format!(
             "audit {}: {} errors, first: {}",

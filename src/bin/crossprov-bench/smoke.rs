@@ -119,6 +119,7 @@ pub fn run(o: &Opts, args: &ServerArgs) -> Res<Outcome> {
                 queries: 5,
                 query_clients: 2,
                 skip_api_verify: false,
+                proofs: 3,
             },
         };
         let v = section(

@@ -3,6 +3,8 @@
 //! questions on a database opened as it is, never a raw connection, so the only way to
 //! write a step of the service stays `Services`.
 
+pub mod audit;
+
 use super::{StorageError, Store};
 
 mod evidence;

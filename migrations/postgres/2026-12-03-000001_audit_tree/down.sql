@@ -1,0 +1,3 @@
+ALTER TABLE audit_head DROP COLUMN frontier;
+DROP TABLE audit_tree_nodes;
+DROP FUNCTION audit_tree_nodes_refuse_change();

@@ -1,0 +1,244 @@
+//! The audit trail, offline: the CLI's `audit verify [--checkpoint]`, and the benchmark's
+//! seeding of a big valid log and its sampling of values to query with.
+
+use std::path::Path;
+
+use chrono::NaiveDateTime;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+
+use super::OfflineDb;
+use crate::audit::checkpoint::{self, CheckpointClaims};
+use crate::audit::tree::NodeId;
+use crate::audit::{chain, VerifyReport};
+use crate::storage::audit::{self as store, Head};
+use crate::storage::schema::{audit_events, audit_msisdn, work_orders};
+use crate::storage::{DatabaseUrl, DbConn, StorageError};
+
+pub use crate::storage::audit::AuditRow;
+
+/// What `audit verify` found: the chain and tree, and the checkpoint's verdict if one was given.
+#[derive(Debug, Clone)]
+pub struct AuditVerdict {
+    pub report: VerifyReport,
+    /// `Err` says why the log does not agree with the checkpoint (or why it could not be read).
+    pub checkpoint: Option<Result<CheckpointClaims, String>>,
+}
+
+/// A work order as the seeding writes it: its row as the service would have left it.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = work_orders)]
+pub struct SeedOrder {
+    pub id: String,
+    pub reference: String,
+    pub msisdn: String,
+    pub home_province: String,
+    pub target_province: String,
+    pub target_city: String,
+    pub state: String,
+    pub version: i64,
+    pub reason: String,
+    pub expected_name: Option<String>,
+    pub opened_by: String,
+    pub claimed_by: Option<String>,
+    pub claimed_hall_id: Option<String>,
+    pub due_at: NaiveDateTime,
+    pub deadline_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub verification_id: Option<String>,
+}
+
+/// One transaction's worth of seeding: events that extend the log (hashed and linked by the
+/// caller with `audit::chain`), and the orders they finished.
+#[derive(Debug, Clone, Default)]
+pub struct SeedBatch {
+    pub events: Vec<AuditRow>,
+    pub orders: Vec<SeedOrder>,
+}
+
+/// An event's filterable values, for the benchmark's queries.
+#[derive(Debug, Clone, Queryable)]
+pub struct EventSample {
+    pub work_order: Option<String>,
+    pub actor: String,
+    pub action: String,
+}
+
+/// What the seeded database looks like afterwards.
+#[derive(Debug, Clone, Default)]
+pub struct SeededSize {
+    /// PostgreSQL's ANALYZE of the seeded tables, in seconds.
+    pub analyse_secs: Option<f64>,
+    /// The audit tables on disk (PostgreSQL), or the whole file with its WAL (SQLite).
+    pub size_bytes: Option<u64>,
+}
+
+#[derive(Debug, QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Multi-row INSERTs run on each backend's own connection (not through MultiBackend).
+macro_rules! insert_rows {
+    ($c:expr, $batch:expr, $named:expr, $per:expr) => {{
+        for chunk in $batch.events.chunks($per) {
+            diesel::insert_into(audit_events::table)
+                .values(chunk)
+                .execute($c)?;
+        }
+        for chunk in $named.chunks($per) {
+            diesel::insert_into(audit_msisdn::table)
+                .values(chunk)
+                .execute($c)?;
+        }
+        // 18 columns a row: keep each statement's parameters under SQLite's limit.
+        for chunk in $batch.orders.chunks(($per / 2).clamp(1, 1000)) {
+            diesel::insert_into(work_orders::table)
+                .values(chunk)
+                .execute($c)?;
+        }
+    }};
+}
+
+impl OfflineDb {
+    /// Re-hashes the whole chain, rebuilds and compares the stored Merkle tree, and checks a
+    /// checkpoint kept elsewhere against the intact prefix: one read snapshot.
+    pub fn verify_audit(
+        &self,
+        checkpoint_file: Option<&Path>,
+    ) -> Result<AuditVerdict, StorageError> {
+        let mut conn = self.store.connection()?;
+        conn.transaction(|c| {
+            let report = crate::audit::verify_all(c)?;
+            let checkpoint = checkpoint_file.map(|path| checkpoint::check_file(c, path, &report));
+            Ok(AuditVerdict { report, checkpoint })
+        })
+    }
+
+    /// The log's size and last event hash (the seeding continues from there).
+    pub fn audit_head(&self) -> Result<(i64, String), StorageError> {
+        store::size_and_hash(&mut *self.store.connection()?)
+    }
+
+    /// A seeding tool, not a way to record events: appends the batch's events in multi-row
+    /// INSERTs (far faster than one `audit::append` each), with what `append` keeps beside
+    /// them (the `msisdn` index, the Merkle subtrees they complete, the head and its
+    /// frontier), plus the batch's orders, in one transaction under the chain lock. The
+    /// events must continue the log: the next `seq`, linked to the head's hash.
+    pub fn seed_audit(
+        &self,
+        batch: &SeedBatch,
+        rows_per_statement: usize,
+    ) -> Result<(), StorageError> {
+        let per = rows_per_statement.clamp(1, 3000);
+        // Storage's own transaction, not a service step: nothing of the service runs here.
+        let mut pooled = self.store.connection()?;
+        let conn: &mut DbConn = &mut pooled;
+        conn.transaction(|c| -> Result<(), StorageError> {
+            store::lock_head(c)?;
+            let head = store::head(c)?;
+            let mut frontier = head.frontier()?;
+            let mut prev = head.hash.clone();
+            let mut nodes: Vec<(NodeId, chain::Hash)> = Vec::new();
+            for (i, e) in batch.events.iter().enumerate() {
+                let seq_ok = i64::try_from(i).map(|i| head.size + 1 + i) == Ok(e.seq);
+                let leaf = chain::from_hex(&e.hash).filter(|_| seq_ok && e.prev_hash == prev);
+                let Some(leaf) = leaf else {
+                    return Err(StorageError::Corrupt(format!(
+                        "seeding: event {} does not continue the log at {}",
+                        e.seq, head.size
+                    )));
+                };
+                nodes.extend(frontier.push(leaf));
+                prev.clone_from(&e.hash);
+            }
+            // The service indexes events that name a number (see `audit::log::append`).
+            let named: Vec<_> = batch
+                .events
+                .iter()
+                .filter(|e| e.detail.contains("\"msisdn\""))
+                .filter_map(|e| {
+                    let v: serde_json::Value = serde_json::from_str(&e.detail).ok()?;
+                    let m = v.get("msisdn")?.as_str()?.to_owned();
+                    Some((audit_msisdn::msisdn.eq(m), audit_msisdn::seq.eq(e.seq)))
+                })
+                .collect();
+            match c {
+                DbConn::Pg(c) => insert_rows!(c, batch, named, per),
+                DbConn::Sqlite(c) => insert_rows!(c, batch, named, per),
+            }
+            store::insert_nodes(c, &nodes)?;
+            let size = head.size + i64::try_from(batch.events.len()).unwrap_or_default();
+            store::set_head(
+                c,
+                &Head {
+                    size,
+                    hash: prev,
+                    frontier: Some(frontier.encode()),
+                },
+            )
+        })
+    }
+
+    /// After seeding: PostgreSQL's autovacuum would analyse tables this size soon, so do it
+    /// now (query plans as production would see them); SQLite is left as the service leaves
+    /// it. Reports the size on disk.
+    pub fn finish_audit_seeding(&self, url: &str) -> Result<SeededSize, StorageError> {
+        let mut conn = self.store.connection()?;
+        match &mut *conn {
+            DbConn::Pg(c) => {
+                let t0 = std::time::Instant::now();
+                c.batch_execute(
+                    "ANALYZE audit_events; ANALYZE audit_tree_nodes; ANALYZE work_orders",
+                )?;
+                let analyse_secs = Some(t0.elapsed().as_secs_f64());
+                let size_bytes = diesel::sql_query(
+                    "SELECT (pg_total_relation_size('audit_events') \
+                     + pg_total_relation_size('audit_tree_nodes'))::BIGINT AS n",
+                )
+                .get_result::<Count>(c)
+                .ok()
+                .and_then(|row| u64::try_from(row.n).ok());
+                Ok(SeededSize {
+                    analyse_secs,
+                    size_bytes,
+                })
+            }
+            DbConn::Sqlite(_) => {
+                let size_bytes = match DatabaseUrl::parse(url) {
+                    DatabaseUrl::Sqlite(p) => {
+                        let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+                        Some(len(&p) + len(&p.with_extension("db-wal")))
+                    }
+                    DatabaseUrl::Postgres(_) => None,
+                };
+                Ok(SeededSize {
+                    analyse_secs: None,
+                    size_bytes,
+                })
+            }
+        }
+    }
+
+    /// The filterable values of the events at these `seq`s (those that exist).
+    pub fn sample_events(&self, seqs: &[i64]) -> Result<Vec<EventSample>, StorageError> {
+        Ok(audit_events::table
+            .filter(audit_events::seq.eq_any(seqs))
+            .select((
+                audit_events::work_order,
+                audit_events::actor,
+                audit_events::action,
+            ))
+            .load(&mut *self.store.connection()?)?)
+    }
+
+    /// The mobile numbers of these orders (those that exist).
+    pub fn order_msisdns(&self, ids: &[String]) -> Result<Vec<String>, StorageError> {
+        Ok(work_orders::table
+            .filter(work_orders::id.eq_any(ids))
+            .select(work_orders::msisdn)
+            .load(&mut *self.store.connection()?)?)
+    }
+}

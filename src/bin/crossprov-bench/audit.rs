@@ -540,6 +540,7 @@ impl Sim {
             target_province: h.province.to_owned(),
             // The simulated halls are not rows of `halls`; the order keeps its city only.
             target_city: h.city.to_owned(),
+            target_hall_id: None,
             state: o.state.to_owned(),
             version: o.version,
             reason: "用户长期在外省居住".into(),
@@ -552,6 +553,7 @@ impl Sim {
             created_at: micros_to_naive(o.created_us),
             updated_at: micros_to_naive(o.updated_us),
             verification_id: o.verification_id.clone(),
+            receipt: None,
         }
     }
 

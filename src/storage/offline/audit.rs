@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use chrono::NaiveDateTime;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
@@ -26,28 +25,7 @@ pub struct AuditVerdict {
 }
 
 /// A work order as the seeding writes it: its row as the service would have left it.
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = work_orders)]
-pub struct SeedOrder {
-    pub id: String,
-    pub reference: String,
-    pub msisdn: String,
-    pub home_province: String,
-    pub target_province: String,
-    pub target_city: String,
-    pub state: String,
-    pub version: i64,
-    pub reason: String,
-    pub expected_name: Option<String>,
-    pub opened_by: String,
-    pub claimed_by: Option<String>,
-    pub claimed_hall_id: Option<String>,
-    pub due_at: NaiveDateTime,
-    pub deadline_at: NaiveDateTime,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
-    pub verification_id: Option<String>,
-}
+pub use crate::storage::work_orders::WorkOrderRow as SeedOrder;
 
 /// One transaction's worth of seeding: events that extend the log (hashed and linked by the
 /// caller with `audit::chain`), and the orders they finished.
@@ -93,7 +71,7 @@ macro_rules! insert_rows {
                 .values(chunk)
                 .execute($c)?;
         }
-        // 18 columns a row: keep each statement's parameters under SQLite's limit.
+        // 20 columns a row: keep each statement's parameters under SQLite's limit.
         for chunk in $batch.orders.chunks(($per / 2).clamp(1, 1000)) {
             diesel::insert_into(work_orders::table)
                 .values(chunk)

@@ -225,7 +225,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
                 hall_id,
                 email,
             };
-            let user = add_cli_user(&store, &req)
+            let user = add_cli_user(&store, &crate::service::Clock::default(), &req)
                 .map_err(|e| crate::http::problem::ApiError::from(e).to_string())?;
             println!("{}", json!(user));
             Ok(ExitCode::SUCCESS)

@@ -75,7 +75,7 @@ pub struct SlaSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct VerificationSettings {
     pub max_skew_seconds: i64,
-    pub required_evidence: Vec<String>,
+    pub required_evidence: Vec<crate::domain::evidence::EvidenceKind>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -277,6 +277,10 @@ mod tests {
             ("[mail]\ntransport = \"pigeon\"\n", "mail.transport"),
             // The file's spelling only: the values are lowercase.
             ("[evidence]\nstore = \"S3\"\n", "evidence.store"),
+            (
+                "[verification]\nrequired_evidence = [\"id_front\", \"selfie\"]\n",
+                "verification.required_evidence",
+            ),
         ] {
             let err = load_file(text).unwrap_err().to_string();
             assert!(err.contains(key), "{text:?} gave {err:?}");
@@ -292,6 +296,15 @@ mod tests {
         assert_eq!(s.evidence.store, EvidenceBackend::S3);
         assert_eq!(s.log.format, LogFormat::Json);
         assert_eq!(s.mail.transport, MailTransport::Smtp);
+        use crate::domain::evidence::EvidenceKind;
+        assert_eq!(
+            s.verification.required_evidence,
+            [
+                EvidenceKind::IdFront,
+                EvidenceKind::IdBack,
+                EvidenceKind::LivePhoto
+            ]
+        );
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub fn format_at(at: DateTime<Utc>) -> String {
 }
 
 /// Takes the chain's lock; call first in every write transaction.
-pub fn lock(conn: &mut DbConn) -> Result<(), StorageError> {
+pub(crate) fn lock(conn: &mut DbConn) -> Result<(), StorageError> {
     store::lock_head(conn)
 }
 
@@ -49,7 +49,7 @@ pub fn lock(conn: &mut DbConn) -> Result<(), StorageError> {
 /// subtrees the new leaf completes and the new frontier with it. On SQLite the caller holds
 /// the lock (`lock` first in the transaction); on PostgreSQL reading the head takes it if
 /// the transaction has not already.
-pub fn append(
+pub(crate) fn append(
     conn: &mut DbConn,
     by: &Recorder,
     action: AuditAction,
@@ -215,7 +215,7 @@ fn stored(row: AuditRow) -> StoredEvent {
 /// whose tail was cut no longer reaches it), and so must the stored tree: every subtree,
 /// the frontier, and nothing more. Call first in a read transaction: it makes it one
 /// snapshot, so a log growing meanwhile is seen as it was.
-pub fn verify_all(conn: &mut DbConn) -> Result<VerifyReport, StorageError> {
+pub(crate) fn verify_all(conn: &mut DbConn) -> Result<VerifyReport, StorageError> {
     const PAGE: i64 = 5000;
     store::snapshot(conn)?;
     let mut verifier = ChainVerifier::new();

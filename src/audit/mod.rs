@@ -9,4 +9,5 @@ pub mod log;
 pub mod tree;
 
 pub use crate::domain::AuditAction;
-pub use log::{append, lock, verify_all, Recorder, TreeCheck, VerifyReport};
+pub(crate) use log::{append, lock, verify_all};
+pub use log::{Recorder, TreeCheck, VerifyReport};

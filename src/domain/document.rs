@@ -6,13 +6,15 @@
 //! exists.
 
 use std::fmt;
+use strum::{EnumIter, EnumString, IntoStaticStr};
 
 use chrono::NaiveDate;
 
 use super::id_number::{birth_date, check_char, IdNumber};
 
 /// The identity document a subscriber registers with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, IntoStaticStr, EnumString, EnumIter)]
+#[strum(serialize_all = "snake_case")]
 pub enum DocumentType {
     /// 居民身份证 (GB 11643).
     ResidentId,
@@ -25,37 +27,22 @@ pub enum DocumentType {
     /// 外国人永久居留身份证.
     ForeignPermanentResidence,
     /// 港澳台居民居住证.
+    #[strum(serialize = "hmt_residence_permit")]
     HkMacauTaiwanResidencePermit,
 }
 
 impl DocumentType {
-    pub const ALL: &'static [DocumentType] = &[
-        DocumentType::ResidentId,
-        DocumentType::Passport,
-        DocumentType::HkMacauPermit,
-        DocumentType::TaiwanPermit,
-        DocumentType::ForeignPermanentResidence,
-        DocumentType::HkMacauTaiwanResidencePermit,
-    ];
-
     /// Parses the wire name (exact, case-sensitive, as the API contract
     /// defines it).
     #[must_use]
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|ty| ty.as_str() == s)
+        s.parse().ok()
     }
 
     /// The wire name.
     #[must_use]
     pub fn as_str(self) -> &'static str {
-        match self {
-            DocumentType::ResidentId => "resident_id",
-            DocumentType::Passport => "passport",
-            DocumentType::HkMacauPermit => "hk_macau_permit",
-            DocumentType::TaiwanPermit => "taiwan_permit",
-            DocumentType::ForeignPermanentResidence => "foreign_permanent_residence",
-            DocumentType::HkMacauTaiwanResidencePermit => "hmt_residence_permit",
-        }
+        self.into()
     }
 }
 
@@ -155,6 +142,7 @@ fn is_hmt_residence_permit(b: &[u8], today: NaiveDate) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strum::IntoEnumIterator;
 
     fn today() -> NaiveDate {
         match NaiveDate::from_ymd_opt(2024, 6, 1) {
@@ -185,12 +173,12 @@ mod tests {
 
     #[test]
     fn wire_names_round_trip() {
-        assert_eq!(DocumentType::ALL.len(), 6);
-        for ty in DocumentType::ALL {
-            assert_eq!(DocumentType::parse(ty.as_str()), Some(*ty));
+        assert_eq!(DocumentType::iter().count(), 6);
+        for ty in DocumentType::iter() {
+            assert_eq!(DocumentType::parse(ty.as_str()), Some(ty));
             assert_eq!(ty.to_string(), ty.as_str());
         }
-        let names: Vec<&str> = DocumentType::ALL.iter().map(|t| t.as_str()).collect();
+        let names: Vec<&str> = DocumentType::iter().map(|t| t.as_str()).collect();
         assert_eq!(
             names,
             [

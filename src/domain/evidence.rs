@@ -1,13 +1,19 @@
 //! Evidence files the hall sends back: their kinds, the media types accepted, and how a
 //! file's first bytes prove its type. Pure: the bytes come in, a verdict goes out.
 
+use strum::{EnumIter, EnumString, IntoStaticStr};
+
 use super::access::{Actor, Permission, Role};
 use super::error::{DomainError, Invalid};
 use super::verification::EvidenceClaim;
 use super::work_order::{State, WorkOrder};
 
-/// What a file shows; part of the public contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What a file shows; part of the public contract (the strings are the contract's).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, IntoStaticStr, EnumString, EnumIter, serde::Deserialize,
+)]
+#[strum(serialize_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum EvidenceKind {
     IdFront,
     IdBack,
@@ -17,26 +23,12 @@ pub enum EvidenceKind {
 }
 
 impl EvidenceKind {
-    pub const ALL: [EvidenceKind; 5] = [
-        Self::IdFront,
-        Self::IdBack,
-        Self::LivePhoto,
-        Self::RegistrationForm,
-        Self::Other,
-    ];
-
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
+        s.parse().ok()
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::IdFront => "id_front",
-            Self::IdBack => "id_back",
-            Self::LivePhoto => "live_photo",
-            Self::RegistrationForm => "registration_form",
-            Self::Other => "other",
-        }
+        self.into()
     }
 }
 
@@ -158,7 +150,7 @@ pub fn check_binding(
     claimed: &[EvidenceClaim],
     uploaded: &[UploadedFile],
     is_match: bool,
-    required: &[String],
+    required: &[EvidenceKind],
 ) -> Result<(), DomainError> {
     for (i, entry) in claimed.iter().enumerate() {
         let on_record = uploaded
@@ -177,11 +169,11 @@ pub fn check_binding(
     if is_match {
         if let Some(absent) = required
             .iter()
-            .find(|kind| !claimed.iter().any(|e| &e.kind == *kind))
+            .find(|kind| !claimed.iter().any(|e| e.kind == kind.as_str()))
         {
             return Err(missing(
                 "evidence".into(),
-                format!("a match must include a {absent} file"),
+                format!("a match must include a {} file", absent.as_str()),
             ));
         }
     }
@@ -191,6 +183,7 @@ pub fn check_binding(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strum::IntoEnumIterator;
 
     fn claim(kind: &str, sha: &str) -> EvidenceClaim {
         EvidenceClaim {
@@ -232,7 +225,7 @@ mod tests {
 
     #[test]
     fn kinds_round_trip() {
-        for k in EvidenceKind::ALL {
+        for k in EvidenceKind::iter() {
             assert_eq!(EvidenceKind::parse(k.as_str()), Some(k));
         }
         assert_eq!(EvidenceKind::parse("selfie"), None);
@@ -250,7 +243,7 @@ mod tests {
     fn binding_needs_every_entry_on_record_and_the_required_kinds() {
         let a = "a".repeat(64);
         let b = "b".repeat(64);
-        let required = vec!["id_front".to_owned(), "live_photo".to_owned()];
+        let required = [EvidenceKind::IdFront, EvidenceKind::LivePhoto];
         let uploaded = vec![file("id_front", &a), file("live_photo", &b)];
         let both = [claim("id_front", &a), claim("live_photo", &b)];
         assert!(check_binding(&both, &uploaded, true, &required).is_ok());

@@ -78,3 +78,46 @@ id_type!(
     VerificationId,
     fresh
 );
+
+impl Username {
+    /// A new user's name: 1–64 letters, digits and `. _ - @` (names already stored or carried
+    /// in a token were checked when the user was made).
+    pub fn parse(raw: &str) -> Result<Self, super::DomainError> {
+        let name = raw.trim();
+        let valid = !name.is_empty()
+            && name.chars().count() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
+        if valid {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(super::DomainError::invalid(
+                super::Invalid::Field,
+                "username",
+                "1-64 characters of letters, digits and . _ - @",
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_username_is_letters_digits_and_a_few_marks() {
+        assert_eq!(
+            Username::parse(" clerk.yn ").map(|u| u.into_string()),
+            Ok("clerk.yn".into())
+        );
+        assert!(Username::parse("staff-01@jn_lx").is_ok());
+        for bad in ["", "   ", "张三", "a b", &"x".repeat(65)] {
+            assert_eq!(
+                Username::parse(bad).unwrap_err().field(),
+                Some("username"),
+                "{bad:?}"
+            );
+        }
+    }
+}

@@ -339,6 +339,42 @@ mod tests {
         }
     }
 
+    /// `DomainError::reason` (what audit details record) is the code the caller gets, for
+    /// every variant: the match below stops compiling when a variant is added.
+    #[test]
+    fn every_domain_error_records_the_code_it_answers_with() {
+        let mut all = vec![
+            DomainError::Forbidden("f".into()),
+            DomainError::NotFound("n".into()),
+            DomainError::VersionConflict {
+                given: 1,
+                current: 2,
+            },
+            DomainError::InvalidState {
+                from: "open",
+                action: "complete",
+            },
+            DomainError::AlreadyExists {
+                what: "w".into(),
+                field: None,
+            },
+            DomainError::MislabelledFile("m".into()),
+        ];
+        all.extend(Invalid::iter().map(|w| DomainError::invalid(w, "f", "d")));
+        for e in &all {
+            match e {
+                DomainError::Forbidden(_)
+                | DomainError::NotFound(_)
+                | DomainError::VersionConflict { .. }
+                | DomainError::InvalidState { .. }
+                | DomainError::AlreadyExists { .. }
+                | DomainError::MislabelledFile(_)
+                | DomainError::Invalid { .. } => {}
+            }
+            assert_eq!(e.reason(), ErrorCode::from(e).as_str(), "{e:?}");
+        }
+    }
+
     #[test]
     fn every_code_has_a_status_and_titles_in_both_languages() {
         for code in ErrorCode::iter() {

@@ -54,7 +54,8 @@ pub struct VerifyView {
     pub tree: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
 pub enum ExportFormat {
     Ndjson,
     Csv,
@@ -62,18 +63,11 @@ pub enum ExportFormat {
 
 impl ExportFormat {
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "ndjson" => Some(Self::Ndjson),
-            "csv" => Some(Self::Csv),
-            _ => None,
-        }
+        s.parse().ok()
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ndjson => "ndjson",
-            Self::Csv => "csv",
-        }
+        self.into()
     }
 
     pub fn content_type(self) -> &'static str {

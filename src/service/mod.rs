@@ -73,16 +73,6 @@ impl Services {
             settings.database.sqlite_busy_timeout_ms,
         )?;
         let service_key = ServiceKey::load_or_generate(&settings.service_key_path())?;
-        if let Some(bad) = settings
-            .verification
-            .required_evidence
-            .iter()
-            .find(|k| crate::domain::evidence::EvidenceKind::parse(k).is_none())
-        {
-            return Err(Error::Internal(format!(
-                "verification.required_evidence names an unknown kind {bad:?}"
-            )));
-        }
         let evidence = EvidenceStore::open(&settings)?;
         if settings.evidence.store != crate::config::EvidenceBackend::S3
             && matches!(

@@ -8,7 +8,7 @@ use super::halls::optional_email;
 use super::{auth, recorder, write_blocking, ChainLock, Clock, Refusal, Result, Services};
 use crate::audit::{self, AuditAction, Recorder};
 use crate::domain::access::{Actor, Permission, Role};
-use crate::domain::{region, DomainError, Invalid};
+use crate::domain::{region, DomainError, Invalid, Username};
 use crate::storage::{halls, users, DbConn, Store};
 use chrono::{DateTime, Utc};
 
@@ -56,17 +56,7 @@ fn insert_user(
         }
         .into());
     }
-    let valid_name = !username.is_empty()
-        && username.chars().count() <= 64
-        && username
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
-    if !valid_name {
-        return Err(invalid(
-            "username",
-            "1-64 characters of letters, digits and . _ - @",
-        ));
-    }
+    let username = Username::parse(username)?;
     if req.password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(invalid(
             "password",
@@ -116,7 +106,7 @@ fn insert_user(
     let email = optional_email(req.email.as_deref())?.map(|e| e.into_string());
     let user = users::User {
         id: uuid::Uuid::now_v7().to_string(),
-        username: username.to_owned(),
+        username: username.into_string(),
         password_hash,
         role: role.as_str().to_owned(),
         province,
@@ -145,11 +135,11 @@ fn insert_user(
 
 /// Creates a user from the command line (how the first admin is made), on the calling
 /// thread; audited with actor `cli`.
-pub fn add_cli_user(store: &Store, req: &NewUser) -> Result<UserView> {
+pub(crate) fn add_cli_user(store: &Store, clock: &Clock, req: &NewUser) -> Result<UserView> {
     let hash = auth::hash_password(&req.password)?;
     write_blocking(
         store,
-        &Clock::default(),
+        clock,
         ChainLock::First,
         &Recorder::cli(),
         |tx, now| create(tx, &Recorder::cli(), req, hash, now),
@@ -187,7 +177,7 @@ impl Services {
 
     /// `add_cli_user` on this service's database (tests seed their first admin so).
     pub fn add_cli_user(&self, req: &NewUser) -> Result<UserView> {
-        add_cli_user(&self.store, req)
+        add_cli_user(&self.store, &self.clock, req)
     }
 
     pub async fn me(&self, actor: Actor) -> Result<serde_json::Value> {

@@ -51,7 +51,7 @@ impl From<StorageError> for CheckError {
 /// The settings the checks read.
 struct ResultLimits {
     max_skew_seconds: i64,
-    required_evidence: Vec<String>,
+    required_evidence: Vec<crate::domain::evidence::EvidenceKind>,
 }
 
 /// Every check that can refuse the result, in the contract's order; each refusal is a 422.

@@ -27,7 +27,7 @@ pub use error::StorageError;
 use crate::service::WritePermit;
 
 #[derive(diesel::MultiConnection)]
-pub enum DbConn {
+pub(crate) enum DbConn {
     Pg(diesel::PgConnection),
     Sqlite(diesel::SqliteConnection),
 }
@@ -67,7 +67,7 @@ pub enum Backend {
 
 /// Opens connections of the kind the URL names, each prepared the same way.
 #[derive(Debug, Clone)]
-pub struct Connector {
+pub(crate) struct Connector {
     url: DatabaseUrl,
     sqlite_busy_timeout_ms: u64,
     /// Connections of the readers' pool refuse to write, so `Store::read` cannot become a
@@ -181,7 +181,7 @@ where
 /// SQLite itself makes a blocked writer sleep and poll (1–100 ms naps), which leaves the
 /// lock idle and stretches tails to seconds; a mutex hands it over at once.
 #[derive(Clone)]
-pub struct Store {
+pub(crate) struct Store {
     pool: r2d2::Pool<Connector>,
     readers: r2d2::Pool<Connector>,
     backend: Backend,
@@ -212,7 +212,8 @@ impl Store {
                 )));
             }
         }
-        Self::pool(Connector::new(url, 10_000), 1)
+        // Verification changes nothing: even its "writers" are read-only connections.
+        Self::pool(Connector::new(url, 10_000).read_only(), 1)
     }
 
     fn pool(connector: Connector, pool_size: u32) -> Result<Self, StorageError> {

@@ -28,9 +28,4 @@ impl OfflineDb {
             store: Store::open(url, 1, 10_000)?,
         })
     }
-
-    #[allow(dead_code)]
-    pub(crate) fn store(&self) -> &Store {
-        &self.store
-    }
 }

@@ -159,14 +159,54 @@ pub struct AcceptedResult {
 }
 
 /// The accepted result a completion rests on, and the receipt the service signed for it.
+/// Built only through `Completion::of` (which holds the rule that only a match completes)
+/// and `CompletableResult::signed`, so the rule is checked before anything is signed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
-    pub outcome: Outcome,
-    pub result_sha256: String,
+    result: CompletableResult,
+    receipt: String,
+}
+
+/// A result that may complete its order, not yet bound to a receipt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompletableResult {
+    outcome: Outcome,
+    result_sha256: String,
     /// The document as the subscriber's record keeps it (masked), when the result has one.
-    pub document: Option<MaskedDocument>,
-    /// The compact JWS the service signed over the receipt's claims.
-    pub receipt: String,
+    document: Option<MaskedDocument>,
+}
+
+impl Completion {
+    /// Only a result whose outcome is `match` completes an order (422 `outcome_not_match`
+    /// otherwise: the clerk returns or fails it instead).
+    pub fn of(
+        outcome: Outcome,
+        result_sha256: String,
+        document: Option<MaskedDocument>,
+    ) -> Result<CompletableResult, DomainError> {
+        if outcome != Outcome::Match {
+            return Err(DomainError::invalid(
+                Invalid::OutcomeNotMatch,
+                "verification.outcome",
+                "only a result whose outcome is match can complete; return or fail it instead",
+            ));
+        }
+        Ok(CompletableResult {
+            outcome,
+            result_sha256,
+            document,
+        })
+    }
+}
+
+impl CompletableResult {
+    /// Binds the receipt the service signed over this result (a compact JWS).
+    pub fn signed(self, receipt: String) -> Completion {
+        Completion {
+            result: self,
+            receipt,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -373,8 +413,8 @@ pub fn check_version(order: &WorkOrder, if_match: Option<i64>) -> Result<(), Dom
 }
 
 /// The state machine: from the current order and a command, the whole transition. The
-/// caller has already authorised the actor; this checks the state, then what the command
-/// itself requires (only a match completes).
+/// caller has already authorised the actor; this checks the state (a completion's own rule,
+/// only a match, is held by the `Completion` type).
 pub fn decide(
     order: &WorkOrder,
     cmd: &Command,
@@ -419,18 +459,12 @@ pub fn decide(
             )
         }
         Command::Complete(completion) => {
-            if completion.outcome != Outcome::Match {
-                return Err(DomainError::invalid(
-                    Invalid::OutcomeNotMatch,
-                    "verification.outcome",
-                    "only a result whose outcome is match can complete; return or fail it instead",
-                ));
-            }
-            next.receipt = Some(completion.receipt.clone());
+            let Completion { result, receipt } = completion.as_ref();
+            next.receipt = Some(receipt.clone());
             effects.push(Effect::RecordVerified(VerifiedRecord {
                 msisdn: order.msisdn.clone(),
                 home_province: order.home_province.clone(),
-                document: completion.document.clone(),
+                document: result.document.clone(),
                 verified_at: now,
                 work_order_id: order.id.clone(),
             }));
@@ -438,9 +472,9 @@ pub fn decide(
                 AuditAction::WorkOrderCompleted,
                 json!({
                     "verification_id": order.verification_id,
-                    "outcome": completion.outcome.as_str(),
-                    "receipt_sha256": super::sha256_hex(completion.receipt.as_bytes()),
-                    "result_sha256": completion.result_sha256,
+                    "outcome": result.outcome.as_str(),
+                    "receipt_sha256": super::sha256_hex(receipt.as_bytes()),
+                    "result_sha256": result.result_sha256,
                 }),
             )
         }
@@ -512,13 +546,10 @@ mod tests {
         Reason::parse("r").unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn completion(outcome: Outcome) -> Command {
-        Command::Complete(Box::new(Completion {
-            outcome,
-            result_sha256: "ab".repeat(32),
-            document: None,
-            receipt: "header.payload.signature".into(),
-        }))
+    fn completion() -> Command {
+        let result =
+            Completion::of(Outcome::Match, "ab".repeat(32), None).unwrap_or_else(|e| panic!("{e}"));
+        Command::Complete(Box::new(result.signed("header.payload.signature".into())))
     }
 
     fn at() -> DateTime<Utc> {
@@ -591,7 +622,7 @@ mod tests {
                 jti: "j".into(),
                 result_sha256: "00".into(),
             }),
-            completion(Outcome::Match),
+            completion(),
             Command::Return { reason: reason() },
             Command::Fail { reason: reason() },
             Command::Cancel { reason: reason() },
@@ -678,19 +709,14 @@ mod tests {
     fn only_a_match_completes_and_completing_records_the_subscriber_and_the_receipt() {
         let by = clerk("53");
         for outcome in [Outcome::Mismatch, Outcome::NoShow, Outcome::DocumentInvalid] {
-            let err = decide(&order(State::Submitted), &completion(outcome), &by, at());
+            let err = Completion::of(outcome, "ab".repeat(32), None);
             assert_eq!(
                 err.err().and_then(|e| e.what()),
                 Some(Invalid::OutcomeNotMatch)
             );
         }
-        let t = decide(
-            &order(State::Submitted),
-            &completion(Outcome::Match),
-            &by,
-            at(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let t = decide(&order(State::Submitted), &completion(), &by, at())
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             t.next().receipt.as_deref(),
             Some("header.payload.signature")

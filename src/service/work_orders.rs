@@ -422,12 +422,13 @@ impl Services {
                 completed_by: actor.username.to_string(),
                 iat: now.timestamp(),
             };
-            let completion = Completion {
+            // Checked before anything is signed: only a match completes.
+            let completable = Completion::of(
                 outcome,
-                result_sha256: result.result_sha256.clone(),
-                document: result.masked_document(),
-                receipt: receipt::sign(&key, &claims)?,
-            };
+                result.result_sha256.clone(),
+                result.masked_document(),
+            )?;
+            let completion = completable.signed(receipt::sign(&key, &claims)?);
             let cmd = Command::Complete(Box::new(completion));
             let t = work_order::decide(&current, &cmd, &actor, now)?;
             let next = save(tx, &actor, &current, t, now)?;

@@ -450,6 +450,35 @@ fn hex_list(v: &Value) -> Vec<chain::Hash> {
         .collect()
 }
 
+/// The current checkpoint's claims, its signature checked against the JWKS.
+async fn checkpoint_claims(w: &World) -> Value {
+    let cp = w.app.get("/api/v1/audit/checkpoint", &w.auditor).await;
+    let jwks = w.app.get_anon("/.well-known/jwks.json").await;
+    crate::lifecycle::verify_with_jwks(
+        cp.assert_status(200)["checkpoint"].as_str().unwrap(),
+        &jwks.body,
+    )
+}
+
+/// The service's inclusion proof of `seq` at `size` equals the RFC's, from the leaves.
+async fn assert_inclusion_proof(w: &World, leaves: &[chain::Hash], seq: i64, size: i64) {
+    let p = w
+        .app
+        .get(
+            &format!("/api/v1/audit/proof/inclusion?seq={seq}&size={size}"),
+            &w.auditor,
+        )
+        .await;
+    let p = p.assert_status(200);
+    let (t, index) = (&leaves[..size as usize], (seq - 1) as usize);
+    assert_eq!(p["leaf_hash"], chain::to_hex(&t[index]).as_str());
+    assert_eq!(
+        hex_list(&p["path"]),
+        chain::inclusion_proof(t, index).unwrap(),
+        "inclusion {seq}/{size}"
+    );
+}
+
 async fn checkpoints_and_proofs_equal_a_recomputation_from_the_events_after_many_events(
     app: TestApp,
 ) {
@@ -467,12 +496,7 @@ async fn checkpoints_and_proofs_equal_a_recomputation_from_the_events_after_many
             )
             .await;
     }
-    let cp = w.app.get("/api/v1/audit/checkpoint", &w.auditor).await;
-    let jwks = w.app.get_anon("/.well-known/jwks.json").await;
-    let claims = crate::lifecycle::verify_with_jwks(
-        cp.assert_status(200)["checkpoint"].as_str().unwrap(),
-        &jwks.body,
-    );
+    let claims = checkpoint_claims(&w).await;
     let n = claims["size"].as_i64().unwrap();
     assert!(n > 70, "{n}");
     let leaves = leaf_hashes(&w, n).await;
@@ -484,21 +508,7 @@ async fn checkpoints_and_proofs_equal_a_recomputation_from_the_events_after_many
     for size in [1, 2, 3, 5, 8, 13, 31, 32, 33, 63, 64, 65, n - 1, n] {
         let t = &leaves[..size as usize];
         for seq in 1..=size {
-            let p = w
-                .app
-                .get(
-                    &format!("/api/v1/audit/proof/inclusion?seq={seq}&size={size}"),
-                    &w.auditor,
-                )
-                .await;
-            let p = p.assert_status(200);
-            let index = (seq - 1) as usize;
-            assert_eq!(p["leaf_hash"], chain::to_hex(&t[index]).as_str());
-            assert_eq!(
-                hex_list(&p["path"]),
-                chain::inclusion_proof(t, index).unwrap(),
-                "inclusion {seq}/{size}"
-            );
+            assert_inclusion_proof(&w, &leaves, seq, size).await;
             let c = w
                 .app
                 .get(
@@ -508,7 +518,7 @@ async fn checkpoints_and_proofs_equal_a_recomputation_from_the_events_after_many
                 .await;
             assert_eq!(
                 hex_list(&c.assert_status(200)["path"]),
-                chain::consistency_proof(t, index + 1).unwrap(),
+                chain::consistency_proof(t, seq as usize).unwrap(),
                 "consistency {seq}/{size}"
             );
         }
@@ -592,26 +602,13 @@ async fn the_tree_of_a_log_from_before_it_was_kept_is_built_at_start_once(app: T
     assert_eq!(report["head"], before["head"]);
     assert!(report.get("tree").is_none(), "{report}");
     // The service proves from the built tree.
-    let cp = w.app.get("/api/v1/audit/checkpoint", &w.auditor).await;
-    let jwks = w.app.get_anon("/.well-known/jwks.json").await;
-    let claims =
-        crate::lifecycle::verify_with_jwks(cp.body["checkpoint"].as_str().unwrap(), &jwks.body);
+    let claims = checkpoint_claims(&w).await;
     assert_eq!(
         (claims["size"].as_i64(), &claims["head"]),
         (Some(n), &before["head"])
     );
     let leaves = leaf_hashes(&w, n).await;
-    let p = w
-        .app
-        .get(
-            &format!("/api/v1/audit/proof/inclusion?seq=2&size={n}"),
-            &w.auditor,
-        )
-        .await;
-    assert_eq!(
-        hex_list(&p.assert_status(200)["path"]),
-        chain::inclusion_proof(&leaves, 1).unwrap()
-    );
+    assert_inclusion_proof(&w, &leaves, 2, n).await;
     // And appends extend it.
     w.open_order().await;
     let after = w.app.get("/api/v1/audit/verify", &w.auditor).await;

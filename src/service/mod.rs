@@ -75,10 +75,7 @@ impl Services {
         let service_key = ServiceKey::load_or_generate(&settings.service_key_path())?;
         let evidence = EvidenceStore::open(&settings)?;
         if settings.evidence.store != crate::config::EvidenceBackend::S3
-            && matches!(
-                crate::storage::DatabaseUrl::parse(settings.database_url().expose_secret()),
-                crate::storage::DatabaseUrl::Postgres(_)
-            )
+            && store.backend() == crate::storage::Backend::Postgres
         {
             tracing::warn!(
                 dir = %evidence.location,

@@ -47,6 +47,15 @@ fn hashes(path: &Value) -> Vec<crossprov::audit::chain::Hash> {
     path.as_array().expect("path").iter().map(hash).collect()
 }
 
+/// A proof the service answers with 200 (`kind` is `inclusion` or `consistency`).
+async fn proof(w: &World, kind: &str, query: &str) -> Value {
+    let r = w
+        .app
+        .get(&format!("/api/v1/audit/proof/{kind}?{query}"), &w.auditor)
+        .await;
+    r.assert_status(200).clone()
+}
+
 fn audit_verify(app: &TestApp, extra: &[&str]) -> (i32, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_crossprov"))
         .args(["audit", "verify", "--database-url", &app.database_url])
@@ -312,14 +321,7 @@ async fn checkpoints_and_proofs_let_an_auditor_catch_a_rewritten_history(app: Te
 
     // Every event's inclusion proof leads to the signed head.
     for seq in 1..=size {
-        let p = w
-            .app
-            .get(
-                &format!("/api/v1/audit/proof/inclusion?seq={seq}&size={size}"),
-                &w.auditor,
-            )
-            .await;
-        let p = p.assert_status(200);
+        let p = proof(&w, "inclusion", &format!("seq={seq}&size={size}")).await;
         let (leaf, path) = (hash(&p["leaf_hash"]), hashes(&p["path"]));
         assert!(
             chain::verify_inclusion(&leaf, (seq - 1) as u64, size as u64, &path, &head),
@@ -333,14 +335,8 @@ async fn checkpoints_and_proofs_let_an_auditor_catch_a_rewritten_history(app: Te
         crate::lifecycle::verify_with_jwks(cp2.body["checkpoint"].as_str().unwrap(), &jwks.body);
     let size2 = claims2["size"].as_i64().unwrap();
     assert!(size2 > size);
-    let p = w
-        .app
-        .get(
-            &format!("/api/v1/audit/proof/consistency?from={size}&to={size2}"),
-            &w.auditor,
-        )
-        .await;
-    let path = hashes(&p.assert_status(200)["path"]);
+    let p = proof(&w, "consistency", &format!("from={size}&to={size2}")).await;
+    let path = hashes(&p["path"]);
     let head2 = hash(&claims2["head"]);
     assert!(chain::verify_consistency(
         size as u64,
@@ -349,14 +345,8 @@ async fn checkpoints_and_proofs_let_an_auditor_catch_a_rewritten_history(app: Te
         &head2,
         &path
     ));
-    let same = w
-        .app
-        .get(
-            &format!("/api/v1/audit/proof/consistency?from={size}&to={size}"),
-            &w.auditor,
-        )
-        .await;
-    assert_eq!(same.assert_status(200)["path"], json!([]));
+    let same = proof(&w, "consistency", &format!("from={size}&to={size}")).await;
+    assert_eq!(same["path"], json!([]));
     for bad in [
         format!("/api/v1/audit/proof/inclusion?seq={}&size={size}", size + 1),
         format!("/api/v1/audit/proof/inclusion?seq=1&size={}", size2 + 1),
@@ -401,7 +391,7 @@ async fn checkpoints_and_proofs_let_an_auditor_catch_a_rewritten_history(app: Te
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| chain::from_hex(e["hash"].as_str().unwrap()).unwrap())
+        .map(|e| hash(&e["hash"]))
         .collect();
     let mut frontier = crossprov::audit::tree::Frontier::default();
     for leaf in &leaves {
@@ -438,15 +428,7 @@ async fn leaf_hashes(w: &World, size: i64) -> Vec<chain::Hash> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| chain::from_hex(e["hash"].as_str().unwrap()).unwrap())
-        .collect()
-}
-
-fn hex_list(v: &Value) -> Vec<chain::Hash> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|h| chain::from_hex(h.as_str().unwrap()).unwrap())
+        .map(|e| hash(&e["hash"]))
         .collect()
 }
 
@@ -462,18 +444,11 @@ async fn checkpoint_claims(w: &World) -> Value {
 
 /// The service's inclusion proof of `seq` at `size` equals the RFC's, from the leaves.
 async fn assert_inclusion_proof(w: &World, leaves: &[chain::Hash], seq: i64, size: i64) {
-    let p = w
-        .app
-        .get(
-            &format!("/api/v1/audit/proof/inclusion?seq={seq}&size={size}"),
-            &w.auditor,
-        )
-        .await;
-    let p = p.assert_status(200);
+    let p = proof(w, "inclusion", &format!("seq={seq}&size={size}")).await;
     let (t, index) = (&leaves[..size as usize], (seq - 1) as usize);
     assert_eq!(p["leaf_hash"], chain::to_hex(&t[index]).as_str());
     assert_eq!(
-        hex_list(&p["path"]),
+        hashes(&p["path"]),
         chain::inclusion_proof(t, index).unwrap(),
         "inclusion {seq}/{size}"
     );
@@ -509,15 +484,9 @@ async fn checkpoints_and_proofs_equal_a_recomputation_from_the_events_after_many
         let t = &leaves[..size as usize];
         for seq in 1..=size {
             assert_inclusion_proof(&w, &leaves, seq, size).await;
-            let c = w
-                .app
-                .get(
-                    &format!("/api/v1/audit/proof/consistency?from={seq}&to={size}"),
-                    &w.auditor,
-                )
-                .await;
+            let c = proof(&w, "consistency", &format!("from={seq}&to={size}")).await;
             assert_eq!(
-                hex_list(&c.assert_status(200)["path"]),
+                hashes(&c["path"]),
                 chain::consistency_proof(t, seq as usize).unwrap(),
                 "consistency {seq}/{size}"
             );

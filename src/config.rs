@@ -22,6 +22,7 @@ pub struct Settings {
     pub mail: MailSettings,
     pub tls: TlsSettings,
     pub evidence: EvidenceSettings,
+    pub testing: TestingSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -66,10 +67,34 @@ pub enum LogFormat {
     Json,
 }
 
+/// Service levels, counted in working hours on the business calendar.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SlaSettings {
     pub due_hours: i64,
     pub deadline_hours: i64,
+    pub reminder_lead_hours: i64,
+    pub suspension_margin_hours: i64,
+    /// `HH:MM-HH:MM`, Asia/Shanghai.
+    pub opening_hours: String,
+    /// Empty: the calendars compiled in from `config/calendar/`.
+    pub calendar_dir: String,
+    pub timer_interval_seconds: u64,
+    /// Overrides by home province code.
+    #[serde(default)]
+    pub provinces: std::collections::BTreeMap<String, SlaOverride>,
+    /// Opening hours by hall code.
+    #[serde(default)]
+    pub hall_opening_hours: std::collections::BTreeMap<String, String>,
+    /// Escalation address by home province code.
+    #[serde(default)]
+    pub supervisors: std::collections::BTreeMap<String, String>,
+}
+
+/// A province's own due and deadline hours; a key left out keeps the global value.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SlaOverride {
+    pub due_hours: Option<i64>,
+    pub deadline_hours: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -83,13 +108,26 @@ pub struct SigningSettings {
     pub key_file: String,
 }
 
-/// Read at load and checked, but nothing sends mail yet (notifications are a later change).
+/// Notification mail: where it goes and how the outbox delivers it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct MailSettings {
     pub transport: MailTransport,
     /// lettre's URL form, which may carry the SMTP user's password.
     pub smtp_url: SecretString,
+    /// When set, they replace any credentials in `smtp_url`.
+    pub smtp_username: String,
+    pub smtp_password: SecretString,
     pub from: String,
+    /// Where the links in mail point (the order is at `<base_url>/api/v1/work-orders/<id>`).
+    pub base_url: String,
+    pub timeout_seconds: u64,
+    pub max_attempts: i32,
+    pub retry_base_seconds: i64,
+    pub retry_max_seconds: i64,
+    pub lease_seconds: i64,
+    pub poll_interval_ms: u64,
+    pub outage_probe_seconds: u64,
+    pub batch_size: i64,
 }
 
 /// `mail.transport`: where mail will go.
@@ -128,6 +166,13 @@ pub enum EvidenceBackend {
     File,
     /// S3-compatible object storage (`evidence.s3_*`).
     S3,
+}
+
+/// Switches for tests run from outside; all off in production.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TestingSettings {
+    /// `POST /api/v1/admin/clock` moves the service's clock forward on every instance.
+    pub movable_clock: bool,
 }
 
 /// Values given on the command line; they win over every other source.

@@ -9,6 +9,7 @@ pub mod id_number;
 pub mod ids;
 pub mod masking;
 pub mod msisdn;
+pub mod notice;
 pub mod region;
 pub mod text;
 pub mod verification;

@@ -15,6 +15,7 @@ pub mod config;
 pub mod domain;
 pub(crate) mod http;
 pub(crate) mod offline;
+pub(crate) mod scheduler;
 pub mod service;
 pub(crate) mod signing;
 pub mod startup;

@@ -81,6 +81,14 @@ impl Application {
             .port();
         let metrics = Metrics::new()?;
         metrics.register(Box::new(services.evidence_failures()))?;
+        for collector in services.background_metrics().collectors() {
+            metrics.register(collector)?;
+        }
+        if services.settings().testing.movable_clock {
+            tracing::warn!(
+                "testing.movable_clock is on: POST /api/v1/admin/clock moves this service's clock;                  never run it so in production"
+            );
+        }
         let metrics = web::Data::new(metrics);
         let data = web::Data::new(services.clone());
         let workers = services.settings().server.workers;
@@ -119,7 +127,12 @@ impl Application {
         &self.services
     }
 
+    /// Serves until stopped, with this instance's background work beside it: the SLA
+    /// scheduler and the mail worker.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let scheduler = actix_web::rt::spawn(crate::scheduler::run(self.services.clone()));
+        let served = self.server.await;
+        scheduler.abort();
+        served
     }
 }

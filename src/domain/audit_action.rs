@@ -28,6 +28,21 @@ pub enum AuditAction {
     WorkOrderRerouted,
     #[strum(serialize = "work_order.expired")]
     WorkOrderExpired,
+    /// The reminder before `due_at` went out (actor `system`).
+    #[strum(serialize = "work_order.reminded")]
+    WorkOrderReminded,
+    /// `due_at` passed with the order still open or claimed (actor `system`).
+    #[strum(serialize = "work_order.escalated")]
+    WorkOrderEscalated,
+    /// The clerk set or moved the number's suspension date.
+    #[strum(serialize = "work_order.suspension_set")]
+    WorkOrderSuspensionSet,
+    /// An admin sent an outbox row again.
+    #[strum(serialize = "outbox.retried")]
+    OutboxRetried,
+    /// The clock moved forward (`testing.movable_clock` only).
+    #[strum(serialize = "clock.advanced")]
+    ClockAdvanced,
     #[strum(serialize = "evidence.uploaded")]
     EvidenceUploaded,
     #[strum(serialize = "evidence.viewed")]

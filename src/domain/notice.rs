@@ -47,6 +47,39 @@ impl MailEvent {
     }
 }
 
+/// Where an outbox row is in its delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr, EnumString, EnumIter)]
+#[strum(serialize_all = "snake_case")]
+pub enum DeliveryState {
+    /// Waiting to be sent (or to be sent again).
+    Pending,
+    Sent,
+    /// Refused `mail.max_attempts` times; an admin may retry it.
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        s.parse().ok()
+    }
+}
+
+/// How long to wait after the `attempts`-th refusal: `base` doubled per earlier refusal, at
+/// most `max`, spread by `jitter` (a fraction in -0.25..=0.25) so retries do not bunch up.
+pub fn retry_delay_seconds(attempts: i32, base: i64, max: i64, jitter: f64) -> i64 {
+    let doublings = attempts.saturating_sub(1).clamp(0, 30) as u32;
+    let plain = base
+        .max(1)
+        .saturating_mul(1i64 << doublings)
+        .min(max.max(1));
+    let spread = (plain as f64 * jitter.clamp(-0.25, 0.25)).round() as i64;
+    (plain + spread).max(1)
+}
+
 /// Who a notice is for; the service turns each into the addresses it has on file (a hall's
 /// `email`, a user's `email`, a province's supervisor from settings). Anyone without an
 /// address gets none.
@@ -54,10 +87,15 @@ impl MailEvent {
 pub enum Audience {
     Hall(HallId),
     /// Every hall of a city: an order routed to a city with no hall named.
-    HallsOfCity { province: String, city: String },
+    HallsOfCity {
+        province: String,
+        city: String,
+    },
     User(Username),
     /// The home province's supervisor, who hears of an order past its due time.
-    Supervisor { province: String },
+    Supervisor {
+        province: String,
+    },
 }
 
 /// What a mail says, personal data already masked (the number keeps its first 3 and last 4
@@ -114,7 +152,7 @@ impl Notice {
                 expected_name_masked: order.expected_name.as_deref().map(mask_name),
                 due_at: order.due_at,
                 deadline_at: order.deadline_at,
-                suspend_at: None,
+                suspend_at: order.suspend_at,
                 reason: None,
                 outcome: None,
                 at,
@@ -171,6 +209,18 @@ mod tests {
                 "expired"
             ]
         );
+    }
+
+    #[test]
+    fn retries_back_off_doubling_up_to_the_cap() {
+        let delays: Vec<i64> = (1..=8)
+            .map(|n| retry_delay_seconds(n, 30, 3600, 0.0))
+            .collect();
+        assert_eq!(delays, [30, 60, 120, 240, 480, 960, 1920, 3600]);
+        assert_eq!(retry_delay_seconds(1, 30, 3600, 0.25), 38);
+        assert_eq!(retry_delay_seconds(1, 30, 3600, -0.25), 22);
+        assert_eq!(retry_delay_seconds(1000, 30, 3600, 0.0), 3600);
+        assert_eq!(retry_delay_seconds(0, 0, 0, -0.25), 1, "never zero");
     }
 
     #[test]

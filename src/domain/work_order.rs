@@ -10,6 +10,7 @@ use super::audit_action::AuditAction;
 use super::error::{DomainError, Invalid};
 use super::ids::{HallId, Username, VerificationId, WorkOrderId};
 use super::masking::mask_name;
+use super::notice::{Audience, MailEvent, Notice};
 use super::text::Reason;
 use super::verification::{MaskedDocument, Outcome};
 
@@ -73,6 +74,20 @@ pub struct WorkOrder {
     pub updated_at: DateTime<Utc>,
     pub verification_id: Option<VerificationId>,
     pub receipt: Option<String>,
+    /// The date the number's service will be suspended (停机日期), when the clerk gave one.
+    pub suspend_at: Option<DateTime<Utc>>,
+    /// When the reminder is due; `reminded_at` and `escalated_at` say when those timers fired.
+    pub remind_at: DateTime<Utc>,
+    pub reminded_at: Option<DateTime<Utc>>,
+    pub escalated_at: Option<DateTime<Utc>>,
+}
+
+/// When an order's timers fire, as the service level and the business calendar set them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    pub remind_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub deadline_at: DateTime<Utc>,
 }
 
 /// What a clerk asks for when opening an order, already parsed.
@@ -83,17 +98,21 @@ pub struct NewOrder {
     pub target: Target,
     pub reason: Reason,
     pub expected_name: Option<String>,
-    pub due_at: DateTime<Utc>,
-    pub deadline_at: DateTime<Utc>,
+    pub suspend_at: Option<DateTime<Utc>>,
+    pub deadlines: Deadlines,
+}
+
+/// A new order, the event that records it and the mail that tells the hall.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Opening {
+    pub order: WorkOrder,
+    pub event: Event,
+    pub notices: Vec<Notice>,
 }
 
 impl WorkOrder {
-    /// A new order, `open`, and the event that records it. The clerk's province is its home.
-    pub fn open(
-        new: NewOrder,
-        by: &Actor,
-        now: DateTime<Utc>,
-    ) -> Result<(WorkOrder, Event), DomainError> {
+    /// A new order, `open`, with its event and mail. The clerk's province is its home.
+    pub fn open(new: NewOrder, by: &Actor, now: DateTime<Utc>) -> Result<Opening, DomainError> {
         by.require(Permission::OpenOrder)?;
         let home_province = by
             .province
@@ -114,12 +133,16 @@ impl WorkOrder {
             opened_by: by.username.clone(),
             claimed_by: None,
             claimed_hall_id: None,
-            due_at: new.due_at,
-            deadline_at: new.deadline_at,
+            due_at: new.deadlines.due_at,
+            deadline_at: new.deadlines.deadline_at,
             created_at: now,
             updated_at: now,
             verification_id: None,
             receipt: None,
+            suspend_at: new.suspend_at,
+            remind_at: new.deadlines.remind_at,
+            reminded_at: None,
+            escalated_at: None,
         };
         let event = Event {
             action: AuditAction::WorkOrderOpened,
@@ -132,9 +155,62 @@ impl WorkOrder {
                 "reason": order.reason,
                 "due_at": order.due_at,
                 "deadline_at": order.deadline_at,
+                "suspend_at": order.suspend_at,
             }),
         };
-        Ok((order, event))
+        let notices = vec![Notice::about(
+            MailEvent::Opened,
+            &order,
+            now,
+            order.target_audience(),
+        )];
+        Ok(Opening {
+            order,
+            event,
+            notices,
+        })
+    }
+
+    /// Whoever the order is routed to: its hall, or every hall of its city.
+    fn target_audience(&self) -> Vec<Audience> {
+        match &self.target_hall_id {
+            Some(hall) => vec![Audience::Hall(hall.clone())],
+            None => vec![Audience::HallsOfCity {
+                province: self.target_province.clone(),
+                city: self.target_city.clone(),
+            }],
+        }
+    }
+
+    /// The hall working on the order: the one that claimed it, else whoever it is routed to.
+    fn hall_audience(&self) -> Vec<Audience> {
+        match &self.claimed_hall_id {
+            Some(hall) => vec![Audience::Hall(hall.clone())],
+            None => self.target_audience(),
+        }
+    }
+
+    fn clerk(&self) -> Audience {
+        Audience::User(self.opened_by.clone())
+    }
+
+    /// The timers due at `now`, in the order they fire: each fires once, and only while the
+    /// order waits on a hall (open or claimed).
+    pub fn due_timers(&self, now: DateTime<Utc>) -> Vec<Kind> {
+        if !matches!(self.state, State::Open | State::Claimed) {
+            return Vec::new();
+        }
+        let mut due = Vec::new();
+        if self.reminded_at.is_none() && self.remind_at <= now {
+            due.push(Kind::Remind);
+        }
+        if self.escalated_at.is_none() && self.due_at <= now {
+            due.push(Kind::Escalate);
+        }
+        if self.deadline_at <= now {
+            due.push(Kind::Expire);
+        }
+        due
     }
 
     /// The one "is this the claimer" rule: the staff member who claimed it, at the hall that
@@ -212,13 +288,33 @@ impl CompletableResult {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Claim,
-    Release { reason: Reason },
+    Release {
+        reason: Reason,
+    },
     SubmitResult(AcceptedResult),
     Complete(Box<Completion>),
-    Return { reason: Reason },
-    Fail { reason: Reason },
-    Cancel { reason: Reason },
-    Reroute { target: Target, reason: Reason },
+    Return {
+        reason: Reason,
+    },
+    Fail {
+        reason: Reason,
+    },
+    Cancel {
+        reason: Reason,
+    },
+    Reroute {
+        target: Target,
+        reason: Reason,
+    },
+    /// The clerk sets (or moves) the number's suspension date; the deadlines follow it.
+    SetSuspension {
+        suspend_at: DateTime<Utc>,
+        deadlines: Deadlines,
+        reason: Reason,
+    },
+    /// The system's timers.
+    Remind,
+    Escalate,
     Expire,
 }
 
@@ -244,6 +340,9 @@ impl Command {
             Self::Fail { .. } => Kind::Fail,
             Self::Cancel { .. } => Kind::Cancel,
             Self::Reroute { .. } => Kind::Reroute,
+            Self::SetSuspension { .. } => Kind::SetSuspension,
+            Self::Remind => Kind::Remind,
+            Self::Escalate => Kind::Escalate,
             Self::Expire => Kind::Expire,
         }
     }
@@ -260,19 +359,31 @@ pub enum Kind {
     Fail,
     Cancel,
     Reroute,
+    SetSuspension,
+    Remind,
+    Escalate,
     Expire,
 }
 
 impl Kind {
-    /// The role a command needs; `Expire` is the system's own and checked by its caller.
+    /// The role a command needs; the timers are the system's own, fired by the scheduler.
     pub fn permission(self) -> Option<Permission> {
         match self {
             Self::Claim | Self::Release | Self::SubmitResult => Some(Permission::ActAsHallStaff),
-            Self::Complete | Self::Return | Self::Fail | Self::Cancel | Self::Reroute => {
-                Some(Permission::ActAsHomeClerk)
-            }
-            Self::Expire => None,
+            Self::Complete
+            | Self::Return
+            | Self::Fail
+            | Self::Cancel
+            | Self::Reroute
+            | Self::SetSuspension => Some(Permission::ActAsHomeClerk),
+            Self::Remind | Self::Escalate | Self::Expire => None,
         }
+    }
+
+    /// A timer's firing records that it fired but is no change by a person: the version (and
+    /// so a client's `If-Match`) and `updated_at` stay as they were.
+    pub fn is_timer_mark(self) -> bool {
+        matches!(self, Self::Remind | Self::Escalate)
     }
 
     /// Only the claimer may act on a claimed order; anyone else of the hall is refused (403).
@@ -290,6 +401,9 @@ impl Kind {
             Self::Fail => "fail",
             Self::Cancel => "cancel",
             Self::Reroute => "reroute",
+            Self::SetSuspension => "set the suspension date of",
+            Self::Remind => "remind",
+            Self::Escalate => "escalate",
             Self::Expire => "expire",
         }
     }
@@ -308,6 +422,8 @@ pub fn next_state(from: State, kind: Kind) -> Option<State> {
         (Submitted, Kind::Fail) => Some(Failed),
         (Open | Claimed, Kind::Cancel) => Some(Cancelled),
         (Open, Kind::Reroute) => Some(Open),
+        (Open | Claimed | Submitted, Kind::SetSuspension) => Some(from),
+        (Open | Claimed, Kind::Remind | Kind::Escalate) => Some(from),
         (Open | Claimed, Kind::Expire) => Some(Expired),
         _ => None,
     }
@@ -355,6 +471,7 @@ pub struct Transition {
     next: WorkOrder,
     event: Event,
     effects: Vec<Effect>,
+    notices: Vec<Notice>,
 }
 
 impl Transition {
@@ -377,6 +494,11 @@ impl Transition {
 
     pub fn effects(&self) -> &[Effect] {
         &self.effects
+    }
+
+    /// The mails this transition sends.
+    pub fn notices(&self) -> &[Notice] {
+        &self.notices
     }
 
     pub fn into_next(self) -> WorkOrder {
@@ -421,17 +543,55 @@ pub fn decide(
     by: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Transition, DomainError> {
-    let to = require_allowed(order, cmd.kind())?;
+    transition(order, cmd, Some(by), now)
+}
+
+/// A timer firing (reminder, escalation or expiry): the system's own transition, by no person.
+pub fn fire_timer(
+    order: &WorkOrder,
+    timer: Kind,
+    now: DateTime<Utc>,
+) -> Result<Transition, DomainError> {
+    let cmd = match timer {
+        Kind::Remind => Command::Remind,
+        Kind::Escalate => Command::Escalate,
+        Kind::Expire => Command::Expire,
+        other => {
+            return Err(DomainError::Forbidden(format!(
+                "{} is not a timer",
+                other.name()
+            )))
+        }
+    };
+    transition(order, &cmd, None, now)
+}
+
+fn transition(
+    order: &WorkOrder,
+    cmd: &Command,
+    by: Option<&Actor>,
+    now: DateTime<Utc>,
+) -> Result<Transition, DomainError> {
+    let kind = cmd.kind();
+    let to = require_allowed(order, kind)?;
     let mut next = order.clone();
     next.state = to;
-    next.version = order.version + 1;
-    next.updated_at = now;
+    if !kind.is_timer_mark() {
+        next.version = order.version + 1;
+        next.updated_at = now;
+    }
     let mut effects = Vec::new();
+    // Who hears of it, and what the mail adds to the order's own facts.
+    let mut mail: Option<(MailEvent, Vec<Audience>)> = None;
+    let mut mail_reason: Option<&Reason> = None;
+    let mut mail_outcome: Option<&'static str> = None;
     let event = |action, detail| Event { action, detail };
     let event = match cmd {
         Command::Claim => {
+            let by = by.ok_or_else(|| DomainError::Forbidden("claimed by nobody".into()))?;
             next.claimed_by = Some(by.username.clone());
             next.claimed_hall_id = by.hall_id().cloned();
+            mail = Some((MailEvent::Claimed, vec![order.clerk()]));
             event(
                 AuditAction::WorkOrderClaimed,
                 json!({ "hall_id": next.claimed_hall_id }),
@@ -447,6 +607,8 @@ pub fn decide(
         }
         Command::SubmitResult(result) => {
             next.verification_id = Some(result.verification_id.clone());
+            mail = Some((MailEvent::Submitted, vec![order.clerk()]));
+            mail_outcome = Some(result.outcome.as_str());
             event(
                 AuditAction::ResultSubmitted,
                 json!({
@@ -468,6 +630,10 @@ pub fn decide(
                 verified_at: now,
                 work_order_id: order.id.clone(),
             }));
+            let mut audience = order.hall_audience();
+            audience.push(order.clerk());
+            mail = Some((MailEvent::Completed, audience));
+            mail_outcome = Some(result.outcome.as_str());
             event(
                 AuditAction::WorkOrderCompleted,
                 json!({
@@ -481,23 +647,37 @@ pub fn decide(
         Command::Return { reason } => {
             // Back to the same hall and staff member, who must submit a new result.
             next.verification_id = None;
+            mail = Some((MailEvent::Returned, order.hall_audience()));
+            mail_reason = Some(reason);
             event(
                 AuditAction::WorkOrderReturned,
                 json!({ "verification_id": order.verification_id, "reason": reason }),
             )
         }
-        Command::Fail { reason } => event(
-            AuditAction::WorkOrderFailed,
-            json!({ "verification_id": order.verification_id, "reason": reason }),
-        ),
-        Command::Cancel { reason } => event(
-            AuditAction::WorkOrderCancelled,
-            json!({ "from": order.state.as_str(), "reason": reason }),
-        ),
+        Command::Fail { reason } => {
+            mail = Some((MailEvent::Failed, order.hall_audience()));
+            mail_reason = Some(reason);
+            event(
+                AuditAction::WorkOrderFailed,
+                json!({ "verification_id": order.verification_id, "reason": reason }),
+            )
+        }
+        Command::Cancel { reason } => {
+            mail = Some((MailEvent::Cancelled, order.hall_audience()));
+            mail_reason = Some(reason);
+            event(
+                AuditAction::WorkOrderCancelled,
+                json!({ "from": order.state.as_str(), "reason": reason }),
+            )
+        }
         Command::Reroute { target, reason } => {
             next.target_province = target.province.clone();
             next.target_city = target.city.clone();
             next.target_hall_id = target.hall_id.clone();
+            let mut audience = next.target_audience();
+            audience.extend(order.target_audience());
+            mail = Some((MailEvent::Rerouted, audience));
+            mail_reason = Some(reason);
             event(
                 AuditAction::WorkOrderRerouted,
                 json!({
@@ -511,18 +691,114 @@ pub fn decide(
                 }),
             )
         }
-        Command::Expire => event(
-            AuditAction::WorkOrderExpired,
-            json!({ "from": order.state.as_str(), "deadline_at": order.deadline_at }),
-        ),
+        Command::SetSuspension {
+            suspend_at,
+            deadlines,
+            reason,
+        } => {
+            next.suspend_at = Some(*suspend_at);
+            next.remind_at = deadlines.remind_at;
+            next.due_at = deadlines.due_at;
+            next.deadline_at = deadlines.deadline_at;
+            event(
+                AuditAction::WorkOrderSuspensionSet,
+                json!({
+                    "from": order.suspend_at,
+                    "suspend_at": suspend_at,
+                    "due_at": deadlines.due_at,
+                    "deadline_at": deadlines.deadline_at,
+                    "reason": reason,
+                }),
+            )
+        }
+        Command::Remind => {
+            if order.reminded_at.is_some() {
+                return Err(already_fired(order, kind));
+            }
+            next.reminded_at = Some(now);
+            mail = Some((MailEvent::Reminder, order.hall_audience()));
+            event(
+                AuditAction::WorkOrderReminded,
+                json!({ "due_at": order.due_at, "remind_at": order.remind_at }),
+            )
+        }
+        Command::Escalate => {
+            if order.escalated_at.is_some() {
+                return Err(already_fired(order, kind));
+            }
+            next.escalated_at = Some(now);
+            let mut audience = order.hall_audience();
+            audience.push(Audience::Supervisor {
+                province: order.home_province.clone(),
+            });
+            mail = Some((MailEvent::Escalation, audience));
+            event(
+                AuditAction::WorkOrderEscalated,
+                json!({ "due_at": order.due_at }),
+            )
+        }
+        Command::Expire => {
+            let mut audience = order.hall_audience();
+            audience.push(order.clerk());
+            mail = Some((MailEvent::Expired, audience));
+            event(
+                AuditAction::WorkOrderExpired,
+                json!({ "from": order.state.as_str(), "deadline_at": order.deadline_at }),
+            )
+        }
     };
+    let notices = mail
+        .map(|(what, audience)| {
+            let mut notice = Notice::about(what, &next, now, audience);
+            if let Some(reason) = mail_reason {
+                notice = notice.with_reason(reason.as_str());
+            }
+            if let Some(outcome) = mail_outcome {
+                notice = notice.with_outcome(outcome);
+            }
+            notice
+        })
+        .into_iter()
+        .collect();
     Ok(Transition {
-        kind: cmd.kind(),
+        kind,
         expected_version: order.version,
         next,
         event,
         effects,
+        notices,
     })
+}
+
+/// The number's suspension date as a clerk gives it (RFC 3339): it must still be ahead, since
+/// the order exists to finish the check before it.
+pub fn suspension_date(raw: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, DomainError> {
+    let at = DateTime::parse_from_rfc3339(raw.trim())
+        .map_err(|_| {
+            DomainError::invalid(
+                Invalid::Field,
+                "suspend_at",
+                "not an RFC 3339 time such as 2026-12-20T00:00:00+08:00",
+            )
+        })?
+        .with_timezone(&Utc);
+    if at <= now {
+        return Err(DomainError::invalid(
+            Invalid::Field,
+            "suspend_at",
+            "the suspension date has already passed",
+        ));
+    }
+    // Stored to the microsecond, like every other time.
+    Ok(chrono::SubsecRound::trunc_subsecs(at, 6))
+}
+
+/// A timer that already fired is refused like any step its state does not allow.
+fn already_fired(order: &WorkOrder, kind: Kind) -> DomainError {
+    DomainError::InvalidState {
+        from: order.state.as_str(),
+        action: kind.name(),
+    }
 }
 
 /// `<home province>-<UTC date>-<6-digit daily sequence>`.
@@ -581,6 +857,10 @@ mod tests {
             updated_at: at(),
             verification_id: (state == State::Submitted).then(|| "vr1".into()),
             receipt: None,
+            suspend_at: None,
+            remind_at: at(),
+            reminded_at: None,
+            escalated_at: None,
         }
     }
 
@@ -750,11 +1030,33 @@ mod tests {
             },
             reason: reason(),
             expected_name: Some("张三".into()),
-            due_at: at(),
-            deadline_at: at(),
+            suspend_at: None,
+            deadlines: Deadlines {
+                remind_at: at(),
+                due_at: at(),
+                deadline_at: at(),
+            },
         };
-        let (o, event) =
-            WorkOrder::open(new.clone(), &clerk("53"), at()).unwrap_or_else(|e| panic!("{e}"));
+        let Opening {
+            order: o,
+            event,
+            notices,
+        } = WorkOrder::open(new.clone(), &clerk("53"), at()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(notices.len(), 1);
+        assert_eq!(notices[0].facts.event, MailEvent::Opened);
+        assert_eq!(
+            notices[0].audience,
+            [Audience::HallsOfCity {
+                province: "37".into(),
+                city: "370100".into()
+            }],
+            "no hall named: every hall of the city hears of it"
+        );
+        assert_eq!(notices[0].facts.msisdn_masked, "189****5678");
+        assert_eq!(
+            notices[0].facts.expected_name_masked.as_deref(),
+            Some("张*")
+        );
         assert_eq!(
             (o.state, o.version, o.home_province.as_str()),
             (State::Open, 1, "53")
@@ -811,5 +1113,229 @@ mod tests {
     #[test]
     fn references_carry_province_date_and_a_six_digit_sequence() {
         assert_eq!(reference("53", at(), 17), "53-20261124-000017");
+    }
+
+    fn hours(h: i64) -> chrono::Duration {
+        chrono::Duration::hours(h)
+    }
+
+    /// An order whose reminder, due and deadline times are 1, 2 and 3 hours after `at()`.
+    fn timed(state: State) -> WorkOrder {
+        let mut o = order(state);
+        o.remind_at = at() + hours(1);
+        o.due_at = at() + hours(2);
+        o.deadline_at = at() + hours(3);
+        o
+    }
+
+    #[test]
+    fn timers_fall_due_in_order_and_only_while_a_hall_holds_the_order() {
+        let o = timed(State::Open);
+        assert!(o.due_timers(at()).is_empty());
+        assert_eq!(o.due_timers(at() + hours(1)), [Kind::Remind]);
+        assert_eq!(
+            o.due_timers(at() + hours(2)),
+            [Kind::Remind, Kind::Escalate]
+        );
+        assert_eq!(
+            timed(State::Claimed).due_timers(at() + hours(9)),
+            [Kind::Remind, Kind::Escalate, Kind::Expire],
+            "a jump past all three fires each"
+        );
+        for waiting_on_the_clerk in [State::Submitted, State::Completed, State::Expired] {
+            assert!(timed(waiting_on_the_clerk)
+                .due_timers(at() + hours(9))
+                .is_empty());
+        }
+        let mut reminded = timed(State::Open);
+        reminded.reminded_at = Some(at() + hours(1));
+        assert_eq!(reminded.due_timers(at() + hours(2)), [Kind::Escalate]);
+    }
+
+    #[test]
+    fn a_reminder_marks_the_order_once_without_touching_its_version() {
+        let o = timed(State::Claimed);
+        let now = at() + hours(1);
+        let t = fire_timer(&o, Kind::Remind, now).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            t.next().version,
+            o.version,
+            "a client's If-Match still holds"
+        );
+        assert_eq!(t.next().updated_at, o.updated_at);
+        assert_eq!(t.next().reminded_at, Some(now));
+        assert_eq!(t.event().action, AuditAction::WorkOrderReminded);
+        assert_eq!(t.notices()[0].facts.event, MailEvent::Reminder);
+        assert_eq!(
+            t.notices()[0].audience,
+            [Audience::Hall("hall-a".into())],
+            "the claiming hall"
+        );
+        assert!(matches!(
+            fire_timer(t.next(), Kind::Remind, now),
+            Err(DomainError::InvalidState { .. })
+        ));
+    }
+
+    #[test]
+    fn an_escalation_also_reaches_the_home_provinces_supervisor() {
+        let t = fire_timer(&timed(State::Open), Kind::Escalate, at() + hours(2))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.event().action, AuditAction::WorkOrderEscalated);
+        assert_eq!(
+            t.notices()[0].audience,
+            [
+                Audience::Hall("hall-a".into()),
+                Audience::Supervisor {
+                    province: "53".into()
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn expiry_ends_the_order_and_tells_the_hall_and_the_clerk() {
+        let o = timed(State::Claimed);
+        let t = fire_timer(&o, Kind::Expire, at() + hours(3)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.next().state, State::Expired);
+        assert_eq!(t.next().version, o.version + 1);
+        assert_eq!(t.event().action, AuditAction::WorkOrderExpired);
+        assert_eq!(
+            t.notices()[0].audience,
+            [
+                Audience::Hall("hall-a".into()),
+                Audience::User("clerk".into())
+            ]
+        );
+        assert!(fire_timer(&o, Kind::Claim, at()).is_err(), "not a timer");
+    }
+
+    #[test]
+    fn each_step_tells_who_the_contract_and_our_table_name() {
+        let staff = staff("staff", "hall-a", "370100");
+        let clerk = clerk("53");
+        let hall = || Audience::Hall("hall-a".into());
+        let opener = || Audience::User("clerk".into());
+        let cases: Vec<(State, Command, &Actor, MailEvent, Vec<Audience>)> = vec![
+            (
+                State::Open,
+                Command::Claim,
+                &staff,
+                MailEvent::Claimed,
+                vec![opener()],
+            ),
+            (
+                State::Submitted,
+                completion(),
+                &clerk,
+                MailEvent::Completed,
+                vec![hall(), opener()],
+            ),
+            (
+                State::Submitted,
+                Command::Return { reason: reason() },
+                &clerk,
+                MailEvent::Returned,
+                vec![hall()],
+            ),
+            (
+                State::Submitted,
+                Command::Fail { reason: reason() },
+                &clerk,
+                MailEvent::Failed,
+                vec![hall()],
+            ),
+            (
+                State::Claimed,
+                Command::Cancel { reason: reason() },
+                &clerk,
+                MailEvent::Cancelled,
+                vec![hall()],
+            ),
+        ];
+        for (state, cmd, by, event, audience) in cases {
+            let t = decide(&order(state), &cmd, by, at()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(t.notices().len(), 1, "{cmd:?}");
+            assert_eq!(t.notices()[0].facts.event, event);
+            assert_eq!(t.notices()[0].audience, audience, "{cmd:?}");
+        }
+        let released = decide(
+            &order(State::Claimed),
+            &Command::Release { reason: reason() },
+            &staff,
+            at(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(released.notices().is_empty(), "no mail for a release");
+    }
+
+    #[test]
+    fn a_reroute_tells_the_new_target_and_the_old_one() {
+        let cmd = Command::Reroute {
+            target: Target {
+                province: "37".into(),
+                city: "370200".into(),
+                hall_id: None,
+            },
+            reason: reason(),
+        };
+        let t =
+            decide(&order(State::Open), &cmd, &clerk("53"), at()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            t.notices()[0].audience,
+            [
+                Audience::HallsOfCity {
+                    province: "37".into(),
+                    city: "370200".into()
+                },
+                Audience::Hall("hall-a".into())
+            ]
+        );
+        assert_eq!(t.notices()[0].facts.reason.as_deref(), Some("r"));
+    }
+
+    #[test]
+    fn setting_the_suspension_date_moves_the_deadlines_as_a_clerks_change() {
+        let o = timed(State::Submitted);
+        let deadlines = Deadlines {
+            remind_at: at(),
+            due_at: at() + hours(1),
+            deadline_at: at() + hours(2),
+        };
+        let cmd = Command::SetSuspension {
+            suspend_at: at() + hours(2),
+            deadlines,
+            reason: reason(),
+        };
+        let t = decide(&o, &cmd, &clerk("53"), at()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.next().state, State::Submitted);
+        assert_eq!(t.next().version, o.version + 1);
+        assert_eq!(
+            (t.next().suspend_at, t.next().due_at, t.next().deadline_at),
+            (Some(at() + hours(2)), at() + hours(1), at() + hours(2))
+        );
+        assert_eq!(t.event().action, AuditAction::WorkOrderSuspensionSet);
+        assert!(decide(&order(State::Completed), &cmd, &clerk("53"), at()).is_err());
+    }
+
+    #[test]
+    fn a_suspension_date_must_be_a_time_still_ahead() {
+        let now = at();
+        assert_eq!(
+            suspension_date("2026-11-30T00:00:00+08:00", now).ok(),
+            Some(Utc.with_ymd_and_hms(2026, 11, 29, 16, 0, 0).unwrap())
+        );
+        for bad in ["2026-11-24T07:00:00Z", "next tuesday", ""] {
+            assert!(
+                matches!(
+                    suspension_date(bad, now),
+                    Err(DomainError::Invalid {
+                        what: Invalid::Field,
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
     }
 }

@@ -9,6 +9,7 @@ use super::openapi::Operations;
 use super::problem::{ApiError, Problem};
 use crate::domain::HallId;
 use crate::service::halls::{HallKeyView, HallList, HallView, NewHall, NewHallKey, ProvinceList};
+use crate::service::outbox::{OutboxPage, OutboxQuery, OutboxView};
 use crate::service::subscribers::SubscriberView;
 use crate::service::users::{NewUser, UserView};
 
@@ -24,7 +25,10 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .op(__path_register_key, register_key)
             .op(__path_revoke_key, revoke_key)
             .op(__path_create_user, create_user)
-            .op(__path_subscriber, subscriber),
+            .op(__path_subscriber, subscriber)
+            .op(__path_outbox, outbox)
+            .op(__path_retry_outbox, retry_outbox)
+            .op(__path_advance_clock, advance_clock),
     );
 }
 
@@ -99,4 +103,56 @@ pub async fn subscriber(req: HttpRequest, caller: Caller, msisdn: web::Path<Stri
             .view_subscriber(caller.0, msisdn.into_inner())
             .await?,
     ))
+}
+
+/// The outbox: mail waiting (`pending`, the default), given up on (`failed`) or `sent` (admin).
+#[utoipa::path(get, path = "/admin/outbox", tag = "administration", params(OutboxQuery),
+    responses((status = 200, body = OutboxPage), (status = "4XX", body = Problem)))]
+pub async fn outbox(req: HttpRequest, caller: Caller) -> Reply {
+    let q: OutboxQuery = query(&req)?;
+    Ok(HttpResponse::Ok().json(services(&req)?.list_outbox(caller.0, q).await?))
+}
+
+/// Send a pending or failed row again, now (admin).
+#[utoipa::path(post, path = "/admin/outbox/{id}/retry", tag = "administration",
+    responses((status = 200, body = OutboxView), (status = "4XX", body = Problem)))]
+pub async fn retry_outbox(req: HttpRequest, call: Call<NoBody>, id: web::Path<String>) -> Reply {
+    Ok(HttpResponse::Ok().json(
+        services(&req)?
+            .retry_outbox(call.actor, id.into_inner())
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdvanceClock {
+    /// Whole seconds, at least 1.
+    pub advance_seconds: i64,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ClockNow {
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+/// Move the service's clock forward on every instance (admin; only with
+/// `testing.movable_clock`, otherwise 404 to everyone, before anything else is looked at).
+#[utoipa::path(post, path = "/admin/clock", tag = "testing", request_body = AdvanceClock,
+    responses((status = 200, body = ClockNow), (status = "4XX", body = Problem)))]
+pub async fn advance_clock(req: HttpRequest, payload: web::Payload) -> Reply {
+    use actix_web::FromRequest;
+    let services = services(&req)?;
+    if !services.settings().testing.movable_clock {
+        return Err(ApiError::new(
+            crate::http::problem::ErrorCode::NotFound,
+            None,
+            "no such resource",
+        ));
+    }
+    let call = Call::<AdvanceClock>::from_request(&req, &mut payload.into_inner()).await?;
+    let now = services
+        .advance_clock(call.actor, call.body.advance_seconds)
+        .await?;
+    Ok(HttpResponse::Ok().json(ClockNow { now }))
 }

@@ -11,7 +11,7 @@ use crate::domain::work_order::Kind;
 use crate::domain::WorkOrderId;
 use crate::service::verification::SubmitResult;
 use crate::service::views::{EventList, WorkOrderPage, WorkOrderView};
-use crate::service::work_orders::{ListQuery, OpenOrder, Reason, Reroute, Step};
+use crate::service::work_orders::{ListQuery, OpenOrder, Reason, Reroute, Step, Suspension};
 
 type Reply = Result<HttpResponse, ApiError>;
 
@@ -35,7 +35,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .op(__path_return_order, return_order)
             .op(__path_fail, fail)
             .op(__path_cancel, cancel)
-            .op(__path_reroute, reroute),
+            .op(__path_reroute, reroute)
+            .op(__path_set_suspension, set_suspension),
     );
 }
 
@@ -181,4 +182,22 @@ pub async fn cancel(req: HttpRequest, call: Call<Reason>, id: web::Path<WorkOrde
     responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
 pub async fn reroute(req: HttpRequest, call: Call<Reroute>, id: web::Path<WorkOrderId>) -> Reply {
     transition(&req, call.actor, id.into_inner(), Step::Reroute(call.body)).await
+}
+
+/// Set or move the date the number's service will be suspended (home-province clerk); the
+/// order's due and deadline times follow it.
+#[utoipa::path(post, path = "/work-orders/{id}/suspension", tag = "work orders", request_body = Suspension,
+    responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
+pub async fn set_suspension(
+    req: HttpRequest,
+    call: Call<Suspension>,
+    id: web::Path<WorkOrderId>,
+) -> Reply {
+    transition(
+        &req,
+        call.actor,
+        id.into_inner(),
+        Step::Suspension(call.body),
+    )
+    .await
 }

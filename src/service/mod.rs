@@ -6,7 +6,11 @@ pub(crate) mod auth;
 pub mod error;
 pub(crate) mod evidence;
 pub(crate) mod halls;
+pub(crate) mod notices;
+pub(crate) mod outbox;
+pub(crate) mod sla;
 pub(crate) mod subscribers;
+pub(crate) mod timers;
 pub mod users;
 pub(crate) mod verification;
 pub(crate) mod views;
@@ -46,6 +50,35 @@ impl Clock {
     pub fn advance(&self, seconds: i64) {
         self.offset_seconds.fetch_add(seconds, Ordering::Relaxed);
     }
+
+    /// Takes the offset every instance shares (`testing.movable_clock`); never moves back.
+    fn follow(&self, shared_offset_seconds: i64) {
+        self.offset_seconds
+            .fetch_max(shared_offset_seconds, Ordering::Relaxed);
+    }
+}
+
+/// Wakes the background work of this instance early: the mail worker when a step wrote
+/// outbox rows, the scheduler when the clock moved.
+#[derive(Debug, Default)]
+pub struct Wake {
+    pub mail: tokio::sync::Notify,
+    pub timers: tokio::sync::Notify,
+    /// Set when a step writes outbox rows; the write path wakes the worker once it commits.
+    mail_written: std::sync::atomic::AtomicBool,
+}
+
+impl Wake {
+    pub(crate) fn mail_written(&self) {
+        self.mail_written.store(true, Ordering::Relaxed);
+    }
+
+    /// After a commit: wakes the mail worker if the step wrote mail.
+    pub(crate) fn after_commit(&self) {
+        if self.mail_written.swap(false, Ordering::Relaxed) {
+            self.mail.notify_one();
+        }
+    }
 }
 
 /// Everything an action needs; cheap to clone (shared parts behind `Arc`).
@@ -61,6 +94,11 @@ pub struct Services {
     evidence: EvidenceStore,
     /// Stored evidence files found not to match their digest (exported as a metric).
     evidence_failures: prometheus::IntCounter,
+    levels: Arc<sla::ServiceLevels>,
+    addressing: Arc<notices::Addressing>,
+    wake: Arc<Wake>,
+    /// Mail and timer counters and gauges (exported as metrics).
+    background: Arc<outbox::BackgroundMetrics>,
 }
 
 impl Services {
@@ -88,6 +126,14 @@ impl Services {
             "Stored evidence files refused because their bytes no longer match their SHA-256",
         )
         .map_err(|e| Error::Internal(e.to_string()))?;
+        let levels = Arc::new(sla::ServiceLevels::from_settings(&settings)?);
+        let wake = Arc::new(Wake::default());
+        let addressing = Arc::new(notices::Addressing::new(
+            &settings.sla.supervisors,
+            wake.clone(),
+        ));
+        let background =
+            Arc::new(outbox::BackgroundMetrics::new().map_err(|e| Error::Internal(e.to_string()))?);
         let clock = Arc::new(Clock::default());
         let token_secret = write_blocking(
             &store,
@@ -122,7 +168,21 @@ impl Services {
             clock,
             evidence,
             evidence_failures,
+            levels,
+            addressing,
+            wake,
+            background,
         })
+    }
+
+    /// What wakes this instance's mail worker and scheduler.
+    pub fn wake(&self) -> &Wake {
+        &self.wake
+    }
+
+    /// The mail and timer metrics, for the metrics registry.
+    pub fn background_metrics(&self) -> Arc<outbox::BackgroundMetrics> {
+        self.background.clone()
     }
 
     pub fn now(&self) -> DateTime<Utc> {

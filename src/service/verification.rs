@@ -177,6 +177,7 @@ impl Services {
             max_skew_seconds: self.settings.verification.max_skew_seconds,
             required_evidence: self.settings.verification.required_evidence.clone(),
         };
+        let mail = self.addressing.clone();
         self.write(ChainLock::AtAppend, recorder(&actor), move |tx, now| {
             let order =
                 super::work_orders::load_for(tx, &id, Kind::SubmitResult, &actor, if_match)?;
@@ -244,7 +245,7 @@ impl Services {
                 result_sha256,
             });
             let t = work_order::decide(&order, &cmd, &actor, now)?;
-            let next = super::work_orders::save(tx, &actor, &order, t, now)?;
+            let next = super::work_orders::save(tx, &recorder(&actor), &mail, &order, t, now)?;
             Ok(WorkOrderView::new(&next, Some(&row), &actor))
         })
         .await

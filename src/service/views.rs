@@ -96,6 +96,11 @@ pub struct WorkOrderView {
     pub claimed_by: Option<String>,
     pub due_at: DateTime<Utc>,
     pub deadline_at: DateTime<Utc>,
+    /// The date the number's service will be suspended (停机日期), when the clerk gave one.
+    pub suspend_at: Option<DateTime<Utc>>,
+    /// When the reminder before `due_at` and the escalation after it went out.
+    pub reminded_at: Option<DateTime<Utc>>,
+    pub escalated_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub verification: Option<VerificationView>,
@@ -128,6 +133,9 @@ impl WorkOrderView {
             claimed_by: o.claimed_by.as_ref().map(ToString::to_string),
             due_at: o.due_at,
             deadline_at: o.deadline_at,
+            suspend_at: o.suspend_at,
+            reminded_at: o.reminded_at,
+            escalated_at: o.escalated_at,
             created_at: o.created_at,
             updated_at: o.updated_at,
             verification: verification.map(VerificationView::from),

@@ -1,19 +1,21 @@
 //! Work-order actions: open, read, list, and every transition of the life cycle.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
+use super::notices::Addressing;
 use super::views::{EventList, WorkOrderPage, WorkOrderView};
 use super::{recorder, ChainLock, Error, Refusal, Result, Services};
-use crate::audit::{self, AuditAction};
+use crate::audit::{self, AuditAction, Recorder};
 use crate::domain::access::{Actor, Permission};
 use crate::domain::msisdn::Msisdn;
 use crate::domain::text::{required_text, Reason as ReasonText};
 use crate::domain::verification::Outcome;
 use crate::domain::work_order::{
-    self, Command, Completion, Effect, Kind, NewOrder, State, Target, Transition, WorkOrder,
+    self, Command, Completion, Effect, Kind, NewOrder, Opening, State, Target, Transition,
+    WorkOrder,
 };
 use crate::domain::{region, DomainError, HallId, Invalid, WorkOrderId};
 use crate::signing::receipt::{self, ReceiptClaims};
@@ -30,6 +32,17 @@ pub struct OpenOrder {
     pub reason: String,
     #[serde(default)]
     pub expected_name: Option<String>,
+    /// The date the number's service will be suspended (停机日期), RFC 3339.
+    #[serde(default)]
+    pub suspend_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Suspension {
+    /// RFC 3339; must be ahead.
+    pub suspend_at: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -57,6 +70,10 @@ pub struct ListQuery {
     pub hall_id: Option<String>,
     pub home_province: Option<String>,
     pub target_province: Option<String>,
+    /// Only orders whose number is suspended by this time (RFC 3339).
+    pub suspend_before: Option<String>,
+    /// `suspend_at`: only orders with a suspension date, the earliest first.
+    pub sort: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -77,7 +94,7 @@ fn validate_target(
     province: &str,
     city: &str,
     hall_id: Option<&str>,
-) -> Result<Target, Refusal> {
+) -> Result<(Target, Option<String>), Refusal> {
     if region::province(province).is_none() {
         return Err(DomainError::invalid(
             Invalid::Province,
@@ -94,22 +111,26 @@ fn validate_target(
         )
         .into());
     }
+    let mut hall_code = None;
     if let Some(id) = hall_id {
-        let hall = halls::get(conn, &HallId::from(id))?;
-        if !hall.is_some_and(|h| h.province == province && h.city == city) {
+        let hall = halls::get(conn, &HallId::from(id))?
+            .filter(|h| h.province == province && h.city == city);
+        let Some(hall) = hall else {
             return Err(DomainError::invalid(
                 Invalid::UnknownHall,
                 "target_hall_id",
                 "no such hall in the target city",
             )
             .into());
-        }
+        };
+        hall_code = Some(hall.code);
     }
-    Ok(Target {
+    let target = Target {
         province: province.to_owned(),
         city: city.to_owned(),
         hall_id: hall_id.map(HallId::from),
-    })
+    };
+    Ok((target, hall_code))
 }
 
 /// Loads the order and checks the caller for a command of this kind: role (403) → exists and in scope (404) → claimer
@@ -170,12 +191,13 @@ pub(super) fn lost_race(conn: &mut DbConn, current: &WorkOrder, kind: Kind) -> R
     }
 }
 
-/// Writes a decided transition, its audit event and its effects: the one way every step
-/// changes an order. The version guard turns a concurrent change into the answer the later
-/// request deserves (`lost_race`).
+/// Writes a decided transition, its audit event, its effects and its mail: the one way every
+/// step changes an order. The version guard turns a concurrent change into the answer the
+/// later request deserves (`lost_race`).
 pub(super) fn save(
     conn: &mut DbConn,
-    actor: &Actor,
+    by: &Recorder,
+    mail: &Addressing,
     current: &WorkOrder,
     t: Transition,
     now: DateTime<Utc>,
@@ -186,7 +208,7 @@ pub(super) fn save(
     let event = t.event();
     audit::append(
         conn,
-        &recorder(actor),
+        by,
         event.action,
         Some(&t.next().id),
         &event.detail,
@@ -197,6 +219,7 @@ pub(super) fn save(
             Effect::RecordVerified(record) => subscribers::record_verified(conn, record)?,
         }
     }
+    mail.enqueue(conn, t.notices(), now)?;
     Ok(t.into_next())
 }
 
@@ -219,7 +242,7 @@ impl Services {
             .province
             .clone()
             .ok_or_else(|| Error::Internal("clerk without a province".into()))?;
-        let sla = self.settings.sla.clone();
+        let (levels, mail) = (self.levels.clone(), self.addressing.clone());
         self.write(ChainLock::AtAppend, recorder(&actor), move |tx, now| {
             let msisdn = parse_msisdn(&req.msisdn, "msisdn");
             // 409 outranks 422: a number with an active order is refused before the rest of
@@ -230,7 +253,7 @@ impl Services {
                 }
             }
             let msisdn = msisdn?;
-            let target = validate_target(
+            let (target, hall_code) = validate_target(
                 tx,
                 &req.target_province,
                 &req.target_city,
@@ -242,6 +265,11 @@ impl Services {
                 .as_deref()
                 .map(|n| required_text(n, "expected_name"))
                 .transpose()?;
+            let suspend_at = req
+                .suspend_at
+                .as_deref()
+                .map(|raw| work_order::suspension_date(raw, now))
+                .transpose()?;
             let day = now.format("%Y%m%d").to_string();
             let seq = work_orders::next_reference_seq(tx, &home, &day)?;
             let new = NewOrder {
@@ -250,10 +278,14 @@ impl Services {
                 target,
                 reason,
                 expected_name,
-                due_at: now + Duration::hours(sla.due_hours),
-                deadline_at: now + Duration::hours(sla.deadline_hours),
+                suspend_at,
+                deadlines: levels.deadlines(&home, hall_code.as_deref(), now, suspend_at),
             };
-            let (order, event) = WorkOrder::open(new, &actor, now)?;
+            let Opening {
+                order,
+                event,
+                notices,
+            } = WorkOrder::open(new, &actor, now)?;
             match work_orders::insert(tx, &order) {
                 Err(e) if e.is_unique_violation() => return Err(already_active().into()),
                 other => other?,
@@ -267,6 +299,7 @@ impl Services {
                 &event.detail,
                 now,
             )?;
+            mail.enqueue(tx, &notices, now)?;
             Ok(WorkOrderView::new(&order, None, &actor))
         })
         .await
@@ -312,6 +345,27 @@ impl Services {
             .as_deref()
             .map(|m| parse_msisdn(m, "msisdn"))
             .transpose()?;
+        let suspend_before = q
+            .suspend_before
+            .as_deref()
+            .map(|raw| {
+                DateTime::parse_from_rfc3339(raw.trim())
+                    .map(|t| t.with_timezone(&Utc).naive_utc())
+                    .map_err(|_| Error::bad_request(Some("suspend_before"), "not an RFC 3339 time"))
+            })
+            .transpose()?;
+        let by_suspension = match q.sort.as_deref() {
+            None | Some("id") => false,
+            Some("suspend_at") => true,
+            Some(_) => return Err(Error::bad_request(Some("sort"), "sort is id or suspend_at")),
+        };
+        let order = match (by_suspension, q.cursor) {
+            (false, None) => work_orders::ListOrder::ById,
+            (false, Some(after)) => work_orders::ListOrder::ByIdAfter(after),
+            (true, None) => work_orders::ListOrder::BySuspension,
+            (true, Some(cursor)) => suspension_cursor(&cursor)
+                .ok_or_else(|| Error::bad_request(Some("cursor"), "not a cursor of this list"))?,
+        };
         let scope = actor.scope();
         let filter = work_orders::ListFilter {
             state,
@@ -319,7 +373,8 @@ impl Services {
             hall_id: q.hall_id,
             home_province: q.home_province,
             target_province: q.target_province,
-            after_id: q.cursor,
+            suspend_before,
+            order,
             limit: limit + 1,
         };
         self.store
@@ -342,10 +397,12 @@ impl Services {
                         WorkOrderView::new(o, v, &actor)
                     })
                     .collect();
-                let next_cursor = if more {
-                    orders.last().map(|o| o.id.to_string())
-                } else {
-                    None
+                let next_cursor = match orders.last() {
+                    Some(last) if more && by_suspension => last
+                        .suspend_at
+                        .map(|at| format!("{}_{}", at.timestamp_micros(), last.id)),
+                    Some(last) if more => Some(last.id.to_string()),
+                    _ => None,
                 };
                 Ok(WorkOrderPage { items, next_cursor })
             })
@@ -365,6 +422,7 @@ impl Services {
         if let Some(p) = kind.permission() {
             actor.require(p)?;
         }
+        let (levels, mail) = (self.levels.clone(), self.addressing.clone());
         self.write(ChainLock::AtAppend, recorder(&actor), move |tx, now| {
             let current = load_for(tx, &id, kind, &actor, if_match)?;
             let cmd = match step {
@@ -379,12 +437,33 @@ impl Services {
                         &r.target_province,
                         &r.target_city,
                         r.target_hall_id.as_deref(),
-                    )?,
+                    )?
+                    .0,
                     reason: ReasonText::parse(&r.reason)?,
                 },
+                Step::Suspension(s) => {
+                    let suspend_at = work_order::suspension_date(&s.suspend_at, now)?;
+                    let reason = ReasonText::parse(&s.reason)?;
+                    let hall_code = match &current.target_hall_id {
+                        Some(id) => halls::get(tx, id)?.map(|h| h.code),
+                        None => None,
+                    };
+                    // The deadlines are counted from the opening, as they were then.
+                    let deadlines = levels.deadlines(
+                        &current.home_province,
+                        hall_code.as_deref(),
+                        current.created_at,
+                        Some(suspend_at),
+                    );
+                    Command::SetSuspension {
+                        suspend_at,
+                        deadlines,
+                        reason,
+                    }
+                }
             };
             let t = work_order::decide(&current, &cmd, &actor, now)?;
-            let next = save(tx, &actor, &current, t, now)?;
+            let next = save(tx, &recorder(&actor), &mail, &current, t, now)?;
             Ok(view(tx, &next, &actor)?)
         })
         .await
@@ -400,6 +479,7 @@ impl Services {
     ) -> Result<WorkOrderView> {
         actor.require(Permission::ActAsHomeClerk)?;
         let key = self.service_key.clone();
+        let mail = self.addressing.clone();
         self.write(ChainLock::AtAppend, recorder(&actor), move |tx, now| {
             let current = load_for(tx, &id, Kind::Complete, &actor, if_match)?;
             let result = current
@@ -431,7 +511,7 @@ impl Services {
             let completion = completable.signed(receipt::sign(&key, &claims)?);
             let cmd = Command::Complete(Box::new(completion));
             let t = work_order::decide(&current, &cmd, &actor, now)?;
-            let next = save(tx, &actor, &current, t, now)?;
+            let next = save(tx, &recorder(&actor), &mail, &current, t, now)?;
             Ok(WorkOrderView::new(&next, Some(&result), &actor))
         })
         .await
@@ -469,6 +549,7 @@ pub enum Step {
     /// Release, return, fail or cancel: a kind and the reason given.
     Reasoned(Kind, String),
     Reroute(Reroute),
+    Suspension(Suspension),
 }
 
 impl Step {
@@ -477,6 +558,17 @@ impl Step {
             Self::Claim => Kind::Claim,
             Self::Reasoned(kind, _) => *kind,
             Self::Reroute(_) => Kind::Reroute,
+            Self::Suspension(_) => Kind::SetSuspension,
         }
     }
+}
+
+/// `<suspend_at in µs>_<id>`: where a page sorted by suspension date ended.
+fn suspension_cursor(cursor: &str) -> Option<work_orders::ListOrder> {
+    let (micros, id) = cursor.split_once('_')?;
+    let at = DateTime::<Utc>::from_timestamp_micros(micros.parse().ok()?)?;
+    Some(work_orders::ListOrder::BySuspensionAfter(
+        at.naive_utc(),
+        id.to_owned(),
+    ))
 }

@@ -131,11 +131,13 @@ impl Services {
         let (store, clock) = (self.store.clone(), self.clock.clone());
         // Off the async threads, inside the request's span so the step's logs keep its id.
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
+        let done = tokio::task::spawn_blocking(move || {
             span.in_scope(|| write_blocking(&store, &clock, lock, &by, step))
         })
         .await
-        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        self.wake.after_commit();
+        done
     }
 }
 

@@ -2,12 +2,14 @@
 //! transaction opened by [`Store::write`] or [`Store::read`].
 
 pub(crate) mod audit;
+pub(crate) mod clock;
 pub(crate) mod error;
 pub(crate) mod evidence;
 pub(crate) mod halls;
 pub(crate) mod migrate;
 pub(crate) mod objects;
 pub mod offline;
+pub(crate) mod outbox;
 pub(crate) mod schema;
 #[cfg(test)]
 mod scratch;

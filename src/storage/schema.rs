@@ -82,6 +82,35 @@ diesel::table! {
         updated_at -> Timestamp,
         verification_id -> Nullable<Text>,
         receipt -> Nullable<Text>,
+        suspend_at -> Nullable<Timestamp>,
+        remind_at -> Nullable<Timestamp>,
+        reminded_at -> Nullable<Timestamp>,
+        escalated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Text,
+        work_order_id -> Nullable<Text>,
+        event -> Text,
+        recipient -> Text,
+        facts -> Text,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    clock_offset (id) {
+        id -> Integer,
+        offset_seconds -> BigInt,
     }
 }
 

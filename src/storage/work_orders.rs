@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use super::schema::{reference_counters, work_orders};
 use super::{DbConn, MultiBackend, StorageError};
 use crate::domain::access::Scope;
-use crate::domain::work_order::{State, Transition, WorkOrder};
+use crate::domain::work_order::{Kind, State, Transition, WorkOrder};
 use crate::domain::WorkOrderId;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
@@ -33,6 +33,54 @@ pub struct WorkOrderRow {
     pub updated_at: NaiveDateTime,
     pub verification_id: Option<String>,
     pub receipt: Option<String>,
+    pub suspend_at: Option<NaiveDateTime>,
+    pub remind_at: Option<NaiveDateTime>,
+    pub reminded_at: Option<NaiveDateTime>,
+    pub escalated_at: Option<NaiveDateTime>,
+}
+
+/// What a person's step may change: everything but the identity of the order and the
+/// scheduler's own marks (`reminded_at`, `escalated_at`), so a step decided on a read from
+/// before a timer fired cannot unmark it.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = work_orders)]
+#[diesel(treat_none_as_null = true)]
+struct StepChanges {
+    target_province: String,
+    target_city: String,
+    target_hall_id: Option<String>,
+    state: String,
+    version: i64,
+    claimed_by: Option<String>,
+    claimed_hall_id: Option<String>,
+    due_at: NaiveDateTime,
+    deadline_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+    verification_id: Option<String>,
+    receipt: Option<String>,
+    suspend_at: Option<NaiveDateTime>,
+    remind_at: Option<NaiveDateTime>,
+}
+
+impl From<&WorkOrder> for StepChanges {
+    fn from(o: &WorkOrder) -> Self {
+        StepChanges {
+            target_province: o.target_province.clone(),
+            target_city: o.target_city.clone(),
+            target_hall_id: o.target_hall_id.as_ref().map(ToString::to_string),
+            state: o.state.as_str().to_owned(),
+            version: o.version,
+            claimed_by: o.claimed_by.as_ref().map(ToString::to_string),
+            claimed_hall_id: o.claimed_hall_id.as_ref().map(ToString::to_string),
+            due_at: o.due_at.naive_utc(),
+            deadline_at: o.deadline_at.naive_utc(),
+            updated_at: o.updated_at.naive_utc(),
+            verification_id: o.verification_id.as_ref().map(ToString::to_string),
+            receipt: o.receipt.clone(),
+            suspend_at: o.suspend_at.map(|t| t.naive_utc()),
+            remind_at: Some(o.remind_at.naive_utc()),
+        }
+    }
 }
 
 fn utc(t: NaiveDateTime) -> DateTime<Utc> {
@@ -66,6 +114,11 @@ impl TryFrom<WorkOrderRow> for WorkOrder {
             updated_at: utc(r.updated_at),
             verification_id: r.verification_id.map(Into::into),
             receipt: r.receipt,
+            suspend_at: r.suspend_at.map(utc),
+            // Orders older than the reminder have theirs at due_at (the migration sets it so).
+            remind_at: utc(r.remind_at.unwrap_or(r.due_at)),
+            reminded_at: r.reminded_at.map(utc),
+            escalated_at: r.escalated_at.map(utc),
         })
     }
 }
@@ -93,6 +146,10 @@ impl From<&WorkOrder> for WorkOrderRow {
             updated_at: o.updated_at.naive_utc(),
             verification_id: o.verification_id.as_ref().map(ToString::to_string),
             receipt: o.receipt.clone(),
+            suspend_at: o.suspend_at.map(|t| t.naive_utc()),
+            remind_at: Some(o.remind_at.naive_utc()),
+            reminded_at: o.reminded_at.map(|t| t.naive_utc()),
+            escalated_at: o.escalated_at.map(|t| t.naive_utc()),
         }
     }
 }
@@ -132,15 +189,96 @@ pub fn get_steady(conn: &mut DbConn, id: &WorkOrderId) -> Result<Option<WorkOrde
 /// The only way to change an order: writes a decided transition, and only if nobody changed
 /// the row since the version it was decided on. False when someone did.
 pub fn update(conn: &mut DbConn, t: &Transition) -> Result<bool, StorageError> {
+    use work_orders::dsl as w;
     let next = t.next();
-    let n = diesel::update(
-        work_orders::table
-            .filter(work_orders::id.eq(next.id.as_str()))
-            .filter(work_orders::version.eq(t.expected_version())),
-    )
-    .set(WorkOrderRow::from(next))
-    .execute(conn)?;
+    let this = w::work_orders
+        .filter(w::id.eq(next.id.as_str()))
+        .filter(w::version.eq(t.expected_version()));
+    let waiting = [State::Open.as_str(), State::Claimed.as_str()];
+    // A timer's mark is set once: the first instance to set it sends the mail, any other
+    // (or a repeat) matches nothing.
+    let n = match t.kind() {
+        Kind::Remind => diesel::update(
+            this.filter(w::reminded_at.is_null())
+                .filter(w::state.eq_any(waiting)),
+        )
+        .set(w::reminded_at.eq(next.reminded_at.map(|t| t.naive_utc())))
+        .execute(conn)?,
+        Kind::Escalate => diesel::update(
+            this.filter(w::escalated_at.is_null())
+                .filter(w::state.eq_any(waiting)),
+        )
+        .set(w::escalated_at.eq(next.escalated_at.map(|t| t.naive_utc())))
+        .execute(conn)?,
+        _ => diesel::update(this)
+            .set(StepChanges::from(next))
+            .execute(conn)?,
+    };
     Ok(n == 1)
+}
+
+/// Orders with a timer due at `now` (at most `limit`), oldest due first. On PostgreSQL the
+/// rows are locked and rows another instance is firing are skipped, so instances share the
+/// work instead of queueing on it.
+pub fn with_due_timers(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<WorkOrder>, StorageError> {
+    use work_orders::dsl as w;
+    let now = now.naive_utc();
+    let waiting = [State::Open.as_str(), State::Claimed.as_str()];
+    // Three index ranges (the migration's partial indexes), one per timer.
+    let mut ids: Vec<String> = Vec::new();
+    ids.extend(
+        w::work_orders
+            .filter(w::state.eq_any(waiting))
+            .filter(w::reminded_at.is_null())
+            .filter(w::remind_at.le(now))
+            .order(w::remind_at.asc())
+            .limit(limit)
+            .select(w::id)
+            .load::<String>(conn)?,
+    );
+    ids.extend(
+        w::work_orders
+            .filter(w::state.eq_any(waiting))
+            .filter(w::escalated_at.is_null())
+            .filter(w::due_at.le(now))
+            .order(w::due_at.asc())
+            .limit(limit)
+            .select(w::id)
+            .load::<String>(conn)?,
+    );
+    ids.extend(
+        w::work_orders
+            .filter(w::state.eq_any(waiting))
+            .filter(w::deadline_at.le(now))
+            .order(w::deadline_at.asc())
+            .limit(limit)
+            .select(w::id)
+            .load::<String>(conn)?,
+    );
+    ids.sort();
+    ids.dedup();
+    ids.truncate(limit.max(0) as usize);
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    macro_rules! orders {
+        () => {
+            w::work_orders
+                .filter(w::id.eq_any(&ids))
+                .filter(w::state.eq_any(waiting))
+                .order(w::id.asc())
+                .select(WorkOrderRow::as_select())
+        };
+    }
+    let rows: Vec<WorkOrderRow> = match conn {
+        DbConn::Pg(pg) => orders!().for_update().skip_locked().load(pg)?,
+        DbConn::Sqlite(c) => orders!().load(c)?,
+    };
+    rows.into_iter().map(WorkOrder::try_from).collect()
 }
 
 /// Whether the number already has an active order (open, claimed or submitted).
@@ -195,9 +333,22 @@ pub struct ListFilter {
     pub hall_id: Option<String>,
     pub home_province: Option<String>,
     pub target_province: Option<String>,
-    /// Ids are time-ordered (UUIDv7), so "after this id" is a stable cursor.
-    pub after_id: Option<String>,
+    /// Only orders whose number is suspended at or before this time.
+    pub suspend_before: Option<NaiveDateTime>,
+    pub order: ListOrder,
     pub limit: i64,
+}
+
+/// How a page of orders is sorted, and where the previous page ended.
+#[derive(Debug, Clone, Default)]
+pub enum ListOrder {
+    /// By id (UUIDv7: time-ordered), after this one.
+    #[default]
+    ById,
+    ByIdAfter(String),
+    /// By suspension date, then id; only orders that have one.
+    BySuspension,
+    BySuspensionAfter(NaiveDateTime, String),
 }
 
 pub fn list(
@@ -245,11 +396,24 @@ pub fn list(
     if let Some(p) = &f.target_province {
         q = q.filter(w::target_province.eq(p.clone()));
     }
-    if let Some(after) = &f.after_id {
-        q = q.filter(w::id.gt(after.clone()));
+    if let Some(before) = f.suspend_before {
+        q = q.filter(w::suspend_at.le(before));
     }
+    q = match &f.order {
+        ListOrder::ById => q.order(w::id.asc()),
+        ListOrder::ByIdAfter(after) => q.filter(w::id.gt(after.clone())).order(w::id.asc()),
+        ListOrder::BySuspension => q
+            .filter(w::suspend_at.is_not_null())
+            .order((w::suspend_at.asc(), w::id.asc())),
+        ListOrder::BySuspensionAfter(at, id) => q
+            .filter(
+                w::suspend_at
+                    .gt(*at)
+                    .or(w::suspend_at.eq(*at).and(w::id.gt(id.clone()))),
+            )
+            .order((w::suspend_at.asc(), w::id.asc())),
+    };
     let rows: Vec<WorkOrderRow> = q
-        .order(w::id.asc())
         .limit(f.limit)
         .select(WorkOrderRow::as_select())
         .load(conn)?;
@@ -319,6 +483,10 @@ mod tests {
                         deadline_at: at(),
                         created_at: at(),
                         updated_at: at(),
+                        suspend_at: None,
+                        remind_at: at(),
+                        reminded_at: None,
+                        escalated_at: None,
                         verification_id: None,
                         receipt: None,
                     });

@@ -56,6 +56,11 @@ async fn every_operation_in_the_openapi_document_is_routed(app: TestApp) {
     for (path, item) in &paths {
         let concrete = path.replace(['{', '}'], "");
         for method in item.as_object().unwrap().keys() {
+            operations += 1;
+            // Routed, but 404 to everyone unless testing.movable_clock is on (tests/api/mail.rs).
+            if path == "/api/v1/admin/clock" {
+                continue;
+            }
             let r = app
                 .raw(&method.to_uppercase(), &concrete, None, &[], None)
                 .await;
@@ -65,10 +70,9 @@ async fn every_operation_in_the_openapi_document_is_routed(app: TestApp) {
                 r.status,
                 r.body
             );
-            operations += 1;
         }
     }
-    assert_eq!(operations, 29, "the contract's operations");
+    assert_eq!(operations, 33, "the contract's 29 operations and our 4");
 }
 
 async fn instances_sharing_a_database_accept_each_others_tokens_and_receipts(app: TestApp) {

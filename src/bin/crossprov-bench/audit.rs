@@ -554,6 +554,11 @@ impl Sim {
             updated_at: micros_to_naive(o.updated_us),
             verification_id: o.verification_id.clone(),
             receipt: None,
+            suspend_at: None,
+            remind_at: Some(micros_to_naive(o.created_us + 72_000_000_000)),
+            // Seeded history: the timers of these orders are not the benchmark's concern.
+            reminded_at: Some(micros_to_naive(o.created_us + 72_000_000_000)),
+            escalated_at: Some(micros_to_naive(o.created_us + 86_400_000_000)),
         }
     }
 

@@ -1,0 +1,10 @@
+DROP TABLE clock_offset;
+DROP TABLE outbox;
+DROP INDEX work_orders_suspend;
+DROP INDEX work_orders_expire_due;
+DROP INDEX work_orders_escalate_due;
+DROP INDEX work_orders_remind_due;
+ALTER TABLE work_orders DROP COLUMN escalated_at;
+ALTER TABLE work_orders DROP COLUMN reminded_at;
+ALTER TABLE work_orders DROP COLUMN remind_at;
+ALTER TABLE work_orders DROP COLUMN suspend_at;

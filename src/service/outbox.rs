@@ -170,6 +170,14 @@ impl Services {
     pub(crate) async fn lease_mail(&self, owner: String) -> Result<Vec<LeasedMail>> {
         let mail = &self.settings.mail;
         let (lease, limit) = (mail.lease_seconds.clamp(1, 60), mail.batch_size.max(1));
+        let due = self.now();
+        let any = self
+            .store
+            .read(move |c| -> Result<bool> { Ok(outbox::any_due(c, due, Utc::now())?) })
+            .await?;
+        if !any {
+            return Ok(Vec::new());
+        }
         let rows = self
             .write(ChainLock::NotNeeded, Recorder::system(), move |tx, now| {
                 let wall = Utc::now();

@@ -30,6 +30,16 @@ impl Services {
         let mut all = Fired::default();
         // Batches until nothing is due; bounded, so one pass never runs away.
         for _ in 0..100 {
+            let now = self.now();
+            let due = self
+                .store
+                .read(move |c| -> Result<Vec<String>> {
+                    Ok(work_orders::due_timer_ids(c, now, 1)?)
+                })
+                .await?;
+            if due.is_empty() {
+                break;
+            }
             let mail = self.addressing.clone();
             let fired = self
                 .write(ChainLock::AtAppend, Recorder::system(), move |tx, now| {

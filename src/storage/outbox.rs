@@ -77,6 +77,24 @@ pub fn insert(conn: &mut DbConn, rows: &[OutboxRow]) -> Result<(), StorageError>
     Ok(())
 }
 
+/// Whether any row is due (a plain read, so an idle worker costs no write transaction).
+pub fn any_due(
+    conn: &mut DbConn,
+    due: DateTime<Utc>,
+    wall: DateTime<Utc>,
+) -> Result<bool, StorageError> {
+    use outbox::dsl as o;
+    let wall = wall.naive_utc();
+    let first: Option<String> = o::outbox
+        .filter(o::state.eq(DeliveryState::Pending.as_str()))
+        .filter(o::next_attempt_at.le(due.naive_utc()))
+        .filter(o::lease_until.is_null().or(o::lease_until.le(wall)))
+        .select(o::id)
+        .first(conn)
+        .optional()?;
+    Ok(first.is_some())
+}
+
 /// Leases up to `limit` pending rows due by `due` whose lease (if any) ran out by `wall`,
 /// for `owner` until `until`. PostgreSQL skips rows another worker is leasing right now;
 /// SQLite has one writer at a time, so the select and update are already exclusive.

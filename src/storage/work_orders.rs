@@ -217,14 +217,13 @@ pub fn update(conn: &mut DbConn, t: &Transition) -> Result<bool, StorageError> {
     Ok(n == 1)
 }
 
-/// Orders with a timer due at `now` (at most `limit`), oldest due first. On PostgreSQL the
-/// rows are locked and rows another instance is firing are skipped, so instances share the
-/// work instead of queueing on it.
-pub fn with_due_timers(
+/// Ids of orders with a timer due at `now` (at most `limit` per timer): a plain read, so an
+/// idle scheduler costs no write transaction.
+pub fn due_timer_ids(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     limit: i64,
-) -> Result<Vec<WorkOrder>, StorageError> {
+) -> Result<Vec<String>, StorageError> {
     use work_orders::dsl as w;
     let now = now.naive_utc();
     let waiting = [State::Open.as_str(), State::Claimed.as_str()];
@@ -261,6 +260,21 @@ pub fn with_due_timers(
     );
     ids.sort();
     ids.dedup();
+    Ok(ids)
+}
+
+/// Orders with a timer due at `now` (at most `limit`), locked for the caller's transaction.
+/// On PostgreSQL rows another instance is firing are skipped, so instances share the work
+/// instead of queueing on it.
+pub fn with_due_timers(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<WorkOrder>, StorageError> {
+    use work_orders::dsl as w;
+    let waiting = [State::Open.as_str(), State::Claimed.as_str()];
+    let mut ids = due_timer_ids(conn, now, limit)?;
+
     ids.truncate(limit.max(0) as usize);
     if ids.is_empty() {
         return Ok(Vec::new());

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod audit_action;
+pub mod calendar;
 pub mod document;
 pub mod error;
 pub mod evidence;

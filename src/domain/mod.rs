@@ -12,6 +12,7 @@ pub mod masking;
 pub mod msisdn;
 pub mod notice;
 pub mod region;
+pub mod sla;
 pub mod text;
 pub mod verification;
 pub mod work_order;

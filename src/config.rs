@@ -2,8 +2,14 @@
 
 use std::path::{Path, PathBuf};
 
+use chrono::{Datelike, NaiveDate};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+
+use crate::domain::calendar::{
+    BusinessCalendar, CalendarError, InvalidOpeningHours, OpeningHours, YearCalendar,
+};
+use crate::domain::sla::SlaRule;
 
 /// The documented defaults; compiled in so the binary runs from any folder.
 const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -186,8 +192,27 @@ pub struct Overrides {
 /// Why settings did not load. A value the types refuse is named with its key, e.g. "enum
 /// MailTransport does not have variant constructor pigeon for key `mail.transport`".
 #[derive(Debug, thiserror::Error)]
-#[error("settings: {0}")]
-pub struct SettingsError(#[from] config::ConfigError);
+pub enum SettingsError {
+    #[error("settings: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("settings: {key}: {reason}")]
+    OpeningHours {
+        key: String,
+        reason: InvalidOpeningHours,
+    },
+    #[error("settings: sla.calendar_dir {}: {reason}", dir.display())]
+    CalendarDir {
+        dir: PathBuf,
+        reason: std::io::Error,
+    },
+    #[error("settings: business calendar {}: {reason}", file.display())]
+    Calendar {
+        file: PathBuf,
+        reason: CalendarError,
+    },
+    #[error("settings: business calendar {}: it holds year = {year}, so it must be named {year}.toml", file.display())]
+    CalendarFileName { file: PathBuf, year: i32 },
+}
 
 impl Settings {
     /// Loads every layer. `CROSSPROV_CONFIG` names the file when `--config` does not.
@@ -215,7 +240,9 @@ impl Settings {
         if let Some(url) = &overrides.database_url {
             builder = builder.set_override("database.url", url.expose_secret())?;
         }
-        Ok(builder.build()?.try_deserialize()?)
+        let settings: Self = builder.build()?.try_deserialize()?;
+        settings.check_opening_hours()?;
+        Ok(settings)
     }
 
     /// The defaults alone, for tests and tools that build settings in code.
@@ -224,6 +251,83 @@ impl Settings {
             .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
             .build()?;
         Ok(built.try_deserialize()?)
+    }
+
+    /// Every opening-hours value parses, so a typo refuses to start rather than failing the
+    /// first order of that hall.
+    fn check_opening_hours(&self) -> Result<(), SettingsError> {
+        self.opening_hours_for(None)?;
+        for hall in self.sla.hall_opening_hours.keys() {
+            self.opening_hours_for(Some(hall))?;
+        }
+        Ok(())
+    }
+
+    /// The opening hours of a hall (`sla.hall_opening_hours`, its code matched ignoring case),
+    /// else `sla.opening_hours`: the hours an order of that hall counts.
+    pub fn opening_hours_for(
+        &self,
+        hall_code: Option<&str>,
+    ) -> Result<OpeningHours, SettingsError> {
+        let own = hall_code.and_then(|code| {
+            self.sla
+                .hall_opening_hours
+                .iter()
+                .find(|(hall, _)| hall.eq_ignore_ascii_case(code))
+        });
+        let (key, raw) = match own {
+            Some((hall, raw)) => (format!("sla.hall_opening_hours.{hall}"), raw),
+            None => ("sla.opening_hours".to_owned(), &self.sla.opening_hours),
+        };
+        OpeningHours::parse(raw).map_err(|reason| SettingsError::OpeningHours { key, reason })
+    }
+
+    /// The service level for orders of a home province: `[sla.provinces.<code>]` over the
+    /// global hours.
+    pub fn sla_rule_for(&self, home_province: &str) -> SlaRule {
+        let own = self.sla.provinces.get(home_province);
+        SlaRule {
+            due_hours: own.and_then(|p| p.due_hours).unwrap_or(self.sla.due_hours),
+            deadline_hours: own
+                .and_then(|p| p.deadline_hours)
+                .unwrap_or(self.sla.deadline_hours),
+            reminder_lead_hours: self.sla.reminder_lead_hours,
+            suspension_margin_hours: self.sla.suspension_margin_hours,
+        }
+    }
+
+    /// The business calendar: the compiled-in years, or, when `sla.calendar_dir` is set, every
+    /// `<year>.toml` in it instead. Also the warnings to log at start: the year of `today` and
+    /// the next one without a calendar (their hours count as calendar hours) or with a
+    /// provisional one.
+    pub fn business_calendar(
+        &self,
+        today: NaiveDate,
+    ) -> Result<(BusinessCalendar, Vec<String>), SettingsError> {
+        let calendar = if self.sla.calendar_dir.trim().is_empty() {
+            BusinessCalendar::built_in().map_err(|reason| SettingsError::Calendar {
+                file: Path::new("config/calendar").to_path_buf(),
+                reason,
+            })?
+        } else {
+            calendar_from_dir(Path::new(self.sla.calendar_dir.trim()))?
+        };
+        let mut warnings = Vec::new();
+        for year in [today.year(), today.year() + 1] {
+            match calendar.year(year) {
+                None => warnings.push(format!(
+                    "no business calendar for {year}: its hours count as calendar hours (24/7) \
+                     until a {year}.toml is installed"
+                )),
+                Some(y) if y.is_provisional() => warnings.push(format!(
+                    "the business calendar for {year} is provisional ({}): check it against the \
+                     State Council's notice",
+                    y.source()
+                )),
+                Some(_) => {}
+            }
+        }
+        Ok((calendar, warnings))
     }
 
     /// The database URL to use: the setting, or SQLite inside `data_dir`. Secret, since it may
@@ -252,6 +356,47 @@ impl Settings {
             Path::new(&self.signing.key_file).to_path_buf()
         }
     }
+}
+
+/// Every `*.toml` in `dir`, each named for its year (`2028.toml` holds `year = 2028`).
+fn calendar_from_dir(dir: &Path) -> Result<BusinessCalendar, SettingsError> {
+    let dir_error = |reason| SettingsError::CalendarDir {
+        dir: dir.to_path_buf(),
+        reason,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(dir_error)? {
+        let path = entry.map_err(dir_error)?.path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            files.push(path);
+        }
+    }
+    // Sorted, so the same folder always fails on the same file first.
+    files.sort();
+    let mut years = Vec::new();
+    for file in files {
+        let refused = |reason| SettingsError::Calendar {
+            file: file.clone(),
+            reason,
+        };
+        let text = std::fs::read_to_string(&file).map_err(|reason| SettingsError::CalendarDir {
+            dir: file.clone(),
+            reason,
+        })?;
+        let year = YearCalendar::parse(&text).map_err(refused)?;
+        let named_for = file.file_stem().and_then(|s| s.to_str()) == Some(&year.year().to_string());
+        if !named_for {
+            return Err(SettingsError::CalendarFileName {
+                file,
+                year: year.year(),
+            });
+        }
+        years.push(year);
+    }
+    BusinessCalendar::new(years).map_err(|reason| SettingsError::Calendar {
+        file: dir.to_path_buf(),
+        reason,
+    })
 }
 
 #[cfg(test)]
@@ -378,5 +523,141 @@ mod tests {
             }
         );
         assert!(!flagged.contains("hunter2"), "{flagged}");
+    }
+
+    #[test]
+    fn a_hall_s_own_opening_hours_are_found_by_code_ignoring_case() {
+        let s = load_file("[sla.hall_opening_hours]\n\"KM-001\" = \"08:30-18:00\"\n").unwrap();
+        for code in ["KM-001", "km-001"] {
+            assert_eq!(
+                s.opening_hours_for(Some(code)).unwrap().to_string(),
+                "08:30-18:00"
+            );
+        }
+        assert_eq!(
+            s.opening_hours_for(Some("KM-002")).unwrap().to_string(),
+            "09:00-17:00"
+        );
+        assert_eq!(
+            s.opening_hours_for(None).unwrap().to_string(),
+            "09:00-17:00"
+        );
+    }
+
+    #[test]
+    fn bad_opening_hours_refuse_to_load_naming_the_key() {
+        for (text, key) in [
+            (
+                "[sla]\nopening_hours = \"17:00-09:00\"\n",
+                "sla.opening_hours",
+            ),
+            (
+                "[sla.hall_opening_hours]\n\"KM-001\" = \"9-5\"\n",
+                "sla.hall_opening_hours.",
+            ),
+        ] {
+            let err = load_file(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text:?} gave {err:?}");
+        }
+    }
+
+    #[test]
+    fn a_province_overrides_only_the_hours_it_names() {
+        let s = load_file("[sla.provinces.53]\ndue_hours = 16\n").unwrap();
+        let yunnan = s.sla_rule_for("53");
+        assert_eq!((yunnan.due_hours, yunnan.deadline_hours), (16, 72));
+        assert_eq!(s.sla_rule_for("11").due_hours, 24);
+        assert_eq!(yunnan.reminder_lead_hours, s.sla.reminder_lead_hours);
+        assert_eq!(
+            yunnan.suspension_margin_hours,
+            s.sla.suspension_margin_hours
+        );
+    }
+
+    fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn the_built_in_calendar_warns_of_a_provisional_next_year() {
+        let s = Settings::defaults().unwrap();
+        let (calendar, warnings) = s.business_calendar(day(2026, 6, 1)).unwrap();
+        assert!(calendar.covers(2026) && calendar.covers(2027));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("2027") && warnings[0].contains("provisional"));
+    }
+
+    #[test]
+    fn a_year_without_a_calendar_is_warned_of() {
+        let s = Settings::defaults().unwrap();
+        let (_, warnings) = s.business_calendar(day(2027, 12, 1)).unwrap();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[1].starts_with("no business calendar for 2028"));
+    }
+
+    const CALENDAR_2028: &str = "year = 2028\nsource = \"test\"\n\
+        [[holiday]]\nname = \"元旦\"\nfirst = 2028-01-01\n";
+
+    fn with_calendar_dir(files: &[(&str, &str)]) -> (tempfile::TempDir, Settings) {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let mut s = Settings::defaults().unwrap();
+        s.sla.calendar_dir = dir.path().display().to_string();
+        (dir, s)
+    }
+
+    #[test]
+    fn a_calendar_dir_replaces_the_built_in_years() {
+        let (_dir, s) = with_calendar_dir(&[("2028.toml", CALENDAR_2028), ("notes.txt", "x")]);
+        let (calendar, warnings) = s.business_calendar(day(2027, 6, 1)).unwrap();
+        assert!(calendar.covers(2028));
+        assert!(!calendar.covers(2026) && !calendar.covers(2027));
+        assert!(
+            warnings[0].starts_with("no business calendar for 2027"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn a_bad_calendar_file_refuses_naming_the_file() {
+        let bad = CALENDAR_2028.replace("2028-01-01", "2029-01-01");
+        let (_dir, s) = with_calendar_dir(&[("2028.toml", &bad)]);
+        let err = s
+            .business_calendar(day(2028, 1, 1))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("2028.toml") && err.contains("not in 2028"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_calendar_file_named_for_another_year_refuses() {
+        let (_dir, s) = with_calendar_dir(&[("2029.toml", CALENDAR_2028)]);
+        let err = s
+            .business_calendar(day(2028, 1, 1))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("2029.toml") && err.contains("2028.toml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_calendar_dir_refuses_naming_it() {
+        let mut s = Settings::defaults().unwrap();
+        s.sla.calendar_dir = "/nonexistent/crossprov-calendars".into();
+        let err = s
+            .business_calendar(day(2026, 1, 1))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sla.calendar_dir /nonexistent/crossprov-calendars"),
+            "{err}"
+        );
     }
 }

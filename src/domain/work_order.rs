@@ -11,6 +11,7 @@ use super::error::{DomainError, Invalid};
 use super::ids::{HallId, Username, VerificationId, WorkOrderId};
 use super::masking::mask_name;
 use super::notice::{Audience, MailEvent, Notice};
+use super::sla::SlaTimes;
 use super::text::Reason;
 use super::verification::{MaskedDocument, Outcome};
 
@@ -82,14 +83,6 @@ pub struct WorkOrder {
     pub escalated_at: Option<DateTime<Utc>>,
 }
 
-/// When an order's timers fire, as the service level and the business calendar set them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Deadlines {
-    pub remind_at: DateTime<Utc>,
-    pub due_at: DateTime<Utc>,
-    pub deadline_at: DateTime<Utc>,
-}
-
 /// What a clerk asks for when opening an order, already parsed.
 #[derive(Debug, Clone)]
 pub struct NewOrder {
@@ -99,7 +92,7 @@ pub struct NewOrder {
     pub reason: Reason,
     pub expected_name: Option<String>,
     pub suspend_at: Option<DateTime<Utc>>,
-    pub deadlines: Deadlines,
+    pub deadlines: SlaTimes,
 }
 
 /// A new order, the event that records it and the mail that tells the hall.
@@ -309,7 +302,7 @@ pub enum Command {
     /// The clerk sets (or moves) the number's suspension date; the deadlines follow it.
     SetSuspension {
         suspend_at: DateTime<Utc>,
-        deadlines: Deadlines,
+        deadlines: SlaTimes,
         reason: Reason,
     },
     /// The system's timers.
@@ -1031,7 +1024,7 @@ mod tests {
             reason: reason(),
             expected_name: Some("张三".into()),
             suspend_at: None,
-            deadlines: Deadlines {
+            deadlines: SlaTimes {
                 remind_at: at(),
                 due_at: at(),
                 deadline_at: at(),
@@ -1297,7 +1290,7 @@ mod tests {
     #[test]
     fn setting_the_suspension_date_moves_the_deadlines_as_a_clerks_change() {
         let o = timed(State::Submitted);
-        let deadlines = Deadlines {
+        let deadlines = SlaTimes {
             remind_at: at(),
             due_at: at() + hours(1),
             deadline_at: at() + hours(2),

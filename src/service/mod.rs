@@ -126,7 +126,7 @@ impl Services {
             "Stored evidence files refused because their bytes no longer match their SHA-256",
         )
         .map_err(|e| Error::Internal(e.to_string()))?;
-        let levels = Arc::new(sla::ServiceLevels::from_settings(&settings)?);
+        let levels = Arc::new(sla::ServiceLevels::from_settings(&settings, Utc::now())?);
         let wake = Arc::new(Wake::default());
         let addressing = Arc::new(notices::Addressing::new(
             &settings.sla.supervisors,

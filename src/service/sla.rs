@@ -1,51 +1,66 @@
 //! The service levels an order is held to: its province's hours, its hall's opening hours,
 //! the business calendar, and the number's suspension date.
 
-use chrono::{DateTime, Duration, Utc};
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
 
 use super::{Error, Result};
 use crate::config::Settings;
-use crate::domain::work_order::Deadlines;
+use crate::domain::calendar::{BusinessCalendar, OpeningHours};
+use crate::domain::sla::{sla_times, SlaTimes};
 
 /// Built once at start from the settings (a bad calendar or opening hours refuse to start).
 #[derive(Debug, Clone)]
 pub(crate) struct ServiceLevels {
-    settings: crate::config::SlaSettings,
+    calendar: BusinessCalendar,
+    /// `sla.opening_hours`, and each hall's own by lowercase hall code: parsed once here.
+    default_hours: OpeningHours,
+    hall_hours: BTreeMap<String, OpeningHours>,
+    settings: Settings,
 }
 
 impl ServiceLevels {
-    pub(crate) fn from_settings(settings: &Settings) -> Result<Self> {
-        if settings.sla.due_hours < 0 || settings.sla.deadline_hours < settings.sla.due_hours {
-            return Err(Error::Internal(
-                "sla.due_hours must be at least 0 and at most sla.deadline_hours".into(),
-            ));
+    /// Loads the business calendar, warning (in the log) of each year it does not cover.
+    pub(crate) fn from_settings(settings: &Settings, now: DateTime<Utc>) -> Result<Self> {
+        let today = now
+            .with_timezone(&crate::domain::calendar::BEIJING)
+            .date_naive();
+        let (calendar, warnings) = settings
+            .business_calendar(today)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        for warning in warnings {
+            tracing::warn!("{warning}");
+        }
+        let hours = |code: Option<&str>| {
+            settings
+                .opening_hours_for(code)
+                .map_err(|e| Error::Internal(e.to_string()))
+        };
+        let mut hall_hours = BTreeMap::new();
+        for code in settings.sla.hall_opening_hours.keys() {
+            hall_hours.insert(code.to_lowercase(), hours(Some(code))?);
         }
         Ok(Self {
-            settings: settings.sla.clone(),
+            calendar,
+            default_hours: hours(None)?,
+            hall_hours,
+            settings: settings.clone(),
         })
     }
 
     /// When an order opened at `opened_at` is to be reminded, due and past its deadline.
     pub(crate) fn deadlines(
         &self,
-        _home_province: &str,
-        _hall_code: Option<&str>,
+        home_province: &str,
+        hall_code: Option<&str>,
         opened_at: DateTime<Utc>,
         suspend_at: Option<DateTime<Utc>>,
-    ) -> Deadlines {
-        let s = &self.settings;
-        let mut deadline_at = opened_at + Duration::hours(s.deadline_hours);
-        let mut due_at = opened_at + Duration::hours(s.due_hours);
-        if let Some(suspend_at) = suspend_at {
-            deadline_at = deadline_at.min(suspend_at);
-            due_at = due_at.min(suspend_at - Duration::hours(s.suspension_margin_hours));
-        }
-        let due_at = due_at.max(opened_at).min(deadline_at.max(opened_at));
-        let remind_at = (due_at - Duration::hours(s.reminder_lead_hours)).max(opened_at);
-        Deadlines {
-            remind_at,
-            due_at,
-            deadline_at,
-        }
+    ) -> SlaTimes {
+        let opening = hall_code
+            .and_then(|code| self.hall_hours.get(&code.to_lowercase()))
+            .unwrap_or(&self.default_hours);
+        let rule = self.settings.sla_rule_for(home_province);
+        sla_times(&self.calendar, &rule, opening, opened_at, suspend_at)
     }
 }

@@ -360,9 +360,9 @@ impl Services {
             Some(_) => return Err(Error::bad_request(Some("sort"), "sort is id or suspend_at")),
         };
         let order = match (by_suspension, q.cursor) {
-            (false, None) => work_orders::ListOrder::ById,
-            (false, Some(after)) => work_orders::ListOrder::ByIdAfter(after),
-            (true, None) => work_orders::ListOrder::BySuspension,
+            (false, None) => work_orders::ListOrder::Oldest,
+            (false, Some(after)) => work_orders::ListOrder::AfterId(after),
+            (true, None) => work_orders::ListOrder::SoonestSuspension,
             (true, Some(cursor)) => suspension_cursor(&cursor)
                 .ok_or_else(|| Error::bad_request(Some("cursor"), "not a cursor of this list"))?,
         };
@@ -567,7 +567,7 @@ impl Step {
 fn suspension_cursor(cursor: &str) -> Option<work_orders::ListOrder> {
     let (micros, id) = cursor.split_once('_')?;
     let at = DateTime::<Utc>::from_timestamp_micros(micros.parse().ok()?)?;
-    Some(work_orders::ListOrder::BySuspensionAfter(
+    Some(work_orders::ListOrder::AfterSuspension(
         at.naive_utc(),
         id.to_owned(),
     ))

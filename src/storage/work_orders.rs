@@ -356,13 +356,13 @@ pub struct ListFilter {
 /// How a page of orders is sorted, and where the previous page ended.
 #[derive(Debug, Clone, Default)]
 pub enum ListOrder {
-    /// By id (UUIDv7: time-ordered), after this one.
+    /// By id (UUIDv7: time-ordered), from the first or after this one.
     #[default]
-    ById,
-    ByIdAfter(String),
+    Oldest,
+    AfterId(String),
     /// By suspension date, then id; only orders that have one.
-    BySuspension,
-    BySuspensionAfter(NaiveDateTime, String),
+    SoonestSuspension,
+    AfterSuspension(NaiveDateTime, String),
 }
 
 pub fn list(
@@ -414,12 +414,12 @@ pub fn list(
         q = q.filter(w::suspend_at.le(before));
     }
     q = match &f.order {
-        ListOrder::ById => q.order(w::id.asc()),
-        ListOrder::ByIdAfter(after) => q.filter(w::id.gt(after.clone())).order(w::id.asc()),
-        ListOrder::BySuspension => q
+        ListOrder::Oldest => q.order(w::id.asc()),
+        ListOrder::AfterId(after) => q.filter(w::id.gt(after.clone())).order(w::id.asc()),
+        ListOrder::SoonestSuspension => q
             .filter(w::suspend_at.is_not_null())
             .order((w::suspend_at.asc(), w::id.asc())),
-        ListOrder::BySuspensionAfter(at, id) => q
+        ListOrder::AfterSuspension(at, id) => q
             .filter(
                 w::suspend_at
                     .gt(*at)

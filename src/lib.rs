@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub(crate) mod http;
+pub mod notify;
 pub(crate) mod offline;
 pub(crate) mod scheduler;
 pub mod service;

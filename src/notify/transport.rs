@@ -176,13 +176,15 @@ fn percent_decode(s: &str) -> Option<String> {
 
 /// A reply code is the server refusing; anything short of one is the server out of reach.
 fn classify(e: &lettre::transport::smtp::Error, envelope: &Envelope) -> Delivery {
-    let detail = bounded(e.to_string());
     if let Some(code) = e.status() {
+        // The server's own words; the code travels beside them.
+        let reply = std::error::Error::source(e).map_or_else(|| e.to_string(), |s| s.to_string());
         return Delivery::Refused {
             code: Some(code.into()),
-            detail,
+            detail: bounded(reply),
         };
     }
+    let detail = bounded(e.to_string());
     // lettre's own refusals are about the server (no STARTTLS, no common login method), except
     // a non-ASCII address the server cannot take: that one is about this message alone.
     let non_ascii = envelope
@@ -256,4 +258,419 @@ fn sync_folder(dir: &Path) -> std::io::Result<()> {
 fn sync_folder(_dir: &Path) -> std::io::Result<()> {
     // Only Unix syncs a directory through a handle; elsewhere the rename is as durable as it gets.
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::notice::{MailEvent, MailFacts};
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+    use std::sync::mpsc;
+
+    const ROW: &str = "0192f3a4-5b6c-7d8e-9f00-112233445566";
+    const RECIPIENT: &str = "hall-km@example.cn";
+
+    fn facts() -> MailFacts {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-10-09T02:30:00Z")
+            .unwrap()
+            .to_utc();
+        MailFacts {
+            event: MailEvent::Opened,
+            work_order_id: "0192f3a4-0000-7000-8000-00000000abcd".into(),
+            reference: "53-20261124-000017".to_owned(),
+            msisdn_masked: "189****5678".to_owned(),
+            home_province: "53".to_owned(),
+            target_province: "53".to_owned(),
+            target_city: "530100".to_owned(),
+            state: "open".to_owned(),
+            expected_name_masked: Some("张**".to_owned()),
+            due_at: at,
+            deadline_at: at,
+            suspend_at: None,
+            reason: None,
+            outcome: None,
+            at,
+        }
+    }
+
+    fn settings(data_dir: &Path) -> Settings {
+        let mut s = Settings::defaults().unwrap();
+        s.data_dir = data_dir.to_path_buf();
+        s
+    }
+
+    fn smtp_settings(url: &str) -> Settings {
+        let mut s = Settings::defaults().unwrap();
+        s.mail.transport = MailTransport::Smtp;
+        s.mail.smtp_url = url.into();
+        s.mail.timeout_seconds = 2;
+        s
+    }
+
+    fn message(s: &Settings, event: MailEvent) -> Message {
+        let mut f = facts();
+        f.event = event;
+        super::super::render(ROW, RECIPIENT, &f, &s.mail).unwrap()
+    }
+
+    fn folder_entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn the_file_transport_writes_one_eml_per_row_and_replaces_it_on_a_repeat() {
+        let data = tempfile::tempdir().unwrap();
+        let s = settings(data.path());
+        let mailer = Mailer::from_settings(&s).unwrap();
+        let opened = message(&s, MailEvent::Opened);
+        assert_eq!(mailer.deliver(ROW, &opened).await, Delivery::Sent);
+        let outbox = data.path().join("outbox");
+        let file = outbox.join(format!("{ROW}.eml"));
+        assert_eq!(std::fs::read(&file).unwrap(), opened.formatted());
+        assert_eq!(
+            folder_entries(&outbox),
+            [format!("{ROW}.eml")],
+            "no temp file left"
+        );
+
+        let reminder = message(&s, MailEvent::Reminder);
+        assert_eq!(mailer.deliver(ROW, &reminder).await, Delivery::Sent);
+        assert_eq!(std::fs::read(&file).unwrap(), reminder.formatted());
+        assert_eq!(folder_entries(&outbox), [format!("{ROW}.eml")]);
+
+        let other = message(&s, MailEvent::Opened);
+        assert_eq!(mailer.deliver("another-row", &other).await, Delivery::Sent);
+        assert_eq!(
+            folder_entries(&outbox),
+            [format!("{ROW}.eml"), "another-row.eml".to_owned()]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_outbox_folder_that_cannot_be_made_is_an_outage() {
+        let data = tempfile::tempdir().unwrap();
+        // A file where the outbox folder should be.
+        std::fs::write(data.path().join("outbox"), b"in the way").unwrap();
+        let s = settings(data.path());
+        let mailer = Mailer::from_settings(&s).unwrap();
+        let delivery = mailer.deliver(ROW, &message(&s, MailEvent::Opened)).await;
+        assert!(
+            matches!(delivery, Delivery::Unreachable { .. }),
+            "{delivery:?}"
+        );
+        assert_eq!(delivery.summary(), "unreachable");
+    }
+
+    #[tokio::test]
+    async fn the_file_transport_refuses_a_row_id_that_is_no_file_name() {
+        let data = tempfile::tempdir().unwrap();
+        let s = settings(data.path());
+        let mailer = Mailer::from_settings(&s).unwrap();
+        let delivery = mailer
+            .deliver("../../etc/x", &message(&s, MailEvent::Opened))
+            .await;
+        assert!(
+            matches!(delivery, Delivery::Refused { code: None, .. }),
+            "{delivery:?}"
+        );
+        assert!(!data.path().join("etc").exists());
+    }
+
+    #[test]
+    fn start_up_refuses_a_from_that_is_no_mailbox() {
+        for from in ["", "crossprov", "crossprov <noreply>", "<@example.cn>"] {
+            let mut s = Settings::defaults().unwrap();
+            s.mail.from = from.to_owned();
+            let err = Mailer::from_settings(&s).unwrap_err();
+            assert!(matches!(err, NotifyError::From { .. }), "{from:?}: {err:?}");
+            assert!(err.to_string().contains("mail.from"), "{err}");
+        }
+    }
+
+    #[test]
+    fn start_up_refuses_smtp_without_a_usable_url_and_never_prints_the_password() {
+        let err = Mailer::from_settings(&smtp_settings("")).unwrap_err();
+        assert!(matches!(err, NotifyError::MissingSmtpUrl), "{err:?}");
+        assert!(err.to_string().contains("mail.smtp_url"), "{err}");
+        for url in [
+            "ftp://mailer:hunter2@mail.example.cn",
+            "smtp://mailer:hunter2@",
+            "smtp://mailer:hunter2@mail.example.cn:99999",
+            "smtp://mailer:hunter2@mail.example.cn?tls=maybe",
+            "mailer:hunter2 at mail.example.cn",
+        ] {
+            let err = Mailer::from_settings(&smtp_settings(url)).unwrap_err();
+            assert!(matches!(err, NotifyError::SmtpUrl(_)), "{url}: {err:?}");
+            let printed = format!("{err} {err:?}");
+            assert!(printed.contains("mail.smtp_url"), "{printed}");
+            assert!(!printed.contains("hunter2"), "{printed}");
+        }
+        let mut s = smtp_settings("smtp://127.0.0.1:2525");
+        s.mail.timeout_seconds = 0;
+        assert!(matches!(
+            Mailer::from_settings(&s).unwrap_err(),
+            NotifyError::Timeout
+        ));
+    }
+
+    #[test]
+    fn start_up_accepts_every_documented_smtp_form_and_does_not_print_credentials() {
+        for url in [
+            "smtp://127.0.0.1:2525",
+            "smtp://mail.example.cn:587?tls=required",
+            "smtps://mailer:hunter2@mail.example.cn:465",
+            "smtps://mail.example.cn",
+        ] {
+            let mailer = Mailer::from_settings(&smtp_settings(url)).unwrap();
+            assert!(!format!("{mailer:?}").contains("hunter2"));
+        }
+        let data = tempfile::tempdir().unwrap();
+        let file = Mailer::from_settings(&settings(data.path())).unwrap();
+        assert!(format!("{file:?}").contains("outbox"));
+    }
+
+    /// What a fake SMTP server answers.
+    struct Script {
+        /// None: never says a word.
+        greeting: Option<&'static str>,
+        /// The reply to RCPT; empty: hang up instead.
+        rcpt: &'static str,
+    }
+
+    const ACCEPTING: Script = Script {
+        greeting: Some("220 fake ESMTP\r\n"),
+        rcpt: "250 2.1.5 ok\r\n",
+    };
+
+    /// A one-connection SMTP server on a std thread; it sends what it heard when it is done.
+    fn fake_smtp(script: Script) -> (u16, mpsc::Receiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (heard_tx, heard) = mpsc::channel();
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut out = stream.try_clone().unwrap();
+            let mut lines = BufReader::new(stream);
+            let mut transcript = String::new();
+            let Some(greeting) = script.greeting else {
+                // Hold the connection open, silent, until the client gives up.
+                let mut rest = String::new();
+                let _ = lines.read_line(&mut rest);
+                return;
+            };
+            out.write_all(greeting.as_bytes()).unwrap();
+            if !greeting.starts_with("220") {
+                return;
+            }
+            let mut in_data = false;
+            loop {
+                let mut line = String::new();
+                if lines.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                transcript.push_str(&line);
+                if in_data {
+                    if line == ".\r\n" {
+                        in_data = false;
+                        out.write_all(b"250 2.0.0 queued\r\n").unwrap();
+                    }
+                    continue;
+                }
+                let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                if verb == "RCPT" && script.rcpt.is_empty() {
+                    break; // hangs up mid-conversation
+                }
+                let reply: &[u8] = match verb.as_str() {
+                    "EHLO" => b"250-fake\r\n250 AUTH PLAIN\r\n",
+                    "AUTH" => b"235 2.7.0 ok\r\n",
+                    "MAIL" => b"250 2.1.0 ok\r\n",
+                    "RCPT" => script.rcpt.as_bytes(),
+                    "DATA" => {
+                        in_data = true;
+                        b"354 go ahead\r\n"
+                    }
+                    "QUIT" => {
+                        out.write_all(b"221 bye\r\n").unwrap();
+                        break;
+                    }
+                    "RSET" | "NOOP" => b"250 ok\r\n",
+                    _ => b"500 what\r\n",
+                };
+                out.write_all(reply).unwrap();
+            }
+            let _ = heard_tx.send(transcript);
+        });
+        (port, heard)
+    }
+
+    #[tokio::test]
+    async fn smtp_hands_the_message_to_a_server_that_accepts_it() {
+        let (port, heard) = fake_smtp(ACCEPTING);
+        let mut s = smtp_settings(&format!("smtp://urlmailer:url-pass@127.0.0.1:{port}"));
+        s.mail.smtp_password = "settings-pass".into();
+        let mailer = Mailer::from_settings(&s).unwrap();
+        let delivery = mailer.deliver(ROW, &message(&s, MailEvent::Opened)).await;
+        assert_eq!(delivery, Delivery::Sent);
+        let transcript = heard.recv().unwrap();
+        assert!(
+            transcript.contains(&format!("RCPT TO:<{RECIPIENT}>")),
+            "{transcript}"
+        );
+        assert!(transcript.contains(&format!("Message-ID: <{ROW}@crossprov.invalid>")));
+        assert!(transcript.contains("X-Crossprov-Event: opened"));
+        // The password from settings replaced the URL's, the URL's user name stayed.
+        use base64::Engine;
+        let auth = transcript
+            .lines()
+            .find_map(|l| l.strip_prefix("AUTH PLAIN "))
+            .unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth.trim())
+            .unwrap();
+        assert_eq!(decoded, b"\0urlmailer\0settings-pass");
+    }
+
+    #[tokio::test]
+    async fn a_username_in_settings_replaces_the_urls_credentials() {
+        let (port, heard) = fake_smtp(ACCEPTING);
+        let mut s = smtp_settings(&format!("smtp://urlmailer:url-pass@127.0.0.1:{port}"));
+        s.mail.smtp_username = "notify".to_owned();
+        s.mail.smtp_password = "settings-pass".into();
+        let mailer = Mailer::from_settings(&s).unwrap();
+        assert_eq!(
+            mailer.deliver(ROW, &message(&s, MailEvent::Opened)).await,
+            Delivery::Sent
+        );
+        let transcript = heard.recv().unwrap();
+        // base64 of "\0notify\0settings-pass"
+        assert!(
+            transcript.contains("AUTH PLAIN AG5vdGlmeQBzZXR0aW5ncy1wYXNz"),
+            "{transcript}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_error_reply_is_a_refusal_with_its_code_and_the_summary_names_no_address() {
+        for (rcpt, code) in [
+            ("550 5.1.1 <hall-km@example.cn>: no such user\r\n", 550),
+            (
+                "451 4.7.1 <hall-km@example.cn>: greylisted, try later\r\n",
+                451,
+            ),
+        ] {
+            let (port, _heard) = fake_smtp(Script {
+                greeting: Some("220 fake ESMTP\r\n"),
+                rcpt,
+            });
+            let s = smtp_settings(&format!("smtp://127.0.0.1:{port}"));
+            let mailer = Mailer::from_settings(&s).unwrap();
+            let delivery = mailer.deliver(ROW, &message(&s, MailEvent::Opened)).await;
+            let Delivery::Refused {
+                code: Some(got),
+                detail,
+            } = &delivery
+            else {
+                panic!("{delivery:?}");
+            };
+            assert_eq!(*got, code);
+            assert!(
+                detail.contains("no such user") || detail.contains("greylisted"),
+                "{detail}"
+            );
+            let summary = delivery.summary();
+            assert_eq!(summary, format!("refused ({code})"));
+            assert!(!summary.contains('@'));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_refusing_at_the_greeting_is_a_refusal() {
+        let (port, _heard) = fake_smtp(Script {
+            greeting: Some("554 5.3.2 not accepting mail\r\n"),
+            rcpt: "250 ok\r\n",
+        });
+        let s = smtp_settings(&format!("smtp://127.0.0.1:{port}"));
+        let delivery = Mailer::from_settings(&s)
+            .unwrap()
+            .deliver(ROW, &message(&s, MailEvent::Opened))
+            .await;
+        assert!(
+            matches!(
+                delivery,
+                Delivery::Refused {
+                    code: Some(554),
+                    ..
+                }
+            ),
+            "{delivery:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn nobody_listening_is_an_outage() {
+        let port = {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let s = smtp_settings(&format!("smtp://127.0.0.1:{port}"));
+        let delivery = Mailer::from_settings(&s)
+            .unwrap()
+            .deliver(ROW, &message(&s, MailEvent::Opened))
+            .await;
+        assert!(
+            matches!(delivery, Delivery::Unreachable { .. }),
+            "{delivery:?}"
+        );
+        assert_eq!(delivery.summary(), "unreachable");
+    }
+
+    #[tokio::test]
+    async fn a_connection_dropped_mid_conversation_is_an_outage() {
+        let (port, _heard) = fake_smtp(Script {
+            greeting: Some("220 fake ESMTP\r\n"),
+            rcpt: "",
+        });
+        let s = smtp_settings(&format!("smtp://127.0.0.1:{port}"));
+        let delivery = Mailer::from_settings(&s)
+            .unwrap()
+            .deliver(ROW, &message(&s, MailEvent::Opened))
+            .await;
+        assert!(
+            matches!(delivery, Delivery::Unreachable { .. }),
+            "{delivery:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_is_an_outage_once_the_timeout_passes() {
+        let (port, _heard) = fake_smtp(Script {
+            greeting: None,
+            rcpt: "",
+        });
+        let mut s = smtp_settings(&format!("smtp://127.0.0.1:{port}"));
+        s.mail.timeout_seconds = 1;
+        let started = std::time::Instant::now();
+        let delivery = Mailer::from_settings(&s)
+            .unwrap()
+            .deliver(ROW, &message(&s, MailEvent::Opened))
+            .await;
+        assert!(
+            matches!(delivery, Delivery::Unreachable { .. }),
+            "{delivery:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_long_reply_is_cut_on_a_character_boundary() {
+        let cut = bounded("拒".repeat(400));
+        assert!(cut.len() <= 503 && cut.ends_with('…'));
+        assert_eq!(bounded("short".to_owned()), "short");
+    }
 }

@@ -216,7 +216,7 @@ fn beijing_en(at: DateTime<Utc>) -> String {
 }
 
 /// An event's wording, block by block, for the HTML layout.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Wording {
     subject_zh: String,
     subject_en: String,

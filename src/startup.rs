@@ -22,6 +22,8 @@ pub enum StartupError {
     Listen(String, std::io::Error),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    Mail(#[from] crate::notify::NotifyError),
     #[error("tls.cert_pem, tls.key_pem or tls.client_ca_pem is set, but this build serves plain HTTP only; refusing to start rather than serve in the clear (terminate TLS in front of it, or unset them)")]
     TlsNotSupported,
 }
@@ -30,6 +32,7 @@ pub struct Application {
     port: u16,
     server: Server,
     services: Services,
+    mailer: crate::notify::Mailer,
 }
 
 /// A 405 from the router has no body: give it the problem document every error has.
@@ -72,6 +75,8 @@ impl Application {
         {
             return Err(StartupError::TlsNotSupported);
         }
+        // Refuses to start on mail settings that could never send (checked before listening).
+        let mailer = crate::notify::Mailer::from_settings(services.settings())?;
         let listen = services.settings().server.listen.clone();
         let listener =
             TcpListener::bind(&listen).map_err(|e| StartupError::Listen(listen.clone(), e))?;
@@ -116,6 +121,7 @@ impl Application {
             port,
             server: server.run(),
             services,
+            mailer,
         })
     }
 
@@ -131,8 +137,13 @@ impl Application {
     /// scheduler and the mail worker.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let scheduler = actix_web::rt::spawn(crate::scheduler::run(self.services.clone()));
+        let worker = actix_web::rt::spawn(crate::notify::worker::run(
+            self.services.clone(),
+            self.mailer,
+        ));
         let served = self.server.await;
         scheduler.abort();
+        worker.abort();
         served
     }
 }

@@ -26,6 +26,15 @@ use crate::domain::work_order::State;
 const WORK_ORDER_HEADER: HeaderName = HeaderName::new_from_ascii_str("X-Crossprov-Work-Order");
 const EVENT_HEADER: HeaderName = HeaderName::new_from_ascii_str("X-Crossprov-Event");
 
+/// `Message-ID` of outbox row `id`: the same on every attempt, so a repeat is recognisable.
+pub fn message_id(id: &str, from: &str) -> Result<String, NotifyError> {
+    Ok(message_id_from(id, &parse_from(from)?))
+}
+
+fn message_id_from(id: &str, from: &Mailbox) -> String {
+    format!("<{id}@{}>", from.email.domain())
+}
+
 /// The message for outbox row `id` to `recipient`. The same row renders the same bytes every
 /// time (Message-ID from the row id, Date from the event, a fixed MIME boundary), so a
 /// repeated delivery is recognisable.
@@ -45,7 +54,7 @@ pub fn render(
         event: facts.event.as_str(),
         source,
     })?;
-    let message_id = format!("<{id}@{}>", from.email.domain());
+    let message_id = message_id_from(id, &from);
     let alternatives = MultiPart::alternative()
         // lettre draws a random boundary; a fixed one keeps a resend byte-identical. Base64
         // bodies never contain "=_", so the boundary cannot occur inside a part.

@@ -4,6 +4,7 @@
 
 pub mod messages;
 pub mod transport;
+pub mod worker;
 
 pub use messages::render;
 pub use transport::{Delivery, Mailer};

@@ -66,21 +66,12 @@ pub struct OutboxQuery {
     pub cursor: Option<String>,
 }
 
-/// `Message-ID` of a row: the same on every attempt, so a repeated delivery is recognisable.
-pub fn message_id(row_id: &str, from: &str) -> String {
-    let domain = from
-        .rsplit_once('@')
-        .map(|(_, d)| d.trim_end_matches('>').trim())
-        .filter(|d| !d.is_empty())
-        .unwrap_or("crossprov.invalid");
-    format!("<{row_id}@{domain}>")
-}
-
 impl OutboxView {
     fn new(row: OutboxRow, from: &str) -> Self {
         let pending = row.state == DeliveryState::Pending.as_str();
         Self {
-            message_id: message_id(&row.id, from),
+            // mail.from is checked at start (Mailer::from_settings), so this always has one.
+            message_id: crate::notify::messages::message_id(&row.id, from).unwrap_or_default(),
             id: row.id,
             work_order: row.work_order_id,
             event: row.event,
@@ -228,7 +219,12 @@ impl Services {
                         outbox::mark_refused(tx, &row.id, attempts, next, error)?;
                     }
                     Settled::Unreachable(error) => {
-                        outbox::mark_unreachable(tx, &[row.id.clone()], now + probe, error)?;
+                        outbox::mark_unreachable(
+                            tx,
+                            std::slice::from_ref(&row.id),
+                            now + probe,
+                            error,
+                        )?;
                     }
                 }
             }

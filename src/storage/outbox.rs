@@ -272,16 +272,6 @@ pub fn list(
         .load(conn)?)
 }
 
-/// The rows of one order, oldest first.
-pub fn for_work_order(conn: &mut DbConn, id: &str) -> Result<Vec<OutboxRow>, StorageError> {
-    use outbox::dsl as o;
-    Ok(o::outbox
-        .filter(o::work_order_id.eq(id))
-        .order(o::id.asc())
-        .select(OutboxRow::as_select())
-        .load(conn)?)
-}
-
 /// What the gauges show: rows pending, rows failed, and when the oldest pending one was written.
 pub fn depth(conn: &mut DbConn) -> Result<(i64, i64, Option<NaiveDateTime>), StorageError> {
     use outbox::dsl as o;

@@ -1,0 +1,111 @@
+//! The mail worker inside `serve`: every instance runs one. It leases due outbox rows (a
+//! short transaction), delivers them with no transaction open, and records the outcome (another
+//! short one). A refusal is retried with backoff; an unreachable server pauses the batch and
+//! is probed again after `mail.outage_probe_seconds`, charging nothing, so an outage delays
+//! mail and loses none.
+
+use std::time::{Duration, Instant};
+
+use super::messages::render;
+use super::transport::{Delivery, Mailer};
+use crate::service::outbox::{LeasedMail, Settled};
+use crate::service::Services;
+
+/// How often the queue gauges are refreshed.
+const MEASURE_EVERY: Duration = Duration::from_secs(5);
+
+/// Runs until the task is dropped.
+pub async fn run(services: Services, mailer: Mailer) {
+    // This instance's name on the rows it leases.
+    let owner = uuid::Uuid::new_v4().to_string();
+    let poll = Duration::from_millis(services.settings().mail.poll_interval_ms.max(50));
+    let mut measured = Instant::now() - MEASURE_EVERY;
+    loop {
+        let more = match services.lease_mail(owner.clone()).await {
+            Ok(batch) if batch.is_empty() => false,
+            Ok(batch) => deliver(&services, &mailer, batch).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not lease mail; trying again");
+                false
+            }
+        };
+        if measured.elapsed() >= MEASURE_EVERY {
+            measured = Instant::now();
+            if let Err(e) = services.measure_outbox().await {
+                tracing::warn!(error = %e, "could not measure the outbox");
+            }
+        }
+        // A full batch delivered: more may be due already.
+        if more {
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = services.wake().mail.notified() => {}
+        }
+    }
+}
+
+/// Delivers one leased batch and records the outcomes; true when every row was delivered
+/// (so the worker goes straight on to the next batch).
+async fn deliver(services: &Services, mailer: &Mailer, batch: Vec<LeasedMail>) -> bool {
+    let metrics = services.background_metrics();
+    let settings = services.settings();
+    let mut results = Vec::with_capacity(batch.len());
+    let mut outage: Option<String> = None;
+    for mail in batch {
+        // Once the server is found unreachable, the rest of the batch waits for the probe.
+        if let Some(why) = &outage {
+            results.push((mail, Settled::Unreachable(why.clone())));
+            continue;
+        }
+        let settled = match render(&mail.id, &mail.recipient, &mail.facts, &settings.mail) {
+            // A message that cannot be built is refused like one the server refuses:
+            // charged, retried, and in the end failed where an admin sees it.
+            Err(e) => Settled::Refused(format!("could not build the message: {e}")),
+            Ok(message) => {
+                let started = Instant::now();
+                let delivery = mailer.deliver(&mail.id, &message).await;
+                metrics
+                    .send_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                match delivery {
+                    Delivery::Sent => Settled::Sent,
+                    Delivery::Refused { code, detail } => {
+                        tracing::warn!(outbox_id = %mail.id, event = mail.facts.event.as_str(),
+                            code = ?code, "the mail server refused a message");
+                        Settled::Refused(match code {
+                            Some(code) => format!("{code} {detail}"),
+                            None => detail,
+                        })
+                    }
+                    Delivery::Unreachable { detail } => {
+                        tracing::warn!(outbox_id = %mail.id,
+                            "the mail server cannot be reached; mail waits for it");
+                        outage = Some(detail.clone());
+                        Settled::Unreachable(detail)
+                    }
+                }
+            }
+        };
+        match &settled {
+            Settled::Sent => metrics.sent.inc(),
+            Settled::Refused(_) => metrics
+                .delivery_failures
+                .with_label_values(&["refused"])
+                .inc(),
+            Settled::Unreachable(_) => metrics
+                .delivery_failures
+                .with_label_values(&["unreachable"])
+                .inc(),
+        }
+        results.push((mail, settled));
+    }
+    let all_sent = results.iter().all(|(_, s)| matches!(s, Settled::Sent));
+    if let Err(e) = services.settle_mail(results).await {
+        // The leases run out and the rows are sent again, with the same Message-ID.
+        tracing::warn!(error = %e, "could not record delivered mail");
+        return false;
+    }
+    all_sent
+}

@@ -320,8 +320,7 @@ impl Settings {
                      until a {year}.toml is installed"
                 )),
                 Some(y) if y.is_provisional() => warnings.push(format!(
-                    "the business calendar for {year} is provisional ({}): check it against the \
-                     State Council's notice",
+                    "the business calendar for {year} is provisional: {}",
                     y.source()
                 )),
                 Some(_) => {}

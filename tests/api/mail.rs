@@ -919,6 +919,41 @@ async fn fired_once(app: &TestApp, action: &str, orders: &[&str]) {
     .await;
 }
 
+/// The earliest and latest `due_at` and `deadline_at` of orders opened together: the same
+/// instant when opened outside opening hours on a calendar year, seconds apart otherwise;
+/// a step of the clock between them is past every order's earlier timer and before its later.
+fn due_and_deadline(
+    orders: &[&Value],
+) -> (
+    std::ops::Range<DateTime<Utc>>,
+    std::ops::Range<DateTime<Utc>>,
+) {
+    let span = |field: &str| {
+        let times: Vec<DateTime<Utc>> = orders.iter().map(|o| time_of(&o[field])).collect();
+        let (min, max) = (times.iter().min().unwrap(), times.iter().max().unwrap());
+        assert!(
+            *max - *min < chrono::Duration::minutes(10),
+            "{field}: {times:?}"
+        );
+        *min..*max
+    };
+    let (due, deadline) = (span("due_at"), span("deadline_at"));
+    assert!(
+        due.end + chrono::Duration::minutes(2) < deadline.start,
+        "{due:?} {deadline:?}"
+    );
+    (due, deadline)
+}
+
+/// A match result submitted with `iat` on the service's clock, which runs `ahead` of ours.
+async fn submitted_on_the_services_clock(w: &World, ahead: chrono::Duration) -> Value {
+    let order = w.claimed_order().await;
+    let mut payload = w.payload(&order, "match");
+    payload["iat"] = json!((Utc::now() + ahead).timestamp());
+    let jws = w.signer.sign(&payload);
+    w.submit(&order, &jws).await.assert_status(201).clone()
+}
+
 async fn fetch_order(app: &TestApp, token: &str, id: &str) -> Value {
     app.get(&format!("/api/v1/work-orders/{id}"), token)
         .await
@@ -935,7 +970,8 @@ async fn reminder_escalation_and_expiry_each_fire_once_on_the_movable_clock(back
     };
     let mut w = World::new(app).await;
     let now = service_now(&w.app).await;
-    advance_to(&w.app, next_evening(now)).await;
+    let evening = advance_to(&w.app, next_evening(now)).await;
+    let ahead = evening - Utc::now();
     fresh_tokens(&mut w).await;
 
     let to_hall = w.open_order().await;
@@ -947,21 +983,18 @@ async fn reminder_escalation_and_expiry_each_fire_once_on_the_movable_clock(back
         .assert_status(200);
     let to_city = w.open_order_to(None).await;
     // Submitted: waiting on the clerk, not on a hall; no timer fires for it.
-    let submitted = w.submitted_order("match").await;
+    let submitted = submitted_on_the_services_clock(&w, ahead).await;
     let (hall_id, city_id, submitted_id) = (id_of(&to_hall), id_of(&to_city), id_of(&submitted));
     let timed = [hall_id.as_str(), claimed_id.as_str(), city_id.as_str()];
 
-    let due = time_of(&to_hall["due_at"]);
-    let deadline = time_of(&to_hall["deadline_at"]);
-    for o in [&to_hall, &claimed_from_city, &to_city, &submitted] {
-        assert_eq!(time_of(&o["due_at"]), due, "opened the same evening: {o}");
-        assert_eq!(time_of(&o["deadline_at"]), deadline, "{o}");
+    let all = [&to_hall, &claimed_from_city, &to_city, &submitted];
+    let (due, deadline) = due_and_deadline(&all);
+    for o in all {
         assert!(
             o["reminded_at"].is_null() && o["escalated_at"].is_null(),
             "{o}"
         );
     }
-    assert!(due < deadline);
     let mut rows: Vec<(&str, &str, &[&str])> = vec![
         (&hall_id, "opened", &[HALL_A]),
         (&claimed_id, "opened", &[HALL_A, HALL_B]),
@@ -974,7 +1007,7 @@ async fn reminder_escalation_and_expiry_each_fire_once_on_the_movable_clock(back
     exactly_delivered(&w.app, &sink, MAIL_WAIT, &promised(&rows)).await;
 
     // A minute before due: the reminder (4 working hours before due_at) is past.
-    advance_to(&w.app, due - chrono::Duration::minutes(1)).await;
+    advance_to(&w.app, due.start - chrono::Duration::minutes(1)).await;
     fired_once(&w.app, "work_order.reminded", &timed).await;
     rows.extend([
         (hall_id.as_str(), "reminder", &[HALL_A][..]),
@@ -995,7 +1028,7 @@ async fn reminder_escalation_and_expiry_each_fire_once_on_the_movable_clock(back
         .is_empty());
 
     // A minute past due: escalation, to the halls and the home province's supervisor.
-    advance_to(&w.app, due + chrono::Duration::minutes(1)).await;
+    advance_to(&w.app, due.end + chrono::Duration::minutes(1)).await;
     fired_once(&w.app, "work_order.escalated", &timed).await;
     rows.extend([
         (hall_id.as_str(), "escalation", &[HALL_A, SUPERVISOR][..]),
@@ -1018,7 +1051,7 @@ async fn reminder_escalation_and_expiry_each_fire_once_on_the_movable_clock(back
         .is_empty());
 
     // A minute past the deadline: expired, told to the halls and the opening clerk.
-    advance_to(&w.app, deadline + chrono::Duration::minutes(1)).await;
+    advance_to(&w.app, deadline.end + chrono::Duration::minutes(1)).await;
     fired_once(&w.app, "work_order.expired", &timed).await;
     rows.extend([
         (hall_id.as_str(), "expired", &[HALL_A, CLERK][..]),
@@ -1111,30 +1144,45 @@ async fn one_jump_past_the_deadline_fires_reminder_escalation_and_expiry_in_orde
     assert_all_well_formed(&mails, &[&opened]);
 }
 
-/// National Day 2027 (the compiled-in calendar): the eve is Thursday 30 September.
+/// National Day 2027 in the compiled-in calendar (`config/calendar/2027.toml`): 1–7 October
+/// off, Saturday 9 October a 调休 working day. The eve is Thursday 30 September; 15:00 there.
 const NATIONAL_DAY_EVE_1500: &str = "2027-09-30T07:00:00Z";
-/// 24 working hours from 15:00 on the eve: 2 that afternoon, the rest after the holiday.
-const DUE_FROM_EVE_1500: &str = "2027-10-12T07:00:00Z";
+/// 24 working hours from 15:00 on the eve: 2 that afternoon, 8 on Friday the 8th, 8 on
+/// Saturday the 9th, the last 6 on Monday the 11th: 15:00 Beijing.
+const DUE_FROM_EVE_1500: &str = "2027-10-11T07:00:00Z";
+/// Opened that evening (20:00), counting starts on the 8th at 09:00: due at 17:00 on the 11th.
+const NATIONAL_DAY_EVE_2000: &str = "2027-09-30T12:00:00Z";
+const DUE_FROM_EVE_2000: &str = "2027-10-11T09:00:00Z";
 
 async fn an_order_opened_on_the_eve_of_national_day_is_due_after_the_holiday(app: TestApp) {
     let mut w = World::new(app).await;
     let eve = time_of(&json!(NATIONAL_DAY_EVE_1500));
-    if service_now(&w.app).await >= eve {
-        panic!("the clock is past {eve}: move this test to the next holiday in config/calendar/");
-    }
+    assert!(
+        service_now(&w.app).await < eve,
+        "the clock is past {eve}: move this test to the next holiday in config/calendar/"
+    );
     let opened_at = advance_to(&w.app, eve).await;
     fresh_tokens(&mut w).await;
-    let order = w.open_order().await;
-    let due = time_of(&order["due_at"]);
+    let afternoon = w.open_order().await;
+    let due = time_of(&afternoon["due_at"]);
     let want = time_of(&json!(DUE_FROM_EVE_1500));
-    let late = opened_at - eve;
     // Opened a moment after 15:00: due the same moment after 15:00 on the day.
+    let late = time_of(&afternoon["created_at"]) - eve;
     assert!(
-        due >= want && due <= want + late + chrono::Duration::seconds(5),
-        "due_at {due}, want {want} (+{late})"
+        due >= want && due <= want + late + chrono::Duration::seconds(1),
+        "due_at {due}, want {want} (opened {opened_at}, +{late})"
     );
-    assert!(time_of(&order["deadline_at"]) > due);
-    assert!(order["reminded_at"].is_null());
+    assert!(time_of(&afternoon["deadline_at"]) > due);
+    assert!(afternoon["reminded_at"].is_null());
+
+    advance_to(&w.app, time_of(&json!(NATIONAL_DAY_EVE_2000))).await;
+    fresh_tokens(&mut w).await;
+    let evening = w.open_order().await;
+    assert_eq!(
+        time_of(&evening["due_at"]),
+        time_of(&json!(DUE_FROM_EVE_2000)),
+        "{evening}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1287,11 +1335,7 @@ async fn two_serve_processes_send_every_mail_and_fire_every_timer_once() {
         .act(ids[3], "claim", &w.staff, &json!({}))
         .await
         .assert_status(200);
-    let due = time_of(&o1["due_at"]);
-    let deadline = time_of(&o1["deadline_at"]);
-    for o in [&o2, &o3, &o4] {
-        assert_eq!(time_of(&o["due_at"]), due, "{o}");
-    }
+    let (due, deadline) = due_and_deadline(&[&o1, &o2, &o3, &o4]);
     let mut rows: Vec<(&str, &str, &[&str])> = vec![
         (ids[0], "opened", &[HALL_A]),
         (ids[1], "opened", &[HALL_A]),
@@ -1302,7 +1346,7 @@ async fn two_serve_processes_send_every_mail_and_fire_every_timer_once() {
     exactly_delivered(&w.app, &sink, MAIL_WAIT, &promised(&rows)).await;
 
     // The clock moves through one instance; the timers fire once among both.
-    advance_to(&w.app, due - chrono::Duration::minutes(1)).await;
+    advance_to(&w.app, due.start - chrono::Duration::minutes(1)).await;
     fired_once(&w.app, "work_order.reminded", &ids).await;
     for &id in &ids[..2] {
         rows.push((id, "reminder", &[HALL_A]));
@@ -1311,7 +1355,7 @@ async fn two_serve_processes_send_every_mail_and_fire_every_timer_once() {
     rows.push((ids[3], "reminder", &[HALL_A]));
     exactly_delivered(&w.app, &sink, MAIL_WAIT, &promised(&rows)).await;
 
-    advance_to(&w.app, due + chrono::Duration::minutes(1)).await;
+    advance_to(&w.app, due.end + chrono::Duration::minutes(1)).await;
     fired_once(&w.app, "work_order.escalated", &ids).await;
     for &id in &ids[..2] {
         rows.push((id, "escalation", &[HALL_A, SUPERVISOR]));
@@ -1320,7 +1364,7 @@ async fn two_serve_processes_send_every_mail_and_fire_every_timer_once() {
     rows.push((ids[3], "escalation", &[HALL_A, SUPERVISOR]));
     exactly_delivered(&w.app, &sink, MAIL_WAIT, &promised(&rows)).await;
 
-    advance_to(&w.app, deadline + chrono::Duration::minutes(1)).await;
+    advance_to(&w.app, deadline.end + chrono::Duration::minutes(1)).await;
     fired_once(&w.app, "work_order.expired", &ids).await;
     for &id in &ids[..2] {
         rows.push((id, "expired", &[HALL_A, CLERK]));
@@ -1609,7 +1653,7 @@ fn open_body(hall: &str, suspend_at: Option<DateTime<Utc>>) -> Value {
 async fn a_suspension_date_caps_the_deadline_is_told_in_the_mail_and_sorts_the_list(app: TestApp) {
     let w = World::new(app).await;
     let now = Utc::now();
-    let suspend_at = noon_in(now, 5);
+    let suspend_at = noon_in(now, 2);
     let opened = w
         .app
         .post(
@@ -1636,7 +1680,7 @@ async fn a_suspension_date_caps_the_deadline_is_told_in_the_mail_and_sorts_the_l
         assert!(due <= suspend_at - chrono::Duration::hours(8), "{o}");
     };
     check_times(&opened, suspend_at);
-    // 72 working hours would be later than five days: the suspension date is the deadline.
+    // 72 hours, working or not, end after two days: the suspension date is the deadline.
     assert_eq!(time_of(&opened["deadline_at"]), suspend_at);
     assert!(opened["reminded_at"].is_null() && opened["escalated_at"].is_null());
 
@@ -1664,7 +1708,7 @@ async fn a_suspension_date_caps_the_deadline_is_told_in_the_mail_and_sorts_the_l
     }
 
     // The clerk moves it earlier: recomputed, audited.
-    let sooner = noon_in(now, 3);
+    let sooner = noon_in(now, 1);
     let moved = w
         .app
         .post(
@@ -1691,7 +1735,7 @@ async fn a_suspension_date_caps_the_deadline_is_told_in_the_mail_and_sorts_the_l
         .post(
             "/api/v1/work-orders",
             &w.clerk,
-            &open_body(&w.hall_a, Some(noon_in(now, 4))),
+            &open_body(&w.hall_a, Some(noon_in(now, 3))),
         )
         .await
         .assert_status(201)
@@ -1711,7 +1755,7 @@ async fn a_suspension_date_caps_the_deadline_is_told_in_the_mail_and_sorts_the_l
     let ids: Vec<String> = sorted.iter().map(id_of).collect();
     assert_eq!(ids, [id.clone(), id_of(&later)]);
     // Between the two dates (whether `before` includes its own instant is not at stake).
-    let before = (noon_in(now, 4) - chrono::Duration::hours(1))
+    let before = (noon_in(now, 3) - chrono::Duration::hours(1))
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let soon = w
         .app

@@ -1320,15 +1320,22 @@ async fn two_serve_processes_send_every_mail_and_fire_every_timer_once() {
     );
     let mut w = World::new(deployment.client_of(&a)).await;
     let now = service_now(&w.app).await;
-    advance_to(&w.app, next_evening(now)).await;
+    let evening = advance_to(&w.app, next_evening(now)).await;
     fresh_tokens(&mut w).await;
 
-    // Orders opened through both, one claimed through the other instance.
+    // Orders opened through both, one claimed through the other instance. The clock moved
+    // through `a` is the clock of `b` as soon as the move is answered.
     let hall = Some(w.hall_a.as_str());
-    let o1 = open_through(&w.app, &w.clerk, hall).await;
-    let o2 = open_through(&through_b, &w.clerk, hall).await;
+    let o1 = open_through(&through_b, &w.clerk, hall).await;
+    let o2 = open_through(&w.app, &w.clerk, hall).await;
     let o3 = open_through(&w.app, &w.clerk, None).await;
     let o4 = open_through(&through_b, &w.clerk, hall).await;
+    for o in [&o1, &o2, &o3, &o4] {
+        assert!(
+            time_of(&o["created_at"]) >= evening,
+            "opened on the moved clock: {o}"
+        );
+    }
     let ids: Vec<String> = [&o1, &o2, &o3, &o4].iter().map(|o| id_of(o)).collect();
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     through_b

@@ -1079,6 +1079,8 @@ fn every_error_code_is_provoked_by_a_test() {
         PROVOKED,
         crate::verification::PROVOKED,
         crate::evidence::PROVOKED,
+        crate::mail::PROVOKED,
+        crate::mail::PROVOKED_ON_A_MOVABLE_CLOCK,
     ]
     .concat()
     .into_iter()

@@ -28,8 +28,13 @@ pub const ADMIN: &str = "admin";
 pub const PASSWORD: &str = "correct horse battery";
 
 /// Runs a scenario once per backend, as `<name>::sqlite` and `<name>::postgres`.
+/// `on_both_backends!(with SETTINGS: …)` starts each app with the settings function
+/// `SETTINGS` (a `fn(&mut Settings)` of the calling module) applied.
 #[macro_export]
 macro_rules! on_both_backends {
+    (with $settings:ident: $($name:ident),* $(,)?) => {$(
+        $crate::backend_tests!($name, None, $settings);
+    )*};
     ($($name:ident),* $(,)?) => {$(
         $crate::backend_tests!($name, None);
     )*};
@@ -38,6 +43,8 @@ macro_rules! on_both_backends {
 /// A table of scenarios, each declaring the code it provokes: run on both backends like
 /// `on_both_backends!`, each fails unless it asserted a problem with its code, and `$table`
 /// holds the declarations, so a test can walk `ErrorCode::iter()` against them.
+/// `provokes!(TABLE with SETTINGS { … })` starts each app with the settings function
+/// `SETTINGS` (a `fn(&mut Settings)` of the calling module) applied.
 #[macro_export]
 macro_rules! provokes {
     ($table:ident { $($code:ident => [$($name:ident),+ $(,)?]),+ $(,)? }) => {
@@ -47,9 +54,16 @@ macro_rules! provokes {
             $crate::backend_tests!($name, Some($crate::helpers::ErrorCode::$code));
         )+)+
     };
+    ($table:ident with $settings:ident { $($code:ident => [$($name:ident),+ $(,)?]),+ $(,)? }) => {
+        pub const $table: &[($crate::helpers::ErrorCode, &str)] =
+            &[$($(($crate::helpers::ErrorCode::$code, stringify!($name)),)+)+];
+        $($(
+            $crate::backend_tests!($name, Some($crate::helpers::ErrorCode::$code), $settings);
+        )+)+
+    };
 }
 
-/// The two tests of one scenario (see `run`).
+/// The two tests of one scenario (see `run`), on apps with `$settings` applied when given.
 #[macro_export]
 macro_rules! backend_tests {
     ($name:ident, $declared:expr) => {
@@ -66,6 +80,22 @@ macro_rules! backend_tests {
             }
         }
     };
+    ($name:ident, $declared:expr, $settings:ident) => {
+        mod $name {
+            #[actix_web::test]
+            async fn sqlite() {
+                let backend = $crate::helpers::Backend::Sqlite;
+                let settings = std::sync::Arc::new(super::$settings);
+                $crate::helpers::run_with(super::$name, backend, $declared, settings).await;
+            }
+            #[actix_web::test]
+            async fn postgres() {
+                let backend = $crate::helpers::Backend::Postgres;
+                let settings = std::sync::Arc::new(super::$settings);
+                $crate::helpers::run_with(super::$name, backend, $declared, settings).await;
+            }
+        }
+    };
 }
 
 /// Runs one scenario on a fresh app of `backend` (when that backend is there) and, when it
@@ -75,9 +105,31 @@ where
     F: FnOnce(TestApp) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let Some(app) = spawn_app(backend).await else {
-        return;
-    };
+    if let Some(app) = spawn_app(backend).await {
+        run_on(app, scenario, declared).await;
+    }
+}
+
+/// As `run`, on an app whose settings `configure` adjusts.
+pub async fn run_with<F, Fut>(
+    scenario: F,
+    backend: Backend,
+    declared: Option<ErrorCode>,
+    configure: Configure,
+) where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    if let Some(app) = spawn_app_with(backend, configure).await {
+        run_on(app, scenario, declared).await;
+    }
+}
+
+async fn run_on<F, Fut>(app: TestApp, scenario: F, declared: Option<ErrorCode>)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let provoked = app.provoked.clone();
     scenario(app).await;
     if let Some(code) = declared {
@@ -120,7 +172,8 @@ pub struct PgDatabase {
 }
 
 impl PgDatabase {
-    fn create() -> Option<Self> {
+    /// A fresh database, or None when PostgreSQL is not there (and not required).
+    pub fn create() -> Option<Self> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let admin = pg_admin_url();
         let mut conn = match diesel::PgConnection::establish(&admin) {
@@ -173,8 +226,9 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     /// Settings changes this app (and `another_instance`) was started with.
     configure: Configure,
-    /// The running service, whose clock `advance_clock` moves.
-    services: crossprov::service::Services,
+    /// The running service, whose clock `advance_clock` moves; None for a `serve` process
+    /// the test started (see `TestApp::of_process`).
+    services: Option<crossprov::service::Services>,
     /// The codes of the problems asserted on this app's replies (see `run`).
     provoked: Provoked,
     _pg: Option<PgDatabase>,
@@ -358,7 +412,7 @@ fn start(
             backend,
             dir,
             configure,
-            services: services.clone(),
+            services: Some(services.clone()),
             provoked: Provoked::default(),
             _pg: pg,
         },
@@ -367,6 +421,30 @@ fn start(
 }
 
 impl TestApp {
+    /// A client of a `crossprov serve` process the test started, listening at `base`, on
+    /// `database_url`, keeping its files in `dir`; `pg` is dropped with it.
+    pub fn of_process(
+        base: String,
+        backend: Backend,
+        database_url: String,
+        dir: tempfile::TempDir,
+        pg: Option<PgDatabase>,
+    ) -> TestApp {
+        TestApp {
+            base,
+            client: awc::Client::builder()
+                .timeout(std::time::Duration::from_secs(60))
+                .finish(),
+            database_url,
+            backend,
+            dir,
+            configure: Arc::new(|_: &mut Settings| {}),
+            services: None,
+            provoked: Provoked::default(),
+            _pg: pg,
+        }
+    }
+
     /// A second instance sharing this one's database, as behind a load balancer.
     pub fn another_instance(&self) -> TestApp {
         start(
@@ -417,7 +495,11 @@ impl TestApp {
     /// Moves the service's clock `seconds` ahead (behind, when negative): what a test that
     /// would otherwise wait on real time does instead.
     pub fn advance_clock(&self, seconds: i64) {
-        self.services.clock().advance(seconds);
+        self.services
+            .as_ref()
+            .expect("an in-process app: a process's clock moves by POST /api/v1/admin/clock")
+            .clock()
+            .advance(seconds);
     }
 
     /// Sends one request described as data.
@@ -965,5 +1047,25 @@ impl World {
         let order = self.claimed_order().await;
         let jws = self.signer.sign(&self.payload(&order, outcome));
         self.submit(&order, &jws).await.assert_status(201).clone()
+    }
+}
+
+/// Polls `check` every 100 ms until it yields a value, and fails naming `what` (and the last
+/// thing `check` reported) once `within` has passed: waiting on something that happens in
+/// the background, without a fixed sleep.
+pub async fn eventually<T, F, Fut>(within: std::time::Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(last) if start.elapsed() >= within => {
+                panic!("{what}: not within {within:?}; last seen: {last}")
+            }
+            Err(_) => actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
     }
 }

@@ -8,5 +8,7 @@ mod cli;
 mod error_codes;
 mod evidence;
 mod lifecycle;
+mod mail;
 mod service;
+mod smtp_sink;
 mod verification;

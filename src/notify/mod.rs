@@ -24,6 +24,9 @@ pub enum NotifyError {
     SmtpUrl(String),
     #[error("mail.timeout_seconds must be at least 1")]
     Timeout,
+    /// A delivery setting out of its range (the message names it).
+    #[error("{0}")]
+    Delivery(&'static str),
     /// An outbox row id becomes a file name and the left side of a Message-ID.
     #[error("outbox row id {0:?} is not 1-64 letters, digits, '-' or '_'")]
     RowId(String),

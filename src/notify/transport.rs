@@ -88,6 +88,17 @@ impl Mailer {
         if mail.timeout_seconds == 0 {
             return Err(NotifyError::Timeout);
         }
+        // The contract promises a dead worker's rows go to another within 60 s.
+        if !(1..=60).contains(&mail.lease_seconds) {
+            return Err(NotifyError::Delivery(
+                "mail.lease_seconds must be between 1 and 60",
+            ));
+        }
+        if mail.max_attempts < 1 || mail.batch_size < 1 || mail.retry_base_seconds < 1 {
+            return Err(NotifyError::Delivery(
+                "mail.max_attempts, mail.batch_size and mail.retry_base_seconds must be at least 1",
+            ));
+        }
         let timeout = Duration::from_secs(mail.timeout_seconds);
         let route = match mail.transport {
             MailTransport::File => Route::Folder(settings.data_dir.join("outbox")),
@@ -412,6 +423,12 @@ mod tests {
             assert!(!printed.contains("hunter2"), "{printed}");
         }
         let mut s = smtp_settings("smtp://127.0.0.1:2525");
+        s.mail.lease_seconds = 61;
+        assert!(matches!(
+            Mailer::from_settings(&s),
+            Err(NotifyError::Delivery(m)) if m.contains("lease_seconds")
+        ));
+        s.mail.lease_seconds = 60;
         s.mail.timeout_seconds = 0;
         assert!(matches!(
             Mailer::from_settings(&s).unwrap_err(),

@@ -38,6 +38,9 @@ use crate::storage::{secrets, Store};
 #[derive(Debug, Default)]
 pub struct Clock {
     offset_seconds: AtomicI64,
+    /// `testing.movable_clock`: the offset is shared through the database, and every write
+    /// reads it first, so a step on any instance sees a move made through another at once.
+    shared: bool,
 }
 
 impl Clock {
@@ -51,8 +54,20 @@ impl Clock {
         self.offset_seconds.fetch_add(seconds, Ordering::Relaxed);
     }
 
+    fn shared() -> Self {
+        Self {
+            shared: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the offset is the one every instance shares (`testing.movable_clock`).
+    pub(crate) fn is_shared(&self) -> bool {
+        self.shared
+    }
+
     /// Takes the offset every instance shares (`testing.movable_clock`); never moves back.
-    fn follow(&self, shared_offset_seconds: i64) {
+    pub(crate) fn follow(&self, shared_offset_seconds: i64) {
         self.offset_seconds
             .fetch_max(shared_offset_seconds, Ordering::Relaxed);
     }
@@ -134,7 +149,11 @@ impl Services {
         ));
         let background =
             Arc::new(outbox::BackgroundMetrics::new().map_err(|e| Error::Internal(e.to_string()))?);
-        let clock = Arc::new(Clock::default());
+        let clock = Arc::new(if settings.testing.movable_clock {
+            Clock::shared()
+        } else {
+            Clock::default()
+        });
         let token_secret = write_blocking(
             &store,
             &clock,

@@ -159,6 +159,9 @@ where
             if lock_first {
                 crate::audit::lock(tx)?;
             }
+            if clock.is_shared() {
+                clock.follow(crate::storage::clock::clock_offset(tx)?);
+            }
             // With the lock taken first, read the clock only once the chain is ours, so `at`
             // never runs backwards against `seq` however long the lock took.
             let now = clock.now();

@@ -46,61 +46,34 @@ pub async fn run(services: Services, mailer: Mailer) {
     }
 }
 
+/// How many messages of a batch are in flight at once: SMTP conversations are mostly waiting
+/// on the network, file writes on fsync.
+const IN_FLIGHT: usize = 8;
+
 /// Delivers one leased batch and records the outcomes; true when every row was delivered
 /// (so the worker goes straight on to the next batch).
 async fn deliver(services: &Services, mailer: &Mailer, batch: Vec<LeasedMail>) -> bool {
-    let metrics = services.background_metrics();
-    let settings = services.settings();
-    let mut results = Vec::with_capacity(batch.len());
-    let mut outage: Option<String> = None;
-    for mail in batch {
-        // Once the server is found unreachable, the rest of the batch waits for the probe.
-        if let Some(why) = &outage {
-            results.push((mail, Settled::Unreachable(why.clone())));
-            continue;
-        }
-        let settled = match render(&mail.id, &mail.recipient, &mail.facts, &settings.mail) {
-            // A message that cannot be built is refused like one the server refuses:
-            // charged, retried, and in the end failed where an admin sees it.
-            Err(e) => Settled::Refused(format!("could not build the message: {e}")),
-            Ok(message) => {
-                let started = Instant::now();
-                let delivery = mailer.deliver(&mail.id, &message).await;
-                metrics
-                    .send_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                match delivery {
-                    Delivery::Sent => Settled::Sent,
-                    Delivery::Refused { code, detail } => {
-                        tracing::warn!(outbox_id = %mail.id, event = mail.facts.event.as_str(),
-                            code = ?code, "the mail server refused a message");
-                        Settled::Refused(match code {
-                            Some(code) => format!("{code} {detail}"),
-                            None => detail,
-                        })
-                    }
-                    Delivery::Unreachable { detail } => {
-                        tracing::warn!(outbox_id = %mail.id,
-                            "the mail server cannot be reached; mail waits for it");
-                        outage = Some(detail.clone());
-                        Settled::Unreachable(detail)
-                    }
+    use futures_util::StreamExt;
+    // Once the server is found unreachable, what has not started yet waits for the probe.
+    let outage: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    let outage = &outage;
+    let results: Vec<(LeasedMail, Settled)> = futures_util::stream::iter(batch)
+        .map(|mail| async move {
+            let known = outage.lock().ok().and_then(|o| o.clone());
+            let settled = match known {
+                Some(why) => Settled::Unreachable(why),
+                None => deliver_one(services, mailer, &mail).await,
+            };
+            if let Settled::Unreachable(why) = &settled {
+                if let Ok(mut o) = outage.lock() {
+                    o.get_or_insert_with(|| why.clone());
                 }
             }
-        };
-        match &settled {
-            Settled::Sent => metrics.sent.inc(),
-            Settled::Refused(_) => metrics
-                .delivery_failures
-                .with_label_values(&["refused"])
-                .inc(),
-            Settled::Unreachable(_) => metrics
-                .delivery_failures
-                .with_label_values(&["unreachable"])
-                .inc(),
-        }
-        results.push((mail, settled));
-    }
+            (mail, settled)
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
     let all_sent = results.iter().all(|(_, s)| matches!(s, Settled::Sent));
     if let Err(e) = services.settle_mail(results).await {
         // The leases run out and the rows are sent again, with the same Message-ID.
@@ -108,4 +81,54 @@ async fn deliver(services: &Services, mailer: &Mailer, batch: Vec<LeasedMail>) -
         return false;
     }
     all_sent
+}
+
+/// Renders and delivers one row, counting the outcome.
+async fn deliver_one(services: &Services, mailer: &Mailer, mail: &LeasedMail) -> Settled {
+    let metrics = services.background_metrics();
+    let settled = match render(
+        &mail.id,
+        &mail.recipient,
+        &mail.facts,
+        &services.settings().mail,
+    ) {
+        // A message that cannot be built is refused like one the server refuses: charged,
+        // retried, and in the end failed where an admin sees it.
+        Err(e) => Settled::Refused(format!("could not build the message: {e}")),
+        Ok(message) => {
+            let started = Instant::now();
+            let delivery = mailer.deliver(&mail.id, &message).await;
+            metrics
+                .send_seconds
+                .observe(started.elapsed().as_secs_f64());
+            match delivery {
+                Delivery::Sent => Settled::Sent,
+                Delivery::Refused { code, detail } => {
+                    tracing::warn!(outbox_id = %mail.id, event = mail.facts.event.as_str(),
+                        code = ?code, "the mail server refused a message");
+                    Settled::Refused(match code {
+                        Some(code) => format!("{code} {detail}"),
+                        None => detail,
+                    })
+                }
+                Delivery::Unreachable { detail } => {
+                    tracing::warn!(outbox_id = %mail.id,
+                        "the mail server cannot be reached; mail waits for it");
+                    Settled::Unreachable(detail)
+                }
+            }
+        }
+    };
+    match &settled {
+        Settled::Sent => metrics.sent.inc(),
+        Settled::Refused(_) => metrics
+            .delivery_failures
+            .with_label_values(&["refused"])
+            .inc(),
+        Settled::Unreachable(_) => metrics
+            .delivery_failures
+            .with_label_values(&["unreachable"])
+            .inc(),
+    }
+    settled
 }

@@ -32,7 +32,7 @@ pub struct Application {
     port: u16,
     server: Server,
     services: Services,
-    mailer: crate::notify::Mailer,
+    mailer: std::sync::Arc<crate::notify::Mailer>,
 }
 
 /// A 405 from the router has no body: give it the problem document every error has.
@@ -91,7 +91,8 @@ impl Application {
         }
         if services.settings().testing.movable_clock {
             tracing::warn!(
-                "testing.movable_clock is on: POST /api/v1/admin/clock moves this service's clock;                  never run it so in production"
+                "testing.movable_clock is on: POST /api/v1/admin/clock moves this service's clock; \
+                 never run it so in production"
             );
         }
         let metrics = web::Data::new(metrics);
@@ -121,7 +122,7 @@ impl Application {
             port,
             server: server.run(),
             services,
-            mailer,
+            mailer: std::sync::Arc::new(mailer),
         })
     }
 
@@ -136,14 +137,40 @@ impl Application {
     /// Serves until stopped, with this instance's background work beside it: the SLA
     /// scheduler and the mail worker.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let scheduler = actix_web::rt::spawn(crate::scheduler::run(self.services.clone()));
-        let worker = actix_web::rt::spawn(crate::notify::worker::run(
-            self.services.clone(),
-            self.mailer,
-        ));
+        let services = self.services.clone();
+        let scheduler = supervised("SLA scheduler", move || {
+            crate::scheduler::run(services.clone())
+        });
+        let (services, mailer) = (self.services.clone(), self.mailer.clone());
+        let worker = supervised("mail worker", move || {
+            crate::notify::worker::run(services.clone(), mailer.clone())
+        });
         let served = self.server.await;
         scheduler.abort();
         worker.abort();
         served
     }
+}
+
+/// Runs background work for as long as the server runs: a task that ends (it never should; a
+/// panic would be a bug) is logged and started again, rather than leaving mail or timers
+/// silently stopped.
+fn supervised<F, Fut>(name: &'static str, start: F) -> actix_web::rt::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    use futures_util::FutureExt;
+    actix_web::rt::spawn(async move {
+        loop {
+            let ended = std::panic::AssertUnwindSafe(start()).catch_unwind().await;
+            let how = if ended.is_err() { "panicked" } else { "ended" };
+            tracing::error!(
+                task = name,
+                how,
+                "background work stopped; starting it again in 1 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    })
 }

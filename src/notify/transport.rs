@@ -88,15 +88,36 @@ impl Mailer {
         if mail.timeout_seconds == 0 {
             return Err(NotifyError::Timeout);
         }
-        // The contract promises a dead worker's rows go to another within 60 s.
-        if !(1..=60).contains(&mail.lease_seconds) {
+        // The contract's two promises: a dead worker's rows go to another within 60 s (the
+        // lease, then the next poll), and mail flows within 60 s of the server's return (the
+        // probe, then the next poll).
+        let poll_ms = mail.poll_interval_ms as i64;
+        if mail.lease_seconds < 1 || mail.lease_seconds * 1000 + poll_ms > 60_000 {
             return Err(NotifyError::Delivery(
-                "mail.lease_seconds must be between 1 and 60",
+                "mail.lease_seconds (plus mail.poll_interval_ms) must be at least 1 s and at most 60 s",
+            ));
+        }
+        if mail.outage_probe_seconds < 1
+            || mail.outage_probe_seconds as i64 * 1000 + poll_ms > 60_000
+        {
+            return Err(NotifyError::Delivery(
+                "mail.outage_probe_seconds (plus mail.poll_interval_ms) must be at least 1 s and at most 60 s",
+            ));
+        }
+        // A conversation must end inside the lease that covers it.
+        if mail.timeout_seconds as i64 >= mail.lease_seconds {
+            return Err(NotifyError::Delivery(
+                "mail.timeout_seconds must be shorter than mail.lease_seconds",
             ));
         }
         if mail.max_attempts < 1 || mail.batch_size < 1 || mail.retry_base_seconds < 1 {
             return Err(NotifyError::Delivery(
                 "mail.max_attempts, mail.batch_size and mail.retry_base_seconds must be at least 1",
+            ));
+        }
+        if !(mail.retry_base_seconds..=7 * 24 * 3600).contains(&mail.retry_max_seconds) {
+            return Err(NotifyError::Delivery(
+                "mail.retry_max_seconds must be between mail.retry_base_seconds and one week",
             ));
         }
         let timeout = Duration::from_secs(mail.timeout_seconds);
@@ -190,8 +211,16 @@ fn classify(e: &lettre::transport::smtp::Error, envelope: &Envelope) -> Delivery
     if let Some(code) = e.status() {
         // The server's own words; the code travels beside them.
         let reply = std::error::Error::source(e).map_or_else(|| e.to_string(), |s| s.to_string());
+        let code: u16 = code.into();
+        // 421: the server is closing the channel (restarting, overloaded). That is about the
+        // server, not this message: an outage, charged to no row.
+        if code == 421 {
+            return Delivery::Unreachable {
+                detail: bounded(format!("{code} {reply}")),
+            };
+        }
         return Delivery::Refused {
-            code: Some(code.into()),
+            code: Some(code),
             detail: bounded(reply),
         };
     }
@@ -428,7 +457,7 @@ mod tests {
             Mailer::from_settings(&s),
             Err(NotifyError::Delivery(m)) if m.contains("lease_seconds")
         ));
-        s.mail.lease_seconds = 60;
+        s.mail.lease_seconds = 50;
         s.mail.timeout_seconds = 0;
         assert!(matches!(
             Mailer::from_settings(&s).unwrap_err(),

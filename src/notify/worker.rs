@@ -15,7 +15,7 @@ use crate::service::Services;
 const MEASURE_EVERY: Duration = Duration::from_secs(5);
 
 /// Runs until the task is dropped.
-pub async fn run(services: Services, mailer: Mailer) {
+pub async fn run(services: Services, mailer: std::sync::Arc<Mailer>) {
     // This instance's name on the rows it leases.
     let owner = uuid::Uuid::new_v4().to_string();
     let poll = Duration::from_millis(services.settings().mail.poll_interval_ms.max(50));
@@ -23,7 +23,7 @@ pub async fn run(services: Services, mailer: Mailer) {
     loop {
         let more = match services.lease_mail(owner.clone()).await {
             Ok(batch) if batch.is_empty() => false,
-            Ok(batch) => deliver(&services, &mailer, batch).await,
+            Ok(batch) => deliver(&services, mailer.as_ref(), batch).await,
             Err(e) => {
                 tracing::warn!(error = %e, "could not lease mail; trying again");
                 false
@@ -57,11 +57,17 @@ async fn deliver(services: &Services, mailer: &Mailer, batch: Vec<LeasedMail>) -
     // Once the server is found unreachable, what has not started yet waits for the probe.
     let outage: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
     let outage = &outage;
+    let conversation = chrono::Duration::seconds(services.settings().mail.timeout_seconds as i64);
     let results: Vec<(LeasedMail, Settled)> = futures_util::stream::iter(batch)
         .map(|mail| async move {
             let known = outage.lock().ok().and_then(|o| o.clone());
             let settled = match known {
                 Some(why) => Settled::Unreachable(why),
+                // Another worker may take the row once the lease runs out: never start a
+                // conversation that could outlive it.
+                None if chrono::Utc::now() + conversation >= mail.lease_until => {
+                    Settled::HandedBack
+                }
                 None => deliver_one(services, mailer, &mail).await,
             };
             if let Settled::Unreachable(why) = &settled {
@@ -74,7 +80,10 @@ async fn deliver(services: &Services, mailer: &Mailer, batch: Vec<LeasedMail>) -
         .buffer_unordered(IN_FLIGHT)
         .collect()
         .await;
-    let all_sent = results.iter().all(|(_, s)| matches!(s, Settled::Sent));
+    // Handed-back rows are due at once: go straight on for them too.
+    let all_sent = results
+        .iter()
+        .all(|(_, s)| matches!(s, Settled::Sent | Settled::HandedBack));
     if let Err(e) = services.settle_mail(results).await {
         // The leases run out and the rows are sent again, with the same Message-ID.
         tracing::warn!(error = %e, "could not record delivered mail");
@@ -101,18 +110,20 @@ async fn deliver_one(services: &Services, mailer: &Mailer, mail: &LeasedMail) ->
             metrics
                 .send_seconds
                 .observe(started.elapsed().as_secs_f64());
+            // Class and code only: the server's words may echo the recipient's address.
+            let summary = delivery.summary();
             match delivery {
                 Delivery::Sent => Settled::Sent,
                 Delivery::Refused { code, detail } => {
                     tracing::warn!(outbox_id = %mail.id, event = mail.facts.event.as_str(),
-                        code = ?code, "the mail server refused a message");
+                        delivery = %summary, "the mail server refused a message");
                     Settled::Refused(match code {
                         Some(code) => format!("{code} {detail}"),
                         None => detail,
                     })
                 }
                 Delivery::Unreachable { detail } => {
-                    tracing::warn!(outbox_id = %mail.id,
+                    tracing::warn!(outbox_id = %mail.id, delivery = %summary,
                         "the mail server cannot be reached; mail waits for it");
                     Settled::Unreachable(detail)
                 }
@@ -129,6 +140,7 @@ async fn deliver_one(services: &Services, mailer: &Mailer, mail: &LeasedMail) ->
             .delivery_failures
             .with_label_values(&["unreachable"])
             .inc(),
+        Settled::HandedBack => {}
     }
     settled
 }

@@ -241,7 +241,7 @@ impl Services {
         };
         self.login_guard.record_success(&username);
         Ok(IssuedToken {
-            access_token: self.tokens.issue(&actor, now)?,
+            access_token: self.tokens.issue(&actor, self.token_clock())?,
             token_type: "Bearer",
             expires_in: self.tokens.ttl_seconds(),
         })
@@ -274,6 +274,16 @@ impl Services {
     }
 
     pub fn authenticate(&self, token: &str) -> Result<Actor> {
-        self.tokens.authenticate(token, self.now())
+        self.tokens.authenticate(token, self.token_clock())
+    }
+
+    /// What token lifetimes are judged against: the service clock, except when tests from
+    /// outside move it (`testing.movable_clock`), where moving time must not log everyone out.
+    fn token_clock(&self) -> DateTime<Utc> {
+        if self.clock.is_shared() {
+            Utc::now()
+        } else {
+            self.now()
+        }
     }
 }

@@ -6,8 +6,8 @@ use crate::audit::Recorder;
 use crate::domain::work_order::{self, Kind};
 use crate::storage::work_orders;
 
-/// Orders taken per transaction: keeps each short, so user steps are not held up behind it.
-const BATCH: i64 = 50;
+/// Due orders looked up at a time.
+const BATCH: i64 = 100;
 
 /// What one pass fired.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -17,70 +17,71 @@ pub struct Fired {
     pub expiries: u64,
 }
 
-impl Fired {
-    fn total(&self) -> u64 {
-        self.reminders + self.escalations + self.expiries
-    }
-}
-
 impl Services {
-    /// Fires what is due now. Safe on every instance at once: PostgreSQL hands each due order
-    /// to one instance (`SKIP LOCKED`), and each mark is set once (a guarded UPDATE).
+    /// Fires what is due now, one order per transaction, so a burst of expiries never holds
+    /// the audit chain for long and one order that cannot fire holds up no other. Safe on
+    /// every instance at once: PostgreSQL hands each due order to one instance (`SKIP
+    /// LOCKED`), and each mark is set once (a guarded UPDATE).
     pub(crate) async fn fire_due_timers(&self) -> Result<Fired> {
         let mut all = Fired::default();
-        // Batches until nothing is due; bounded, so one pass never runs away.
-        for _ in 0..100 {
+        let mut stuck: Vec<String> = Vec::new();
+        // Pages of due orders until none is left; bounded, so one pass never runs away.
+        for _ in 0..20 {
             let now = self.now();
             let due = self
                 .store
                 .read(move |c| -> Result<Vec<String>> {
-                    Ok(work_orders::due_timer_ids(c, now, 1)?)
+                    Ok(work_orders::due_timer_ids(c, now, BATCH)?)
                 })
                 .await?;
+            let due: Vec<String> = due.into_iter().filter(|id| !stuck.contains(id)).collect();
             if due.is_empty() {
                 break;
             }
-            let mail = self.addressing.clone();
-            let fired = self
-                .write(ChainLock::AtAppend, Recorder::system(), move |tx, now| {
-                    let mut fired = Fired::default();
-                    for order in work_orders::with_due_timers(tx, now, BATCH)? {
-                        let mut current = order;
-                        for timer in current.due_timers(now) {
-                            let t = work_order::fire_timer(&current, timer, now)?;
-                            current = super::work_orders::save(
-                                tx,
-                                &Recorder::system(),
-                                &mail,
-                                &current,
-                                t,
-                                now,
-                            )?;
-                            match timer {
-                                Kind::Remind => fired.reminders += 1,
-                                Kind::Escalate => fired.escalations += 1,
-                                _ => fired.expiries += 1,
-                            }
-                        }
+            for id in due {
+                match self.fire_timers_of(id.clone()).await {
+                    Ok(fired) => {
+                        all.reminders += fired.reminders;
+                        all.escalations += fired.escalations;
+                        all.expiries += fired.expiries;
                     }
-                    Ok(fired)
-                })
-                .await?;
-            let m = &self.background.timers_fired;
-            m.with_label_values(&["reminder"]).inc_by(fired.reminders);
-            m.with_label_values(&["escalation"])
-                .inc_by(fired.escalations);
-            m.with_label_values(&["expiry"]).inc_by(fired.expiries);
-            all.reminders += fired.reminders;
-            all.escalations += fired.escalations;
-            all.expiries += fired.expiries;
-            if fired.total() == 0 {
-                break;
-            }
-            if fired.total() > 0 {
-                self.wake.mail.notify_one();
+                    Err(e) => {
+                        // Logged by id only; tried again on the next pass.
+                        tracing::warn!(work_order = %id, error = %e, "an SLA timer could not fire");
+                        stuck.push(id);
+                    }
+                }
             }
         }
+        let m = &self.background.timers_fired;
+        m.with_label_values(&["reminder"]).inc_by(all.reminders);
+        m.with_label_values(&["escalation"]).inc_by(all.escalations);
+        m.with_label_values(&["expiry"]).inc_by(all.expiries);
         Ok(all)
+    }
+
+    /// Fires the timers of one order that are due, in order, in one transaction.
+    async fn fire_timers_of(&self, id: String) -> Result<Fired> {
+        let mail = self.addressing.clone();
+        self.write(ChainLock::AtAppend, Recorder::system(), move |tx, now| {
+            let mut fired = Fired::default();
+            // Gone from open/claimed, or being fired by another instance: nothing to do here.
+            let Some(order) = work_orders::lock_waiting(tx, &id)? else {
+                return Ok(fired);
+            };
+            let mut current = order;
+            for timer in current.due_timers(now) {
+                let t = work_order::fire_timer(&current, timer, now)?;
+                current =
+                    super::work_orders::save(tx, &Recorder::system(), &mail, &current, t, now)?;
+                match timer {
+                    Kind::Remind => fired.reminders += 1,
+                    Kind::Escalate => fired.escalations += 1,
+                    _ => fired.expiries += 1,
+                }
+            }
+            Ok(fired)
+        })
+        .await
     }
 }

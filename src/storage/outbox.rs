@@ -225,6 +225,22 @@ pub fn mark_unreachable(
     Ok(())
 }
 
+/// A leased row not tried after all: lease cleared, still pending and due, nothing charged.
+pub fn hand_back(conn: &mut DbConn, id: &str) -> Result<(), StorageError> {
+    use outbox::dsl as o;
+    diesel::update(
+        o::outbox
+            .filter(o::id.eq(id))
+            .filter(o::state.eq(DeliveryState::Pending.as_str())),
+    )
+    .set((
+        o::lease_owner.eq(None::<String>),
+        o::lease_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
 pub fn get(conn: &mut DbConn, id: &str) -> Result<Option<OutboxRow>, StorageError> {
     Ok(outbox::table
         .find(id)
@@ -234,12 +250,24 @@ pub fn get(conn: &mut DbConn, id: &str) -> Result<Option<OutboxRow>, StorageErro
 }
 
 /// An admin's retry: pending again, due at once, attempts counted afresh.
-pub fn retry(conn: &mut DbConn, id: &str, now: DateTime<Utc>) -> Result<bool, StorageError> {
+pub fn retry(
+    conn: &mut DbConn,
+    id: &str,
+    now: DateTime<Utc>,
+    wall: DateTime<Utc>,
+) -> Result<bool, StorageError> {
     use outbox::dsl as o;
+    // A row a worker is sending right now is left to it (clearing its lease would let a
+    // second worker send it at the same time).
     let n = diesel::update(
         o::outbox
             .filter(o::id.eq(id))
-            .filter(o::state.ne(DeliveryState::Sent.as_str())),
+            .filter(o::state.ne(DeliveryState::Sent.as_str()))
+            .filter(
+                o::lease_until
+                    .is_null()
+                    .or(o::lease_until.le(wall.naive_utc())),
+            ),
     )
     .set((
         o::state.eq(DeliveryState::Pending.as_str()),

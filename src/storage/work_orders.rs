@@ -263,36 +263,25 @@ pub fn due_timer_ids(
     Ok(ids)
 }
 
-/// Orders with a timer due at `now` (at most `limit`), locked for the caller's transaction.
-/// On PostgreSQL rows another instance is firing are skipped, so instances share the work
-/// instead of queueing on it.
-pub fn with_due_timers(
-    conn: &mut DbConn,
-    now: DateTime<Utc>,
-    limit: i64,
-) -> Result<Vec<WorkOrder>, StorageError> {
+/// The order, if it is still open or claimed, locked for the caller's transaction. On
+/// PostgreSQL an order another instance is firing right now is skipped (`None`), so instances
+/// share the work instead of queueing on it; SQLite has one writer at a time.
+pub fn lock_waiting(conn: &mut DbConn, id: &str) -> Result<Option<WorkOrder>, StorageError> {
     use work_orders::dsl as w;
     let waiting = [State::Open.as_str(), State::Claimed.as_str()];
-    let mut ids = due_timer_ids(conn, now, limit)?;
-
-    ids.truncate(limit.max(0) as usize);
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    macro_rules! orders {
+    macro_rules! order {
         () => {
             w::work_orders
-                .filter(w::id.eq_any(&ids))
+                .filter(w::id.eq(id))
                 .filter(w::state.eq_any(waiting))
-                .order(w::id.asc())
                 .select(WorkOrderRow::as_select())
         };
     }
-    let rows: Vec<WorkOrderRow> = match conn {
-        DbConn::Pg(pg) => orders!().for_update().skip_locked().load(pg)?,
-        DbConn::Sqlite(c) => orders!().load(c)?,
+    let row: Option<WorkOrderRow> = match conn {
+        DbConn::Pg(pg) => order!().for_update().skip_locked().first(pg).optional()?,
+        DbConn::Sqlite(c) => order!().first(c).optional()?,
     };
-    rows.into_iter().map(WorkOrder::try_from).collect()
+    row.map(WorkOrder::try_from).transpose()
 }
 
 /// Whether the number already has an active order (open, claimed or submitted).

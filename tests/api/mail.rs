@@ -772,7 +772,11 @@ async fn a_mail_whose_sender_was_killed_mid_delivery_arrives_with_the_same_messa
     let Some(deployment) = Deployment::new(backend) else {
         return;
     };
-    let config = deployment.config("crashing", &sink, "lease_seconds = 5\n");
+    let config = deployment.config(
+        "crashing",
+        &sink,
+        "lease_seconds = 5\ntimeout_seconds = 4\n",
+    );
     deployment.add_admin(&config);
     sink.hang(true);
     let mut first = Serve::start(&config, "first").await;
@@ -1299,8 +1303,8 @@ async fn two_serve_processes_send_every_mail_and_fire_every_timer_once() {
     let Some(deployment) = Deployment::new(Backend::Postgres) else {
         return;
     };
-    // Sweeps every 2 s, so a second firing by either instance would show within the quiet
-    // period at the end.
+    // With the movable clock each instance sweeps every second, so a second firing by either
+    // would show within the quiet period at the end.
     let extra = format!(
         "[testing]\nmovable_clock = true\n\
          [sla]\ntimer_interval_seconds = 2\n\

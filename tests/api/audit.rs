@@ -21,10 +21,12 @@ fn sql(app: &TestApp, batch: &str) -> Result<(), String> {
             .map_err(|e| e.to_string()),
         Backend::Sqlite => {
             let path = app.database_url.trim_start_matches("sqlite://");
-            diesel::SqliteConnection::establish(path)
-                .map_err(|e| e.to_string())?
-                .batch_execute(batch)
-                .map_err(|e| e.to_string())
+            let mut conn = diesel::SqliteConnection::establish(path).map_err(|e| e.to_string())?;
+            // The service's mail worker and scheduler write too: wait for them, as the
+            // service's own connections do, rather than fail on their lock.
+            conn.batch_execute("PRAGMA busy_timeout = 10000;")
+                .map_err(|e| e.to_string())?;
+            conn.batch_execute(batch).map_err(|e| e.to_string())
         }
     }
 }

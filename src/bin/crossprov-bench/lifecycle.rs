@@ -499,7 +499,18 @@ fn render(
 ) -> Outcome {
     let st = &m.stats;
     let secs = m.secs;
-    let rows = report::rows(st, secs);
+    let mut rows = report::rows(st, secs);
+    // The state-changing steps together: what a change to the write path (such as the outbox
+    // rows each step now writes) shows in.
+    let step_lat: Vec<u32> = st
+        .eps
+        .iter()
+        .filter(|e| e.write)
+        .flat_map(|e| e.lat_us.iter().copied())
+        .collect();
+    let step_errors = st.eps.iter().filter(|e| e.write).map(|e| e.errors).sum();
+    let step_row = report::Row::new("state-changing steps", &step_lat, step_errors, secs, None);
+    rows.insert(rows.len().saturating_sub(1), step_row.clone());
     let steps: u64 = st
         .eps
         .iter()
@@ -620,6 +631,7 @@ fn render(
         "errors": st.errors,
         "first_errors": st.first_errors,
         "endpoints": rows.iter().map(|r| r.json()).collect::<Vec<_>>(),
+        "steps_latency": step_row.json(),
         "server": {
             "peak_rss_kib": peak,
             "rss_before_load_kib": m.baseline_rss_kib,

@@ -176,6 +176,8 @@ pub struct Drained {
     /// Seconds from the end of the load until no row was pending (None: not within the bound).
     pub drain_s: Option<f64>,
     pub bound_s: u64,
+    /// Seconds from the end of the load until the wait ended (drained or the bound reached).
+    pub waited_s: f64,
     pub sent: u64,
     pub failed: u64,
     pub pending: u64,
@@ -191,6 +193,14 @@ impl Drained {
         self.sent + self.failed + self.pending
     }
 
+    /// Messages delivered per second after the load stopped, while there was a backlog.
+    pub fn after_load_per_s(&self) -> Option<f64> {
+        let (Some(a), Some(b)) = (self.sent_metric_at_load_end, self.sent_metric_after) else {
+            return None;
+        };
+        (b > a && self.waited_s > 0.0).then(|| (b - a) as f64 / self.waited_s)
+    }
+
     pub fn json(&self, steps: u64, cycles: u64) -> Value {
         let per = |n: u64| (n > 0).then(|| r2(self.rows() as f64 / n as f64));
         json!({
@@ -204,6 +214,8 @@ impl Drained {
             "drained": self.drain_s.is_some(),
             "drain_s_after_load": self.drain_s.map(r2),
             "drain_bound_s": self.bound_s,
+            "waited_s": r2(self.waited_s),
+            "sent_per_s_after_load": self.after_load_per_s().map(r2),
             "sent_metric_at_load_end": self.sent_metric_at_load_end,
             "sent_metric_after_drain": self.sent_metric_after,
             "eml_files": self.eml_files,
@@ -248,6 +260,12 @@ impl Drained {
                 metric(self.sent_metric_after)
             ),
         });
+        if let Some(r) = self.after_load_per_s() {
+            t.push_str(&format!(
+                "  after the load: {r:.1} messages/s over {:.1} s\n",
+                self.waited_s
+            ));
+        }
         if let Some(n) = self.eml_files {
             t.push_str(&format!(
                 "  {n} .eml files in the server's outbox directory\n"
@@ -310,12 +328,14 @@ pub async fn drain(
         }
         actix_web::rt::time::sleep(DRAIN_POLL).await;
     };
+    let waited_s = load_ended.elapsed().as_secs_f64();
     let sent_metric_after = sent_metric(api).await;
     let eml_files = (mail == Mail::File).then(|| count_eml(&data_dir.join("outbox")));
     Ok(Drained {
         mail,
         drain_s,
         bound_s: bound.as_secs(),
+        waited_s,
         sent: count_rows(api, admin, "sent").await?,
         failed: count_rows(api, admin, "failed").await?,
         pending: count_rows(api, admin, "pending").await?,

@@ -273,10 +273,11 @@ impl Api {
         role: &str,
         province: Option<&str>,
         hall: Option<&str>,
+        email: Option<&str>,
     ) -> Res<()> {
         let body = json!({
             "username": username, "password": PASSWORD, "role": role,
-            "province": province, "hall_id": hall,
+            "province": province, "hall_id": hall, "email": email,
         });
         self.expect(Method::POST, "/api/v1/users", Some(admin), Some(&body), 201)
             .await
@@ -291,8 +292,9 @@ impl Api {
         role: &str,
         province: Option<&str>,
         hall: Option<&str>,
+        email: Option<&str>,
     ) -> Res<String> {
-        self.create_user(admin, username, role, province, hall)
+        self.create_user(admin, username, role, province, hall, email)
             .await?;
         self.login(username).await
     }

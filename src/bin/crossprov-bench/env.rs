@@ -11,7 +11,8 @@ use diesel::Connection;
 use serde_json::Value;
 
 use crate::client::Api;
-use crate::{Backend, Res, ServerArgs};
+use crate::mail::{self, SmtpSink};
+use crate::{Backend, Mail, Res, ServerArgs};
 
 pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// Every user the bench makes has this password.
@@ -254,8 +255,44 @@ impl BenchEnv {
         ))
     }
 
-    /// Starts `crossprov serve` on a free loopback port; call `Server::wait_ready` next.
+    /// The contract requires a hall's email, so `--mail none` takes the halls' addresses away
+    /// here, in the database, after the setup made them; the server looks addresses up at each
+    /// step, so from then on it finds none. Returns the halls changed.
+    pub fn clear_hall_emails(&self) -> Res<usize> {
+        use diesel::RunQueryDsl;
+        const CLEAR: &str = "UPDATE halls SET email = NULL";
+        let fail = |e: String| format!("clearing the halls' emails ({}): {e}", self.database_url);
+        match self.backend {
+            Backend::Postgres => {
+                let mut c = diesel::PgConnection::establish(&self.database_url)
+                    .map_err(|e| fail(e.to_string()))?;
+                diesel::sql_query(CLEAR)
+                    .execute(&mut c)
+                    .map_err(|e| fail(e.to_string()))
+            }
+            Backend::Sqlite => {
+                let path = self
+                    .database_url
+                    .strip_prefix("sqlite://")
+                    .unwrap_or(&self.database_url);
+                let mut c =
+                    diesel::SqliteConnection::establish(path).map_err(|e| fail(e.to_string()))?;
+                c.batch_execute("PRAGMA busy_timeout = 10000")
+                    .map_err(|e| fail(e.to_string()))?;
+                diesel::sql_query(CLEAR)
+                    .execute(&mut c)
+                    .map_err(|e| fail(e.to_string()))
+            }
+        }
+    }
+
+    /// Starts `crossprov serve` on a free loopback port (and, for `--mail smtp`, the SMTP
+    /// server it delivers to); call `Server::wait_ready` next.
     pub fn start_server(&self, extra_env: &[(&str, String)]) -> Res<Server> {
+        let sink = match self.args.mail {
+            Mail::Smtp => Some(SmtpSink::start(self.dir.path())?),
+            Mail::None | Mail::File => None,
+        };
         let port = free_port()?;
         let listen = format!("127.0.0.1:{port}");
         let log_path = self.dir.path().join(format!("server-{port}.log"));
@@ -267,6 +304,9 @@ impl BenchEnv {
         let mut cmd = self.command();
         // Log in once per user and keep the token for the whole run.
         cmd.env("CROSSPROV_AUTH__TOKEN_TTL_SECONDS", "86400");
+        for (k, v) in mail::server_env(self.args.mail, sink.as_ref()) {
+            cmd.env(k, v);
+        }
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
@@ -291,6 +331,7 @@ impl BenchEnv {
             child,
             base: format!("http://{listen}"),
             log_path,
+            _sink: sink,
         })
     }
 }
@@ -302,19 +343,21 @@ pub struct ChainReport {
     pub raw: Value,
 }
 
-fn free_port() -> Res<u16> {
+pub fn free_port() -> Res<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("free port: {e}"))?;
     l.local_addr()
         .map(|a| a.port())
         .map_err(|e| format!("free port: {e}"))
 }
 
-/// The server child; killed on drop.
+/// The server child; killed on drop (and its SMTP server after it).
 pub struct Server {
     child: Child,
     pub pid: u32,
     pub base: String,
     pub log_path: PathBuf,
+    // Declared last: dropped after `Drop::drop` has stopped the server.
+    _sink: Option<SmtpSink>,
 }
 
 impl Server {

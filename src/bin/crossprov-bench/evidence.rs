@@ -59,10 +59,10 @@ pub fn run(o: &Opts, args: &ServerArgs) -> Res<Outcome> {
         let admin = api.login("admin").await?;
         let hall = api.create_hall(&admin, "BENCH-EV", "37", "370100").await?;
         let clerk = api
-            .user_with_token(&admin, "clerk.ev", "clerk", Some("53"), None)
+            .user_with_token(&admin, "clerk.ev", "clerk", Some("53"), None, None)
             .await?;
         let staff = api
-            .user_with_token(&admin, "staff.ev", "hall_staff", None, Some(&hall))
+            .user_with_token(&admin, "staff.ev", "hall_staff", None, Some(&hall), None)
             .await?;
         let order = api
             .expect(

@@ -4,6 +4,11 @@
 //! staff polling open orders) → 3 evidence uploads (staff) → signed verification result
 //! (staff) → complete (clerk) → the order's audit events (auditor). 7 state-changing steps
 //! and 4 reads. Every client has its own hall staff member, so claims never conflict.
+//!
+//! With mail on (`--mail file|smtp`), halls and clerks have addresses, so a life cycle writes
+//! outbox rows (opened → the hall; claimed, submitted → the clerk; completed → both); after
+//! the load the run waits for the server's worker to deliver them all and reports how long
+//! that took.
 
 use std::cell::Cell;
 use std::path::PathBuf;
@@ -17,9 +22,10 @@ use serde_json::{json, Value};
 use crate::ceiling::{self, Ceiling};
 use crate::client::{jpeg, sha256_hex, Api, Stats};
 use crate::env::{mib, r2, rss_summary, sample_rss, BenchEnv, CpuSnap};
+use crate::mail::{self, Drained};
 use crate::report;
 use crate::signer::HallKey;
-use crate::{Backend, Outcome, Res, ServerArgs};
+use crate::{Backend, Mail, Outcome, Res, ServerArgs};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Opts {
@@ -47,6 +53,9 @@ pub struct Opts {
     /// Size of each evidence file, in bytes.
     #[arg(long, default_value_t = 4096)]
     pub evidence_size: usize,
+    /// After the load, wait at most this long for the outbox to drain.
+    #[arg(long, default_value_t = 120)]
+    pub drain_seconds: u64,
 }
 
 pub const OPEN: &str = "POST /api/v1/work-orders";
@@ -85,6 +94,7 @@ struct Person {
 }
 
 struct World {
+    admin: String,
     halls: Vec<Hall>,
     staff: Vec<Person>,
     clerks: Vec<Person>,
@@ -100,6 +110,7 @@ impl World {
         clients: usize,
         evidence_size: usize,
         setup_concurrency: usize,
+        mail: Mail,
     ) -> Res<Self> {
         let admin = api.login("admin").await?;
         let n_halls = clients.clamp(1, 8);
@@ -127,8 +138,17 @@ impl World {
             let admin = &admin;
             async move {
                 let username = format!("clerk.{}", HOMES[i]);
+                // Clerks hear of their orders (claimed, submitted, completed) when mail is on.
+                let email = (mail != Mail::None).then(|| format!("{username}@clerks.example.cn"));
                 let token = api
-                    .user_with_token(admin, &username, "clerk", Some(HOMES[i]), None)
+                    .user_with_token(
+                        admin,
+                        &username,
+                        "clerk",
+                        Some(HOMES[i]),
+                        None,
+                        email.as_deref(),
+                    )
                     .await?;
                 Ok::<_, String>(Person {
                     username,
@@ -145,7 +165,14 @@ impl World {
                 let username = format!("staff.{c:03}");
                 let hall = c % halls.len();
                 let token = api
-                    .user_with_token(admin, &username, "hall_staff", None, Some(&halls[hall].id))
+                    .user_with_token(
+                        admin,
+                        &username,
+                        "hall_staff",
+                        None,
+                        Some(&halls[hall].id),
+                        None,
+                    )
                     .await?;
                 Ok::<_, String>(Person {
                     username,
@@ -156,9 +183,10 @@ impl World {
         })
         .await?;
         let auditor = api
-            .user_with_token(&admin, "auditor", "auditor", None, None)
+            .user_with_token(&admin, "auditor", "auditor", None, None, None)
             .await?;
         Ok(Self {
+            admin,
             halls,
             staff,
             clerks,
@@ -339,6 +367,7 @@ pub struct Measured {
     pub rss: Vec<u64>,
     pub baseline_rss_kib: Option<u64>,
     pub cpu: Value,
+    pub mail: Drained,
 }
 
 pub fn run(o: &Opts, args: &ServerArgs) -> Res<Outcome> {
@@ -369,8 +398,22 @@ pub fn run(o: &Opts, args: &ServerArgs) -> Res<Outcome> {
     let pid = server.pid;
     let measured = actix_web::rt::System::new().block_on(async {
         server.wait_ready(&api, Duration::from_secs(120)).await?;
-        let world = World::setup(&api, clients, o.evidence_size, o.setup_concurrency).await?;
-        eprintln!("lifecycle: {clients} clients for {} s …", o.seconds);
+        let world = World::setup(
+            &api,
+            clients,
+            o.evidence_size,
+            o.setup_concurrency,
+            args.mail,
+        )
+        .await?;
+        if args.mail == Mail::None {
+            env.clear_hall_emails()?;
+        }
+        eprintln!(
+            "lifecycle: {clients} clients for {} s, mail {} …",
+            o.seconds,
+            args.mail.as_str()
+        );
         let baseline_rss_kib = crate::env::proc_status_kib(pid, "VmRSS");
         let stop = Cell::new(false);
         let cpu0 = CpuSnap::take(pid);
@@ -382,8 +425,24 @@ pub fn run(o: &Opts, args: &ServerArgs) -> Res<Outcome> {
             all
         };
         let (per_client, rss) = join(load, sample_rss(pid, &stop)).await;
+        let load_ended = Instant::now();
         let secs = started.elapsed().as_secs_f64();
         let cpu = cpu0.usage(&CpuSnap::take(pid));
+        if args.mail != Mail::None {
+            eprintln!(
+                "lifecycle: waiting (at most {} s) for the outbox to drain …",
+                o.drain_seconds
+            );
+        }
+        let mail = mail::drain(
+            &api,
+            &world.admin,
+            args.mail,
+            load_ended,
+            Duration::from_secs(o.drain_seconds),
+            env.dir.path(),
+        )
+        .await?;
         let mut stats = Stats::default();
         for s in per_client {
             stats.merge(s);
@@ -394,6 +453,7 @@ pub fn run(o: &Opts, args: &ServerArgs) -> Res<Outcome> {
             rss,
             baseline_rss_kib,
             cpu,
+            mail,
         })
     })?;
     let peak = server.status_kib("VmHWM");
@@ -439,7 +499,18 @@ fn render(
 ) -> Outcome {
     let st = &m.stats;
     let secs = m.secs;
-    let rows = report::rows(st, secs);
+    let mut rows = report::rows(st, secs);
+    // The state-changing steps together: what a change to the write path (such as the outbox
+    // rows each step now writes) shows in.
+    let step_lat: Vec<u32> = st
+        .eps
+        .iter()
+        .filter(|e| e.write)
+        .flat_map(|e| e.lat_us.iter().copied())
+        .collect();
+    let step_errors = st.eps.iter().filter(|e| e.write).map(|e| e.errors).sum();
+    let step_row = report::Row::new("state-changing steps", &step_lat, step_errors, secs, None);
+    rows.insert(rows.len().saturating_sub(1), step_row.clone());
     let steps: u64 = st
         .eps
         .iter()
@@ -451,8 +522,10 @@ fn render(
     let ratio = ceiling.as_ref().map(|c| steps_per_s / c.tps.max(1e-9));
     let rss = rss_summary(&m.rss);
     let mut t = format!(
-        "crossprov-bench lifecycle — backend {}, {clients} clients, {} s requested, {secs:.1} s measured\n",
+        "crossprov-bench lifecycle — backend {}, {clients} clients, mail {}, {} s requested, \
+         {secs:.1} s measured\n",
         o.backend.as_str(),
+        m.mail.mail.as_str(),
         o.seconds
     );
     t.push_str(&format!(
@@ -489,6 +562,7 @@ fn render(
         f("machine_iowait_pct"),
         m.cpu["cores"]
     ));
+    t.push_str(&m.mail.text(steps, st.cycles));
     if let Some(c) = &ceiling {
         t.push_str(&c.text);
         t.push_str(&format!(
@@ -537,6 +611,7 @@ fn render(
             o.backend.as_str()
         ));
     }
+    problems.extend(m.mail.problems(o.backend.as_str(), st.cycles));
     // The ceiling's own errors (SQLite writers starved past busy_timeout, pgbench failures)
     // are part of what it measures: shown above and in the JSON, not a failed run.
     let json = json!({
@@ -556,6 +631,7 @@ fn render(
         "errors": st.errors,
         "first_errors": st.first_errors,
         "endpoints": rows.iter().map(|r| r.json()).collect::<Vec<_>>(),
+        "steps_latency": step_row.json(),
         "server": {
             "peak_rss_kib": peak,
             "rss_before_load_kib": m.baseline_rss_kib,
@@ -564,6 +640,7 @@ fn render(
             "log_warnings": warnings,
         },
         "cpu": m.cpu,
+        "mail": m.mail.json(steps, st.cycles),
         "ceiling": ceiling.as_ref().map(|c| c.json.clone()),
         "steps_per_s_over_ceiling_tps": ratio.map(|r| (r * 1000.0).round() / 1000.0),
         "chain": { "ok": chain_ok, "verify": chain, "verify_s": r2(verify_secs) },

@@ -15,6 +15,9 @@
 //! - `seed-audit`: seeds a valid, realistic audit trail quickly (the chain verifies).
 //! - `audit`: filtered audit queries and full-chain verification on a (seeded) database.
 //! - `smoke`: everything tiny, on SQLite and (when reachable) PostgreSQL; exit 1 on any error.
+//!
+//! `--mail none|file|smtp` (every mode) says whether the server's outbox has work and where it
+//! delivers it; `lifecycle` waits for the outbox to drain after the load and reports it.
 
 mod all;
 mod audit;
@@ -23,6 +26,7 @@ mod client;
 mod env;
 mod evidence;
 mod lifecycle;
+mod mail;
 mod report;
 mod signer;
 mod smoke;
@@ -49,6 +53,30 @@ impl Backend {
     }
 }
 
+/// Whether the server sends mail during a run, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mail {
+    /// No addresses anywhere (halls' cleared after setup, users made without one): no outbox
+    /// rows; the reference point.
+    None,
+    /// Halls and clerks have addresses; the server writes each message as a `.eml` file under
+    /// its data directory (the service's default transport).
+    File,
+    /// The same addresses, delivered over SMTP to a local server the bench starts
+    /// (`python3 -m aiosmtpd`, which accepts and discards).
+    Smtp,
+}
+
+impl Mail {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::File => "file",
+            Self::Smtp => "smtp",
+        }
+    }
+}
+
 /// How the server child is started.
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
@@ -62,6 +90,10 @@ pub struct ServerArgs {
     /// CROSSPROV_DATABASE__POOL_SIZE=16 or CROSSPROV_SERVER__WORKERS=4.
     #[arg(long = "server-env", global = true, value_name = "KEY=VALUE", value_parser = parse_kv)]
     pub server_env: Vec<(String, String)>,
+    /// Mail during the run: none (no addresses, no outbox rows), file (`mail.transport =
+    /// file`, the service's default) or smtp (a local SMTP server started for the run).
+    #[arg(long, global = true, value_enum, default_value = "file")]
+    pub mail: Mail,
     /// Keep the temp directory (database, server log) and PostgreSQL database afterwards.
     #[arg(long, global = true)]
     pub keep: bool,

@@ -1,5 +1,7 @@
 //! Everything tiny, on SQLite and (when reachable) PostgreSQL: a check for CI that the bench and
-//! the service still work together. Any request error, any broken chain → exit 1.
+//! the service still work together. Any request error, any broken chain, any mail not delivered
+//! (the default `--mail file`: every outbox row sent as a `.eml` file, none failed, drained
+//! within `--drain-seconds`) → exit 1.
 
 use serde_json::{json, Value};
 
@@ -23,6 +25,9 @@ pub struct Opts {
     /// Fail (instead of skipping PostgreSQL) when PostgreSQL does not answer.
     #[arg(long, env = "CROSSPROV_BENCH_PG_REQUIRED")]
     pub pg_required: bool,
+    /// How long the outbox may take to drain after the load.
+    #[arg(long, default_value_t = 30)]
+    pub drain_seconds: u64,
 }
 
 impl Default for Opts {
@@ -33,6 +38,7 @@ impl Default for Opts {
             events: 2000,
             sqlite_only: false,
             pg_required: false,
+            drain_seconds: 30,
         }
     }
 }
@@ -87,6 +93,7 @@ pub fn run(o: &Opts, args: &ServerArgs) -> Res<Outcome> {
             pgbench: None,
             evidence_size: 1024,
             setup_concurrency: 2,
+            drain_seconds: o.drain_seconds,
         };
         let v = section(
             "lifecycle",

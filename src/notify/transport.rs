@@ -6,10 +6,12 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::{AsyncSmtpTransportBuilder, PoolConfig};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
@@ -58,19 +60,26 @@ pub struct Mailer {
 #[derive(Clone)]
 enum Route {
     /// One `<row id>.eml` per message in this folder.
-    Folder(PathBuf),
+    Folder(Arc<Folder>),
     Smtp {
-        transport: AsyncSmtpTransport<Tokio1Executor>,
+        builder: AsyncSmtpTransportBuilder,
+        /// Built on the first delivery, inside the worker's runtime: its connection pool
+        /// starts a task there, and its connections belong to that runtime.
+        transport: Arc<OnceLock<AsyncSmtpTransport<Tokio1Executor>>>,
         /// The whole conversation, on top of lettre's limit on each step of it.
         timeout: Duration,
     },
 }
 
+/// Connections kept open between messages: as many as the worker has conversations at once,
+/// so a busy outbox reuses them instead of greeting the server for every message.
+const SMTP_POOL_SIZE: u32 = super::worker::IN_FLIGHT as u32;
+
 impl std::fmt::Debug for Mailer {
     // The transport holds the SMTP credentials: say only where mail goes.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.route {
-            Route::Folder(dir) => f.debug_tuple("Mailer::Folder").field(dir).finish(),
+            Route::Folder(folder) => f.debug_tuple("Mailer::Folder").field(&folder.dir).finish(),
             Route::Smtp { timeout, .. } => f
                 .debug_struct("Mailer::Smtp")
                 .field("timeout", timeout)
@@ -122,7 +131,10 @@ impl Mailer {
         }
         let timeout = Duration::from_secs(mail.timeout_seconds);
         let route = match mail.transport {
-            MailTransport::File => Route::Folder(settings.data_dir.join("outbox")),
+            MailTransport::File => Route::Folder(Arc::new(Folder {
+                dir: settings.data_dir.join("outbox"),
+                staged: std::sync::Mutex::new(Vec::new()),
+            })),
             MailTransport::Smtp => {
                 let url = mail.smtp_url.expose_secret().trim();
                 if url.is_empty() {
@@ -135,7 +147,10 @@ impl Mailer {
                     builder = builder.credentials(credentials);
                 }
                 Route::Smtp {
-                    transport: builder.timeout(Some(timeout)).build(),
+                    builder: builder
+                        .timeout(Some(timeout))
+                        .pool_config(PoolConfig::new().max_size(SMTP_POOL_SIZE)),
+                    transport: Arc::new(OnceLock::new()),
                     timeout,
                 }
             }
@@ -147,8 +162,13 @@ impl Mailer {
     /// every failure is a [`Delivery`] the worker knows how to charge.
     pub async fn deliver(&self, id: &str, message: &Message) -> Delivery {
         match &self.route {
-            Route::Folder(dir) => write_to_folder(dir, id, message.formatted()).await,
-            Route::Smtp { transport, timeout } => {
+            Route::Folder(folder) => folder.stage(id, message.formatted()).await,
+            Route::Smtp {
+                builder,
+                transport,
+                timeout,
+            } => {
+                let transport = transport.get_or_init(|| builder.clone().build());
                 let envelope = message.envelope();
                 let bytes = message.formatted();
                 let sending = transport.send_raw(envelope, &bytes);
@@ -163,6 +183,32 @@ impl Mailer {
                     },
                 }
             }
+        }
+    }
+}
+
+impl Mailer {
+    /// Ends the kept SMTP connections politely (`QUIT`), when shutting down: deliveries
+    /// through this mailer fail afterwards.
+    pub async fn close(&self) {
+        if let Route::Smtp {
+            transport: built, ..
+        } = &self.route
+        {
+            if let Some(transport) = built.get() {
+                transport.shutdown().await;
+            }
+        }
+    }
+
+    /// Makes a batch's deliveries final. The file transport's messages are written to
+    /// temporary files as they are delivered; here their data is synced once for the whole
+    /// batch, then they are renamed into place and the folder is synced. An error means no
+    /// message of the batch may be counted as sent (the rows are sent again later).
+    pub async fn finish_batch(&self) -> Result<(), String> {
+        match &self.route {
+            Route::Folder(folder) => folder.publish().await,
+            Route::Smtp { .. } => Ok(()),
         }
     }
 }
@@ -252,41 +298,124 @@ fn bounded(mut detail: String) -> String {
     detail
 }
 
-async fn write_to_folder(dir: &Path, id: &str, bytes: Vec<u8>) -> Delivery {
-    if let Err(e) = super::messages::check_row_id(id) {
-        return Delivery::Refused {
-            code: None,
-            detail: e.to_string(),
-        };
+/// The file transport's folder and the messages of the current batch written there but not
+/// yet published. One worker per instance delivers through it, a batch at a time.
+struct Folder {
+    dir: PathBuf,
+    staged: std::sync::Mutex<Vec<Staged>>,
+}
+
+/// A message written to a hidden temporary file, to be renamed to `name` once synced.
+struct Staged {
+    temp: PathBuf,
+    name: PathBuf,
+}
+
+impl Folder {
+    /// Writes the message of row `id` to a temporary file in the folder, unsynced.
+    async fn stage(&self, id: &str, bytes: Vec<u8>) -> Delivery {
+        if let Err(e) = super::messages::check_row_id(id) {
+            return Delivery::Refused {
+                code: None,
+                detail: e.to_string(),
+            };
+        }
+        let dir = self.dir.clone();
+        let name = format!("{id}.eml");
+        let written = tokio::task::spawn_blocking(move || write_temp(&dir, &name, &bytes)).await;
+        match written {
+            Ok(Ok(staged)) => {
+                match self.staged.lock() {
+                    Ok(mut list) => list.push(staged),
+                    Err(_) => {
+                        return Delivery::Unreachable {
+                            detail: "the outbox folder's batch list is unusable".to_owned(),
+                        }
+                    }
+                }
+                Delivery::Sent
+            }
+            Ok(Err(e)) => Delivery::Unreachable {
+                detail: format!("writing the outbox file failed: {e}"),
+            },
+            Err(e) => Delivery::Unreachable {
+                detail: format!("writing the outbox file did not finish: {e}"),
+            },
+        }
     }
-    let dir = dir.to_path_buf();
-    let name = format!("{id}.eml");
-    let written = tokio::task::spawn_blocking(move || write_atomically(&dir, &name, &bytes)).await;
-    match written {
-        Ok(Ok(())) => Delivery::Sent,
-        Ok(Err(e)) => Delivery::Unreachable {
-            detail: format!("writing the outbox file failed: {e}"),
-        },
-        Err(e) => Delivery::Unreachable {
-            detail: format!("writing the outbox file did not finish: {e}"),
-        },
+
+    /// Syncs, renames and syncs the folder for everything staged since the last call.
+    async fn publish(&self) -> Result<(), String> {
+        let staged = match self.staged.lock() {
+            Ok(mut list) => std::mem::take(&mut *list),
+            Err(_) => return Err("the outbox folder's batch list is unusable".to_owned()),
+        };
+        if staged.is_empty() {
+            return Ok(());
+        }
+        let dir = self.dir.clone();
+        match tokio::task::spawn_blocking(move || publish_staged(&dir, staged)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("publishing the outbox files failed: {e}")),
+            Err(e) => Err(format!("publishing the outbox files did not finish: {e}")),
+        }
     }
 }
 
-/// Readers of the folder see the whole message or none: a hidden temp file in the same folder,
-/// written and synced, renamed over `<name>`, then the folder synced so the rename survives a
-/// crash. A repeat replaces the file.
-fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+/// Readers of the folder see the whole message or none: each message goes to a hidden temp
+/// file in the same folder and is renamed over `<name>` only after its data is on disk.
+fn write_temp(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<Staged> {
     std::fs::create_dir_all(dir)?;
     let mut temp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".tmp")
         .tempfile_in(dir)?;
     temp.write_all(bytes)?;
-    temp.as_file().sync_all()?;
-    // On error the temp file is removed when `persist`'s error drops it.
-    temp.persist(dir.join(name)).map_err(|e| e.error)?;
-    sync_folder(dir)
+    // Kept: `publish_staged` renames it, or removes it if the batch fails.
+    let (_, temp) = temp.keep().map_err(|e| e.error)?;
+    Ok(Staged {
+        temp,
+        name: dir.join(name),
+    })
+}
+
+/// One data sync for the batch (instead of one per file), the renames, then the folder sync
+/// that makes the renames survive a crash. A repeat of a row replaces its file.
+fn publish_staged(dir: &Path, staged: Vec<Staged>) -> std::io::Result<()> {
+    let result = sync_data_of(dir, &staged).and_then(|()| {
+        for s in &staged {
+            std::fs::rename(&s.temp, &s.name)?;
+        }
+        sync_folder(dir)
+    });
+    if result.is_err() {
+        for s in &staged {
+            let _ = std::fs::remove_file(&s.temp);
+        }
+    }
+    result
+}
+
+/// Puts the staged files' data on disk: on Linux one `syncfs` of the folder's file system;
+/// elsewhere an fsync per file.
+#[cfg(target_os = "linux")]
+fn sync_data_of(dir: &Path, _staged: &[Staged]) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let folder = std::fs::File::open(dir)?;
+    // SAFETY: syncfs only reads the descriptor, which `folder` keeps open for the call.
+    if unsafe { libc::syncfs(folder.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sync_data_of(_dir: &Path, staged: &[Staged]) -> std::io::Result<()> {
+    for s in staged {
+        std::fs::File::open(&s.temp)?.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -371,6 +500,11 @@ mod tests {
         let opened = message(&s, MailEvent::Opened);
         assert_eq!(mailer.deliver(ROW, &opened).await, Delivery::Sent);
         let outbox = data.path().join("outbox");
+        assert!(
+            !outbox.join(format!("{ROW}.eml")).exists(),
+            "nothing is published before the batch is finished"
+        );
+        mailer.finish_batch().await.unwrap();
         let file = outbox.join(format!("{ROW}.eml"));
         assert_eq!(std::fs::read(&file).unwrap(), opened.formatted());
         assert_eq!(
@@ -381,15 +515,54 @@ mod tests {
 
         let reminder = message(&s, MailEvent::Reminder);
         assert_eq!(mailer.deliver(ROW, &reminder).await, Delivery::Sent);
+        mailer.finish_batch().await.unwrap();
         assert_eq!(std::fs::read(&file).unwrap(), reminder.formatted());
         assert_eq!(folder_entries(&outbox), [format!("{ROW}.eml")]);
 
         let other = message(&s, MailEvent::Opened);
         assert_eq!(mailer.deliver("another-row", &other).await, Delivery::Sent);
+        mailer.finish_batch().await.unwrap();
         assert_eq!(
             folder_entries(&outbox),
             [format!("{ROW}.eml"), "another-row.eml".to_owned()]
         );
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_cannot_be_published_fails_whole_and_leaves_no_temp_file() {
+        let data = tempfile::tempdir().unwrap();
+        let s = settings(data.path());
+        let mailer = Mailer::from_settings(&s).unwrap();
+        let outbox = data.path().join("outbox");
+        assert_eq!(
+            mailer.deliver(ROW, &message(&s, MailEvent::Opened)).await,
+            Delivery::Sent
+        );
+        assert_eq!(
+            mailer
+                .deliver("another-row", &message(&s, MailEvent::Opened))
+                .await,
+            Delivery::Sent
+        );
+        // One staged file vanishes before the batch is published.
+        let gone = folder_entries(&outbox)
+            .into_iter()
+            .find(|n| n.starts_with(".another-row"))
+            .unwrap();
+        std::fs::remove_file(outbox.join(gone)).unwrap();
+        assert!(mailer.finish_batch().await.is_err());
+        assert!(
+            folder_entries(&outbox).iter().all(|n| !n.ends_with(".tmp")),
+            "{:?}",
+            folder_entries(&outbox)
+        );
+        // The next batch starts clean.
+        assert_eq!(
+            mailer.deliver(ROW, &message(&s, MailEvent::Opened)).await,
+            Delivery::Sent
+        );
+        mailer.finish_batch().await.unwrap();
+        assert!(outbox.join(format!("{ROW}.eml")).exists());
     }
 
     #[tokio::test]
@@ -563,7 +736,13 @@ mod tests {
         let mailer = Mailer::from_settings(&s).unwrap();
         let delivery = mailer.deliver(ROW, &message(&s, MailEvent::Opened)).await;
         assert_eq!(delivery, Delivery::Sent);
-        let transcript = heard.recv().unwrap();
+        // Pooled connections stay open between messages; closing the mailer says QUIT (from
+        // a task of this runtime, so wait for the transcript off it).
+        mailer.close().await;
+        let transcript = tokio::task::spawn_blocking(move || heard.recv())
+            .await
+            .unwrap()
+            .unwrap();
         assert!(
             transcript.contains(&format!("RCPT TO:<{RECIPIENT}>")),
             "{transcript}"
@@ -593,7 +772,13 @@ mod tests {
             mailer.deliver(ROW, &message(&s, MailEvent::Opened)).await,
             Delivery::Sent
         );
-        let transcript = heard.recv().unwrap();
+        // Pooled connections stay open between messages; closing the mailer says QUIT (from
+        // a task of this runtime, so wait for the transcript off it).
+        mailer.close().await;
+        let transcript = tokio::task::spawn_blocking(move || heard.recv())
+            .await
+            .unwrap()
+            .unwrap();
         // base64 of "\0notify\0settings-pass"
         assert!(
             transcript.contains("AUTH PLAIN AG5vdGlmeQBzZXR0aW5ncy1wYXNz"),

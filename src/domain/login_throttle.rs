@@ -41,7 +41,11 @@ impl Backoff {
         }
         // 2^k overflows past 62; far beyond any cap anyway.
         let factor = 1i64.checked_shl(past.min(62) as u32).unwrap_or(i64::MAX);
-        Some(self.base_seconds.saturating_mul(factor).min(self.max_seconds))
+        Some(
+            self.base_seconds
+                .saturating_mul(factor)
+                .min(self.max_seconds),
+        )
     }
 
     /// Until when a row is blocked after its latest failure at `at`, if at all.
@@ -104,7 +108,10 @@ mod tests {
     fn retry_after_rounds_up_and_is_none_once_passed() {
         let now = DateTime::from_timestamp(1_000_000, 0).unwrap_or_default();
         assert_eq!(retry_after(now + Duration::milliseconds(1), now), Some(1));
-        assert_eq!(retry_after(now + Duration::milliseconds(60_001), now), Some(61));
+        assert_eq!(
+            retry_after(now + Duration::milliseconds(60_001), now),
+            Some(61)
+        );
         assert_eq!(retry_after(now + Duration::seconds(60), now), Some(60));
         assert_eq!(retry_after(now, now), None);
         assert_eq!(retry_after(now - Duration::seconds(5), now), None);

@@ -127,13 +127,9 @@ impl TokenKeys {
     /// The key `kid` names if this copy is fresh and holds it, still unretired at `now`.
     fn decoding(&self, kid: &str, now: DateTime<Utc>) -> Option<DecodingKey> {
         let ring = self.ring.read().ok()?;
-        let fresh = ring
-            .loaded_at
-            .is_some_and(|t| t.elapsed() < KEYS_FRESH_FOR);
+        let fresh = ring.loaded_at.is_some_and(|t| t.elapsed() < KEYS_FRESH_FOR);
         let (key, retired) = ring.keys.get(kid).filter(|_| fresh)?;
-        retired
-            .is_none_or(|t| t > now)
-            .then(|| key.clone())
+        retired.is_none_or(|t| t > now).then(|| key.clone())
     }
 
     fn issue(&self, key: &TokenKey, claims: &TokenClaims) -> Result<String> {

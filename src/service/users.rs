@@ -236,8 +236,7 @@ pub struct PasswordChange {
 
 /// The user a step acts on, or `not_found`.
 fn existing(tx: &mut DbConn, username: &str) -> Result<users::User, Refusal> {
-    users::by_username(tx, username)?
-        .ok_or_else(|| DomainError::NotFound("user".into()).into())
+    users::by_username(tx, username)?.ok_or_else(|| DomainError::NotFound("user".into()).into())
 }
 
 /// Hashes `password` off the async threads (argon2 takes a while; the chain lock must not wait).
@@ -359,7 +358,14 @@ impl Services {
             let user = existing(tx, &name)?;
             users::set_password(tx, &user.username, &hash)?;
             let detail = json!({ "username": user.username });
-            audit::append(tx, &by, AuditAction::UserPasswordChanged, None, &detail, now)?;
+            audit::append(
+                tx,
+                &by,
+                AuditAction::UserPasswordChanged,
+                None,
+                &detail,
+                now,
+            )?;
             Ok(UserView::from(user))
         })
         .await

@@ -70,11 +70,13 @@ pub fn token_state(conn: &mut DbConn, username: &str) -> Result<Option<TokenStat
         ))
         .first(conn)
         .optional()?;
-    Ok(row.map(|(disabled_at, generation, hall_generation)| TokenState {
-        disabled: disabled_at.is_some(),
-        generation,
-        hall_generation,
-    }))
+    Ok(
+        row.map(|(disabled_at, generation, hall_generation)| TokenState {
+            disabled: disabled_at.is_some(),
+            generation,
+            hall_generation,
+        }),
+    )
 }
 
 pub fn username_exists(conn: &mut DbConn, username: &str) -> Result<bool, StorageError> {

@@ -140,6 +140,37 @@ async fn tokens_with_an_unknown_key_or_a_bad_signature_are_refused(app: TestApp)
     me(&app, &good).await.assert_status(200);
 }
 
+/// A token as versions before key rotation issued it: no `kid`, no generations, signed with
+/// the one HMAC secret they kept, which the upgrade's migration names `tk-legacy`.
+async fn a_token_from_before_the_upgrade_works_until_it_expires(app: TestApp) {
+    let admin = app.admin().await;
+    crate::audit::sql(
+        &app,
+        "INSERT INTO token_keys (kid, secret, created_at) \
+         VALUES ('tk-legacy', 'the-old-secret', '2026-01-01 00:00:00');",
+    )
+    .expect("the legacy key stored");
+    let now = crate::helpers::now_secs();
+    let encode = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).expect("json"));
+    let signed = format!(
+        "{}.{}",
+        encode(&json!({"alg": "HS256", "typ": "JWT"})),
+        encode(&json!({"sub": ADMIN, "role": "admin", "iat": now, "exp": now + 600}))
+    );
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"the-old-secret");
+    let tag = ring::hmac::sign(&key, signed.as_bytes());
+    let legacy = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()));
+    me(&app, &legacy).await.assert_status(200);
+    // New logins still sign with the current key, not the legacy one.
+    assert_ne!(kid_of(&app.admin().await), "tk-legacy");
+    // Revocation applies to it like any other: a password reset ends it.
+    let body = json!({"password": "a new passphrase"});
+    app.post("/api/v1/users/admin/password", &admin, &body)
+        .await
+        .assert_status(200);
+    refused_because(&me(&app, &legacy).await, "the token has been revoked");
+}
+
 async fn a_disabled_user_is_refused_at_once_on_another_instance_until_enabled(app: TestApp) {
     let admin = app.admin().await;
     let clerk = app
@@ -489,6 +520,7 @@ async fn the_people_endpoints_refuse_bad_calls_with_their_codes(app: TestApp) {
 on_both_backends!(
     a_rotated_token_key_signs_new_logins_while_old_tokens_keep_working,
     tokens_with_an_unknown_key_or_a_bad_signature_are_refused,
+    a_token_from_before_the_upgrade_works_until_it_expires,
     a_disabled_user_is_refused_at_once_on_another_instance_until_enabled,
     a_password_reset_or_change_ends_the_users_tokens,
     revoking_a_hall_key_ends_that_halls_staff_tokens_only,

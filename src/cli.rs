@@ -80,6 +80,11 @@ enum Command {
         #[command(subcommand)]
         command: EvidenceCommand,
     },
+    /// Key management.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Audit-trail tools.
     Audit {
         #[command(subcommand)]
@@ -134,6 +139,16 @@ enum EvidenceCommand {
     },
     /// Re-hash every stored evidence file; exit 1 naming the first that does not match.
     Verify {
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Make a new login-token signing key current; tokens signed by older keys keep working
+    /// until they expire. Prints one JSON object.
+    RotateTokenKey {
         #[arg(long)]
         database_url: Option<String>,
     },
@@ -228,6 +243,21 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             let user = add_cli_user(&store, &crate::service::Clock::default(), &req)
                 .map_err(|e| crate::http::problem::ApiError::from(e).to_string())?;
             println!("{}", json!(user));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys {
+            command: KeysCommand::RotateTokenKey { database_url },
+        } => {
+            let s = settings(cli.config, database_url, None)?;
+            crate::telemetry::init(&s.log);
+            let store = open_store(&s)?;
+            let rotation = crate::service::auth::rotate_token_key(
+                &store,
+                &crate::service::Clock::default(),
+                s.auth.token_ttl_seconds,
+            )
+            .map_err(|e| crate::http::problem::ApiError::from(e).to_string())?;
+            println!("{}", json!(rotation));
             Ok(ExitCode::SUCCESS)
         }
         Command::Keygen { alg, out } => {

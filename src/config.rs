@@ -49,7 +49,12 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct AuthSettings {
     pub token_ttl_seconds: i64,
+    /// Failed logins of one username from one client address before backoff begins (four
+    /// times as many from one address over every name).
     pub max_failed_logins: u32,
+    /// The first backoff wait; each further failure doubles it.
+    pub backoff_base_seconds: i64,
+    /// The longest backoff wait.
     pub lockout_seconds: i64,
 }
 

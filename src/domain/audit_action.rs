@@ -58,6 +58,23 @@ pub enum AuditAction {
     HallKeyRevoked,
     #[strum(serialize = "user.created")]
     UserCreated,
+    /// An admin disabled a user (no login; every token refused at once).
+    #[strum(serialize = "user.disabled")]
+    UserDisabled,
+    #[strum(serialize = "user.enabled")]
+    UserEnabled,
+    /// An admin set a user's password (their tokens end).
+    #[strum(serialize = "user.password_reset")]
+    UserPasswordReset,
+    /// A user changed their own password (their tokens end).
+    #[strum(serialize = "user.password_changed")]
+    UserPasswordChanged,
+    /// An admin cleared a user's login throttling.
+    #[strum(serialize = "user.unlocked")]
+    UserUnlocked,
+    /// A new login-token signing key became current (`crossprov keys rotate-token-key`).
+    #[strum(serialize = "token_key.rotated")]
+    TokenKeyRotated,
     #[strum(serialize = "subscriber.viewed")]
     SubscriberViewed,
     #[strum(serialize = "audit.exported")]

@@ -8,6 +8,7 @@ pub mod error;
 pub mod evidence;
 pub mod id_number;
 pub mod ids;
+pub mod login_throttle;
 pub mod masking;
 pub mod msisdn;
 pub mod notice;

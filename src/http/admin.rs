@@ -11,7 +11,7 @@ use crate::domain::HallId;
 use crate::service::halls::{HallKeyView, HallList, HallView, NewHall, NewHallKey, ProvinceList};
 use crate::service::outbox::{OutboxPage, OutboxQuery, OutboxView};
 use crate::service::subscribers::SubscriberView;
-use crate::service::users::{NewUser, UserView};
+use crate::service::users::{NewUser, PasswordReset, UserView};
 
 type Reply = Result<HttpResponse, ApiError>;
 
@@ -25,6 +25,10 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .op(__path_register_key, register_key)
             .op(__path_revoke_key, revoke_key)
             .op(__path_create_user, create_user)
+            .op(__path_disable_user, disable_user)
+            .op(__path_enable_user, enable_user)
+            .op(__path_reset_password, reset_password)
+            .op(__path_unlock_user, unlock_user)
             .op(__path_subscriber, subscriber)
             .op(__path_outbox, outbox)
             .op(__path_retry_outbox, retry_outbox)
@@ -92,6 +96,55 @@ pub async fn revoke_key(
     responses((status = 201, body = UserView), (status = "4XX", body = Problem)))]
 pub async fn create_user(req: HttpRequest, call: Call<NewUser>) -> Reply {
     Ok(HttpResponse::Created().json(services(&req)?.create_user(call.actor, call.body).await?))
+}
+
+/// Disable a user: no login, and every token they hold is refused at once on every instance.
+#[utoipa::path(post, path = "/users/{username}/disable", tag = "administration",
+    responses((status = 200, body = UserView), (status = "4XX", body = Problem)))]
+pub async fn disable_user(req: HttpRequest, call: Call<NoBody>, name: web::Path<String>) -> Reply {
+    Ok(HttpResponse::Ok().json(
+        services(&req)?
+            .disable_user(call.actor, name.into_inner())
+            .await?,
+    ))
+}
+
+/// Let a disabled user log in again.
+#[utoipa::path(post, path = "/users/{username}/enable", tag = "administration",
+    responses((status = 200, body = UserView), (status = "4XX", body = Problem)))]
+pub async fn enable_user(req: HttpRequest, call: Call<NoBody>, name: web::Path<String>) -> Reply {
+    Ok(HttpResponse::Ok().json(
+        services(&req)?
+            .enable_user(call.actor, name.into_inner())
+            .await?,
+    ))
+}
+
+/// Set a user's password; every token they hold ends.
+#[utoipa::path(post, path = "/users/{username}/password", tag = "administration",
+    request_body = PasswordReset,
+    responses((status = 200, body = UserView), (status = "4XX", body = Problem)))]
+pub async fn reset_password(
+    req: HttpRequest,
+    call: Call<PasswordReset>,
+    name: web::Path<String>,
+) -> Reply {
+    Ok(HttpResponse::Ok().json(
+        services(&req)?
+            .reset_password(call.actor, name.into_inner(), call.body)
+            .await?,
+    ))
+}
+
+/// Clear login throttling for this username from every address.
+#[utoipa::path(post, path = "/users/{username}/unlock", tag = "administration",
+    responses((status = 200, body = UserView), (status = "4XX", body = Problem)))]
+pub async fn unlock_user(req: HttpRequest, call: Call<NoBody>, name: web::Path<String>) -> Reply {
+    Ok(HttpResponse::Ok().json(
+        services(&req)?
+            .unlock_user(call.actor, name.into_inner())
+            .await?,
+    ))
 }
 
 /// A subscriber's real-name record (masked); every read is audited.

@@ -5,16 +5,22 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::extract::{services, Caller, PublicJson};
+use super::extract::{client_address, services, Call, Caller, PublicJson};
 use super::openapi::Operations;
 use super::problem::{ApiError, Problem};
 use crate::service::auth::IssuedToken;
+use crate::service::users::{PasswordChange, UserView};
 
 type Reply = Result<HttpResponse, ApiError>;
 
 /// Each operation routed as its `#[utoipa::path]` declares (paths relative to `/api/v1`).
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(Operations::new().op(__path_token, token).op(__path_me, me));
+    cfg.service(
+        Operations::new()
+            .op(__path_token, token)
+            .op(__path_me, me)
+            .op(__path_change_password, change_password),
+    );
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -28,11 +34,7 @@ pub struct Credentials {
 #[utoipa::path(post, path = "/auth/token", tag = "auth", request_body = Credentials,
     responses((status = 200, body = IssuedToken), (status = "4XX", body = Problem)))]
 pub async fn token(req: HttpRequest, creds: PublicJson<Credentials>) -> Reply {
-    // The peer address, not a forwarded header a client could set to dodge the lockout.
-    let address = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
+    let address = client_address(&req);
     let c = creds.0;
     let issued = services(&req)?
         .login(c.username, c.password, address)
@@ -46,4 +48,17 @@ pub async fn token(req: HttpRequest, creds: PublicJson<Credentials>) -> Reply {
     responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
 pub async fn me(req: HttpRequest, caller: Caller) -> Reply {
     Ok(HttpResponse::Ok().json(services(&req)?.me(caller.0).await?))
+}
+
+/// Change one's own password (`current_password` proves it is you; a wrong one counts as a
+/// failed login). Every token of the user ends, this one included: log in again.
+#[utoipa::path(post, path = "/me/password", tag = "auth", request_body = PasswordChange,
+    responses((status = 200, body = UserView), (status = "4XX", body = Problem)))]
+pub async fn change_password(req: HttpRequest, call: Call<PasswordChange>) -> Reply {
+    let address = client_address(&req);
+    Ok(HttpResponse::Ok().json(
+        services(&req)?
+            .change_own_password(call.actor, call.body, address)
+            .await?,
+    ))
 }

@@ -90,7 +90,7 @@ pub async fn upload(req: HttpRequest, mut body: web::Payload, id: web::Path<Work
         return Err(too_large());
     }
     media.check_label(&head[..head.len().min(SNIFF_LEN)])?;
-    let actor = authenticate(&req, &services)?;
+    let actor = authenticate(&req, &services).await?;
     let q: UploadQuery = query(&req)?;
     let kind = q
         .kind

@@ -22,7 +22,13 @@ pub fn services(req: &HttpRequest) -> Result<web::Data<Services>, ApiError> {
         .ok_or_else(|| ApiError::new(ErrorCode::Internal, None, "services missing"))
 }
 
-pub fn authenticate(req: &HttpRequest, services: &Services) -> Result<Actor, ApiError> {
+/// The caller the bearer token names; one database read (see `Services::authenticate`).
+pub async fn authenticate(req: &HttpRequest, services: &Services) -> Result<Actor, ApiError> {
+    let token = bearer(req)?;
+    Ok(services.authenticate(&token).await?)
+}
+
+fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
     let header = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -36,7 +42,15 @@ pub fn authenticate(req: &HttpRequest, services: &Services) -> Result<Actor, Api
         .ok_or(service::Error::Unauthenticated(
             "an Authorization: Bearer token is required",
         ))?;
-    Ok(services.authenticate(token.trim())?)
+    Ok(token.trim().to_owned())
+}
+
+/// The client address logins are throttled by: the peer address, not a forwarded header a
+/// client could set to dodge the throttle.
+pub fn client_address(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default()
 }
 
 /// The authenticated caller of a call that takes no body (reads): a body, if sent at all,
@@ -223,7 +237,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Call<T> {
         let mut payload = payload.take();
         Box::pin(async move {
             let (services, body) = extract_body(&req, &mut payload).await?;
-            let actor = authenticate(&req, &services)?;
+            let actor = authenticate(&req, &services).await?;
             let body = parse_json(&body)?;
             Ok(Call { actor, body })
         })

@@ -169,6 +169,11 @@ mod tests {
         ("get", "/api/v1/admin/outbox"),
         ("post", "/api/v1/admin/outbox/{id}/retry"),
         ("post", "/api/v1/admin/clock"),
+        ("post", "/api/v1/users/{username}/disable"),
+        ("post", "/api/v1/users/{username}/enable"),
+        ("post", "/api/v1/users/{username}/password"),
+        ("post", "/api/v1/users/{username}/unlock"),
+        ("post", "/api/v1/me/password"),
     ];
 
     fn document() -> serde_json::Value {

@@ -1,23 +1,29 @@
-//! Logins, login tokens and the lockout after repeated failures.
+//! Logins, login tokens (signed with keys every instance reads from the database, and
+//! refused at once when their user or hall is revoked), and login throttling.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::RwLock;
+use std::time::{Duration as StdDuration, Instant};
 
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
 use argon2::Argon2;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use super::{Error, Result, Services};
-use crate::config::AuthSettings;
+use super::{ChainLock, Error, Result, Services};
+use crate::audit::Recorder;
 use crate::domain::access::{Actor, HallPost, Role};
+use crate::domain::login_throttle::{retry_after, Backoff, MEMORY_SECONDS};
 use crate::domain::{HallId, Username};
+use crate::storage::login_throttle::{self as throttle, ANY_NAME};
+use crate::storage::token_keys::{self, TokenKey};
 use crate::storage::users;
 
-/// What a login token carries: enough to authorise without a database read.
+/// What a login token carries: enough to authorise, plus the generations the one read per
+/// request compares (a bump revokes every token issued before it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct TokenClaims {
     sub: Username,
@@ -32,14 +38,36 @@ struct TokenClaims {
     hall_city: Option<String>,
     iat: i64,
     exp: i64,
+    /// The user's token generation at issue (tokens from before the upgrade: 0).
+    #[serde(default)]
+    gen: i64,
+    /// The hall's token generation at issue (hall staff only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hgen: Option<i64>,
 }
 
-/// HMAC key shared by every instance through the database, so tokens survive restarts and
-/// work on any instance.
+/// The kid of the one HMAC secret earlier versions kept; tokens without a `kid` header were
+/// signed with it (the migration to `token_keys` gave it this name).
+const LEGACY_KID: &str = "tk-legacy";
+
+/// How long this instance trusts its copy of the keys before reading them again (a key
+/// retired elsewhere stops verifying here within this time; an unknown kid reads at once).
+const KEYS_FRESH_FOR: StdDuration = StdDuration::from_secs(30);
+
+/// How long an older key keeps verifying after a rotation beyond the token lifetime: covers
+/// a login that read the old key just before the rotation committed.
+pub const RETIRE_MARGIN_SECONDS: i64 = 60;
+
+/// This instance's copy of the token keys that still verify.
 pub struct TokenKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
     ttl_seconds: i64,
+    ring: RwLock<Ring>,
+}
+
+#[derive(Default)]
+struct Ring {
+    keys: HashMap<String, (DecodingKey, Option<DateTime<Utc>>)>,
+    loaded_at: Option<Instant>,
 }
 
 pub fn fresh_secret() -> String {
@@ -49,12 +77,29 @@ pub fn fresh_secret() -> String {
     hex::encode(bytes)
 }
 
+/// A new key's id: `tk-` and 12 random hex digits.
+pub fn fresh_kid() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 6];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("tk-{}", hex::encode(bytes))
+}
+
+/// A new signing key, made current at `now`.
+pub fn fresh_key(now: DateTime<Utc>) -> TokenKey {
+    TokenKey {
+        kid: fresh_kid(),
+        secret: fresh_secret(),
+        created_at: now.naive_utc(),
+        retired_at: None,
+    }
+}
+
 impl TokenKeys {
-    pub fn new(secret: &[u8], ttl_seconds: i64) -> Self {
+    pub fn new(ttl_seconds: i64) -> Self {
         Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
             ttl_seconds,
+            ring: RwLock::new(Ring::default()),
         }
     }
 
@@ -62,118 +107,52 @@ impl TokenKeys {
         self.ttl_seconds
     }
 
-    fn issue(&self, actor: &Actor, now: DateTime<Utc>) -> Result<String> {
-        let claims = TokenClaims {
-            sub: actor.username.clone(),
-            role: actor.role.as_str().to_owned(),
-            province: actor.province.clone(),
-            hall_id: actor.hall.as_ref().map(|h| h.id.clone()),
-            hall_province: actor.hall.as_ref().map(|h| h.province.clone()),
-            hall_city: actor.hall.as_ref().map(|h| h.city.clone()),
-            iat: now.timestamp(),
-            exp: now.timestamp() + self.ttl_seconds,
-        };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+    pub(crate) fn install(&self, keys: &[TokenKey]) {
+        let keys = keys
+            .iter()
+            .map(|k| {
+                let retired = k.retired_at.map(|t| t.and_utc());
+                let decoding = DecodingKey::from_secret(k.secret.as_bytes());
+                (k.kid.clone(), (decoding, retired))
+            })
+            .collect();
+        if let Ok(mut ring) = self.ring.write() {
+            *ring = Ring {
+                keys,
+                loaded_at: Some(Instant::now()),
+            };
+        }
+    }
+
+    /// The key `kid` names if this copy is fresh and holds it, still unretired at `now`.
+    fn decoding(&self, kid: &str, now: DateTime<Utc>) -> Option<DecodingKey> {
+        let ring = self.ring.read().ok()?;
+        let fresh = ring.loaded_at.is_some_and(|t| t.elapsed() < KEYS_FRESH_FOR);
+        let (key, retired) = ring.keys.get(kid).filter(|_| fresh)?;
+        retired.is_none_or(|t| t > now).then(|| key.clone())
+    }
+
+    fn issue(&self, key: &TokenKey, claims: &TokenClaims) -> Result<String> {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(key.kid.clone());
+        let encoding = EncodingKey::from_secret(key.secret.as_bytes());
+        jsonwebtoken::encode(&header, claims, &encoding)
             .map_err(|e| Error::Internal(format!("token: {e}")))
     }
-
-    /// The caller a bearer token names, or `unauthenticated`.
-    pub fn authenticate(&self, token: &str, now: DateTime<Utc>) -> Result<Actor> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 0;
-        validation.validate_exp = false; // checked below against the service clock
-        validation.required_spec_claims.clear();
-        let data = jsonwebtoken::decode::<TokenClaims>(token, &self.decoding, &validation)
-            .map_err(|_| Error::Unauthenticated("the token is not valid"))?;
-        let c = data.claims;
-        if c.exp <= now.timestamp() {
-            return Err(Error::Unauthenticated("the token has expired"));
-        }
-        let role = Role::parse(&c.role).ok_or(Error::Unauthenticated("the token is not valid"))?;
-        let hall = match (c.hall_id, c.hall_province, c.hall_city) {
-            (Some(id), Some(province), Some(city)) => Some(HallPost { id, province, city }),
-            _ => None,
-        };
-        Ok(Actor {
-            username: c.sub,
-            role,
-            province: c.province,
-            hall,
-        })
-    }
 }
 
-/// Counts failed logins per username and per client address in a sliding window. Kept in
-/// memory per instance: a lockout is a brake on guessing, not a record.
-const MAX_TRACKED_KEYS: usize = 100_000;
-
-pub struct LoginGuard {
-    max_per_user: u32,
-    max_per_address: u32,
-    window_seconds: i64,
-    failures: Mutex<HashMap<String, Vec<i64>>>,
-}
-
-impl LoginGuard {
-    pub fn new(s: &AuthSettings) -> Self {
-        Self {
-            max_per_user: s.max_failed_logins.max(1),
-            max_per_address: s.max_failed_logins.max(1).saturating_mul(4),
-            window_seconds: s.lockout_seconds.max(1),
-            failures: Mutex::new(HashMap::new()),
-        }
+/// The token's claims, checked against `key` and `now`.
+fn verify(token: &str, key: &DecodingKey, now: DateTime<Utc>) -> Result<TokenClaims> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.leeway = 0;
+    validation.validate_exp = false; // checked below against the service clock
+    validation.required_spec_claims.clear();
+    let data = jsonwebtoken::decode::<TokenClaims>(token, key, &validation)
+        .map_err(|_| Error::Unauthenticated("the token is not valid"))?;
+    if data.claims.exp <= now.timestamp() {
+        return Err(Error::Unauthenticated("the token has expired"));
     }
-
-    fn keys(username: &str, address: &str) -> [String; 2] {
-        [format!("user:{username}"), format!("addr:{address}")]
-    }
-
-    /// Refuses while either the user or the address has too many recent failures.
-    pub fn check(&self, username: &str, address: &str, now: i64) -> Result<()> {
-        let mut map = self
-            .failures
-            .lock()
-            .map_err(|_| Error::Internal("login guard poisoned".into()))?;
-        let [user_key, addr_key] = Self::keys(username, address);
-        let mut retry_after = 0;
-        for (key, max) in [
-            (user_key, self.max_per_user),
-            (addr_key, self.max_per_address),
-        ] {
-            if let Some(times) = map.get_mut(&key) {
-                times.retain(|t| now - t < self.window_seconds);
-                if times.len() as u32 >= max {
-                    let oldest = times.first().copied().unwrap_or(now);
-                    retry_after = retry_after.max(self.window_seconds - (now - oldest));
-                }
-            }
-        }
-        if retry_after > 0 {
-            return Err(Error::RateLimited {
-                retry_after_seconds: retry_after.max(1) as u64,
-            });
-        }
-        Ok(())
-    }
-
-    pub fn record_failure(&self, username: &str, address: &str, now: i64) {
-        if let Ok(mut map) = self.failures.lock() {
-            // Guessing with ever new names must not grow memory without bound: past a size,
-            // forget every failure older than the window.
-            if map.len() >= MAX_TRACKED_KEYS {
-                map.retain(|_, times| times.last().is_some_and(|t| now - t < self.window_seconds));
-            }
-            for key in Self::keys(username, address) {
-                map.entry(key).or_default().push(now);
-            }
-        }
-    }
-
-    pub fn record_success(&self, username: &str) {
-        if let Ok(mut map) = self.failures.lock() {
-            map.remove(&format!("user:{username}"));
-        }
-    }
+    Ok(data.claims)
 }
 
 pub fn hash_password(password: &str) -> Result<String> {
@@ -202,6 +181,15 @@ fn dummy_hash() -> String {
         .clone()
 }
 
+/// Checks `password` against `hash` (or the stand-in) off the async threads.
+pub(crate) async fn password_matches(password: String, hash: Option<String>) -> Result<bool> {
+    tokio::task::spawn_blocking(move || {
+        verify_password(&password, &hash.unwrap_or_else(dummy_hash))
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IssuedToken {
     pub access_token: String,
@@ -209,39 +197,124 @@ pub struct IssuedToken {
     pub expires_in: i64,
 }
 
+/// The name a login throttles by: the one sent, when it could name a user at all. Any other
+/// string counts only against the address.
+fn throttled_name(username: &str) -> Option<String> {
+    Username::parse(username)
+        .ok()
+        .filter(|u| u.as_str() == username)
+        .map(Username::into_string)
+}
+
+/// What `crossprov keys rotate-token-key` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rotation {
+    pub kid: String,
+    pub created_at: DateTime<Utc>,
+    /// The keys that stopped signing; each still verifies until `verifies_until`.
+    pub retired: Vec<String>,
+    pub verifies_until: DateTime<Utc>,
+    /// Keys past that point, deleted with their secrets.
+    pub deleted: usize,
+}
+
+/// Adds a new current token key (on the calling thread, for the CLI; audited as `cli`).
+/// Older keys stop signing and keep verifying until every token they signed has expired
+/// (`ttl_seconds` plus a margin), then are deleted by a later rotation. Every instance signs
+/// with the new key from its next login and reads it on the first token naming it.
+pub(crate) fn rotate_token_key(
+    store: &crate::storage::Store,
+    clock: &super::Clock,
+    ttl_seconds: i64,
+) -> Result<Rotation> {
+    let by = Recorder::cli();
+    super::write_blocking(store, clock, ChainLock::First, &by, |tx, now| {
+        let deleted = token_keys::delete_retired(tx, now.naive_utc())?;
+        let key = fresh_key(now);
+        token_keys::insert(tx, &key)?;
+        let until = now + Duration::seconds(ttl_seconds.max(0) + RETIRE_MARGIN_SECONDS);
+        let retired = token_keys::retire_all_but(tx, &key.kid, until.naive_utc())?;
+        let detail = serde_json::json!({
+            "kid": key.kid, "retired": retired, "verifies_until": until.timestamp(), "deleted": deleted,
+        });
+        crate::audit::append(
+            tx,
+            &by,
+            crate::audit::AuditAction::TokenKeyRotated,
+            None,
+            &detail,
+            now,
+        )?;
+        Ok(Rotation {
+            kid: key.kid,
+            created_at: now,
+            retired,
+            verifies_until: until,
+            deleted,
+        })
+    })
+}
+
 impl Services {
+    /// `rotate_token_key` on this service's database (tests rotate so).
+    pub fn rotate_token_key(&self) -> Result<Rotation> {
+        rotate_token_key(&self.store, &self.clock, self.tokens.ttl_seconds())
+    }
+
     pub(crate) async fn login(
         &self,
         username: String,
         password: String,
         address: String,
     ) -> Result<IssuedToken> {
-        let now = self.now();
-        self.login_guard
-            .check(&username, &address, now.timestamp())?;
+        let name = throttled_name(&username);
+        let pair_throttled = self.check_login_throttle(name.clone(), &address).await?;
         let lookup = username.clone();
-        let user = self
+        let found = self
             .store
-            .read(move |c| -> Result<_> { Ok(users::by_username(c, &lookup)?) })
+            .read(move |c| -> Result<_> { Ok(users::for_login(c, &lookup)?) })
             .await?;
-        let hash = user.as_ref().map(|u| u.password_hash.clone());
-        let matches = tokio::task::spawn_blocking(move || {
-            verify_password(&password, &hash.unwrap_or_else(dummy_hash))
-        })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?;
-        let actor = match (user, matches) {
-            (Some(user), true) => self.actor_of(user).await?,
+        let hash = found.as_ref().map(|(u, _)| u.password_hash.clone());
+        let matches = password_matches(password, hash).await?;
+        let (user, hall_generation) = match found {
+            // A disabled user is refused like a wrong password: the reply reveals nothing.
+            Some((user, hall_gen)) if matches && user.disabled_at.is_none() => (user, hall_gen),
             _ => {
-                self.login_guard
-                    .record_failure(&username, &address, now.timestamp());
+                self.record_login_failure(name, address.clone()).await?;
                 tracing::info!(address = %address, "failed login");
                 return Err(Error::Unauthenticated("wrong username or password"));
             }
         };
-        self.login_guard.record_success(&username);
+        if pair_throttled {
+            let (name, address) = (user.username.clone(), address);
+            self.write(ChainLock::NotNeeded, Recorder::system(), move |tx, _| {
+                Ok(throttle::clear_pair(tx, &name, &address)?)
+            })
+            .await?;
+        }
+        let generation = user.token_generation;
+        let actor = self.actor_of(user).await?;
+        // The current key, read at every login: a rotation on any instance applies at once.
+        let key = self
+            .store
+            .read_one(|c| -> Result<_> { Ok(token_keys::current(c)?) })
+            .await?
+            .ok_or_else(|| Error::Internal("no token key".into()))?;
+        let now = self.token_clock();
+        let claims = TokenClaims {
+            sub: actor.username.clone(),
+            role: actor.role.as_str().to_owned(),
+            province: actor.province.clone(),
+            hall_id: actor.hall.as_ref().map(|h| h.id.clone()),
+            hall_province: actor.hall.as_ref().map(|h| h.province.clone()),
+            hall_city: actor.hall.as_ref().map(|h| h.city.clone()),
+            iat: now.timestamp(),
+            exp: now.timestamp() + self.tokens.ttl_seconds(),
+            gen: generation,
+            hgen: actor.hall.as_ref().and(hall_generation),
+        };
         Ok(IssuedToken {
-            access_token: self.tokens.issue(&actor, self.token_clock())?,
+            access_token: self.tokens.issue(&key, &claims)?,
             token_type: "Bearer",
             expires_in: self.tokens.ttl_seconds(),
         })
@@ -273,17 +346,130 @@ impl Services {
         })
     }
 
-    pub fn authenticate(&self, token: &str) -> Result<Actor> {
-        self.tokens.authenticate(token, self.token_clock())
+    /// The caller a bearer token names, or `unauthenticated`: signature, expiry, then one
+    /// read of the user's row (with their hall's) so a revocation holds on every instance.
+    pub async fn authenticate(&self, token: &str) -> Result<Actor> {
+        let now = self.token_clock();
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| Error::Unauthenticated("the token is not valid"))?;
+        let kid = header.kid.unwrap_or_else(|| LEGACY_KID.to_owned());
+        let key = match self.tokens.decoding(&kid, now) {
+            Some(key) => key,
+            // A key made by a rotation elsewhere, or a stale copy: read the keys once.
+            None => {
+                self.reload_token_keys().await?;
+                self.tokens
+                    .decoding(&kid, now)
+                    .ok_or(Error::Unauthenticated("the token is not valid"))?
+            }
+        };
+        let c = verify(token, &key, now)?;
+        let role = Role::parse(&c.role).ok_or(Error::Unauthenticated("the token is not valid"))?;
+        let name = c.sub.as_str().to_owned();
+        let state = self
+            .store
+            .read_one(move |conn| -> Result<_> { Ok(users::token_state(conn, &name)?) })
+            .await?
+            .ok_or(Error::Unauthenticated("the token has been revoked"))?;
+        if state.disabled {
+            return Err(Error::Unauthenticated("the account is disabled"));
+        }
+        // Tokens from before the upgrade carry no generations: 0, what the migration set.
+        let hall_revoked = state
+            .hall_generation
+            .is_some_and(|g| c.hgen.unwrap_or(0) != g);
+        if state.generation != c.gen || hall_revoked {
+            return Err(Error::Unauthenticated("the token has been revoked"));
+        }
+        let hall = match (c.hall_id, c.hall_province, c.hall_city) {
+            (Some(id), Some(province), Some(city)) => Some(HallPost { id, province, city }),
+            _ => None,
+        };
+        Ok(Actor {
+            username: c.sub,
+            role,
+            province: c.province,
+            hall,
+        })
+    }
+
+    async fn reload_token_keys(&self) -> Result<()> {
+        let now = self.token_clock().naive_utc();
+        let keys = self
+            .store
+            .read_one(move |c| -> Result<_> { Ok(token_keys::usable(c, now)?) })
+            .await?;
+        self.tokens.install(&keys);
+        Ok(())
     }
 
     /// What token lifetimes are judged against: the service clock, except when tests from
     /// outside move it (`testing.movable_clock`), where moving time must not log everyone out.
-    fn token_clock(&self) -> DateTime<Utc> {
+    pub(crate) fn token_clock(&self) -> DateTime<Utc> {
         if self.clock.is_shared() {
             Utc::now()
         } else {
             self.now()
         }
+    }
+
+    fn backoff(&self) -> Backoff {
+        let a = &self.settings.auth;
+        Backoff::new(
+            a.max_failed_logins,
+            a.backoff_base_seconds,
+            a.lockout_seconds,
+        )
+    }
+
+    /// Refuses with `rate_limited` while the pair or the address waits out a backoff.
+    /// Returns whether the pair has failures on record (a success then clears them).
+    pub(crate) async fn check_login_throttle(
+        &self,
+        username: Option<String>,
+        address: &str,
+    ) -> Result<bool> {
+        let now = self.now();
+        let addr = address.to_owned();
+        let rows = self
+            .store
+            .read_one(move |c| -> Result<_> { Ok(throttle::of(c, username.as_deref(), &addr)?) })
+            .await?;
+        let wait = rows
+            .iter()
+            .filter_map(|r| r.blocked_until)
+            .filter_map(|until| retry_after(until.and_utc(), now))
+            .max();
+        if let Some(retry_after_seconds) = wait {
+            return Err(Error::RateLimited {
+                retry_after_seconds,
+            });
+        }
+        Ok(rows.iter().any(|r| r.username != ANY_NAME))
+    }
+
+    /// Counts a failure for the pair (when the name could be a user's) and for the address,
+    /// and starts the backoff each has earned. Forgets failures older than a day first.
+    pub(crate) async fn record_login_failure(
+        &self,
+        username: Option<String>,
+        address: String,
+    ) -> Result<()> {
+        let backoff = self.backoff();
+        self.write(ChainLock::NotNeeded, Recorder::system(), move |tx, now| {
+            throttle::prune(tx, (now - Duration::seconds(MEMORY_SECONDS)).naive_utc())?;
+            let rows = username
+                .iter()
+                .map(|u| (u.as_str(), backoff.free_per_pair))
+                .chain([(ANY_NAME, backoff.free_per_address)]);
+            for (name, free) in rows {
+                let failures = throttle::count_failure(tx, name, &address, now.naive_utc())?;
+                if let Some(until) = backoff.blocked_until(failures, free, now) {
+                    throttle::block_until(tx, name, &address, Some(until.naive_utc()))?;
+                }
+            }
+            Ok(())
+        })
+        .await
     }
 }

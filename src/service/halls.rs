@@ -239,6 +239,8 @@ impl Services {
             // Whole seconds: results with iat < T still verify, as the contract says.
             let at = chrono::DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
             halls::revoke_key(tx, &kid, at)?;
+            // The hall's staff tokens end with the key: a stolen terminal loses both at once.
+            halls::bump_token_generation(tx, &hall_id)?;
             let detail =
                 json!({ "hall_id": hall_id, "kid": kid, "revoked_at": secs(at.naive_utc()) });
             audit::append(

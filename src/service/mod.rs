@@ -32,7 +32,7 @@ use crate::config::Settings;
 use crate::domain::access::Actor;
 use crate::signing::ServiceKey;
 use crate::storage::objects::EvidenceStore;
-use crate::storage::{secrets, Store};
+use crate::storage::{secrets, token_keys, Store};
 
 /// Wall-clock time with an adjustable offset, so tests can move time without sleeping.
 #[derive(Debug, Default)]
@@ -102,8 +102,8 @@ pub struct Services {
     store: Store,
     settings: Arc<Settings>,
     service_key: Arc<ServiceKey>,
+    /// This instance's copy of the login-token keys (the database holds them).
     tokens: Arc<auth::TokenKeys>,
-    login_guard: Arc<auth::LoginGuard>,
     clock: Arc<Clock>,
     /// Evidence files' bytes; the database holds only their metadata.
     evidence: EvidenceStore,
@@ -118,7 +118,7 @@ pub struct Services {
 
 impl Services {
     /// Opens the database (applying migrations), loads or creates the service key, and
-    /// agrees with the other instances on the login-token key.
+    /// makes sure the instances sharing the database have a login-token key.
     pub fn build(settings: Settings) -> Result<Self> {
         let store = Store::open(
             settings.database_url().expose_secret(),
@@ -154,7 +154,7 @@ impl Services {
         } else {
             Clock::default()
         });
-        let token_secret = write_blocking(
+        let token_keys = write_blocking(
             &store,
             &clock,
             // Instances starting at once take turns: the first stores the token key.
@@ -168,20 +168,17 @@ impl Services {
                     &service_key.jwk().to_string(),
                     now.naive_utc(),
                 )?;
-                Ok(secrets::get_or_insert(
-                    tx,
-                    "token_hmac_key",
-                    &auth::fresh_secret(),
-                )?)
+                if token_keys::current(tx)?.is_none() {
+                    token_keys::insert(tx, &auth::fresh_key(now))?;
+                }
+                Ok(token_keys::usable(tx, now.naive_utc())?)
             },
         )?;
+        let tokens = auth::TokenKeys::new(settings.auth.token_ttl_seconds);
+        tokens.install(&token_keys);
         Ok(Self {
             store,
-            login_guard: Arc::new(auth::LoginGuard::new(&settings.auth)),
-            tokens: Arc::new(auth::TokenKeys::new(
-                token_secret.as_bytes(),
-                settings.auth.token_ttl_seconds,
-            )),
+            tokens: Arc::new(tokens),
             settings: Arc::new(settings),
             service_key: Arc::new(service_key),
             clock,

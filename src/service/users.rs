@@ -9,7 +9,7 @@ use super::{auth, recorder, write_blocking, ChainLock, Clock, Refusal, Result, S
 use crate::audit::{self, AuditAction, Recorder};
 use crate::domain::access::{Actor, Permission, Role};
 use crate::domain::{region, DomainError, Invalid, Username};
-use crate::storage::{halls, users, DbConn, Store};
+use crate::storage::{halls, login_throttle, users, DbConn, Store};
 use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -33,9 +33,47 @@ pub struct UserView {
     pub province: Option<String>,
     pub hall_id: Option<String>,
     pub email: Option<String>,
+    /// When an admin disabled the user (who can then neither log in nor use a token), or null.
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+impl From<users::User> for UserView {
+    fn from(u: users::User) -> Self {
+        Self {
+            username: u.username,
+            role: u.role,
+            province: u.province,
+            hall_id: u.hall_id,
+            email: u.email,
+            disabled_at: u.disabled_at.map(|t| t.and_utc()),
+        }
+    }
 }
 
 pub const MIN_PASSWORD_CHARS: usize = 8;
+/// ASVS 2.1.2: at least 64 characters are allowed, more than 128 are refused.
+pub const MAX_PASSWORD_CHARS: usize = 128;
+
+/// The password rule, the one place every new password is judged (user add, admin reset,
+/// a user's own change); `field` names the body member at fault.
+pub fn check_password(field: &str, password: &str) -> Result<(), DomainError> {
+    let n = password.chars().count();
+    if n < MIN_PASSWORD_CHARS {
+        return Err(DomainError::invalid(
+            Invalid::Field,
+            field,
+            "the password must have at least 8 characters",
+        ));
+    }
+    if n > MAX_PASSWORD_CHARS {
+        return Err(DomainError::invalid(
+            Invalid::Field,
+            field,
+            "the password must have at most 128 characters",
+        ));
+    }
+    Ok(())
+}
 
 fn invalid(field: &str, detail: &str) -> Refusal {
     DomainError::invalid(Invalid::Field, field, detail).into()
@@ -57,12 +95,7 @@ fn insert_user(
         .into());
     }
     let username = Username::parse(username)?;
-    if req.password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(invalid(
-            "password",
-            "the password must have at least 8 characters",
-        ));
-    }
+    check_password("password", &req.password)?;
     let role = Role::parse(&req.role)
         .ok_or_else(|| invalid("role", "role must be clerk, hall_staff, auditor or admin"))?;
     let mut province = req.province.clone();
@@ -113,6 +146,8 @@ fn insert_user(
         hall_id: req.hall_id.clone(),
         email,
         created_at: now.naive_utc(),
+        disabled_at: None,
+        token_generation: 0,
     };
     match users::insert(conn, &user) {
         Err(e) if e.is_unique_violation() => {
@@ -124,13 +159,7 @@ fn insert_user(
         }
         other => other?,
     }
-    Ok(UserView {
-        username: user.username,
-        role: user.role,
-        province: user.province,
-        hall_id: user.hall_id,
-        email: user.email,
-    })
+    Ok(UserView::from(user))
 }
 
 /// Creates a user from the command line (how the first admin is made), on the calling
@@ -187,5 +216,172 @@ impl Services {
             "province": actor.province,
             "hall_id": actor.hall_id(),
         }))
+    }
+}
+
+/// An admin's new password for a user.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordReset {
+    pub password: String,
+}
+
+/// A user's change of their own password.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// The user a step acts on, or `not_found`.
+fn existing(tx: &mut DbConn, username: &str) -> Result<users::User, Refusal> {
+    users::by_username(tx, username)?.ok_or_else(|| DomainError::NotFound("user".into()).into())
+}
+
+/// Hashes `password` off the async threads (argon2 takes a while; the chain lock must not wait).
+async fn hash_off_thread(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(|e| super::Error::Internal(e.to_string()))?
+}
+
+impl Services {
+    /// Disables a user: no login, and every token they hold is refused at once everywhere.
+    pub async fn disable_user(&self, actor: Actor, username: String) -> Result<UserView> {
+        actor.require(Permission::Administer)?;
+        let by = recorder(&actor);
+        self.write(ChainLock::First, by.clone(), move |tx, now| {
+            let mut user = existing(tx, &username)?;
+            if user.disabled_at.is_some() {
+                return Err(DomainError::InvalidState {
+                    from: "disabled",
+                    action: "disable",
+                }
+                .into());
+            }
+            // The last admin locking themselves out would leave only the command line.
+            if user.username == actor.username.as_str() {
+                return Err(DomainError::InvalidState {
+                    from: "your own account",
+                    action: "disable",
+                }
+                .into());
+            }
+            users::set_disabled(tx, &user.username, Some(now.naive_utc()))?;
+            let detail = json!({ "username": user.username });
+            audit::append(tx, &by, AuditAction::UserDisabled, None, &detail, now)?;
+            user.disabled_at = Some(now.naive_utc());
+            Ok(UserView::from(user))
+        })
+        .await
+    }
+
+    pub async fn enable_user(&self, actor: Actor, username: String) -> Result<UserView> {
+        actor.require(Permission::Administer)?;
+        let by = recorder(&actor);
+        self.write(ChainLock::First, by.clone(), move |tx, now| {
+            let mut user = existing(tx, &username)?;
+            if user.disabled_at.is_none() {
+                return Err(DomainError::InvalidState {
+                    from: "enabled",
+                    action: "enable",
+                }
+                .into());
+            }
+            users::set_disabled(tx, &user.username, None)?;
+            let detail = json!({ "username": user.username });
+            audit::append(tx, &by, AuditAction::UserEnabled, None, &detail, now)?;
+            user.disabled_at = None;
+            Ok(UserView::from(user))
+        })
+        .await
+    }
+
+    /// An admin sets a user's password; the user's existing tokens end.
+    pub async fn reset_password(
+        &self,
+        actor: Actor,
+        username: String,
+        req: PasswordReset,
+    ) -> Result<UserView> {
+        actor.require(Permission::Administer)?;
+        // Judged now, answered after the 404 (the contract's order); hashed only when good.
+        let policy = check_password("password", &req.password);
+        let hash = match policy {
+            Ok(()) => Some(hash_off_thread(req.password).await?),
+            Err(_) => None,
+        };
+        let by = recorder(&actor);
+        self.write(ChainLock::First, by.clone(), move |tx, now| {
+            let user = existing(tx, &username)?;
+            policy?;
+            let hash = hash.ok_or_else(|| super::Error::Internal("no hash".into()))?;
+            users::set_password(tx, &user.username, &hash)?;
+            let detail = json!({ "username": user.username });
+            audit::append(tx, &by, AuditAction::UserPasswordReset, None, &detail, now)?;
+            Ok(UserView::from(user))
+        })
+        .await
+    }
+
+    /// A user changes their own password, proving the current one (a wrong one counts as a
+    /// failed login from `address`); every token they hold ends, this one included.
+    pub async fn change_own_password(
+        &self,
+        actor: Actor,
+        req: PasswordChange,
+        address: String,
+    ) -> Result<UserView> {
+        let name = actor.username.as_str().to_owned();
+        self.check_login_throttle(Some(name.clone()), &address)
+            .await?;
+        let lookup = name.clone();
+        let user = self
+            .store
+            .read(move |c| -> Result<_> { Ok(users::by_username(c, &lookup)?) })
+            .await?
+            .ok_or(super::Error::Unauthenticated("the token has been revoked"))?;
+        if !auth::password_matches(req.current_password, Some(user.password_hash)).await? {
+            self.record_login_failure(Some(name), address).await?;
+            return Err(DomainError::invalid(
+                Invalid::Field,
+                "current_password",
+                "the current password is wrong",
+            )
+            .into());
+        }
+        check_password("new_password", &req.new_password)?;
+        let hash = hash_off_thread(req.new_password).await?;
+        let by = recorder(&actor);
+        self.write(ChainLock::First, by.clone(), move |tx, now| {
+            let user = existing(tx, &name)?;
+            users::set_password(tx, &user.username, &hash)?;
+            let detail = json!({ "username": user.username });
+            audit::append(
+                tx,
+                &by,
+                AuditAction::UserPasswordChanged,
+                None,
+                &detail,
+                now,
+            )?;
+            Ok(UserView::from(user))
+        })
+        .await
+    }
+
+    /// Clears login throttling for every address's attempts at this username.
+    pub async fn unlock_user(&self, actor: Actor, username: String) -> Result<UserView> {
+        actor.require(Permission::Administer)?;
+        let by = recorder(&actor);
+        self.write(ChainLock::First, by.clone(), move |tx, now| {
+            let user = existing(tx, &username)?;
+            let cleared = login_throttle::clear_user(tx, &user.username)?;
+            let detail = json!({ "username": user.username, "cleared": cleared });
+            audit::append(tx, &by, AuditAction::UserUnlocked, None, &detail, now)?;
+            Ok(UserView::from(user))
+        })
+        .await
     }
 }

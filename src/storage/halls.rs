@@ -93,3 +93,11 @@ pub fn revoke_key(conn: &mut DbConn, kid: &str, at: DateTime<Utc>) -> Result<(),
         .execute(conn)?;
     Ok(())
 }
+
+/// Ends the existing tokens of every staff member of the hall.
+pub fn bump_token_generation(conn: &mut DbConn, id: &HallId) -> Result<(), StorageError> {
+    diesel::update(halls::table.find(id.as_str()))
+        .set(halls::token_generation.eq(halls::token_generation + 1))
+        .execute(conn)?;
+    Ok(())
+}

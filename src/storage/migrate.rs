@@ -44,3 +44,66 @@ fn built(r: Result<(usize, Option<i64>), StorageError>) -> Result<usize, Storage
     }
     Ok(applied)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use diesel::connection::SimpleConnection;
+    use diesel::migration::MigrationSource;
+    use diesel::prelude::*;
+
+    use super::super::scratch::Scratch;
+    use super::super::{Connector, DbConn};
+    use super::*;
+
+    /// Undoes the tokens migration, stores the one HMAC secret of earlier versions, and
+    /// migrates again: the secret must come back as the key `tk-legacy`.
+    fn the_old_token_secret_becomes_the_first_key(url: &str) {
+        let mut conn = Connector::new(url, 10_000).connect().unwrap();
+        run_pending(&mut conn).unwrap();
+        let tokens = |name: String| name.ends_with("_tokens");
+        match &mut conn {
+            DbConn::Pg(c) => {
+                let all = MigrationSource::<diesel::pg::Pg>::migrations(&POSTGRES).unwrap();
+                let m = all.iter().find(|m| tokens(m.name().to_string())).unwrap();
+                c.revert_migration(&**m).unwrap();
+            }
+            DbConn::Sqlite(c) => {
+                let all = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE).unwrap();
+                let m = all.iter().find(|m| tokens(m.name().to_string())).unwrap();
+                c.revert_migration(&**m).unwrap();
+            }
+        }
+        conn.batch_execute(
+            "DELETE FROM service_secrets; \
+             INSERT INTO service_secrets (name, value) VALUES ('token_hmac_key', 'the-old-secret');",
+        )
+        .unwrap();
+        run_pending(&mut conn).unwrap();
+        use crate::storage::schema::{service_secrets, token_keys};
+        let keys: Vec<(String, String, Option<chrono::NaiveDateTime>)> = token_keys::table
+            .select((token_keys::kid, token_keys::secret, token_keys::retired_at))
+            .load(&mut conn)
+            .unwrap();
+        assert_eq!(keys, [("tk-legacy".into(), "the-old-secret".into(), None)]);
+        let left: i64 = service_secrets::table
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        assert_eq!(left, 0, "the secret lives in one place");
+    }
+
+    #[test]
+    fn the_old_token_secret_becomes_the_first_key_on_sqlite() {
+        let db = Scratch::sqlite();
+        the_old_token_secret_becomes_the_first_key(db.url());
+    }
+
+    #[test]
+    fn the_old_token_secret_becomes_the_first_key_on_postgres() {
+        if let Some(db) = Scratch::postgres("legacy_token") {
+            the_old_token_secret_becomes_the_first_key(db.url());
+        }
+    }
+}

@@ -18,6 +18,7 @@ diesel::table! {
         address -> Text,
         email -> Nullable<Text>,
         created_at -> Timestamp,
+        token_generation -> BigInt,
     }
 }
 
@@ -42,6 +43,8 @@ diesel::table! {
         hall_id -> Nullable<Text>,
         email -> Nullable<Text>,
         created_at -> Timestamp,
+        disabled_at -> Nullable<Timestamp>,
+        token_generation -> BigInt,
     }
 }
 
@@ -221,7 +224,27 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    token_keys (kid) {
+        kid -> Text,
+        secret -> Text,
+        created_at -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    login_throttle (username, address) {
+        username -> Text,
+        address -> Text,
+        failures -> BigInt,
+        last_failed_at -> Timestamp,
+        blocked_until -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(hall_keys -> halls (hall_id));
+diesel::joinable!(users -> halls (hall_id));
 diesel::allow_tables_to_appear_in_same_query!(
     provinces,
     halls,
@@ -239,4 +262,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     service_secrets,
     evidence_files,
     audit_msisdn,
+    token_keys,
+    login_throttle,
 );

@@ -13,7 +13,7 @@ use crate::helpers::{get, Backend, TestApp, World};
 use crate::on_both_backends;
 
 /// Runs a SQL batch directly against the app's database, as someone with database access.
-fn sql(app: &TestApp, batch: &str) -> Result<(), String> {
+pub fn sql(app: &TestApp, batch: &str) -> Result<(), String> {
     match app.backend {
         Backend::Postgres => diesel::PgConnection::establish(&app.database_url)
             .map_err(|e| e.to_string())?

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::helpers::{evidence_entries, TestApp, World, ID_NUMBER, NAME};
 use crate::on_both_backends;
 
-fn crossprov(app: &TestApp, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+pub fn crossprov(app: &TestApp, args: &[&str], stdin: Option<&str>) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_crossprov"))
         .args(args)
         .env("CROSSPROV_DATA_DIR", app.dir.path())

@@ -642,6 +642,38 @@ impl TestApp {
             .await
     }
 
+    /// A client whose connections come from `address` (any of 127.0.0.0/8 on Linux), as a
+    /// caller elsewhere on the network would: the service throttles logins by peer address.
+    pub fn client_from(&self, address: &str) -> awc::Client {
+        awc::Client::builder()
+            .local_address(address.parse().expect("an IP address"))
+            .timeout(std::time::Duration::from_secs(60))
+            .finish()
+    }
+
+    /// `login`, from the client address `address`.
+    pub async fn login_from(&self, address: &str, username: &str, password: &str) -> Reply {
+        let body = json!({ "username": username, "password": password });
+        self.post_from(address, "/api/v1/auth/token", None, &body)
+            .await
+    }
+
+    /// A JSON POST from the client address `address`.
+    pub async fn post_from(
+        &self,
+        address: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> Reply {
+        let req = self
+            .client_from(address)
+            .post(self.url(path))
+            .insert_header(("Content-Type", "application/json"));
+        self.send(req, token, Some(serde_json::to_vec(body).expect("json")))
+            .await
+    }
+
     pub async fn token(&self, username: &str) -> String {
         let r = self.login(username, PASSWORD).await;
         r.assert_status(200)["access_token"]

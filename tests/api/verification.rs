@@ -202,22 +202,25 @@ async fn a_result_without_a_kid_is_unknown_key(app: TestApp) {
 // ---------------------------------------------------------------------------------------
 // 2. revoked_key
 
-async fn revoke(w: &World) -> i64 {
+/// Revokes hall A's key. That also ends its staff's tokens (tests/api/tokens.rs), so the
+/// claiming staff member logs in again, as a terminal would, before submitting.
+async fn revoke(w: &mut World) -> i64 {
     let path = format!("/api/v1/halls/{}/keys/{}/revoke", w.hall_a, w.signer.kid);
     let r = w.app.post(&path, &w.admin, &json!({})).await;
     let at = r.assert_status(200)["revoked_at"]
         .as_str()
         .expect("revoked_at")
         .to_owned();
+    w.staff = w.app.token("staff.a").await;
     chrono::DateTime::parse_from_rfc3339(&at)
         .expect("RFC 3339")
         .timestamp()
 }
 
 async fn a_result_signed_at_or_after_revocation_is_revoked_key(app: TestApp) {
-    let w = World::new(app).await;
+    let mut w = World::new(app).await;
     let order = w.claimed_order().await;
-    let revoked_at = revoke(&w).await;
+    let revoked_at = revoke(&mut w).await;
     let mut payload = w.payload(&order, "match");
     payload["iat"] = json!(revoked_at);
     refused(&w, &order, &w.signer.sign(&payload), RevokedKey).await;
@@ -236,13 +239,13 @@ async fn a_result_signed_at_or_after_revocation_is_revoked_key(app: TestApp) {
 }
 
 async fn a_result_signed_before_revocation_still_passes(app: TestApp) {
-    let w = World::new(app).await;
+    let mut w = World::new(app).await;
     let early = w.claimed_order().await;
     let mut payload = w.payload(&early, "match");
     payload["iat"] = json!(now_secs() - 10);
     let early_jws = w.signer.sign(&payload);
     let last_second = w.claimed_order().await;
-    let revoked_at = revoke(&w).await;
+    let revoked_at = revoke(&mut w).await;
     let r = w.submit(&early, &early_jws).await;
     assert_eq!(r.assert_status(201)["state"], "submitted");
     assert_eq!(r.body["verification"]["kid"], w.signer.kid.as_str());

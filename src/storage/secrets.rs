@@ -67,3 +67,23 @@ pub fn published_key(conn: &mut DbConn, kid: &str) -> Result<Option<String>, Sto
         .first(conn)
         .optional()?)
 }
+
+/// Replaces a secret's value, unless it changed since it was read: true when this call did.
+pub fn replace(conn: &mut DbConn, name: &str, old: &str, new: &str) -> Result<bool, StorageError> {
+    let n = diesel::update(
+        service_secrets::table
+            .find(name)
+            .filter(service_secrets::value.eq(old)),
+    )
+    .set(service_secrets::value.eq(new))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+pub fn get(conn: &mut DbConn, name: &str) -> Result<Option<String>, StorageError> {
+    Ok(service_secrets::table
+        .find(name)
+        .select(service_secrets::value)
+        .first(conn)
+        .optional()?)
+}

@@ -90,6 +90,41 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Crypto-shredding of subscribers past the retention period.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Re-wrap every data key (and the blind-index key) under a new KEK, in resumable batches;
+    /// prints {"rewrapped", "remaining", "kek_id"}.
+    RotateKek {
+        /// The new KEK (64 hex digits). The old ones come from crypto.kek_file and
+        /// crypto.previous_kek_files.
+        #[arg(long)]
+        new_kek_file: PathBuf,
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Make a new login-token signing key current; tokens signed by older keys keep working
+    /// until they expire. Prints one JSON object.
+    RotateTokenKey {
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RetentionCommand {
+    /// Shred every subscriber whose orders all closed more than retention.days ago; prints
+    /// {"shredded", "evidence_deleted", …}.
+    Run {
+        #[arg(long)]
+        database_url: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,16 +174,6 @@ enum EvidenceCommand {
     },
     /// Re-hash every stored evidence file; exit 1 naming the first that does not match.
     Verify {
-        #[arg(long)]
-        database_url: Option<String>,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum KeysCommand {
-    /// Make a new login-token signing key current; tokens signed by older keys keep working
-    /// until they expire. Prints one JSON object.
-    RotateTokenKey {
         #[arg(long)]
         database_url: Option<String>,
     },
@@ -212,8 +237,37 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         Command::Migrate { database_url } => {
             let s = settings(cli.config, database_url, None)?;
             crate::telemetry::init(&s.log);
-            open_store(&s)?;
+            let store = open_store(&s)?;
+            // Values written before encryption at rest are sealed here too.
+            crate::service::personal::prepare(&s, &store, &crate::service::Clock::default())
+                .map_err(|e| e.to_string())?;
             eprintln!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys {
+            command:
+                KeysCommand::RotateKek {
+                    new_kek_file,
+                    database_url,
+                },
+        } => {
+            let s = settings(cli.config, database_url, None)?;
+            crate::telemetry::init(&s.log);
+            let report = crate::service::rotation::rotate_kek(&s, &new_kek_file)
+                .map_err(|e| e.to_string())?;
+            println!("{}", json!(report));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Retention {
+            command: RetentionCommand::Run { database_url },
+        } => {
+            let s = settings(cli.config, database_url, None)?;
+            crate::telemetry::init(&s.log);
+            let services = crate::service::Services::build(s).map_err(|e| e.to_string())?;
+            let report = actix_web::rt::System::new()
+                .block_on(services.run_retention())
+                .map_err(|e| e.to_string())?;
+            println!("{}", json!(report));
             Ok(ExitCode::SUCCESS)
         }
         Command::User {

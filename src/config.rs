@@ -17,6 +17,8 @@ const DEFAULTS: &str = include_str!("../config/default.toml");
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub data_dir: PathBuf,
+    /// `mode`: whether the service may make its own KEK (embedded) or must be given one.
+    pub mode: Mode,
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
@@ -28,7 +30,34 @@ pub struct Settings {
     pub mail: MailSettings,
     pub tls: TlsSettings,
     pub evidence: EvidenceSettings,
+    pub crypto: CryptoSettings,
+    pub retention: RetentionSettings,
     pub testing: TestingSettings,
+}
+
+/// `mode`: a single embedded instance, or production, where nothing secret is made up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Embedded,
+    Production,
+}
+
+/// Where the key-encryption keys are (never in the database).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CryptoSettings {
+    /// Empty: `data_dir/kek.hex`, generated on first start (embedded mode on SQLite only).
+    pub kek_file: String,
+    /// KEKs still read while a rotation re-wraps the data keys under `kek_file`.
+    pub previous_kek_files: Vec<String>,
+}
+
+/// Crypto-shredding of subscribers whose orders closed long ago.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RetentionSettings {
+    pub days: i64,
+    pub interval_seconds: u64,
+    pub batch_size: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -237,6 +266,7 @@ impl Settings {
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("verification.required_evidence")
+                .with_list_parse_key("crypto.previous_kek_files")
                 .try_parsing(true),
         );
         if let Some(listen) = &overrides.listen {
@@ -353,6 +383,15 @@ impl Settings {
         }
     }
 
+    /// The KEK file: `crypto.kek_file`, or `data_dir/kek.hex` when that is empty.
+    pub fn kek_path(&self) -> PathBuf {
+        if self.crypto.kek_file.trim().is_empty() {
+            self.data_dir.join("kek.hex")
+        } else {
+            Path::new(self.crypto.kek_file.trim()).to_path_buf()
+        }
+    }
+
     pub fn service_key_path(&self) -> PathBuf {
         if self.signing.key_file.trim().is_empty() {
             self.data_dir.join("service-key.pem")
@@ -426,6 +465,10 @@ mod tests {
         assert_eq!(s.auth.token_ttl_seconds, 900);
         assert_eq!(s.evidence.store, EvidenceBackend::File);
         assert_eq!(s.evidence_dir(), Path::new("data").join("evidence"));
+        assert_eq!(s.mode, Mode::Embedded);
+        assert_eq!(s.kek_path(), Path::new("data").join("kek.hex"));
+        assert!(s.crypto.previous_kek_files.is_empty());
+        assert_eq!(s.retention.days, 730);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub(crate) mod crypto;
 pub mod domain;
 pub(crate) mod http;
 pub mod notify;

@@ -145,9 +145,14 @@ impl Application {
         let worker = supervised("mail worker", move || {
             crate::notify::worker::run(services.clone(), mailer.clone())
         });
+        let services = self.services.clone();
+        let retention = supervised("retention", move || {
+            crate::service::retention::run(services.clone())
+        });
         let served = self.server.await;
         scheduler.abort();
         worker.abort();
+        retention.abort();
         served
     }
 }

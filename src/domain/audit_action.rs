@@ -79,6 +79,15 @@ pub enum AuditAction {
     SubscriberViewed,
     #[strum(serialize = "audit.exported")]
     AuditExported,
+    /// The verbatim signed result was read (unsealed) for an independent check.
+    #[strum(serialize = "verification.result_exported")]
+    ResultExported,
+    /// A subscriber's data key was destroyed after the retention period (crypto-shredding).
+    #[strum(serialize = "subscriber.shredded")]
+    SubscriberShredded,
+    /// Every data key re-wrapped under a new key-encryption key.
+    #[strum(serialize = "crypto.kek_rotated")]
+    KekRotated,
     /// A refused attempt on an order (role or scope).
     #[strum(serialize = "access.denied")]
     AccessDenied,

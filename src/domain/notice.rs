@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use strum::{EnumIter, EnumString, IntoStaticStr};
 
 use super::ids::{HallId, Username, WorkOrderId};
-use super::masking::mask_name;
 use super::work_order::WorkOrder;
 
 /// The mails the contract names: the value of `X-Crossprov-Event`.
@@ -149,7 +148,7 @@ impl Notice {
                 target_province: order.target_province.clone(),
                 target_city: order.target_city.clone(),
                 state: order.state.as_str().to_owned(),
-                expected_name_masked: order.expected_name.as_deref().map(mask_name),
+                expected_name_masked: order.expected_name_masked.clone(),
                 due_at: order.due_at,
                 deadline_at: order.deadline_at,
                 suspend_at: order.suspend_at,

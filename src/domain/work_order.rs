@@ -65,7 +65,9 @@ pub struct WorkOrder {
     pub state: State,
     pub version: i64,
     pub reason: String,
-    pub expected_name: Option<String>,
+    /// The name the clerk expects, masked. The name itself is sealed at rest and opened by
+    /// the service only where a role needs it (the home clerk's view, the name check).
+    pub expected_name_masked: Option<String>,
     pub opened_by: Username,
     pub claimed_by: Option<Username>,
     pub claimed_hall_id: Option<HallId>,
@@ -122,7 +124,7 @@ impl WorkOrder {
             state: State::Open,
             version: 1,
             reason: new.reason.into_string(),
-            expected_name: new.expected_name,
+            expected_name_masked: new.expected_name.as_deref().map(mask_name),
             opened_by: by.username.clone(),
             claimed_by: None,
             claimed_hall_id: None,
@@ -144,7 +146,7 @@ impl WorkOrder {
                 "target_province": order.target_province,
                 "target_city": order.target_city,
                 "target_hall_id": order.target_hall_id,
-                "expected_name": order.expected_name.as_deref().map(mask_name),
+                "expected_name": order.expected_name_masked,
                 "reason": order.reason,
                 "due_at": order.due_at,
                 "deadline_at": order.deadline_at,
@@ -839,7 +841,7 @@ mod tests {
             state,
             version: 3,
             reason: "moved".into(),
-            expected_name: Some("张三".into()),
+            expected_name_masked: Some("张*".into()),
             opened_by: "clerk".into(),
             claimed_by: matches!(state, State::Claimed | State::Submitted).then(|| "staff".into()),
             claimed_hall_id: matches!(state, State::Claimed | State::Submitted)

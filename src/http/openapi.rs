@@ -166,6 +166,7 @@ mod tests {
     /// What this service adds (`docs/api.md`), listed in the document beside the contract's.
     const ADDED: &[(&str, &str)] = &[
         ("post", "/api/v1/work-orders/{id}/suspension"),
+        ("get", "/api/v1/work-orders/{id}/verification/result"),
         ("get", "/api/v1/admin/outbox"),
         ("post", "/api/v1/admin/outbox/{id}/retry"),
         ("post", "/api/v1/admin/clock"),

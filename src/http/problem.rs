@@ -45,6 +45,7 @@ pub enum ErrorCode {
     RateLimited,
     MethodNotAllowed,
     EvidenceCorrupted,
+    Shredded,
     Internal,
     Unavailable,
 }
@@ -92,6 +93,10 @@ impl ErrorCode {
             Self::EvidenceCorrupted => (
                 "核验材料文件校验失败",
                 "Stored evidence file failed its integrity check",
+            ),
+            Self::Shredded => (
+                "个人信息已超过保存期限并被销毁",
+                "Personal data erased after its retention period",
             ),
             Self::Internal => ("服务内部错误", "Internal error"),
             Self::Unavailable => ("服务暂不可用", "Service unavailable"),
@@ -171,11 +176,11 @@ impl From<&service::Error> for ErrorCode {
             E::BadRequest { .. } => Self::InvalidRequest,
             E::TooLarge { .. } => Self::PayloadTooLarge,
             E::Storage(StorageError::Connect(_) | StorageError::Pool(_)) => Self::Unavailable,
-            E::Evidence(ObjectError::Missing(_)) | E::EvidenceCorrupted { .. } => {
-                Self::EvidenceCorrupted
-            }
+            E::Evidence(ObjectError::Missing(_) | ObjectError::Unreadable(_))
+            | E::EvidenceCorrupted { .. } => Self::EvidenceCorrupted,
             E::Evidence(_) => Self::Unavailable,
-            E::Storage(_) | E::Signing(_) | E::Internal(_) => Self::Internal,
+            E::Shredded => Self::Shredded,
+            E::Storage(_) | E::Signing(_) | E::Crypto(_) | E::Internal(_) => Self::Internal,
         }
     }
 }
@@ -197,6 +202,7 @@ pub fn status(code: ErrorCode) -> StatusCode {
         | InvalidResult | StaleResult | ReplayedResult | MissingEvidence | NameMismatch
         | OutcomeNotMatch | InvalidField => StatusCode::UNPROCESSABLE_ENTITY,
         RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        Shredded => StatusCode::GONE,
         Internal | EvidenceCorrupted => StatusCode::INTERNAL_SERVER_ERROR,
         Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }

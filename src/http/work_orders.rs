@@ -9,7 +9,7 @@ use super::openapi::Operations;
 use super::problem::{ApiError, Problem};
 use crate::domain::work_order::Kind;
 use crate::domain::WorkOrderId;
-use crate::service::verification::SubmitResult;
+use crate::service::verification::{ResultExport, SubmitResult};
 use crate::service::views::{EventList, WorkOrderPage, WorkOrderView};
 use crate::service::work_orders::{ListQuery, OpenOrder, Reason, Reroute, Step, Suspension};
 
@@ -28,6 +28,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .op(__path_list, list)
             .op(__path_get, get)
             .op(__path_events, events)
+            .op(__path_export_result, export_result)
             .op(__path_claim, claim)
             .op(__path_release, release)
             .op(__path_submit, submit)
@@ -70,6 +71,18 @@ pub async fn get(req: HttpRequest, caller: Caller, id: web::Path<WorkOrderId>) -
         .get_work_order(caller.0, id.into_inner())
         .await?;
     Ok(with_etag(HttpResponse::Ok(), &order))
+}
+
+/// The accepted signed result, verbatim, for an independent check (auditors in scope, home
+/// clerks); every read is audited. 410 `shredded` after the retention period.
+#[utoipa::path(get, path = "/work-orders/{id}/verification/result", tag = "work orders",
+    responses((status = 200, body = ResultExport), (status = "4XX", body = Problem)))]
+pub async fn export_result(req: HttpRequest, caller: Caller, id: web::Path<WorkOrderId>) -> Reply {
+    Ok(HttpResponse::Ok().json(
+        services(&req)?
+            .export_result(caller.0, id.into_inner())
+            .await?,
+    ))
 }
 
 /// The order's audit events, oldest first.

@@ -62,7 +62,7 @@ enum Route {
     /// One `<row id>.eml` per message in this folder.
     Folder(Arc<Folder>),
     Smtp {
-        builder: AsyncSmtpTransportBuilder,
+        builder: Box<AsyncSmtpTransportBuilder>,
         /// Built on the first delivery, inside the worker's runtime: its connection pool
         /// starts a task there, and its connections belong to that runtime.
         transport: Arc<OnceLock<AsyncSmtpTransport<Tokio1Executor>>>,
@@ -147,9 +147,11 @@ impl Mailer {
                     builder = builder.credentials(credentials);
                 }
                 Route::Smtp {
-                    builder: builder
-                        .timeout(Some(timeout))
-                        .pool_config(PoolConfig::new().max_size(SMTP_POOL_SIZE)),
+                    builder: Box::new(
+                        builder
+                            .timeout(Some(timeout))
+                            .pool_config(PoolConfig::new().max_size(SMTP_POOL_SIZE)),
+                    ),
                     transport: Arc::new(OnceLock::new()),
                     timeout,
                 }
@@ -168,7 +170,7 @@ impl Mailer {
                 transport,
                 timeout,
             } => {
-                let transport = transport.get_or_init(|| builder.clone().build());
+                let transport = transport.get_or_init(|| builder.as_ref().clone().build());
                 let envelope = message.envelope();
                 let bytes = message.formatted();
                 let sending = transport.send_raw(envelope, &bytes);

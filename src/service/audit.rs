@@ -16,6 +16,7 @@ use crate::audit::log::format_at;
 use crate::audit::tree::{NodeId, Plan};
 use crate::audit::{AuditAction, Recorder};
 use crate::domain::access::{Actor, Permission};
+use crate::domain::masking::mask_id;
 use crate::storage::{audit as store, secrets};
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema, utoipa::IntoParams)]
@@ -24,6 +25,9 @@ use crate::storage::{audit as store, secrets};
 pub struct EventQuery {
     pub work_order: Option<String>,
     pub msisdn: Option<String>,
+    /// Exact search by ID number (blind index): the events of orders with a result whose
+    /// document has it.
+    pub document_number: Option<String>,
     pub actor: Option<String>,
     pub action: Option<String>,
     /// RFC 3339.
@@ -164,6 +168,11 @@ impl Services {
     fn event_filter(&self, actor: &Actor, q: &EventQuery) -> Result<store::EventFilter> {
         let since = time_bound(q.since.as_deref(), "since")?;
         let until = time_bound(q.until.as_deref(), "until")?;
+        let document_number_index = q
+            .document_number
+            .as_deref()
+            .map(|raw| self.document_number_index(raw))
+            .transpose()?;
         actor.require(Permission::ReadAudit)?;
         let msisdn = q
             .msisdn
@@ -181,6 +190,7 @@ impl Services {
             after_seq: q.after,
             // A provincial auditor sees the events of orders in their province.
             province: actor.province.clone(),
+            document_number_index,
         })
     }
 
@@ -196,6 +206,8 @@ impl Services {
         let filter = self.event_filter(&actor, &q)?;
         let filters = json!({
             "work_order": q.work_order, "msisdn": q.msisdn, "actor": q.actor, "action": q.action,
+            // Recorded masked: the trail never holds a full ID number.
+            "document_number": q.document_number.as_deref().map(|n| mask_id(n.trim())),
             "since": q.since, "until": q.until, "after": q.after,
         });
         let by = super::recorder(&actor);

@@ -28,6 +28,11 @@ pub enum Error {
     Evidence(#[from] ObjectError),
     #[error("the stored evidence file {sha256} is missing or no longer matches its digest")]
     EvidenceCorrupted { sha256: String, missing: bool },
+    #[error(transparent)]
+    Crypto(#[from] crate::crypto::CryptoError),
+    /// The subscriber's data key was destroyed after the retention period: the value is gone.
+    #[error("this personal data was erased after its retention period")]
+    Shredded,
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -60,7 +65,10 @@ impl Error {
         match self {
             Self::Domain(e) => Some(e.to_string()),
             Self::Unauthenticated(why) => Some((*why).to_owned()),
-            Self::RateLimited { .. } | Self::BadRequest { .. } | Self::TooLarge { .. } => {
+            Self::RateLimited { .. }
+            | Self::BadRequest { .. }
+            | Self::TooLarge { .. }
+            | Self::Shredded => {
                 Some(self.to_string())
             }
             Self::EvidenceCorrupted { missing: false, .. } => Some(

@@ -16,12 +16,14 @@ use utoipa::ToSchema;
 
 use super::{recorder, ChainLock, Error, Refusal, Result, Services};
 use crate::audit::{AuditAction, Recorder};
+use crate::crypto::stream::{Opener, Sealer};
+use crate::crypto::DataKey;
 use crate::domain::access::Actor;
 use crate::domain::evidence::{self as rules, EvidenceKind, MediaType, SNIFF_LEN};
 use crate::domain::{DomainError, WorkOrderId};
 use crate::storage::evidence::{self as rows, EvidenceRow};
-use crate::storage::objects::{EvidenceStore, ObjectError};
-use crate::storage::work_orders;
+use crate::storage::objects::{EvidenceStore, ObjectError, ObjectName};
+use crate::storage::{data_keys, work_orders};
 
 /// An evidence file as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -88,25 +90,46 @@ impl Services {
     {
         actor.require(crate::domain::access::Permission::ActAsHallStaff)?;
         let (check_actor, check_id) = (actor.clone(), id.clone());
-        self.store
-            .read(move |c| -> Result<()> {
+        let crypto = self.crypto.clone();
+        let (msisdn, live) = self
+            .store
+            .read(move |c| -> Result<(String, Option<(String, DataKey)>)> {
                 let order = work_orders::get(c, &check_id)?
                     .ok_or_else(|| DomainError::NotFound("work order".into()))?;
-                Ok(rules::authorize_upload(&order, &check_actor)?)
+                rules::authorize_upload(&order, &check_actor)?;
+                let live = match data_keys::live_for(c, &order.msisdn)? {
+                    Some(row) => crypto.unwrap(&row)?.map(|k| (row.id, k)),
+                    None => None,
+                };
+                Ok((order.msisdn, live))
             })
             .await?;
+        // The file is sealed as it streams in, under the subscriber's data key (made now, on
+        // first need, when the order was opened without an expected name).
+        let (key_id, key) = match live {
+            Some(live) => live,
+            None => {
+                let crypto = self.crypto.clone();
+                self.write(ChainLock::NotNeeded, recorder(&actor), move |tx, now| {
+                    Ok(crypto.live_key(tx, &msisdn, now)?)
+                })
+                .await?
+            }
+        };
 
         let limit = self.settings.limits.evidence_bytes as u64;
-        let received = receive(&self.evidence, body, media, limit).await?;
+        let sealer = Sealer::new(&key, &key_id, id.as_str())?;
+        let received = receive(&self.evidence, body, media, limit, sealer, id.as_str()).await?;
 
         let attempt = self
-            .record_upload(actor.clone(), id.clone(), kind, media, &received)
+            .record_upload(actor.clone(), id.clone(), kind, media, &received, &key_id)
             .await;
         match attempt {
             // Two identical uploads raced to insert the same row: the loser's transaction
             // is spoiled on PostgreSQL, so record it again, now as the second upload.
             Err(Error::Storage(e)) if e.is_unique_violation() => {
-                self.record_upload(actor, id, kind, media, &received).await
+                self.record_upload(actor, id, kind, media, &received, &key_id)
+                    .await
             }
             other => other,
         }
@@ -120,8 +143,10 @@ impl Services {
         kind: EvidenceKind,
         media: MediaType,
         received: &Received,
+        key_id: &str,
     ) -> Result<EvidenceView> {
         let (sha256, size) = (received.sha256.clone(), received.size);
+        let key_id = key_id.to_owned();
         self.write(ChainLock::AtAppend, recorder(&actor), move |tx, now| {
             let order = work_orders::get_steady(tx, &id)?
                 .ok_or_else(|| DomainError::NotFound("work order".into()))?;
@@ -129,6 +154,14 @@ impl Services {
             let existing = rows::find(tx, order.id.as_str(), kind.as_str(), &sha256)?;
             let again = existing.is_some();
             let row = match existing {
+                // Stored again, now sealed (a file stored plain before encryption at rest).
+                Some(row) if row.data_key_id.as_deref() != Some(key_id.as_str()) => {
+                    rows::set_key(tx, &row.id, &key_id)?;
+                    EvidenceRow {
+                        data_key_id: Some(key_id.clone()),
+                        ..row
+                    }
+                }
                 Some(row) => row,
                 None => {
                     let row = EvidenceRow {
@@ -146,6 +179,9 @@ impl Services {
                             .unwrap_or_default(),
                         uploaded_by: actor.username.to_string(),
                         uploaded_at: now.naive_utc(),
+                        data_key_id: Some(key_id.clone()),
+                        shredded_at: None,
+                        object_deleted: false,
                     };
                     rows::insert(tx, &row)?;
                     row
@@ -197,19 +233,27 @@ impl Services {
     ) -> Result<EvidenceDownload> {
         actor.require(crate::domain::access::Permission::ReadOrderEvents)?;
         let (check_actor, check_id, check_sha) = (actor.clone(), id.clone(), sha256.clone());
-        let row = self
+        let crypto = self.crypto.clone();
+        let (row, key) = self
             .store
-            .read(move |c| -> Result<EvidenceRow> {
+            .read(move |c| -> Result<(EvidenceRow, Option<DataKey>)> {
                 let order = super::work_orders::load_visible(c, &check_id, &check_actor)?;
                 rules::authorize_download(&order, &check_actor)?;
                 let row = rows::find_by_digest(c, order.id.as_str(), &check_sha)?
                     .ok_or_else(not_found_file)?;
                 rules::authorize_file(&row.hall_id, &check_actor)?;
-                Ok(row)
+                if row.shredded_at.is_some() {
+                    return Err(Error::Shredded);
+                }
+                let key = match &row.data_key_id {
+                    Some(key_id) => Some(crypto.key(c, key_id)?.ok_or(Error::Shredded)?),
+                    None => None,
+                };
+                Ok((row, key))
             })
             .await?;
 
-        if let Err(why) = check_stored(&self.evidence, &row.sha256).await {
+        if let Err(why) = check_stored(&self.evidence, &row, key.as_ref()).await {
             return Err(self
                 .integrity_failure(&row, why, actor.username.as_str())
                 .await);
@@ -236,7 +280,7 @@ impl Services {
 
         // Hash again while streaming: a file changed after the check breaks off the
         // transfer instead of completing it.
-        let stream = self.evidence.read(&row.sha256).await?;
+        let stream = plain_stream(&self.evidence, &row, key.as_ref()).await?;
         let failures = self.evidence_failures.clone();
         let expected = row.sha256.clone();
         let checked = rehashing(stream, expected, failures);
@@ -295,6 +339,8 @@ async fn receive<S>(
     mut body: S,
     media: MediaType,
     limit: u64,
+    mut sealer: Sealer,
+    order_id: &str,
 ) -> Result<Received>
 where
     S: Stream<Item = Result<Bytes>> + Unpin,
@@ -303,7 +349,8 @@ where
     let mut hasher = Sha256::new();
     let mut head: Vec<u8> = Vec::with_capacity(SNIFF_LEN);
     let mut size: u64 = 0;
-    let outcome: Result<()> = async {
+    let outcome: Result<String> = async {
+        staging.write(sealer.header()).await?;
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
             size += chunk.len() as u64;
@@ -318,20 +365,31 @@ where
                 }
             }
             hasher.update(&chunk);
-            staging.write(&chunk).await?;
+            let sealed = sealer.push(&chunk)?;
+            if !sealed.is_empty() {
+                staging.write(&sealed).await?;
+            }
         }
         if head.len() < SNIFF_LEN {
             media.check_label(&head)?;
         }
-        Ok(())
+        let sha256 = hex::encode(hasher.finalize());
+        staging.write(&sealer.finish(&sha256)?).await?;
+        Ok(sha256)
     }
     .await;
-    if let Err(e) = outcome {
-        staging.abort().await;
-        return Err(e);
-    }
-    let sha256 = hex::encode(hasher.finalize());
-    staging.finish(&sha256).await?;
+    let sha256 = match outcome {
+        Ok(sha256) => sha256,
+        Err(e) => {
+            staging.abort().await;
+            return Err(e);
+        }
+    };
+    let name = ObjectName::Sealed {
+        order: order_id.to_owned(),
+        sha256: sha256.clone(),
+    };
+    staging.finish(&name).await?;
     Ok(Received { sha256, size })
 }
 
@@ -343,6 +401,8 @@ fn too_large(limit: u64) -> Error {
 pub enum StoredCheck {
     Mismatch(String),
     Missing,
+    /// A sealed object that does not open: altered, truncated, or moved from another name.
+    Unreadable,
     Store(ObjectError),
 }
 
@@ -352,30 +412,84 @@ impl StoredCheck {
         match self {
             Self::Mismatch(actual) => Ok(format!("stored bytes hash to {actual}")),
             Self::Missing => Ok("no stored object".to_owned()),
+            Self::Unreadable => {
+                Ok("the sealed object does not open (altered or truncated)".to_owned())
+            }
             Self::Store(e) => Err(e),
         }
     }
 }
 
-/// Re-hashes a stored object; Ok when its bytes still hash to its name.
+/// The plain bytes of a stored file, opened on the way when its object is sealed (`key`: its
+/// data key). Memory stays at about a chunk whatever the file's size.
+pub async fn plain_stream(
+    store: &EvidenceStore,
+    row: &EvidenceRow,
+    key: Option<&DataKey>,
+) -> std::result::Result<BoxStream<'static, std::result::Result<Bytes, ObjectError>>, ObjectError> {
+    let name = row.object();
+    let raw = store.read(&name).await?;
+    let (key_id, key) = match (&row.data_key_id, key) {
+        (None, _) => return Ok(raw),
+        (Some(key_id), Some(key)) => (key_id, key),
+        (Some(_), None) => return Err(ObjectError::Unreadable(name.to_string())),
+    };
+    let opener = Opener::new(key, key_id, &row.work_order_id, &row.sha256);
+    let label = name.to_string();
+    let state = (raw, Some(opener), label);
+    Ok(
+        futures_util::stream::unfold(state, |(mut raw, mut opener, label)| async move {
+            loop {
+                let o = opener.as_mut()?;
+                match raw.next().await {
+                    Some(Ok(bytes)) => match o.push(&bytes) {
+                        Ok(plain) if plain.is_empty() => continue,
+                        Ok(plain) => return Some((Ok(Bytes::from(plain)), (raw, opener, label))),
+                        Err(_) => {
+                            let e = ObjectError::Unreadable(label.clone());
+                            return Some((Err(e), (raw, None, label)));
+                        }
+                    },
+                    Some(Err(e)) => return Some((Err(e), (raw, None, label))),
+                    None => {
+                        let last = opener.take()?.finish();
+                        return match last {
+                            Ok(plain) => Some((Ok(Bytes::from(plain)), (raw, None, label))),
+                            Err(_) => {
+                                let e = ObjectError::Unreadable(label.clone());
+                                Some((Err(e), (raw, None, label)))
+                            }
+                        };
+                    }
+                }
+            }
+        })
+        .boxed(),
+    )
+}
+
+/// Opens and re-hashes a stored file; Ok when its bytes still hash to its digest.
 pub async fn check_stored(
     store: &EvidenceStore,
-    sha256: &str,
+    row: &EvidenceRow,
+    key: Option<&DataKey>,
 ) -> std::result::Result<(), StoredCheck> {
-    let mut stream = match store.read(sha256).await {
+    let mut stream = match plain_stream(store, row, key).await {
         Ok(s) => s,
         Err(ObjectError::Missing(_)) => return Err(StoredCheck::Missing),
+        Err(ObjectError::Unreadable(_)) => return Err(StoredCheck::Unreadable),
         Err(e) => return Err(StoredCheck::Store(e)),
     };
     let mut hasher = Sha256::new();
     while let Some(chunk) = stream.next().await {
         match chunk {
             Ok(bytes) => hasher.update(&bytes),
+            Err(ObjectError::Unreadable(_)) => return Err(StoredCheck::Unreadable),
             Err(e) => return Err(StoredCheck::Store(e)),
         }
     }
     let actual = hex::encode(hasher.finalize());
-    if actual == sha256 {
+    if actual == row.sha256 {
         Ok(())
     } else {
         Err(StoredCheck::Mismatch(actual))

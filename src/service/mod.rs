@@ -8,6 +8,9 @@ pub(crate) mod evidence;
 pub(crate) mod halls;
 pub(crate) mod notices;
 pub(crate) mod outbox;
+pub(crate) mod personal;
+pub(crate) mod retention;
+pub(crate) mod rotation;
 pub(crate) mod sla;
 pub(crate) mod subscribers;
 pub(crate) mod timers;
@@ -114,6 +117,8 @@ pub struct Services {
     wake: Arc<Wake>,
     /// Mail and timer counters and gauges (exported as metrics).
     background: Arc<outbox::BackgroundMetrics>,
+    /// The keyring and blind index personal data is sealed, opened and searched with.
+    crypto: Arc<personal::Crypto>,
 }
 
 impl Services {
@@ -126,6 +131,13 @@ impl Services {
             settings.database.sqlite_busy_timeout_ms,
         )?;
         let service_key = ServiceKey::load_or_generate(&settings.service_key_path())?;
+        let clock = Arc::new(if settings.testing.movable_clock {
+            Clock::shared()
+        } else {
+            Clock::default()
+        });
+        // Refuses to start without the KEK the settings require, naming the file.
+        let crypto = Arc::new(personal::prepare(&settings, &store, &clock)?);
         let evidence = EvidenceStore::open(&settings)?;
         if settings.evidence.store != crate::config::EvidenceBackend::S3
             && store.backend() == crate::storage::Backend::Postgres
@@ -149,11 +161,6 @@ impl Services {
         ));
         let background =
             Arc::new(outbox::BackgroundMetrics::new().map_err(|e| Error::Internal(e.to_string()))?);
-        let clock = Arc::new(if settings.testing.movable_clock {
-            Clock::shared()
-        } else {
-            Clock::default()
-        });
         let token_keys = write_blocking(
             &store,
             &clock,
@@ -188,6 +195,7 @@ impl Services {
             addressing,
             wake,
             background,
+            crypto,
         })
     }
 

@@ -5,9 +5,12 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
+use super::personal;
 use super::views::WorkOrderView;
 use super::{recorder, ChainLock, Error, Refusal, Result, Services};
 use crate::audit::AuditAction;
+use crate::crypto::field;
+use crate::crypto::index::IndexKind;
 use crate::domain::access::{Actor, Permission};
 use crate::domain::evidence::{check_binding, UploadedFile};
 use crate::domain::verification::{self as rules, ResultClaims};
@@ -16,7 +19,7 @@ use crate::domain::{sha256_hex, DomainError, Invalid, VerificationId, WorkOrderI
 use crate::signing::jws::{CompactJws, JwsError};
 use crate::signing::{Alg, HallPublicKey};
 use crate::storage::evidence as evidence_rows;
-use crate::storage::{halls, verification_results, DbConn, StorageError};
+use crate::storage::{halls, verification_results, work_orders, DbConn, StorageError};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -55,10 +58,12 @@ struct ResultLimits {
 }
 
 /// Every check that can refuse the result, in the contract's order; each refusal is a 422.
+#[allow(clippy::too_many_arguments)]
 fn check_result(
     conn: &mut DbConn,
     jws: &str,
     order: &WorkOrder,
+    expected_name: Option<&str>,
     actor: &Actor,
     now: DateTime<Utc>,
     limits: &ResultLimits,
@@ -156,11 +161,7 @@ fn check_result(
     // 8. The document, then the name.
     let outcome = rules::parse_outcome(&claims)?;
     rules::check_document(outcome, claims.document.as_ref(), now.date_naive())?;
-    rules::check_name(
-        outcome,
-        claims.document.as_ref(),
-        order.expected_name.as_deref(),
-    )?;
+    rules::check_name(outcome, claims.document.as_ref(), expected_name)?;
     Ok((claims, outcome, kid, alg))
 }
 
@@ -178,37 +179,74 @@ impl Services {
             required_evidence: self.settings.verification.required_evidence.clone(),
         };
         let mail = self.addressing.clone();
+        let crypto = self.crypto.clone();
         self.write(ChainLock::AtAppend, recorder(&actor), move |tx, now| {
             let order =
                 super::work_orders::load_for(tx, &id, Kind::SubmitResult, &actor, if_match)?;
+            // One data key serves the step: it opens the expected name and seals the result.
+            let (key_id, key) = crypto.live_key(tx, &order.msisdn, now)?;
+            let expected_name = match order.expected_name_masked {
+                Some(_) => {
+                    let stored = work_orders::stored_names(tx, &[order.id.to_string()])?;
+                    match stored.first() {
+                        // Sealed under the live key, as every active order's name is.
+                        Some((oid, sealed))
+                            if crate::crypto::field::sealed_key_id(sealed) == Some(&key_id) =>
+                        {
+                            Some(field::open(&key, sealed, &personal::name_ad(oid))?)
+                        }
+                        Some((oid, other)) => crypto.open(tx, other, &personal::name_ad(oid))?,
+                        None => None,
+                    }
+                }
+                None => None,
+            };
 
             let jws = req.result.trim().to_owned();
             let result_sha256 = sha256_hex(jws.as_bytes());
-            let (claims, outcome, kid, alg) =
-                match check_result(tx, &jws, &order, &actor, now, &limits) {
-                    Ok(ok) => ok,
-                    Err(CheckError::Storage(e)) => return Err(e.into()),
-                    Err(CheckError::Refused(e)) => {
-                        // Refused results are evidence too: recorded, with why, never the payload.
-                        let detail = json!({
-                            "code": e.reason(),
-                            "field": e.field(),
-                            "result_sha256": result_sha256,
-                        });
-                        return Err(Refusal::audited(
-                            e,
-                            AuditAction::ResultRejected,
-                            Some(order.id.clone()),
-                            detail,
-                        ));
-                    }
-                };
+            let checked = check_result(
+                tx,
+                &jws,
+                &order,
+                expected_name.as_deref(),
+                &actor,
+                now,
+                &limits,
+            );
+            let (claims, outcome, kid, alg) = match checked {
+                Ok(ok) => ok,
+                Err(CheckError::Storage(e)) => return Err(e.into()),
+                Err(CheckError::Refused(e)) => {
+                    // Refused results are evidence too: recorded, with why, never the payload.
+                    let detail = json!({
+                        "code": e.reason(),
+                        "field": e.field(),
+                        "result_sha256": result_sha256,
+                    });
+                    return Err(Refusal::audited(
+                        e,
+                        AuditAction::ResultRejected,
+                        Some(order.id.clone()),
+                        detail,
+                    ));
+                }
+            };
             let masked = claims.document.as_ref().map(|d| d.masked());
             let verification_id = VerificationId::new();
+            let sealed = field::seal(
+                &key,
+                &key_id,
+                &personal::jws_ad(verification_id.as_str()),
+                &jws,
+            )?;
+            let doc = claims.document.as_ref();
             let row = verification_results::VerificationRow {
                 id: verification_id.to_string(),
                 work_order_id: order.id.to_string(),
-                jws,
+                jws: sealed,
+                document_number_index: doc
+                    .map(|d| crypto.index(IndexKind::DocumentNumber, &d.number)),
+                document_name_index: doc.map(|d| crypto.index(IndexKind::Name, &d.name)),
                 result_sha256: result_sha256.clone(),
                 kid: kid.clone(),
                 alg: alg.as_str().to_owned(),
@@ -246,7 +284,59 @@ impl Services {
             });
             let t = work_order::decide(&order, &cmd, &actor, now)?;
             let next = super::work_orders::save(tx, &recorder(&actor), &mail, &order, t, now)?;
-            Ok(WorkOrderView::new(&next, Some(&row), &actor))
+            Ok(WorkOrderView::new(&next, Some(&row), &actor, None))
+        })
+        .await
+    }
+}
+
+/// The signed result as the hall submitted it, for an auditor or home clerk to verify
+/// independently of this service (`GET /api/v1/work-orders/{id}/verification/result`).
+#[derive(Debug, Clone, serde::Serialize, ToSchema)]
+pub struct ResultExport {
+    /// The compact JWS, verbatim.
+    pub result: String,
+}
+
+impl Services {
+    /// Unseals the order's accepted result for the roles that may verify it (auditors in
+    /// scope, home clerks); each read is an audit event. 410 `shredded` once its subscriber's
+    /// key is destroyed.
+    pub(crate) async fn export_result(
+        &self,
+        actor: Actor,
+        id: WorkOrderId,
+    ) -> Result<ResultExport> {
+        use crate::domain::access::Role;
+        actor.require(Permission::ReadOrderEvents)?;
+        let crypto = self.crypto.clone();
+        self.write(ChainLock::AtAppend, recorder(&actor), move |tx, now| {
+            let order = super::work_orders::load_visible(tx, &id, &actor)?;
+            if !(actor.role == Role::Auditor || actor.is_home_clerk_of(&order)) {
+                return Err(DomainError::Forbidden(
+                    "only auditors and the home province's clerks may export the signed result"
+                        .into(),
+                )
+                .into());
+            }
+            let row = match &order.verification_id {
+                Some(v) => verification_results::get(tx, v.as_str())?,
+                None => None,
+            }
+            .ok_or_else(|| DomainError::NotFound("verification result".into()))?;
+            let jws = crypto
+                .open(tx, &row.jws, &personal::jws_ad(&row.id))?
+                .ok_or(Error::Shredded)?;
+            let detail = json!({ "verification": row.id, "result_sha256": row.result_sha256 });
+            crate::audit::append(
+                tx,
+                &recorder(&actor),
+                AuditAction::ResultExported,
+                Some(&order.id),
+                &detail,
+                now,
+            )?;
+            Ok(ResultExport { result: jws })
         })
         .await
     }

@@ -6,7 +6,6 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::domain::access::Actor;
-use crate::domain::masking::mask_name;
 use crate::domain::work_order::WorkOrder;
 use crate::storage::verification_results::VerificationRow;
 
@@ -90,7 +89,7 @@ pub struct WorkOrderView {
     pub state: String,
     pub version: i64,
     pub reason: String,
-    /// Unmasked only for clerks of the home province.
+    /// Unmasked only for clerks of the home province; null when unset or erased (shredded).
     pub expected_name: Option<String>,
     pub opened_by: String,
     pub claimed_by: Option<String>,
@@ -109,14 +108,19 @@ pub struct WorkOrderView {
 }
 
 impl WorkOrderView {
-    pub fn new(o: &WorkOrder, verification: Option<&VerificationRow>, viewer: &Actor) -> Self {
-        let expected_name = o.expected_name.as_ref().map(|n| {
-            if viewer.is_home_clerk_of(o) {
-                n.clone()
-            } else {
-                mask_name(n)
-            }
-        });
+    /// `opened_name`: the expected name unsealed, which only a home clerk is shown (the
+    /// service opens it only for them); everyone else sees the stored mask.
+    pub fn new(
+        o: &WorkOrder,
+        verification: Option<&VerificationRow>,
+        viewer: &Actor,
+        opened_name: Option<String>,
+    ) -> Self {
+        let expected_name = if viewer.is_home_clerk_of(o) {
+            opened_name.filter(|_| o.expected_name_masked.is_some())
+        } else {
+            o.expected_name_masked.clone()
+        };
         Self {
             id: o.id.to_string(),
             reference: o.reference.clone(),

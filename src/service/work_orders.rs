@@ -6,9 +6,11 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::notices::Addressing;
+use super::personal::{self, Crypto};
 use super::views::{EventList, WorkOrderPage, WorkOrderView};
 use super::{recorder, ChainLock, Error, Refusal, Result, Services};
 use crate::audit::{self, AuditAction, Recorder};
+use crate::crypto::index::IndexKind;
 use crate::domain::access::{Actor, Permission};
 use crate::domain::msisdn::Msisdn;
 use crate::domain::text::{required_text, Reason as ReasonText};
@@ -70,6 +72,10 @@ pub struct ListQuery {
     pub hall_id: Option<String>,
     pub home_province: Option<String>,
     pub target_province: Option<String>,
+    /// Exact search by ID number (blind index): orders with a result whose document has it.
+    pub document_number: Option<String>,
+    /// Exact search by name (blind index): orders expecting it or with a result naming it.
+    pub name: Option<String>,
     /// Only orders whose number is suspended by this time (RFC 3339).
     pub suspend_before: Option<String>,
     /// `suspend_at`: only orders with a suspension date, the earliest first.
@@ -223,12 +229,41 @@ pub(super) fn save(
     Ok(t.into_next())
 }
 
-fn view(conn: &mut DbConn, order: &WorkOrder, viewer: &Actor) -> Result<WorkOrderView> {
+pub(super) fn view(
+    conn: &mut DbConn,
+    crypto: &Crypto,
+    order: &WorkOrder,
+    viewer: &Actor,
+) -> Result<WorkOrderView> {
     let verification = match &order.verification_id {
         Some(id) => verification_results::get(conn, id.as_str())?,
         None => None,
     };
-    Ok(WorkOrderView::new(order, verification.as_ref(), viewer))
+    let name = opened_name(conn, crypto, order, viewer)?;
+    Ok(WorkOrderView::new(
+        order,
+        verification.as_ref(),
+        viewer,
+        name,
+    ))
+}
+
+/// The expected name unsealed, for the one role shown it (a home clerk); None for anyone
+/// else, when unset, or once shredded.
+pub(super) fn opened_name(
+    conn: &mut DbConn,
+    crypto: &Crypto,
+    order: &WorkOrder,
+    viewer: &Actor,
+) -> Result<Option<String>> {
+    if !viewer.is_home_clerk_of(order) || order.expected_name_masked.is_none() {
+        return Ok(None);
+    }
+    let stored = work_orders::stored_names(conn, &[order.id.to_string()])?;
+    match stored.first() {
+        Some((id, sealed)) => crypto.open(conn, sealed, &personal::name_ad(id)),
+        None => Ok(None),
+    }
 }
 
 impl Services {
@@ -243,6 +278,7 @@ impl Services {
             .clone()
             .ok_or_else(|| Error::Internal("clerk without a province".into()))?;
         let (levels, mail) = (self.levels.clone(), self.addressing.clone());
+        let crypto = self.crypto.clone();
         self.write(ChainLock::AtAppend, recorder(&actor), move |tx, now| {
             let msisdn = parse_msisdn(&req.msisdn, "msisdn");
             // 409 outranks 422: a number with an active order is refused before the rest of
@@ -277,7 +313,7 @@ impl Services {
                 msisdn: msisdn.into_string(),
                 target,
                 reason,
-                expected_name,
+                expected_name: expected_name.clone(),
                 suspend_at,
                 deadlines: levels.deadlines(&home, hall_code.as_deref(), now, suspend_at),
             };
@@ -286,7 +322,15 @@ impl Services {
                 event,
                 notices,
             } = WorkOrder::open(new, &actor, now)?;
-            match work_orders::insert(tx, &order) {
+            // Sealed under the subscriber's data key, made now if it has none.
+            let stored_name = match &expected_name {
+                Some(name) => {
+                    let (key_id, key) = crypto.live_key(tx, &order.msisdn, now)?;
+                    Some(crypto.seal_name(&key_id, &key, order.id.as_str(), name)?)
+                }
+                None => None,
+            };
+            match work_orders::insert(tx, &order, stored_name.as_ref()) {
                 Err(e) if e.is_unique_violation() => return Err(already_active().into()),
                 other => other?,
             }
@@ -300,7 +344,7 @@ impl Services {
                 now,
             )?;
             mail.enqueue(tx, &notices, now)?;
-            Ok(WorkOrderView::new(&order, None, &actor))
+            Ok(WorkOrderView::new(&order, None, &actor, expected_name))
         })
         .await
     }
@@ -312,10 +356,11 @@ impl Services {
         actor: Actor,
         id: WorkOrderId,
     ) -> Result<WorkOrderView> {
+        let crypto = self.crypto.clone();
         self.store
             .read(move |c| {
                 let order = load_visible(c, &id, &actor)?;
-                view(c, &order, &actor)
+                view(c, &crypto, &order, &actor)
             })
             .await
     }
@@ -366,7 +411,28 @@ impl Services {
             (true, Some(cursor)) => suspension_cursor(&cursor)
                 .ok_or_else(|| Error::bad_request(Some("cursor"), "not a cursor of this list"))?,
         };
+        // Searched by blind index: the value itself is neither stored nor logged.
+        let document_number_index = q
+            .document_number
+            .as_deref()
+            .map(|raw| self.document_number_index(raw))
+            .transpose()?;
+        let name_index = q
+            .name
+            .as_deref()
+            .map(|raw| {
+                let trimmed = raw.trim();
+                if trimmed.is_empty() || trimmed.chars().count() > 64 {
+                    return Err(Error::bad_request(
+                        Some("name"),
+                        "a name of 1 to 64 characters",
+                    ));
+                }
+                Ok(self.crypto.index(IndexKind::Name, trimmed))
+            })
+            .transpose()?;
         let scope = actor.scope();
+        let crypto = self.crypto.clone();
         let filter = work_orders::ListFilter {
             state,
             msisdn: msisdn.map(Msisdn::into_string),
@@ -374,6 +440,8 @@ impl Services {
             home_province: q.home_province,
             target_province: q.target_province,
             suspend_before,
+            document_number_index,
+            name_index,
             order,
             limit: limit + 1,
         };
@@ -387,6 +455,19 @@ impl Services {
                     .filter_map(|o| o.verification_id.as_ref().map(ToString::to_string))
                     .collect();
                 let results = verification_results::get_many(c, &ids)?;
+                // Names opened only for the orders the caller is the home clerk of, their
+                // keys read in one query.
+                let home: Vec<String> = orders
+                    .iter()
+                    .filter(|o| actor.is_home_clerk_of(o) && o.expected_name_masked.is_some())
+                    .map(|o| o.id.to_string())
+                    .collect();
+                let stored = if home.is_empty() {
+                    Vec::new()
+                } else {
+                    work_orders::stored_names(c, &home)?
+                };
+                let mut names = crypto.open_many(c, &stored, personal::name_ad)?;
                 let items = orders
                     .iter()
                     .map(|o| {
@@ -394,7 +475,11 @@ impl Services {
                             .verification_id
                             .as_ref()
                             .and_then(|id| results.iter().find(|r| id == r.id.as_str()));
-                        WorkOrderView::new(o, v, &actor)
+                        let name = names
+                            .iter_mut()
+                            .find(|(id, _)| id == o.id.as_str())
+                            .and_then(|(_, n)| n.take());
+                        WorkOrderView::new(o, v, &actor, name)
                     })
                     .collect();
                 let next_cursor = match orders.last() {
@@ -423,6 +508,7 @@ impl Services {
             actor.require(p)?;
         }
         let (levels, mail) = (self.levels.clone(), self.addressing.clone());
+        let crypto = self.crypto.clone();
         self.write(ChainLock::AtAppend, recorder(&actor), move |tx, now| {
             let current = load_for(tx, &id, kind, &actor, if_match)?;
             let cmd = match step {
@@ -464,7 +550,7 @@ impl Services {
             };
             let t = work_order::decide(&current, &cmd, &actor, now)?;
             let next = save(tx, &recorder(&actor), &mail, &current, t, now)?;
-            Ok(view(tx, &next, &actor)?)
+            Ok(view(tx, &crypto, &next, &actor)?)
         })
         .await
     }
@@ -480,6 +566,7 @@ impl Services {
         actor.require(Permission::ActAsHomeClerk)?;
         let key = self.service_key.clone();
         let mail = self.addressing.clone();
+        let crypto = self.crypto.clone();
         self.write(ChainLock::AtAppend, recorder(&actor), move |tx, now| {
             let current = load_for(tx, &id, Kind::Complete, &actor, if_match)?;
             let result = current
@@ -512,7 +599,8 @@ impl Services {
             let cmd = Command::Complete(Box::new(completion));
             let t = work_order::decide(&current, &cmd, &actor, now)?;
             let next = save(tx, &recorder(&actor), &mail, &current, t, now)?;
-            Ok(WorkOrderView::new(&next, Some(&result), &actor))
+            let name = opened_name(tx, &crypto, &next, &actor)?;
+            Ok(WorkOrderView::new(&next, Some(&result), &actor, name))
         })
         .await
     }
@@ -532,6 +620,20 @@ impl Services {
                 })
             })
             .await
+    }
+}
+
+impl Services {
+    /// The blind index of an ID number searched for; 400 when it is no resident ID number.
+    pub(crate) fn document_number_index(&self, raw: &str) -> Result<String> {
+        crate::domain::id_number::IdNumber::parse(raw.trim(), self.now().date_naive())
+            .map(|n| self.crypto.index(IndexKind::DocumentNumber, n.as_str()))
+            .map_err(|_| {
+                Error::bad_request(
+                    Some("document_number"),
+                    "not a resident ID number (18 characters, valid check digit)",
+                )
+            })
     }
 }
 

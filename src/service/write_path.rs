@@ -84,7 +84,8 @@ plain_refusal_from!(
     DomainError,
     StorageError,
     diesel::result::Error,
-    crate::signing::KeyError
+    crate::signing::KeyError,
+    crate::crypto::CryptoError
 );
 
 impl From<Refusal> for Error {

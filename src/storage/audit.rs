@@ -371,6 +371,8 @@ pub struct EventFilter {
     pub after_seq: Option<i64>,
     /// Only orders whose home or target province is this (province auditors).
     pub province: Option<String>,
+    /// Blind index of an ID number: the events of orders with a result whose document has it.
+    pub document_number_index: Option<String>,
 }
 
 /// Events matching the filter, oldest first, at most `limit`.
@@ -403,6 +405,13 @@ pub fn query(
                 .load::<i64>(conn)?,
         );
         q = q.filter(a::seq.eq_any(seqs));
+    }
+    if let Some(index) = &f.document_number_index {
+        use super::schema::verification_results as v;
+        let orders = v::table
+            .filter(v::document_number_index.eq(index.clone()))
+            .select(v::work_order_id.nullable());
+        q = q.filter(a::work_order.eq_any(orders));
     }
     if let Some(p) = &f.province {
         let orders = work_orders::table

@@ -3,6 +3,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod clock;
+pub(crate) mod data_keys;
 pub(crate) mod error;
 pub(crate) mod evidence;
 pub(crate) mod halls;
@@ -11,6 +12,7 @@ pub(crate) mod migrate;
 pub(crate) mod objects;
 pub mod offline;
 pub(crate) mod outbox;
+pub(crate) mod retention;
 pub(crate) mod schema;
 #[cfg(test)]
 mod scratch;

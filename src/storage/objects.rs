@@ -2,9 +2,12 @@
 //! S3-compatible storage, behind `object_store`. Every byte that enters or leaves the store
 //! passes `Staging::write` or `EvidenceStore::read`: the seam where encryption at rest goes.
 //!
-//! Writes are two steps: stream into `staging/<uuid>`, then move the complete object to
-//! `sha256/<2 hex>/<64 hex>`. A reader therefore never sees a partial object under a digest,
-//! and a database row is written only after the move (see `service::evidence`).
+//! Writes are two steps: stream into `staging/<uuid>`, then move the complete object to its
+//! name: `v1/<order id>/<64 hex>` for an object sealed under the subscriber's data key
+//! (`crypto::stream`; one per order, since each subscriber has a key of its own), or
+//! `sha256/<2 hex>/<64 hex>` for a plain one written before encryption at rest. A reader
+//! therefore never sees a partial object under a name, and a database row is written only
+//! after the move (see `service::evidence`).
 
 use std::sync::Arc;
 
@@ -40,6 +43,57 @@ pub enum ObjectError {
     Backend(#[from] object_store::Error),
     #[error("evidence store: {0}")]
     Io(String),
+    /// A sealed object that does not open (altered, truncated, or under another name).
+    #[error("evidence object {0} does not open")]
+    Unreadable(String),
+}
+
+/// Where an object lives.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ObjectName {
+    /// A plain object written before encryption at rest, shared by every order with its bytes.
+    Plain(String),
+    /// An order's object, sealed under its subscriber's data key.
+    Sealed { order: String, sha256: String },
+}
+
+impl std::fmt::Display for ObjectName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Plain(sha) => write!(f, "{sha}"),
+            Self::Sealed { order, sha256 } => write!(f, "{order}/{sha256}"),
+        }
+    }
+}
+
+impl ObjectName {
+    pub fn sha256(&self) -> &str {
+        match self {
+            Self::Plain(sha) | Self::Sealed { sha256: sha, .. } => sha,
+        }
+    }
+
+    /// Anything but 64 lowercase hex digits (and an order id of uuid characters) names nothing.
+    fn path(&self) -> Result<Path, ObjectError> {
+        let sha = self.sha256();
+        if !is_sha256_hex(sha) {
+            return Err(ObjectError::Missing(sha.to_owned()));
+        }
+        match self {
+            Self::Plain(_) => Ok(Path::from(format!("sha256/{}/{sha}", &sha[..2]))),
+            Self::Sealed { order, .. } => {
+                let safe = !order.is_empty()
+                    && order.len() <= 64
+                    && order
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                if !safe {
+                    return Err(ObjectError::Missing(self.to_string()));
+                }
+                Ok(Path::from(format!("v1/{order}/{sha}")))
+            }
+        }
+    }
 }
 
 /// A handle on the store; cheap to clone.
@@ -125,16 +179,6 @@ impl EvidenceStore {
         }
     }
 
-    /// Where a digest's object lives; anything but 64 lowercase hex digits names nothing.
-    fn object_path(sha256: &str) -> Result<Path, ObjectError> {
-        match sha256.get(..2) {
-            Some(prefix) if is_sha256_hex(sha256) => {
-                Ok(Path::from(format!("sha256/{prefix}/{sha256}")))
-            }
-            _ => Err(ObjectError::Missing(sha256.to_owned())),
-        }
-    }
-
     /// Starts writing a new object whose digest is not known yet.
     pub async fn begin(&self) -> Result<Staging, ObjectError> {
         let path = Path::from(format!("staging/{}", uuid::Uuid::new_v4()));
@@ -165,18 +209,50 @@ impl EvidenceStore {
         synced.map_err(|e| ObjectError::Io(format!("fsync: {e}")))
     }
 
-    /// Streams the stored bytes of a digest, as they are (the caller re-hashes).
+    /// Streams the stored bytes of an object, as they are (the caller opens and re-hashes).
     pub async fn read(
         &self,
-        sha256: &str,
+        name: &ObjectName,
     ) -> Result<BoxStream<'static, Result<Bytes, ObjectError>>, ObjectError> {
-        match self.inner.get(&Self::object_path(sha256)?).await {
+        match self.inner.get(&name.path()?).await {
             Ok(got) => Ok(got.into_stream().map_err(ObjectError::from).boxed()),
             Err(object_store::Error::NotFound { .. }) => {
-                Err(ObjectError::Missing(sha256.to_owned()))
+                Err(ObjectError::Missing(name.to_string()))
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Deletes an object (a shredded subscriber's); one already gone is fine.
+    pub async fn delete(&self, name: &ObjectName) -> Result<(), ObjectError> {
+        match self.inner.delete(&name.path()?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every sealed object the store holds, with when it was written, for the orphan report.
+    pub async fn sealed_objects(&self) -> Result<Vec<(ObjectName, DateTime<Utc>)>, ObjectError> {
+        let listed: Vec<_> = self
+            .inner
+            .list(Some(&Path::from("v1")))
+            .try_collect()
+            .await?;
+        let mut out: Vec<(ObjectName, DateTime<Utc>)> = listed
+            .into_iter()
+            .filter_map(|meta| {
+                let mut parts = meta.location.parts();
+                let _v1 = parts.next()?;
+                let order = parts.next()?.as_ref().to_owned();
+                let sha = parts.next()?.as_ref().to_owned();
+                is_sha256_hex(&sha).then_some((
+                    ObjectName::Sealed { order, sha256: sha },
+                    meta.last_modified,
+                ))
+            })
+            .collect();
+        out.sort();
+        Ok(out)
     }
 
     /// Every digest the store holds, with when it was written, for the orphan report.
@@ -240,7 +316,7 @@ impl Staging {
     /// Completes the object and moves it under its digest. The same bytes stored twice are
     /// one object; the move always replaces what is there (atomically), so a damaged or
     /// truncated copy is healed by uploading the right bytes again.
-    pub async fn finish(self, sha256: &str) -> Result<(), ObjectError> {
+    pub async fn finish(self, name: &ObjectName) -> Result<(), ObjectError> {
         let Staging {
             store,
             path,
@@ -248,7 +324,7 @@ impl Staging {
         } = self;
         writer.finish().await?;
         let moved = async {
-            let target = EvidenceStore::object_path(sha256)?;
+            let target = name.path()?;
             store.inner.rename(&path, &target).await?;
             store.sync_local(&target).await
         }

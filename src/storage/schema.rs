@@ -89,6 +89,8 @@ diesel::table! {
         remind_at -> Nullable<Timestamp>,
         reminded_at -> Nullable<Timestamp>,
         escalated_at -> Nullable<Timestamp>,
+        expected_name_masked -> Nullable<Text>,
+        expected_name_index -> Nullable<Text>,
     }
 }
 
@@ -136,6 +138,8 @@ diesel::table! {
         iat -> BigInt,
         jti -> Text,
         submitted_at -> Timestamp,
+        document_number_index -> Nullable<Text>,
+        document_name_index -> Nullable<Text>,
     }
 }
 
@@ -214,6 +218,20 @@ diesel::table! {
         hall_id -> Text,
         uploaded_by -> Text,
         uploaded_at -> Timestamp,
+        data_key_id -> Nullable<Text>,
+        shredded_at -> Nullable<Timestamp>,
+        object_deleted -> Bool,
+    }
+}
+
+diesel::table! {
+    data_keys (id) {
+        id -> Text,
+        msisdn -> Text,
+        kek_id -> Text,
+        wrapped -> Nullable<Text>,
+        created_at -> Timestamp,
+        shredded_at -> Nullable<Timestamp>,
     }
 }
 
@@ -264,4 +282,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_msisdn,
     token_keys,
     login_throttle,
+    data_keys,
 );

@@ -12,6 +12,7 @@ use crate::domain::verification::MaskedDocument;
 pub struct VerificationRow {
     pub id: String,
     pub work_order_id: String,
+    /// Sealed (`crypto::field`): the verbatim JWS holds the full ID number and name.
     pub jws: String,
     pub result_sha256: String,
     pub kid: String,
@@ -29,6 +30,9 @@ pub struct VerificationRow {
     pub iat: i64,
     pub jti: String,
     pub submitted_at: NaiveDateTime,
+    /// Blind indexes of the document's number and name (NULL once shredded).
+    pub document_number_index: Option<String>,
+    pub document_name_index: Option<String>,
 }
 
 impl VerificationRow {
@@ -70,4 +74,41 @@ pub fn jti_seen(conn: &mut DbConn, jti: &str) -> Result<bool, StorageError> {
         .count()
         .get_result(conn)?;
     Ok(n > 0)
+}
+
+/// Results whose JWS is still plain (accepted before encryption at rest), with the order's
+/// number, at most `limit`.
+pub fn plain_results(
+    conn: &mut DbConn,
+    limit: i64,
+) -> Result<Vec<(String, String, String)>, StorageError> {
+    use super::schema::work_orders;
+    Ok(verification_results::table
+        .inner_join(work_orders::table.on(work_orders::id.eq(verification_results::work_order_id)))
+        .filter(verification_results::jws.not_like("v1:%"))
+        .order(verification_results::id.asc())
+        .limit(limit)
+        .select((
+            verification_results::id,
+            work_orders::msisdn,
+            verification_results::jws,
+        ))
+        .load(conn)?)
+}
+
+pub fn seal_jws(
+    conn: &mut DbConn,
+    id: &str,
+    sealed: &str,
+    number_index: Option<String>,
+    name_index: Option<String>,
+) -> Result<(), StorageError> {
+    diesel::update(verification_results::table.find(id))
+        .set((
+            verification_results::jws.eq(sealed),
+            verification_results::document_number_index.eq(number_index),
+            verification_results::document_name_index.eq(name_index),
+        ))
+        .execute(conn)?;
+    Ok(())
 }

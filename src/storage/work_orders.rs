@@ -37,6 +37,15 @@ pub struct WorkOrderRow {
     pub remind_at: Option<NaiveDateTime>,
     pub reminded_at: Option<NaiveDateTime>,
     pub escalated_at: Option<NaiveDateTime>,
+    pub expected_name_masked: Option<String>,
+    pub expected_name_index: Option<String>,
+}
+
+/// `expected_name` as stored: sealed (`crypto::field`), with its blind index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredName {
+    pub sealed: String,
+    pub index: String,
 }
 
 /// What a person's step may change: everything but the identity of the order and the
@@ -104,7 +113,7 @@ impl TryFrom<WorkOrderRow> for WorkOrder {
             state,
             version: r.version,
             reason: r.reason,
-            expected_name: r.expected_name,
+            expected_name_masked: r.expected_name_masked,
             opened_by: r.opened_by.into(),
             claimed_by: r.claimed_by.map(Into::into),
             claimed_hall_id: r.claimed_hall_id.map(Into::into),
@@ -123,8 +132,8 @@ impl TryFrom<WorkOrderRow> for WorkOrder {
     }
 }
 
-impl From<&WorkOrder> for WorkOrderRow {
-    fn from(o: &WorkOrder) -> Self {
+impl WorkOrderRow {
+    fn new(o: &WorkOrder, name: Option<&StoredName>) -> Self {
         WorkOrderRow {
             id: o.id.to_string(),
             reference: o.reference.clone(),
@@ -136,7 +145,7 @@ impl From<&WorkOrder> for WorkOrderRow {
             state: o.state.as_str().to_owned(),
             version: o.version,
             reason: o.reason.clone(),
-            expected_name: o.expected_name.clone(),
+            expected_name: name.map(|n| n.sealed.clone()),
             opened_by: o.opened_by.to_string(),
             claimed_by: o.claimed_by.as_ref().map(ToString::to_string),
             claimed_hall_id: o.claimed_hall_id.as_ref().map(ToString::to_string),
@@ -150,13 +159,76 @@ impl From<&WorkOrder> for WorkOrderRow {
             remind_at: Some(o.remind_at.naive_utc()),
             reminded_at: o.reminded_at.map(|t| t.naive_utc()),
             escalated_at: o.escalated_at.map(|t| t.naive_utc()),
+            expected_name_masked: o.expected_name_masked.clone(),
+            expected_name_index: name.map(|n| n.index.clone()),
         }
     }
 }
 
-pub fn insert(conn: &mut DbConn, order: &WorkOrder) -> Result<(), StorageError> {
+/// A new order, its expected name (if any) sealed by the caller.
+pub fn insert(
+    conn: &mut DbConn,
+    order: &WorkOrder,
+    name: Option<&StoredName>,
+) -> Result<(), StorageError> {
     diesel::insert_into(work_orders::table)
-        .values(WorkOrderRow::from(order))
+        .values(WorkOrderRow::new(order, name))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The stored (sealed, or plain if written before encryption) expected names of orders.
+pub fn stored_names(
+    conn: &mut DbConn,
+    ids: &[String],
+) -> Result<Vec<(String, String)>, StorageError> {
+    let rows: Vec<(String, Option<String>)> = work_orders::table
+        .filter(work_orders::id.eq_any(ids))
+        .filter(work_orders::expected_name.is_not_null())
+        .select((work_orders::id, work_orders::expected_name))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, n)| n.map(|n| (id, n)))
+        .collect())
+}
+
+/// Orders whose expected name is still plain (written before encryption at rest), with
+/// their number and name, at most `limit`.
+pub fn plain_names(
+    conn: &mut DbConn,
+    limit: i64,
+) -> Result<Vec<(String, String, String)>, StorageError> {
+    let rows: Vec<(String, String, Option<String>)> = work_orders::table
+        .filter(work_orders::expected_name.is_not_null())
+        .filter(work_orders::expected_name.not_like("v1:%"))
+        .order(work_orders::id.asc())
+        .limit(limit)
+        .select((
+            work_orders::id,
+            work_orders::msisdn,
+            work_orders::expected_name,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, m, n)| n.map(|n| (id, m, n)))
+        .collect())
+}
+
+/// Replaces a plain expected name by its sealed form, mask and index.
+pub fn seal_name(
+    conn: &mut DbConn,
+    id: &str,
+    masked: &str,
+    name: &StoredName,
+) -> Result<(), StorageError> {
+    diesel::update(work_orders::table.find(id))
+        .set((
+            work_orders::expected_name.eq(&name.sealed),
+            work_orders::expected_name_masked.eq(masked),
+            work_orders::expected_name_index.eq(&name.index),
+        ))
         .execute(conn)?;
     Ok(())
 }
@@ -338,6 +410,10 @@ pub struct ListFilter {
     pub target_province: Option<String>,
     /// Only orders whose number is suspended at or before this time.
     pub suspend_before: Option<NaiveDateTime>,
+    /// Blind index of an ID number: orders with a result whose document has it.
+    pub document_number_index: Option<String>,
+    /// Blind index of a name: orders expecting it, or with a result whose document has it.
+    pub name_index: Option<String>,
     pub order: ListOrder,
     pub limit: i64,
 }
@@ -359,6 +435,7 @@ pub fn list(
     scope: &Scope,
     f: &ListFilter,
 ) -> Result<Vec<WorkOrder>, StorageError> {
+    use super::schema::verification_results::dsl as v;
     use work_orders::dsl as w;
     let mut q = w::work_orders.into_boxed::<MultiBackend>();
     // `Scope::admits` in SQL; `tests::the_list_query_and_sees_agree` holds the two together.
@@ -401,6 +478,24 @@ pub fn list(
     }
     if let Some(before) = f.suspend_before {
         q = q.filter(w::suspend_at.le(before));
+    }
+    if let Some(index) = &f.document_number_index {
+        q = q.filter(
+            w::id.eq_any(
+                v::verification_results
+                    .filter(v::document_number_index.eq(index.clone()))
+                    .select(v::work_order_id),
+            ),
+        );
+    }
+    if let Some(index) = &f.name_index {
+        q = q.filter(
+            w::expected_name_index.eq(index.clone()).or(w::id.eq_any(
+                v::verification_results
+                    .filter(v::document_name_index.eq(index.clone()))
+                    .select(v::work_order_id),
+            )),
+        );
     }
     q = match &f.order {
         ListOrder::Oldest => q.order(w::id.asc()),
@@ -478,7 +573,7 @@ mod tests {
                         },
                         version: 1,
                         reason: "r".into(),
-                        expected_name: None,
+                        expected_name_masked: None,
                         opened_by: "clerk".into(),
                         claimed_by: claimed.map(|_| "staff".into()),
                         claimed_hall_id: claimed.map(HallId::from),
@@ -565,7 +660,7 @@ mod tests {
         }
         let all = orders();
         for o in &all {
-            insert(&mut conn, o).unwrap();
+            insert(&mut conn, o, None).unwrap();
         }
         let filter = ListFilter {
             limit: 1000,

@@ -562,6 +562,11 @@ async fn the_tree_of_a_log_from_before_it_was_kept_is_built_at_start_once(app: T
         Command::new(env!("CARGO_BIN_EXE_crossprov"))
             .args(["migrate", "--database-url", &w.app.database_url])
             .env("CROSSPROV_DATA_DIR", w.app.dir.path())
+            // `migrate` seals plain personal data too: it needs the app's KEK.
+            .env(
+                "CROSSPROV_CRYPTO__KEK_FILE",
+                w.app.dir.path().join("kek.hex"),
+            )
             .spawn()
             .expect("run crossprov migrate")
     };

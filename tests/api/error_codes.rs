@@ -1081,6 +1081,8 @@ fn every_error_code_is_provoked_by_a_test() {
         crate::evidence::PROVOKED,
         crate::mail::PROVOKED,
         crate::mail::PROVOKED_ON_A_MOVABLE_CLOCK,
+        crate::at_rest::PROVOKED,
+        crate::at_rest::PROVOKED_ON_A_MOVABLE_CLOCK,
     ]
     .concat()
     .into_iter()

@@ -21,13 +21,9 @@ fn id_of(order: &Value) -> String {
     order["id"].as_str().expect("id").to_owned()
 }
 
-/// Where the `file` store keeps the object of a digest.
-fn stored_file(app: &TestApp, sha: &str) -> std::path::PathBuf {
-    app.dir
-        .path()
-        .join("evidence/sha256")
-        .join(&sha[..2])
-        .join(sha)
+/// Where the `file` store keeps an order's object of a digest (sealed).
+fn stored_file(app: &TestApp, order: &str, sha: &str) -> std::path::PathBuf {
+    app.dir.path().join("evidence/v1").join(order).join(sha)
 }
 
 fn file_path(id: &str, sha: &str) -> String {
@@ -410,6 +406,9 @@ fn crossprov(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> std::process
     Command::new(env!("CARGO_BIN_EXE_crossprov"))
         .args(args)
         .env("CROSSPROV_DATA_DIR", app.dir.path())
+        // Sealed files are opened to be re-hashed: the app's KEK (given explicitly, as
+        // PostgreSQL requires).
+        .env("CROSSPROV_CRYPTO__KEK_FILE", app.dir.path().join("kek.hex"))
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -445,10 +444,15 @@ async fn a_file_altered_in_the_store_is_refused_and_caught_offline(app: TestApp)
     assert_eq!(report["checked"], 3);
 
     // Someone edits the stored scan on disk.
-    let stored = stored_file(&w.app, &sha);
+    let stored = stored_file(&w.app, &id, &sha);
     let mut altered = std::fs::read(&stored).expect("stored under its digest");
-    assert_eq!(altered, bytes, "stored as uploaded");
-    altered[12] ^= 0x01;
+    assert_ne!(altered, bytes, "stored sealed, not as uploaded");
+    assert!(
+        !altered.windows(id.len()).any(|w| w == id.as_bytes()),
+        "the plain bytes (which hold the order id) are not in the object"
+    );
+    let last = altered.len() - 3;
+    altered[last] ^= 0x01;
     std::fs::write(&stored, &altered).unwrap();
 
     let before = metric(&w.app, "crossprov_evidence_integrity_failures_total").await;
@@ -724,7 +728,7 @@ async fn uploading_the_right_bytes_again_heals_a_damaged_file(app: TestApp) {
             .upload(&id, kind, "application/pdf", bytes.clone(), &w.staff)
     };
     upload().await.assert_status(201);
-    std::fs::write(stored_file(&w.app, &sha), b"%PDF-1.7 tampered").unwrap();
+    std::fs::write(stored_file(&w.app, &id, &sha), b"%PDF-1.7 tampered").unwrap();
     w.app
         .get(&file_path(&id, &sha), &w.clerk)
         .await
@@ -964,6 +968,10 @@ async fn s3_storage_serves_any_file_from_any_instance(backend: Backend) {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("CROSSPROV_DATA_DIR", w.app.dir.path())
+        .env(
+            "CROSSPROV_CRYPTO__KEK_FILE",
+            w.app.dir.path().join("kek.hex"),
+        )
         .output()
         .unwrap();
     assert!(

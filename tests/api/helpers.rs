@@ -267,6 +267,7 @@ pub fn contract_status(code: ErrorCode) -> u16 {
         | InvalidResult | StaleResult | ReplayedResult | MissingEvidence | NameMismatch
         | OutcomeNotMatch | InvalidField => 422,
         RateLimited => 429,
+        Shredded => 410,
         Internal | EvidenceCorrupted => 500,
         Unavailable => 503,
     }
@@ -369,6 +370,22 @@ pub async fn spawn_app_with(backend: Backend, configure: Configure) -> Option<Te
         Some(db) => db.url.clone(),
         None => format!("sqlite://{}", dir.path().join("crossprov.db").display()),
     };
+    // Instances sharing a PostgreSQL database must be given one KEK (the embedded default of
+    // a KEK generated per data_dir is refused there): the first app's, in its data_dir,
+    // where the embedded default would put it, so the CLI finds it there too.
+    let configure: Configure = match backend {
+        Backend::Postgres => {
+            let kek = dir.path().join("kek.hex");
+            let text = format!("{}\n", hex::encode(rand_bytes()));
+            std::fs::write(&kek, text).expect("write the test KEK");
+            let given = configure;
+            Arc::new(move |s: &mut Settings| {
+                s.crypto.kek_file = kek.display().to_string();
+                given(s);
+            })
+        }
+        Backend::Sqlite => configure,
+    };
     let app = start(backend, database_url, dir, pg, configure);
     let admin = NewUser {
         username: ADMIN.into(),
@@ -380,6 +397,14 @@ pub async fn spawn_app_with(backend: Backend, configure: Configure) -> Option<Te
     };
     app.1.add_cli_user(&admin).expect("seed admin");
     Some(app.0)
+}
+
+/// 32 random bytes (a test KEK).
+pub fn rand_bytes() -> [u8; 32] {
+    use ring::rand::SecureRandom;
+    let mut out = [0u8; 32];
+    SystemRandom::new().fill(&mut out).expect("random bytes");
+    out
 }
 
 /// Starts an instance on `database_url` with its own data directory (and so its own key).
@@ -446,13 +471,39 @@ impl TestApp {
     }
 
     /// A second instance sharing this one's database, as behind a load balancer.
-    pub fn another_instance(&self) -> TestApp {
+    /// As `another_instance`, with `extra` applied to its settings last (another KEK…).
+    pub fn another_instance_with(&self, extra: Configure) -> TestApp {
+        let given = self.configure.clone();
+        let configure: Configure = Arc::new(move |s: &mut Settings| {
+            given(s);
+            extra(s);
+        });
         start(
             self.backend,
             self.database_url.clone(),
             tempfile::tempdir().expect("tempdir"),
             None,
-            self.configure.clone(),
+            configure,
+        )
+        .0
+    }
+
+    pub fn another_instance(&self) -> TestApp {
+        // Instances on one database share its KEK: on SQLite the one this app generated.
+        let kek = self.dir.path().join("kek.hex");
+        let given = self.configure.clone();
+        let configure: Configure = Arc::new(move |s: &mut Settings| {
+            if s.crypto.kek_file.is_empty() {
+                s.crypto.kek_file = kek.display().to_string();
+            }
+            given(s);
+        });
+        start(
+            self.backend,
+            self.database_url.clone(),
+            tempfile::tempdir().expect("tempdir"),
+            None,
+            configure,
         )
         .0
     }

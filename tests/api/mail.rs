@@ -710,16 +710,23 @@ impl Deployment {
     /// over SMTP to `sink`, then `extra` (TOML, sections included).
     fn config(&self, name: &str, sink: &SmtpSink, extra: &str) -> PathBuf {
         let data = self.dir.path().join(format!("{name}-data"));
+        // Every instance on the database shares one KEK (PostgreSQL requires it given).
+        let kek = self.dir.path().join("kek.hex");
+        if !kek.exists() {
+            std::fs::write(&kek, hex::encode(crate::helpers::rand_bytes())).expect("kek");
+        }
         let text = format!(
             "data_dir = {data:?}\n\
              [server]\nworkers = 2\n\
              [database]\nurl = {url:?}\npool_size = 4\n\
              [mail]\ntransport = \"smtp\"\nsmtp_url = {smtp:?}\npoll_interval_ms = 200\n\
              base_url = {BASE_URL:?}\n\
+             [crypto]\nkek_file = {kek:?}\n\
              {extra}\n",
             data = data.display().to_string(),
             url = self.database_url,
             smtp = sink.url(),
+            kek = kek.display().to_string(),
         );
         let file = self.dir.path().join(format!("{name}.toml"));
         std::fs::write(&file, text).expect("config");

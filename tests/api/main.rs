@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod at_rest;
 mod audit;
 mod cli;
 mod error_codes;

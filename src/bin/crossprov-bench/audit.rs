@@ -544,7 +544,10 @@ impl Sim {
             state: o.state.to_owned(),
             version: o.version,
             reason: "用户长期在外省居住".into(),
-            expected_name: Some("张三".into()),
+            // Seeded without a sealed name (no KEK here): only the mask views show.
+            expected_name: None,
+            expected_name_masked: Some("张*".into()),
+            expected_name_index: None,
             opened_by: o.clerk.clone(),
             claimed_by: o.claimed.then(|| o.staff.clone()),
             claimed_hall_id: o.claimed.then(|| h.id.clone()),

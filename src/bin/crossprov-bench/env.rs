@@ -154,6 +154,7 @@ impl BenchEnv {
             Some(db) => db.url.clone(),
             None => format!("sqlite://{}", dir.path().join("crossprov.db").display()),
         };
+        write_kek(dir.path())?;
         let env = Self {
             backend,
             bin,
@@ -172,13 +173,17 @@ impl BenchEnv {
             crossprov::storage::Backend::Postgres => Backend::Postgres,
             crossprov::storage::Backend::Sqlite => Backend::Sqlite,
         };
+        let dir = TempDir::new(tag, args.keep)?;
+        // A database a server has sealed values in needs that server's KEK: name it with
+        // --server-env CROSSPROV_CRYPTO__KEK_FILE=… (a fresh one serves a database seeded here).
+        write_kek(dir.path())?;
         Ok(Self {
             backend,
             bin: server_bin(args)?,
             database_url: database_url.to_owned(),
             args: args.clone(),
             pg: None,
-            dir: TempDir::new(tag, args.keep)?,
+            dir,
         })
     }
 
@@ -191,6 +196,12 @@ impl BenchEnv {
         cmd.env_remove("RUST_LOG")
             .env_remove("CROSSPROV_CONFIG")
             .env("CROSSPROV_DATA_DIR", self.dir.path())
+            // Every server of a run (and the CLI) shares one KEK, as instances on one database
+            // must; PostgreSQL refuses to start without one given.
+            .env(
+                "CROSSPROV_CRYPTO__KEK_FILE",
+                self.dir.path().join("kek.hex"),
+            )
             .env("CROSSPROV_LOG__LEVEL", &self.args.server_log_level);
         cmd
     }
@@ -609,4 +620,27 @@ pub fn find_pgbench(explicit: Option<&Path>) -> Option<PathBuf> {
         .collect();
     versions.sort();
     versions.pop().map(|(_, p)| p)
+}
+
+/// A fresh key-encryption key in `dir/kek.hex` (mode 0600), unless one is there.
+fn write_kek(dir: &std::path::Path) -> Res<()> {
+    use rand::RngCore;
+    let path = dir.join("kek.hex");
+    if path.exists() {
+        return Ok(());
+    }
+    let mut key = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.write_all(hex::encode(key).as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -1,37 +1,35 @@
-//! What `evidence verify` asks of the database: the digests on record, a page at a time, and
-//! which order a digest belongs to.
+//! What `evidence verify` asks of the database: the files on record, a page at a time, and
+//! the (wrapped) data keys their objects are sealed under.
 
 use diesel::prelude::*;
 
 use super::OfflineDb;
+use crate::storage::data_keys::{self, DataKeyRow};
+use crate::storage::evidence::EvidenceRow;
 use crate::storage::schema::evidence_files;
 use crate::storage::StorageError;
 
 impl OfflineDb {
-    /// Every distinct evidence digest on record after `after`, in order, at most `limit`.
-    pub fn evidence_digests_after(
+    /// Files on record after the id `after` whose objects should be there (not shredded), in
+    /// id order, at most `limit`.
+    pub fn evidence_files_after(
         &self,
         after: &str,
         limit: i64,
-    ) -> Result<Vec<String>, StorageError> {
+    ) -> Result<Vec<EvidenceRow>, StorageError> {
         let mut conn = self.store.connection()?;
         Ok(evidence_files::table
-            .filter(evidence_files::sha256.gt(after))
-            .select(evidence_files::sha256)
-            .distinct()
-            .order(evidence_files::sha256.asc())
+            .filter(evidence_files::id.gt(after))
+            .filter(evidence_files::shredded_at.is_null())
+            .order(evidence_files::id.asc())
             .limit(limit)
+            .select(EvidenceRow::as_select())
             .load(&mut *conn)?)
     }
 
-    /// The order whose upload first stored these bytes, to say where a bad file belongs.
-    pub fn evidence_order_of(&self, sha256: &str) -> Result<Option<String>, StorageError> {
+    /// A data key's row (wrapped; `wrapped` NULL once shredded).
+    pub fn data_key(&self, id: &str) -> Result<Option<DataKeyRow>, StorageError> {
         let mut conn = self.store.connection()?;
-        Ok(evidence_files::table
-            .filter(evidence_files::sha256.eq(sha256))
-            .order((evidence_files::uploaded_at.asc(), evidence_files::id.asc()))
-            .select(evidence_files::work_order_id)
-            .first(&mut *conn)
-            .optional()?)
+        data_keys::get(&mut conn, id)
     }
 }

@@ -1,0 +1,12 @@
+DROP INDEX evidence_files_purge;
+ALTER TABLE evidence_files DROP COLUMN object_deleted;
+ALTER TABLE evidence_files DROP COLUMN shredded_at;
+ALTER TABLE evidence_files DROP COLUMN data_key_id;
+DROP INDEX verification_results_name_index;
+DROP INDEX verification_results_number_index;
+ALTER TABLE verification_results DROP COLUMN document_name_index;
+ALTER TABLE verification_results DROP COLUMN document_number_index;
+DROP INDEX work_orders_expected_name_index;
+ALTER TABLE work_orders DROP COLUMN expected_name_index;
+ALTER TABLE work_orders DROP COLUMN expected_name_masked;
+DROP TABLE data_keys;

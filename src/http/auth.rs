@@ -5,7 +5,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::extract::{services, Caller, PublicJson};
+use super::extract::{client_certificate, services, Caller, PublicJson};
 use super::openapi::Operations;
 use super::problem::{ApiError, Problem};
 use crate::service::auth::IssuedToken;
@@ -35,7 +35,7 @@ pub async fn token(req: HttpRequest, creds: PublicJson<Credentials>) -> Reply {
         .unwrap_or_default();
     let c = creds.0;
     let issued = services(&req)?
-        .login(c.username, c.password, address)
+        .login(c.username, c.password, address, client_certificate(&req))
         .await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::problem::ApiError;
-use crate::domain::access::Actor;
+use crate::domain::access::{Actor, ClientCertificate};
 use crate::http::problem::ErrorCode;
 use crate::service::{self, Services};
 
@@ -22,7 +22,30 @@ pub fn services(req: &HttpRequest) -> Result<web::Data<Services>, ApiError> {
         .ok_or_else(|| ApiError::new(ErrorCode::Internal, None, "services missing"))
 }
 
-pub fn authenticate(req: &HttpRequest, services: &Services) -> Result<Actor, ApiError> {
+/// A caller whose token is good, not yet admitted over its connection. The only way to its
+/// `Actor` is [`Authenticated::admit`], so no handler can skip the connection check; callers
+/// admit after parsing the body, as 400 outranks 403 in the contract's order.
+pub struct Authenticated {
+    actor: Actor,
+    certificate: Option<ClientCertificate>,
+}
+
+impl Authenticated {
+    /// The caller, once its connection passes (403 `client_certificate_required` for hall
+    /// staff without their hall's client certificate, with mutual TLS on).
+    pub fn admit(self, services: &Services) -> Result<Actor, ApiError> {
+        services.admit(&self.actor, self.certificate.as_ref())?;
+        Ok(self.actor)
+    }
+}
+
+/// The client certificate of the request's connection, as `tls::peer` read it at connect.
+pub fn client_certificate(req: &HttpRequest) -> Option<ClientCertificate> {
+    req.conn_data::<ClientCertificate>().cloned()
+}
+
+/// The bearer token's caller (401 without a good one); see [`Authenticated::admit`].
+pub fn authenticate(req: &HttpRequest, services: &Services) -> Result<Authenticated, ApiError> {
     let header = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -36,7 +59,10 @@ pub fn authenticate(req: &HttpRequest, services: &Services) -> Result<Actor, Api
         .ok_or(service::Error::Unauthenticated(
             "an Authorization: Bearer token is required",
         ))?;
-    Ok(services.authenticate(token.trim())?)
+    Ok(Authenticated {
+        actor: services.authenticate(token.trim())?,
+        certificate: client_certificate(req),
+    })
 }
 
 /// The authenticated caller of a call that takes no body (reads): a body, if sent at all,
@@ -223,8 +249,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for Call<T> {
         let mut payload = payload.take();
         Box::pin(async move {
             let (services, body) = extract_body(&req, &mut payload).await?;
-            let actor = authenticate(&req, &services)?;
+            let caller = authenticate(&req, &services)?;
             let body = parse_json(&body)?;
+            let actor = caller.admit(&services)?;
             Ok(Call { actor, body })
         })
     }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Error, Result, Services};
 use crate::config::AuthSettings;
-use crate::domain::access::{Actor, HallPost, Role};
+use crate::domain::access::{Actor, ClientCertificate, HallPost, Role};
 use crate::domain::{HallId, Username};
 use crate::storage::users;
 
@@ -26,6 +26,11 @@ struct TokenClaims {
     province: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     hall_id: Option<HallId>,
+    /// The hall's code, which its TLS client certificate names (mutual TLS). A token issued
+    /// before the claim existed has none and so passes no certificate check: its holder logs
+    /// in again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hall_code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     hall_province: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,6 +73,7 @@ impl TokenKeys {
             role: actor.role.as_str().to_owned(),
             province: actor.province.clone(),
             hall_id: actor.hall.as_ref().map(|h| h.id.clone()),
+            hall_code: actor.hall.as_ref().map(|h| h.code.clone()),
             hall_province: actor.hall.as_ref().map(|h| h.province.clone()),
             hall_city: actor.hall.as_ref().map(|h| h.city.clone()),
             iat: now.timestamp(),
@@ -91,7 +97,12 @@ impl TokenKeys {
         }
         let role = Role::parse(&c.role).ok_or(Error::Unauthenticated("the token is not valid"))?;
         let hall = match (c.hall_id, c.hall_province, c.hall_city) {
-            (Some(id), Some(province), Some(city)) => Some(HallPost { id, province, city }),
+            (Some(id), Some(province), Some(city)) => Some(HallPost {
+                id,
+                code: c.hall_code.unwrap_or_default(),
+                province,
+                city,
+            }),
             _ => None,
         };
         Ok(Actor {
@@ -210,11 +221,13 @@ pub struct IssuedToken {
 }
 
 impl Services {
+    /// `certificate`: the names of the TLS client certificate the login came with, if any.
     pub(crate) async fn login(
         &self,
         username: String,
         password: String,
         address: String,
+        certificate: Option<ClientCertificate>,
     ) -> Result<IssuedToken> {
         let now = self.now();
         self.login_guard
@@ -231,13 +244,17 @@ impl Services {
         .await
         .map_err(|e| Error::Internal(e.to_string()))?;
         let actor = match (user, matches) {
-            (Some(user), true) => self.actor_of(user).await?,
-            _ => {
-                self.login_guard
-                    .record_failure(&username, &address, now.timestamp());
-                tracing::info!(address = %address, "failed login");
-                return Err(Error::Unauthenticated("wrong username or password"));
+            (Some(user), matches) => {
+                let actor = self.actor_of(user).await?;
+                // Before the password's verdict is told: without the hall's certificate nobody
+                // learns whether a hall staff member's password is right.
+                self.admit(&actor, certificate.as_ref())?;
+                if !matches {
+                    return Err(self.failed_login(&username, &address, now));
+                }
+                actor
             }
+            (None, _) => return Err(self.failed_login(&username, &address, now)),
         };
         self.login_guard.record_success(&username);
         Ok(IssuedToken {
@@ -245,6 +262,22 @@ impl Services {
             token_type: "Bearer",
             expires_in: self.tokens.ttl_seconds(),
         })
+    }
+
+    fn failed_login(&self, username: &str, address: &str, now: DateTime<Utc>) -> Error {
+        self.login_guard
+            .record_failure(username, address, now.timestamp());
+        tracing::info!(address = %address, "failed login");
+        Error::Unauthenticated("wrong username or password")
+    }
+
+    /// Admits an authenticated caller over the connection it came on: with mutual TLS on
+    /// (`tls.client_ca_pem`), hall staff only with their own hall's client certificate.
+    pub fn admit(&self, actor: &Actor, certificate: Option<&ClientCertificate>) -> Result<()> {
+        if self.settings.tls.mutual() {
+            actor.require_hall_certificate(certificate)?;
+        }
+        Ok(())
     }
 
     async fn actor_of(&self, user: users::User) -> Result<Actor> {
@@ -259,6 +292,7 @@ impl Services {
                     .ok_or_else(|| Error::Internal("user's hall is missing".into()))?;
                 Some(HallPost {
                     id: hall.id.into(),
+                    code: hall.code,
                     province: hall.province,
                     city: hall.city,
                 })

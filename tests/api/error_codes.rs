@@ -1081,6 +1081,7 @@ fn every_error_code_is_provoked_by_a_test() {
         crate::evidence::PROVOKED,
         crate::mail::PROVOKED,
         crate::mail::PROVOKED_ON_A_MOVABLE_CLOCK,
+        crate::tls::PROVOKED,
     ]
     .concat()
     .into_iter()

@@ -11,4 +11,5 @@ mod lifecycle;
 mod mail;
 mod service;
 mod smtp_sink;
+mod tls;
 mod verification;

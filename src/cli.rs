@@ -16,7 +16,7 @@ use crate::signing::Alg;
 use crate::startup::Application;
 use crate::storage::offline::OfflineDb;
 use crate::storage::Store;
-use crate::terminal::{add_evidence, parse_evidence_arg, EvidenceArg, Session};
+use crate::terminal::{add_evidence, parse_evidence_arg, ClientTls, EvidenceArg, Session};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -171,12 +171,40 @@ enum EvidenceCommand {
         /// The files, as KIND=FILE.
         #[arg(required = true, value_name = "KIND=FILE", value_parser = parse_evidence_arg)]
         files: Vec<EvidenceArg>,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Re-hash every stored evidence file; exit 1 naming the first that does not match.
     Verify {
         #[arg(long)]
         database_url: Option<String>,
     },
+}
+
+/// TLS options of the commands that talk to the service over HTTPS.
+#[derive(Debug, clap::Args)]
+struct TlsArgs {
+    /// A PEM CA certificate (or bundle) to trust besides the system's roots: the CA of the
+    /// service's certificate when it is a private one.
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+    /// The hall's PEM client certificate, for mutual TLS (hall staff must present it when the
+    /// service sets tls.client_ca_pem). Needs --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// The PEM private key of --cert (PKCS#8, RSA or EC).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+}
+
+impl From<TlsArgs> for ClientTls {
+    fn from(a: TlsArgs) -> Self {
+        Self {
+            cacert: a.cacert,
+            cert: a.cert,
+            key: a.key,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -359,6 +387,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
                     username,
                     password_stdin,
                     files,
+                    tls,
                 },
         } => {
             let password = if password_stdin {
@@ -367,7 +396,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
                 None
             };
             actix_web::rt::System::new().block_on(async move {
-                let session = Session::open(&url, token, username, password).await?;
+                let session = Session::open(&url, token, username, password, &tls.into()).await?;
                 let mut uploaded = Vec::new();
                 for f in &files {
                     uploaded.push(session.upload(&order, f).await?);

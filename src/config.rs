@@ -181,9 +181,19 @@ pub enum MailTransport {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct TlsSettings {
+    /// PEM certificate chain (end-entity first); HTTPS when set with `key_pem`.
     pub cert_pem: String,
     pub key_pem: String,
+    /// PEM CA certificates client certificates must chain to: mutual TLS when set.
     pub client_ca_pem: String,
+}
+
+impl TlsSettings {
+    /// Mutual TLS is on: hall staff must connect with their hall's client certificate.
+    /// (`startup` refuses a client CA without HTTPS, so this implies HTTPS.)
+    pub fn mutual(&self) -> bool {
+        !self.client_ca_pem.trim().is_empty()
+    }
 }
 
 /// Where evidence files are kept.

@@ -24,6 +24,7 @@ pub mod startup;
 pub mod storage;
 pub(crate) mod telemetry;
 pub(crate) mod terminal;
+pub(crate) mod tls;
 
 /// The contract's error codes, for the black-box tests that walk them.
 pub use http::problem::ErrorCode;

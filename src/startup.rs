@@ -10,9 +10,11 @@ use actix_web::{web, App, HttpServer};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
+use crate::http::headers::SecurityHeaders;
 use crate::http::problem::ErrorCode;
 use crate::http::{self, metrics::Metrics, problem};
 use crate::service::{self, Services};
+use crate::tls::ServerTls;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -24,8 +26,8 @@ pub enum StartupError {
     Metrics(#[from] prometheus::Error),
     #[error(transparent)]
     Mail(#[from] crate::notify::NotifyError),
-    #[error("tls.cert_pem, tls.key_pem or tls.client_ca_pem is set, but this build serves plain HTTP only; refusing to start rather than serve in the clear (terminate TLS in front of it, or unset them)")]
-    TlsNotSupported,
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 pub struct Application {
@@ -33,6 +35,8 @@ pub struct Application {
     server: Server,
     services: Services,
     mailer: std::sync::Arc<crate::notify::Mailer>,
+    /// Reloads the certificate on SIGHUP or file change; None for plain HTTP.
+    tls: Option<std::sync::Arc<crate::tls::Reloader>>,
 }
 
 /// A 405 from the router has no body: give it the problem document every error has.
@@ -62,19 +66,18 @@ fn method_not_allowed<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHand
 
 impl Application {
     pub fn build(settings: Settings) -> Result<Self, StartupError> {
+        // Certificate files are checked before the database is touched.
+        let tls = ServerTls::from_settings(&settings.tls)?;
         let services = Services::build(settings)?;
-        Self::with_services(services)
+        Self::start(services, tls)
     }
 
     pub fn with_services(services: Services) -> Result<Self, StartupError> {
-        let tls = &services.settings().tls;
-        // Client certificates asked for alone would be dropped just as silently as HTTPS.
-        if [&tls.cert_pem, &tls.key_pem, &tls.client_ca_pem]
-            .iter()
-            .any(|pem| !pem.trim().is_empty())
-        {
-            return Err(StartupError::TlsNotSupported);
-        }
+        let tls = ServerTls::from_settings(&services.settings().tls)?;
+        Self::start(services, tls)
+    }
+
+    fn start(services: Services, tls: Option<ServerTls>) -> Result<Self, StartupError> {
         // Refuses to start on mail settings that could never send (checked before listening).
         let mailer = crate::notify::Mailer::from_settings(services.settings())?;
         let listen = services.settings().server.listen.clone();
@@ -97,12 +100,16 @@ impl Application {
         }
         let metrics = web::Data::new(metrics);
         let data = web::Data::new(services.clone());
+        let headers = web::Data::new(SecurityHeaders {
+            hsts: tls.is_some(),
+        });
         let workers = services.settings().server.workers;
-        let mut server = HttpServer::new(move || {
+        let server = HttpServer::new(move || {
             let (app, document) = http::with_routes(App::new());
             app.app_data(web::Data::new(document))
                 .app_data(data.clone())
                 .app_data(metrics.clone())
+                .app_data(headers.clone())
                 .wrap(
                     ErrorHandlers::new()
                         .handler(StatusCode::METHOD_NOT_ALLOWED, method_not_allowed),
@@ -110,19 +117,29 @@ impl Application {
                 .wrap(from_fn(http::language))
                 .wrap(from_fn(http::metrics::record))
                 .wrap(TracingLogger::default())
+                // Outermost, so every answer gets them, problems and 404s included.
+                .wrap(from_fn(http::headers::security))
                 .default_service(web::to(http::not_found))
         })
-        .listen(listener)
+        // Keeps the names of the client certificate a connection presented (mutual TLS).
+        .on_connect(crate::tls::peer::on_connect);
+        let mut server = match &tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls.config()),
+            None => server.listen(listener),
+        }
         .map_err(|e| StartupError::Listen(listen.clone(), e))?;
         if workers > 0 {
             server = server.workers(workers);
         }
-        tracing::info!(address = %listen, port, backend = ?services.backend(), "crossprov listening");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mutual = tls.as_ref().is_some_and(ServerTls::mutual);
+        tracing::info!(address = %listen, port, scheme, mutual_tls = mutual, backend = ?services.backend(), "crossprov listening");
         Ok(Self {
             port,
             server: server.run(),
             services,
             mailer: std::sync::Arc::new(mailer),
+            tls: tls.map(|t| t.reloader()),
         })
     }
 
@@ -149,10 +166,16 @@ impl Application {
         let retention = supervised("retention", move || {
             crate::service::retention::run(services.clone())
         });
+        let reloader = self
+            .tls
+            .map(|tls| supervised("TLS reloader", move || tls.clone().run()));
         let served = self.server.await;
         scheduler.abort();
         worker.abort();
         retention.abort();
+        if let Some(reloader) = reloader {
+            reloader.abort();
+        }
         served
     }
 }

@@ -29,8 +29,30 @@ impl Role {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HallPost {
     pub id: HallId,
+    /// The hall's `code`: what its TLS client certificate must name (see
+    /// [`Actor::require_hall_certificate`]).
+    pub code: String,
     pub province: String,
     pub city: String,
+}
+
+/// The names a verified TLS client certificate carries: its Subject CN and its DNS names
+/// (subjectAltName). Read from the connection by the HTTP layer; judged here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientCertificate {
+    pub common_name: Option<String>,
+    pub dns_names: Vec<String>,
+}
+
+impl ClientCertificate {
+    /// Whether the certificate is bound to the hall with this `code`: its CN equals the code,
+    /// or one of its DNS names does (DNS names compare without regard to ASCII case, as DNS
+    /// does).
+    pub fn names_hall(&self, code: &str) -> bool {
+        !code.is_empty()
+            && (self.common_name.as_deref() == Some(code)
+                || self.dns_names.iter().any(|n| n.eq_ignore_ascii_case(code)))
+    }
 }
 
 /// An authenticated caller (or the CLI / the system itself for background work).
@@ -130,6 +152,28 @@ impl Actor {
         self.role == Role::Clerk && self.province.as_deref() == Some(order.home_province.as_str())
     }
 
+    /// With mutual TLS on, hall staff act only over a connection whose client certificate is
+    /// bound to their own hall: a stolen password or token is useless away from the hall's
+    /// terminals. Other roles connect with or without a certificate.
+    pub fn require_hall_certificate(
+        &self,
+        presented: Option<&ClientCertificate>,
+    ) -> Result<(), DomainError> {
+        if self.role != Role::HallStaff {
+            return Ok(());
+        }
+        let code = self.hall.as_ref().map(|h| h.code.as_str()).unwrap_or("");
+        match presented {
+            Some(cert) if cert.names_hall(code) => Ok(()),
+            Some(_) => Err(DomainError::ClientCertificateRequired(
+                "the client certificate is not bound to the caller's hall".into(),
+            )),
+            None => Err(DomainError::ClientCertificateRequired(
+                "hall staff must connect with their hall's TLS client certificate".into(),
+            )),
+        }
+    }
+
     pub fn hall_id(&self) -> Option<&HallId> {
         self.hall.as_ref().map(|h| &h.id)
     }
@@ -165,5 +209,66 @@ impl Scope {
             }
             Self::Nothing => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_certificate_binds_a_hall_by_cn_or_dns_name() {
+        let by_cn = ClientCertificate {
+            common_name: Some("JN-A".into()),
+            dns_names: vec![],
+        };
+        assert!(by_cn.names_hall("JN-A"));
+        assert!(!by_cn.names_hall("jn-a"), "a CN is compared exactly");
+        assert!(!by_cn.names_hall("JN-B"));
+        assert!(!by_cn.names_hall(""));
+        let by_dns = ClientCertificate {
+            common_name: Some("terminal 7".into()),
+            dns_names: vec!["jn-b".into()],
+        };
+        assert!(by_dns.names_hall("JN-B"), "DNS names ignore ASCII case");
+        assert!(!by_dns.names_hall("JN-A"));
+    }
+
+    #[test]
+    fn hall_staff_need_their_own_halls_certificate_and_nobody_else_needs_one() {
+        let staff = Actor {
+            username: "staff.a".into(),
+            role: Role::HallStaff,
+            province: None,
+            hall: Some(HallPost {
+                id: "hall-a".into(),
+                code: "JN-A".into(),
+                province: "37".into(),
+                city: "370100".into(),
+            }),
+        };
+        let own = ClientCertificate {
+            common_name: Some("JN-A".into()),
+            dns_names: vec![],
+        };
+        let other = ClientCertificate {
+            common_name: Some("JN-B".into()),
+            dns_names: vec![],
+        };
+        assert_eq!(staff.require_hall_certificate(Some(&own)), Ok(()));
+        for presented in [None, Some(&other)] {
+            assert!(matches!(
+                staff.require_hall_certificate(presented),
+                Err(DomainError::ClientCertificateRequired(_))
+            ));
+        }
+        let clerk = Actor {
+            username: "clerk".into(),
+            role: Role::Clerk,
+            province: Some("53".into()),
+            hall: None,
+        };
+        assert_eq!(clerk.require_hall_certificate(None), Ok(()));
+        assert_eq!(clerk.require_hall_certificate(Some(&other)), Ok(()));
     }
 }

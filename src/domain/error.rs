@@ -59,6 +59,9 @@ impl Invalid {
 pub enum DomainError {
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// Hall staff without their hall's TLS client certificate, with mutual TLS on.
+    #[error("client certificate required: {0}")]
+    ClientCertificateRequired(String),
     #[error("not found: {0}")]
     NotFound(String),
     #[error("version {given} is stale; the current version is {current}")]
@@ -94,6 +97,7 @@ impl DomainError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Forbidden(_) => "forbidden",
+            Self::ClientCertificateRequired(_) => "client_certificate_required",
             Self::NotFound(_) => "not_found",
             Self::VersionConflict { .. } => "version_conflict",
             Self::InvalidState { .. } => "invalid_state",

@@ -866,6 +866,7 @@ mod tests {
             province: None,
             hall: Some(HallPost {
                 id: hall.into(),
+                code: format!("code-{hall}"),
                 province: "37".into(),
                 city: city.into(),
             }),

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::extract::{client_address, services, Call, Caller, PublicJson};
+use super::extract::{client_address, client_certificate, services, Call, Caller, PublicJson};
 use super::openapi::Operations;
 use super::problem::{ApiError, Problem};
 use crate::service::auth::IssuedToken;
@@ -37,7 +37,7 @@ pub async fn token(req: HttpRequest, creds: PublicJson<Credentials>) -> Reply {
     let address = client_address(&req);
     let c = creds.0;
     let issued = services(&req)?
-        .login(c.username, c.password, address)
+        .login(c.username, c.password, address, client_certificate(&req))
         .await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))

@@ -90,7 +90,7 @@ pub async fn upload(req: HttpRequest, mut body: web::Payload, id: web::Path<Work
         return Err(too_large());
     }
     media.check_label(&head[..head.len().min(SNIFF_LEN)])?;
-    let actor = authenticate(&req, &services).await?;
+    let caller = authenticate(&req, &services).await?;
     let q: UploadQuery = query(&req)?;
     let kind = q
         .kind
@@ -103,6 +103,7 @@ pub async fn upload(req: HttpRequest, mut body: web::Payload, id: web::Path<Work
                 "kind must be one of id_front, id_back, live_photo, registration_form, other",
             )
         })?;
+    let actor = caller.admit(&services)?;
     // Past this point the size is counted as the bytes stream in (a body without
     // Content-Length is refused with 413 once it passes the limit).
     let rest =

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::problem::ApiError;
-use crate::domain::access::Actor;
+use crate::domain::access::{Actor, ClientCertificate};
 use crate::http::problem::ErrorCode;
 use crate::service::{self, Services};
 
@@ -22,10 +22,39 @@ pub fn services(req: &HttpRequest) -> Result<web::Data<Services>, ApiError> {
         .ok_or_else(|| ApiError::new(ErrorCode::Internal, None, "services missing"))
 }
 
-/// The caller the bearer token names; one database read (see `Services::authenticate`).
-pub async fn authenticate(req: &HttpRequest, services: &Services) -> Result<Actor, ApiError> {
+/// A caller whose token is good, not yet admitted over its connection. The only way to its
+/// `Actor` is [`Authenticated::admit`], so no handler can skip the connection check; callers
+/// admit after parsing the body, as 400 outranks 403 in the contract's order.
+pub struct Authenticated {
+    actor: Actor,
+    certificate: Option<ClientCertificate>,
+}
+
+impl Authenticated {
+    /// The caller, once its connection passes (403 `client_certificate_required` for hall
+    /// staff without their hall's client certificate, with mutual TLS on).
+    pub fn admit(self, services: &Services) -> Result<Actor, ApiError> {
+        services.admit(&self.actor, self.certificate.as_ref())?;
+        Ok(self.actor)
+    }
+}
+
+/// The client certificate of the request's connection, as `tls::peer` read it at connect.
+pub fn client_certificate(req: &HttpRequest) -> Option<ClientCertificate> {
+    req.conn_data::<ClientCertificate>().cloned()
+}
+
+/// The bearer token's caller (401 without a good one; one database read, see
+/// `Services::authenticate`); see [`Authenticated::admit`].
+pub async fn authenticate(
+    req: &HttpRequest,
+    services: &Services,
+) -> Result<Authenticated, ApiError> {
     let token = bearer(req)?;
-    Ok(services.authenticate(&token).await?)
+    Ok(Authenticated {
+        actor: services.authenticate(&token).await?,
+        certificate: client_certificate(req),
+    })
 }
 
 fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
@@ -237,8 +266,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for Call<T> {
         let mut payload = payload.take();
         Box::pin(async move {
             let (services, body) = extract_body(&req, &mut payload).await?;
-            let actor = authenticate(&req, &services).await?;
+            let caller = authenticate(&req, &services).await?;
             let body = parse_json(&body)?;
+            let actor = caller.admit(&services)?;
             Ok(Call { actor, body })
         })
     }

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod evidence;
 pub mod extract;
+pub mod headers;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;

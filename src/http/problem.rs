@@ -18,6 +18,7 @@ pub enum ErrorCode {
     InvalidRequest,
     Unauthenticated,
     Forbidden,
+    ClientCertificateRequired,
     NotFound,
     InvalidState,
     AlreadyExists,
@@ -61,6 +62,10 @@ impl ErrorCode {
             Self::InvalidRequest => ("请求格式错误", "Malformed request"),
             Self::Unauthenticated => ("未登录或凭据无效", "Not authenticated"),
             Self::Forbidden => ("无权执行此操作", "Not allowed for this role"),
+            Self::ClientCertificateRequired => (
+                "营业厅人员须使用本营业厅的客户端证书连接",
+                "Hall staff must connect with their hall's client certificate",
+            ),
             Self::NotFound => ("未找到", "Not found"),
             Self::InvalidState => ("当前状态不允许此操作", "Not allowed in the current state"),
             Self::AlreadyExists => ("已存在", "Already exists"),
@@ -156,6 +161,7 @@ impl From<&DomainError> for ErrorCode {
     fn from(e: &DomainError) -> Self {
         match e {
             DomainError::Forbidden(_) => Self::Forbidden,
+            DomainError::ClientCertificateRequired(_) => Self::ClientCertificateRequired,
             DomainError::NotFound(_) => Self::NotFound,
             DomainError::VersionConflict { .. } => Self::VersionConflict,
             DomainError::InvalidState { .. } => Self::InvalidState,
@@ -190,7 +196,7 @@ pub fn status(code: ErrorCode) -> StatusCode {
     match code {
         InvalidRequest => StatusCode::BAD_REQUEST,
         Unauthenticated => StatusCode::UNAUTHORIZED,
-        Forbidden => StatusCode::FORBIDDEN,
+        Forbidden | ClientCertificateRequired => StatusCode::FORBIDDEN,
         NotFound => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         InvalidState | AlreadyExists => StatusCode::CONFLICT,
@@ -351,6 +357,7 @@ mod tests {
     fn every_domain_error_records_the_code_it_answers_with() {
         let mut all = vec![
             DomainError::Forbidden("f".into()),
+            DomainError::ClientCertificateRequired("c".into()),
             DomainError::NotFound("n".into()),
             DomainError::VersionConflict {
                 given: 1,
@@ -370,6 +377,7 @@ mod tests {
         for e in &all {
             match e {
                 DomainError::Forbidden(_)
+                | DomainError::ClientCertificateRequired(_)
                 | DomainError::NotFound(_)
                 | DomainError::VersionConflict { .. }
                 | DomainError::InvalidState { .. }

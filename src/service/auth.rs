@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ChainLock, Error, Result, Services};
 use crate::audit::Recorder;
-use crate::domain::access::{Actor, HallPost, Role};
+use crate::domain::access::{Actor, ClientCertificate, HallPost, Role};
 use crate::domain::login_throttle::{retry_after, Backoff, MEMORY_SECONDS};
 use crate::domain::{HallId, Username};
 use crate::storage::login_throttle::{self as throttle, ANY_NAME};
@@ -32,6 +32,11 @@ struct TokenClaims {
     province: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     hall_id: Option<HallId>,
+    /// The hall's code, which its TLS client certificate names (mutual TLS). A token issued
+    /// before the claim existed has none and so passes no certificate check: its holder logs
+    /// in again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hall_code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     hall_province: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -261,11 +266,13 @@ impl Services {
         rotate_token_key(&self.store, &self.clock, self.tokens.ttl_seconds())
     }
 
+    /// `certificate`: the names of the TLS client certificate the login came with, if any.
     pub(crate) async fn login(
         &self,
         username: String,
         password: String,
         address: String,
+        certificate: Option<ClientCertificate>,
     ) -> Result<IssuedToken> {
         let name = throttled_name(&username);
         let pair_throttled = self.check_login_throttle(name.clone(), &address).await?;
@@ -278,22 +285,25 @@ impl Services {
         let matches = password_matches(password, hash).await?;
         let (user, hall_generation) = match found {
             // A disabled user is refused like a wrong password: the reply reveals nothing.
-            Some((user, hall_gen)) if matches && user.disabled_at.is_none() => (user, hall_gen),
-            _ => {
-                self.record_login_failure(name, address.clone()).await?;
-                tracing::info!(address = %address, "failed login");
-                return Err(Error::Unauthenticated("wrong username or password"));
-            }
+            Some((user, hall_gen)) if user.disabled_at.is_none() => (user, hall_gen),
+            _ => return Err(self.failed_login(name, &address).await?),
         };
+        let generation = user.token_generation;
+        let username_found = user.username.clone();
+        let actor = self.actor_of(user).await?;
+        // Before the password's verdict is told: without the hall's certificate nobody learns
+        // whether a hall staff member's password is right.
+        self.admit(&actor, certificate.as_ref())?;
+        if !matches {
+            return Err(self.failed_login(name, &address).await?);
+        }
         if pair_throttled {
-            let (name, address) = (user.username.clone(), address);
+            let address = address.clone();
             self.write(ChainLock::NotNeeded, Recorder::system(), move |tx, _| {
-                Ok(throttle::clear_pair(tx, &name, &address)?)
+                Ok(throttle::clear_pair(tx, &username_found, &address)?)
             })
             .await?;
         }
-        let generation = user.token_generation;
-        let actor = self.actor_of(user).await?;
         // The current key, read at every login: a rotation on any instance applies at once.
         let key = self
             .store
@@ -306,6 +316,7 @@ impl Services {
             role: actor.role.as_str().to_owned(),
             province: actor.province.clone(),
             hall_id: actor.hall.as_ref().map(|h| h.id.clone()),
+            hall_code: actor.hall.as_ref().map(|h| h.code.clone()),
             hall_province: actor.hall.as_ref().map(|h| h.province.clone()),
             hall_city: actor.hall.as_ref().map(|h| h.city.clone()),
             iat: now.timestamp(),
@@ -320,6 +331,22 @@ impl Services {
         })
     }
 
+    /// Counts a failed login and gives the refusal, which reveals nothing.
+    async fn failed_login(&self, name: Option<String>, address: &str) -> Result<Error> {
+        self.record_login_failure(name, address.to_owned()).await?;
+        tracing::info!(address = %address, "failed login");
+        Ok(Error::Unauthenticated("wrong username or password"))
+    }
+
+    /// Admits an authenticated caller over the connection it came on: with mutual TLS on
+    /// (`tls.client_ca_pem`), hall staff only with their own hall's client certificate.
+    pub fn admit(&self, actor: &Actor, certificate: Option<&ClientCertificate>) -> Result<()> {
+        if self.settings.tls.mutual() {
+            actor.require_hall_certificate(certificate)?;
+        }
+        Ok(())
+    }
+
     async fn actor_of(&self, user: users::User) -> Result<Actor> {
         let role = Role::parse(&user.role)
             .ok_or_else(|| Error::Internal(format!("user has unknown role {:?}", user.role)))?;
@@ -332,6 +359,7 @@ impl Services {
                     .ok_or_else(|| Error::Internal("user's hall is missing".into()))?;
                 Some(HallPost {
                     id: hall.id.into(),
+                    code: hall.code,
                     province: hall.province,
                     city: hall.city,
                 })
@@ -382,7 +410,12 @@ impl Services {
             return Err(Error::Unauthenticated("the token has been revoked"));
         }
         let hall = match (c.hall_id, c.hall_province, c.hall_city) {
-            (Some(id), Some(province), Some(city)) => Some(HallPost { id, province, city }),
+            (Some(id), Some(province), Some(city)) => Some(HallPost {
+                id,
+                code: c.hall_code.unwrap_or_default(),
+                province,
+                city,
+            }),
             _ => None,
         };
         Ok(Actor {

@@ -601,6 +601,7 @@ mod tests {
             province: province.map(str::to_owned),
             hall: hall.map(|(id, province, city)| HallPost {
                 id: id.into(),
+                code: format!("code-{id}"),
                 province: province.into(),
                 city: city.into(),
             }),

@@ -2,10 +2,61 @@
 //! an order, as the service's own upload endpoint expects them.
 
 use std::io::Read;
+use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
 use super::{sniff_file, EvidenceArg};
+
+/// TLS beyond the system's roots: a CA to trust too (a private CA's server certificate), and
+/// the hall's client certificate and key for mutual TLS.
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    pub cacert: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl ClientTls {
+    /// An HTTP client trusting the system's roots and `cacert`, presenting `cert`/`key`.
+    pub fn client(&self) -> Result<reqwest::Client, String> {
+        let read = |path: &PathBuf| {
+            std::fs::read(path).map_err(|e| format!("{}: cannot read it: {e}", path.display()))
+        };
+        let mut builder = reqwest::Client::builder();
+        if let Some(ca) = &self.cacert {
+            let pem = read(ca)?;
+            // reqwest takes the first certificate only: add each one of a bundle.
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("{}: not a PEM certificate: {e}", ca.display()))?;
+            if certs.is_empty() {
+                return Err(format!("{}: no PEM certificate in it", ca.display()));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => {
+                // reqwest reads one PEM holding the key and the chain.
+                let mut pem = read(key)?;
+                pem.push(b'\n');
+                pem.extend(read(cert)?);
+                let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                    format!(
+                        "{} with {}: not a certificate and its private key: {e}",
+                        cert.display(),
+                        key.display()
+                    )
+                })?;
+                builder = builder.identity(identity);
+            }
+            (None, None) => {}
+            _ => return Err("--cert and --key go together".into()),
+        }
+        builder.build().map_err(|e| e.to_string())
+    }
+}
 
 /// How the terminal reaches the service and proves who it is.
 pub struct Session {
@@ -20,10 +71,9 @@ impl Session {
         token: Option<String>,
         username: Option<String>,
         password: Option<String>,
+        tls: &ClientTls,
     ) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .build()
-            .map_err(|e| e.to_string())?;
+        let client = tls.client()?;
         let url = url.trim_end_matches('/').to_owned();
         let token = match (token, username, password) {
             (Some(t), _, _) => t,

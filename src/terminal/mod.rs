@@ -12,7 +12,7 @@ use crate::domain::evidence::{EvidenceKind, MediaType, SNIFF_LEN};
 
 pub mod client;
 
-pub use client::Session;
+pub use client::{ClientTls, Session};
 
 /// `KIND=FILE` as given on the command line.
 #[derive(Debug, Clone)]

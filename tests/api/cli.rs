@@ -130,33 +130,6 @@ on_both_backends!(
 );
 
 #[test]
-fn serve_refuses_to_start_in_the_clear_when_tls_is_configured() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_crossprov"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("CROSSPROV_DATA_DIR", dir.path())
-        .env("CROSSPROV_TLS__CERT_PEM", dir.path().join("cert.pem"))
-        .env("CROSSPROV_TLS__KEY_PEM", dir.path().join("key.pem"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("plain HTTP only"));
-}
-
-#[test]
-fn serve_refuses_to_start_when_client_certificates_are_asked_for() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_crossprov"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("CROSSPROV_DATA_DIR", dir.path())
-        .env("CROSSPROV_TLS__CLIENT_CA_PEM", dir.path().join("ca.pem"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("plain HTTP only"));
-}
-
-#[test]
 fn serve_refuses_to_start_on_an_unknown_setting_value_naming_its_key() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_crossprov"))

@@ -1083,6 +1083,7 @@ fn every_error_code_is_provoked_by_a_test() {
         crate::mail::PROVOKED_ON_A_MOVABLE_CLOCK,
         crate::at_rest::PROVOKED,
         crate::at_rest::PROVOKED_ON_A_MOVABLE_CLOCK,
+        crate::tls::PROVOKED,
     ]
     .concat()
     .into_iter()

@@ -125,7 +125,7 @@ pub async fn run_with<F, Fut>(
     }
 }
 
-async fn run_on<F, Fut>(app: TestApp, scenario: F, declared: Option<ErrorCode>)
+pub async fn run_on<F, Fut>(app: TestApp, scenario: F, declared: Option<ErrorCode>)
 where
     F: FnOnce(TestApp) -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -231,8 +231,13 @@ pub struct TestApp {
     services: Option<crossprov::service::Services>,
     /// The codes of the problems asserted on this app's replies (see `run`).
     provoked: Provoked,
+    /// The client side of HTTPS, for an app serving it (see `spawn_app_over_tls`).
+    tls: Option<ClientTls>,
     _pg: Option<PgDatabase>,
 }
+
+/// How the test client talks to an app serving HTTPS.
+pub type ClientTls = Arc<rustls::ClientConfig>;
 
 type Provoked = Arc<Mutex<Vec<ErrorCode>>>;
 
@@ -255,7 +260,7 @@ pub fn contract_status(code: ErrorCode) -> u16 {
     match code {
         InvalidRequest => 400,
         Unauthenticated => 401,
-        Forbidden => 403,
+        Forbidden | ClientCertificateRequired => 403,
         NotFound => 404,
         MethodNotAllowed => 405,
         InvalidState | AlreadyExists => 409,
@@ -361,6 +366,20 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 
 /// An app whose settings `configure` adjusts (a smaller limit, another evidence store…).
 pub async fn spawn_app_with(backend: Backend, configure: Configure) -> Option<TestApp> {
+    spawn(backend, configure, None).await
+}
+
+/// An app serving HTTPS: `configure` names its certificate files (`tls.*`); its `client`
+/// (and that of `another_instance`) speaks TLS with `client_tls`, its `base` is https://.
+pub async fn spawn_app_over_tls(
+    backend: Backend,
+    configure: Configure,
+    client_tls: ClientTls,
+) -> Option<TestApp> {
+    spawn(backend, configure, Some(client_tls)).await
+}
+
+async fn spawn(backend: Backend, configure: Configure, tls: Option<ClientTls>) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("tempdir");
     let pg = match backend {
         Backend::Postgres => Some(PgDatabase::create()?),
@@ -386,7 +405,7 @@ pub async fn spawn_app_with(backend: Backend, configure: Configure) -> Option<Te
         }
         Backend::Sqlite => configure,
     };
-    let app = start(backend, database_url, dir, pg, configure);
+    let app = start(backend, database_url, dir, pg, configure, tls);
     let admin = NewUser {
         username: ADMIN.into(),
         password: PASSWORD.into(),
@@ -414,6 +433,7 @@ fn start(
     dir: tempfile::TempDir,
     pg: Option<PgDatabase>,
     configure: Configure,
+    tls: Option<ClientTls>,
 ) -> (TestApp, crossprov::service::Services) {
     let mut settings = Settings::defaults().expect("default settings");
     settings.data_dir = dir.path().to_path_buf();
@@ -423,12 +443,11 @@ fn start(
     settings.database.pool_size = 4;
     configure(&mut settings);
     let app = Application::build(settings).expect("application starts");
-    let base = format!("http://127.0.0.1:{}", app.port());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let base = format!("{scheme}://127.0.0.1:{}", app.port());
     let services = app.services().clone();
     actix_web::rt::spawn(app.run_until_stopped());
-    let client = awc::Client::builder()
-        .timeout(std::time::Duration::from_secs(60))
-        .finish();
+    let client = client(tls.clone());
     (
         TestApp {
             base,
@@ -439,10 +458,22 @@ fn start(
             configure,
             services: Some(services.clone()),
             provoked: Provoked::default(),
+            tls,
             _pg: pg,
         },
         services,
     )
+}
+
+/// A test client: plain HTTP, or TLS as `tls` says.
+pub fn client(tls: Option<ClientTls>) -> awc::Client {
+    let builder = awc::Client::builder().timeout(std::time::Duration::from_secs(60));
+    match tls {
+        Some(config) => builder
+            .connector(awc::Connector::new().rustls_0_23(config))
+            .finish(),
+        None => builder.finish(),
+    }
 }
 
 impl TestApp {
@@ -466,6 +497,7 @@ impl TestApp {
             configure: Arc::new(|_: &mut Settings| {}),
             services: None,
             provoked: Provoked::default(),
+            tls: None,
             _pg: pg,
         }
     }
@@ -484,6 +516,7 @@ impl TestApp {
             tempfile::tempdir().expect("tempdir"),
             None,
             configure,
+            self.tls.clone(),
         )
         .0
     }
@@ -504,6 +537,7 @@ impl TestApp {
             tempfile::tempdir().expect("tempdir"),
             None,
             configure,
+            self.tls.clone(),
         )
         .0
     }

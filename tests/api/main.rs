@@ -12,5 +12,6 @@ mod lifecycle;
 mod mail;
 mod service;
 mod smtp_sink;
+mod tls;
 mod tokens;
 mod verification;

@@ -503,25 +503,12 @@ impl TestApp {
     }
 
     /// A second instance sharing this one's database, as behind a load balancer.
-    /// As `another_instance`, with `extra` applied to its settings last (another KEK…).
-    pub fn another_instance_with(&self, extra: Configure) -> TestApp {
-        let given = self.configure.clone();
-        let configure: Configure = Arc::new(move |s: &mut Settings| {
-            given(s);
-            extra(s);
-        });
-        start(
-            self.backend,
-            self.database_url.clone(),
-            tempfile::tempdir().expect("tempdir"),
-            None,
-            configure,
-            self.tls.clone(),
-        )
-        .0
+    pub fn another_instance(&self) -> TestApp {
+        self.another_instance_with(Arc::new(|_: &mut Settings| {}))
     }
 
-    pub fn another_instance(&self) -> TestApp {
+    /// As `another_instance`, with `extra` applied to its settings last (another KEK…).
+    pub fn another_instance_with(&self, extra: Configure) -> TestApp {
         // Instances on one database share its KEK: on SQLite the one this app generated.
         let kek = self.dir.path().join("kek.hex");
         let given = self.configure.clone();
@@ -530,6 +517,7 @@ impl TestApp {
                 s.crypto.kek_file = kek.display().to_string();
             }
             given(s);
+            extra(s);
         });
         start(
             self.backend,

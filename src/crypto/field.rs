@@ -72,3 +72,39 @@ mod tests {
         assert!(!is_sealed("张三"));
     }
 }
+
+/// Whatever a column holds (a damaged or foreign value): opening refuses it, never panics,
+/// and a value sealed for one row never opens as anything but itself.
+#[cfg(test)]
+mod properties {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_stored_text_opens_or_is_refused(stored in any::<String>(), ad in any::<String>()) {
+            let key = DataKey::generate();
+            let _ = sealed_key_id(&stored);
+            prop_assert!(open(&key, &stored, &ad).is_err() || is_sealed(&stored));
+        }
+
+        #[test]
+        fn any_value_round_trips_and_any_flipped_byte_is_refused(
+            plain in any::<String>(),
+            flip in any::<prop::sample::Index>(),
+        ) {
+            let key = DataKey::generate();
+            let ad = field_ad("work_orders", "expected_name", "wo-1");
+            let sealed = seal(&key, "dk-1", &ad, &plain).unwrap();
+            prop_assert_eq!(open(&key, &sealed, &ad).unwrap(), plain);
+            // Change one character of the sealed body: refused, whichever it is.
+            let body_start = sealed.rfind(':').unwrap() + 1;
+            let i = body_start + flip.index(sealed.len() - body_start);
+            let mut altered = sealed.clone().into_bytes();
+            altered[i] = if altered[i] == b'A' { b'B' } else { b'A' };
+            let altered = String::from_utf8(altered).unwrap();
+            prop_assert!(open(&key, &altered, &ad).is_err());
+        }
+    }
+}

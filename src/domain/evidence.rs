@@ -262,3 +262,25 @@ mod tests {
         assert!(check_binding(&[], &[], false, &required).is_ok());
     }
 }
+
+/// Any bytes a hall uploads: sniffing never panics, and a label passes exactly when the bytes
+/// are what it says.
+#[cfg(test)]
+mod properties {
+    use super::MediaType;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn a_label_passes_exactly_when_the_bytes_agree(
+            head in proptest::collection::vec(any::<u8>(), 0..64),
+            magic in prop::sample::select(vec![&b""[..], b"\xFF\xD8\xFF", b"\x89PNG\r\n\x1A\n", b"%PDF-"]),
+        ) {
+            let bytes: Vec<u8> = magic.iter().chain(head.iter()).copied().collect();
+            let sniffed = MediaType::sniff(&bytes);
+            for label in [MediaType::Jpeg, MediaType::Png, MediaType::Pdf] {
+                prop_assert_eq!(label.check_label(&bytes).is_ok(), sniffed == Some(label));
+            }
+        }
+    }
+}

@@ -354,3 +354,36 @@ mod tests {
         assert!(IdNumberError::Length.to_string().contains("18"));
     }
 }
+
+/// Any text a caller (or a signed result) carries: a verdict, never a panic.
+#[cfg(test)]
+mod properties {
+    use super::IdNumber;
+    use chrono::NaiveDate;
+    use proptest::prelude::*;
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 12, 4).unwrap_or_default()
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_gets_a_verdict(raw in any::<String>()) {
+            let _ = IdNumber::parse(&raw, today());
+        }
+
+        #[test]
+        fn any_eighteen_id_characters_get_a_verdict(
+            chars in proptest::collection::vec(prop::sample::select(b"0123456789Xx ".to_vec()), 16..20)
+        ) {
+            let raw: String = chars.into_iter().map(char::from).collect();
+            if let Ok(id) = IdNumber::parse(&raw, today()) {
+                // What is kept is 18 characters, upper case, and parses again to itself.
+                prop_assert_eq!(id.as_str().len(), 18);
+                prop_assert!(!id.as_str().contains('x'));
+                // (No Debug on purpose: a failing case must not print a number.)
+                prop_assert!(IdNumber::parse(id.as_str(), today()).ok() == Some(id.clone()));
+            }
+        }
+    }
+}

@@ -89,3 +89,24 @@ mod tests {
         assert_eq!(mask_name("\u{20BB7}三"), "\u{20BB7}*");
     }
 }
+
+/// Any text, any script: masking never panics and never shows more than it should.
+#[cfg(test)]
+mod properties {
+    use super::{mask_id, mask_name};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn masks_keep_the_length_and_hide_the_middle(raw in any::<String>()) {
+            let id = mask_id(&raw);
+            prop_assert_eq!(id.chars().count(), raw.chars().count());
+            // At most the first 6 and the last 4 characters show.
+            prop_assert!(id.chars().filter(|c| *c != '*').count() <= 10);
+            let name = mask_name(&raw);
+            prop_assert_eq!(name.chars().count(), raw.chars().count());
+            // A name shows at most its first character.
+            prop_assert!(name.chars().skip(1).all(|c| c == '*'));
+        }
+    }
+}

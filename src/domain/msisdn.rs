@@ -149,3 +149,37 @@ mod tests {
         assert_eq!(Msisdn::parse("13912345678"), Some(m));
     }
 }
+
+/// Any text a caller sends: parsed or refused, never a panic, and only 11 digits kept.
+#[cfg(test)]
+mod properties {
+    use super::Msisdn;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_text_is_parsed_or_refused(raw in any::<String>()) {
+            if let Some(m) = Msisdn::parse(&raw) {
+                prop_assert_eq!(m.as_str().len(), 11);
+                prop_assert!(m.as_str().bytes().all(|b| b.is_ascii_digit()));
+                prop_assert_eq!(Msisdn::parse(m.as_str()), Some(m.clone()));
+            }
+        }
+
+        #[test]
+        fn a_number_survives_the_ways_people_write_it(
+            second in 3u8..=9,
+            rest in proptest::collection::vec(0u8..=9, 9),
+            prefix in prop::sample::select(vec!["", "+86", "0086", "86", "+86 ", " "]),
+            sep in prop::sample::select(vec!["", " ", "-"]),
+        ) {
+            let digits: String = std::iter::once(1u8)
+                .chain(std::iter::once(second))
+                .chain(rest)
+                .map(|d| char::from(b'0' + d))
+                .collect();
+            let written = format!("{prefix}{}{sep}{}{sep}{}", &digits[..3], &digits[3..7], &digits[7..]);
+            prop_assert_eq!(Msisdn::parse(&written).map(|m| m.as_str().to_owned()), Some(digits));
+        }
+    }
+}

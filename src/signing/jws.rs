@@ -106,3 +106,53 @@ impl<'a> CompactJws<'a> {
         serde_json::from_slice(&self.payload).ok()
     }
 }
+
+/// Any text submitted as a result: parsed or refused, never a panic, whatever its segments
+/// decode to.
+#[cfg(test)]
+mod properties {
+    use super::CompactJws;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_text_is_parsed_or_refused(raw in any::<String>()) {
+            let _ = CompactJws::parse(&raw);
+        }
+
+        #[test]
+        fn any_three_segments_are_parsed_or_refused(
+            header in proptest::collection::vec(any::<u8>(), 0..64),
+            payload in proptest::collection::vec(any::<u8>(), 0..256),
+            signature in proptest::collection::vec(any::<u8>(), 0..96),
+        ) {
+            let jws = format!(
+                "{}.{}.{}",
+                URL_SAFE_NO_PAD.encode(header),
+                URL_SAFE_NO_PAD.encode(payload),
+                URL_SAFE_NO_PAD.encode(signature)
+            );
+            let _ = CompactJws::parse(&jws);
+        }
+
+        #[test]
+        fn any_header_json_is_parsed_or_refused(
+            alg in any::<String>(),
+            kid in proptest::option::of(any::<String>()),
+            payload in any::<String>(),
+        ) {
+            let header = serde_json::json!({"alg": alg, "kid": kid, "typ": "JWT"});
+            let jws = format!(
+                "{}.{}.c2ln",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode(payload)
+            );
+            if let Ok(parsed) = CompactJws::parse(&jws) {
+                // Only the two algorithms the contract allows survive parsing.
+                prop_assert!(parsed.alg.is_none() || alg == "ES256" || alg == "EdDSA");
+            }
+        }
+    }
+}

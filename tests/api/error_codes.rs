@@ -724,11 +724,7 @@ async fn repeated_failed_logins_are_rate_limited(app: TestApp) {
     // Locked: even the right password is refused, with a hint when to retry.
     let r = w.app.login("clerk.yn", PASSWORD).await;
     r.problem(RateLimited);
-    let retry: i64 = r
-        .header("retry-after")
-        .expect("Retry-After")
-        .parse()
-        .expect("seconds");
+    let retry = r.retry_after();
     assert!((1..=900).contains(&retry), "Retry-After {retry}");
     let again = post(LOGIN).json(&login_body("clerk.yn", json!("guess 6")));
     w.app.answers(RateLimited, [again]).await;

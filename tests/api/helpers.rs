@@ -305,6 +305,14 @@ impl Reply {
             .map(str::to_owned)
     }
 
+    /// The `Retry-After` seconds this reply carries (it must carry them).
+    pub fn retry_after(&self) -> i64 {
+        self.header("retry-after")
+            .expect("Retry-After")
+            .parse()
+            .expect("seconds")
+    }
+
     /// Asserts this reply is the problem `code`: the contract's status for it, served as
     /// `application/problem+json`, with every member the contract names (`type`, `title`,
     /// `status`, `code`, `detail`).

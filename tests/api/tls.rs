@@ -782,20 +782,8 @@ async fn the_evidence_upload_command_uploads_over_mutual_tls(t: Tls) {
             ]);
         }
         args.push(format!("id_front={}", file.display()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_crossprov"))
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{PASSWORD}\n").as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        crate::cli::crossprov(h.app(), &args, Some(&format!("{PASSWORD}\n")))
     };
     let refused = upload(false);
     assert!(!refused.status.success());

@@ -336,11 +336,7 @@ async fn wrong_passwords_from_one_address_slow_that_address_only(app: TestApp) {
     // From the guesser's address even the right password waits, on both instances.
     let r = app.login_from(guesser, "clerk.yn", PASSWORD).await;
     r.problem(RateLimited);
-    let retry: i64 = r
-        .header("retry-after")
-        .expect("Retry-After")
-        .parse()
-        .expect("seconds");
+    let retry = r.retry_after();
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
     second
         .login_from(guesser, "clerk.yn", PASSWORD)
@@ -358,11 +354,7 @@ async fn wrong_passwords_from_one_address_slow_that_address_only(app: TestApp) {
         .problem(Unauthenticated);
     let r = app.login_from(guesser, "clerk.yn", PASSWORD).await;
     r.problem(RateLimited);
-    let doubled: i64 = r
-        .header("retry-after")
-        .expect("Retry-After")
-        .parse()
-        .expect("seconds");
+    let doubled = r.retry_after();
     assert!((61..=120).contains(&doubled), "Retry-After {doubled}");
     // An admin's unlock clears it for every address, on every instance.
     let r = second

@@ -166,6 +166,19 @@ impl Application {
         let retention = supervised("retention", move || {
             crate::service::retention::run(services.clone())
         });
+        let checkpointer =
+            (self.services.backend() == crate::storage::Backend::Sqlite).then(|| {
+                let services = self.services.clone();
+                supervised("SQLite checkpointer", move || {
+                    let services = services.clone();
+                    async move {
+                        loop {
+                            tokio::time::sleep(CHECKPOINT_EVERY).await;
+                            services.checkpoint_database().await;
+                        }
+                    }
+                })
+            });
         let reloader = self
             .tls
             .map(|tls| supervised("TLS reloader", move || tls.clone().run()));
@@ -173,12 +186,19 @@ impl Application {
         scheduler.abort();
         worker.abort();
         retention.abort();
+        if let Some(checkpointer) = checkpointer {
+            checkpointer.abort();
+        }
         if let Some(reloader) = reloader {
             reloader.abort();
         }
         served
     }
 }
+
+/// How often SQLite's log is copied into the database file: often enough that the log stays
+/// a few thousand pages long under full load, so writers never copy it themselves.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Runs background work for as long as the server runs: a task that ends (it never should; a
 /// panic would be a bug) is logged and started again, rather than leaving mail or timers

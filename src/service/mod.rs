@@ -231,6 +231,15 @@ impl Services {
         self.store.backend()
     }
 
+    /// SQLite's log copied into the database file, beside the writers (see
+    /// `Store::checkpoint_wal`); called by `serve` every 100 ms.
+    pub async fn checkpoint_database(&self) {
+        if let Err(e) = self.store.checkpoint_wal().await {
+            // A writer copies the log itself once it grows, so this only costs speed.
+            tracing::warn!(error = %e, "copying the SQLite log into the database failed");
+        }
+    }
+
     /// True when the database answers (readiness).
     pub async fn database_answers(&self) -> bool {
         self.store.ping().await

@@ -38,7 +38,7 @@ EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=6s --start-period=30s --retries=3 \
   CMD ["/usr/local/bin/crossprov", "probe", "--timeout", "5", "http://127.0.0.1:8080/readyz"]
 # SIGTERM (docker stop) stops gracefully; give it server.shutdown_drain_seconds +
-# server.shutdown_timeout_seconds + mail.timeout_seconds (docker stop --time 70).
+# server.shutdown_timeout_seconds + mail.timeout_seconds + 5 s (docker stop --time 75).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/crossprov"]
 CMD ["serve"]

@@ -22,31 +22,50 @@ use crate::terminal::{add_evidence, parse_evidence_arg, ClientTls, EvidenceArg, 
 #[command(
     name = "crossprov",
     version,
-    about = "跨省实名登记工单服务 — cross-province real-name registration"
+    about = "跨省实名登记工单服务 — cross-province real-name registration",
+    long_about = "跨省实名登记工单服务 — cross-province real-name registration work orders.\n\n\
+        Settings: built-in defaults, then the file of --config (or CROSSPROV_CONFIG), then \
+        CROSSPROV_<SECTION>__<KEY> environment variables, then flags; \
+        `crossprov config check` shows where each value came from."
 )]
 pub struct Cli {
-    /// Settings file (TOML), layered over the built-in defaults.
-    #[arg(long, global = true, env = "CROSSPROV_CONFIG")]
-    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
+/// Where a command's settings come from: the commands that read settings take these.
+#[derive(Debug, clap::Args)]
+struct SettingsArgs {
+    /// Settings file (TOML), layered over the built-in defaults and under CROSSPROV_*
+    /// environment variables.
+    #[arg(long, value_name = "FILE", env = "CROSSPROV_CONFIG")]
+    config: Option<PathBuf>,
+    /// The database: sqlite://PATH, a bare path, or postgres://USER@HOST/DB (default:
+    /// database.url, else SQLite at data_dir/crossprov.db).
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+/// The settings of `serve`, which `config check` checks as they are.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// HOST:PORT to listen on (default: server.listen, 127.0.0.1:8080).
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<String>,
+    #[command(flatten)]
+    settings: SettingsArgs,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the service (migrations are applied at start).
-    Serve {
-        /// HOST:PORT to listen on.
-        #[arg(long)]
-        listen: Option<String>,
-        /// sqlite://PATH, a bare path, or postgres://…
-        #[arg(long)]
-        database_url: Option<String>,
-    },
+    /// Run the service (migrations are applied at start; SIGTERM stops it gracefully).
+    Serve(ServeArgs),
     /// Apply pending migrations and exit.
-    Migrate {
-        #[arg(long)]
-        database_url: Option<String>,
+    Migrate(SettingsArgs),
+    /// Settings: show where each comes from, refuse contradictions.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
     },
     /// Manage users.
     User {
@@ -55,15 +74,17 @@ enum Command {
     },
     /// Write a hall key pair (private.pem, public.pem) into a directory.
     Keygen {
+        /// The signature algorithm the hall will register.
         #[arg(long, value_parser = ["ES256", "EdDSA"])]
         alg: String,
-        #[arg(long)]
+        /// The directory to write into (made when missing).
+        #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
     /// Print the compact JWS a hall terminal would submit for a verification result.
     SignResult {
         /// The hall's private key (PKCS#8 PEM).
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         key: PathBuf,
         /// The key id registered for the hall.
         #[arg(long)]
@@ -95,6 +116,24 @@ enum Command {
         #[command(subcommand)]
         command: RetentionCommand,
     },
+    /// GET a URL; exit 0 when it answers 2xx, 1 otherwise (a container's health check).
+    Probe {
+        /// The URL to ask.
+        #[arg(default_value = "http://127.0.0.1:8080/readyz")]
+        url: String,
+        /// Give up after this many seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+        timeout: u64,
+        #[command(flatten)]
+        tls: TlsArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Load the settings as `serve` would and print each with its value (secrets redacted)
+    /// and where it came from; exit 1 with one line per contradiction `serve` would refuse.
+    Check(ServeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,48 +143,47 @@ enum KeysCommand {
     RotateKek {
         /// The new KEK (64 hex digits). The old ones come from crypto.kek_file and
         /// crypto.previous_kek_files.
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         new_kek_file: PathBuf,
-        #[arg(long)]
-        database_url: Option<String>,
+        #[command(flatten)]
+        settings: SettingsArgs,
     },
     /// Make a new login-token signing key current; tokens signed by older keys keep working
     /// until they expire. Prints one JSON object.
-    RotateTokenKey {
-        #[arg(long)]
-        database_url: Option<String>,
-    },
+    RotateTokenKey(SettingsArgs),
 }
 
 #[derive(Debug, Subcommand)]
 enum RetentionCommand {
     /// Shred every subscriber whose orders all closed more than retention.days ago; prints
     /// {"shredded", "evidence_deleted", …}.
-    Run {
-        #[arg(long)]
-        database_url: Option<String>,
-    },
+    Run(SettingsArgs),
 }
 
 #[derive(Debug, Subcommand)]
 enum UserCommand {
     /// Create a user directly in the database (how the first admin is made).
     Add {
+        /// The login name.
         #[arg(long)]
         username: String,
+        /// What the user may do.
         #[arg(long, value_parser = ["clerk", "hall_staff", "auditor", "admin"])]
         role: String,
+        /// A clerk's home province (GB/T 2260 code, e.g. 53).
         #[arg(long)]
         province: Option<String>,
+        /// Hall staff's hall (its id).
         #[arg(long)]
         hall_id: Option<String>,
+        /// Where the user's notifications go; none without it.
         #[arg(long)]
         email: Option<String>,
         /// Read the password from the first line of standard input.
         #[arg(long, required = true)]
         password_stdin: bool,
-        #[arg(long)]
-        database_url: Option<String>,
+        #[command(flatten)]
+        settings: SettingsArgs,
     },
 }
 
@@ -175,10 +213,7 @@ enum EvidenceCommand {
         tls: TlsArgs,
     },
     /// Re-hash every stored evidence file; exit 1 naming the first that does not match.
-    Verify {
-        #[arg(long)]
-        database_url: Option<String>,
-    },
+    Verify(SettingsArgs),
 }
 
 /// TLS options of the commands that talk to the service over HTTPS.
@@ -209,27 +244,32 @@ impl From<TlsArgs> for ClientTls {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Re-hash the whole chain offline; exit 1 unless intact.
+    /// Re-hash the whole chain offline and print one JSON object; exit 0 when intact, 1 when
+    /// not, 2 when it could not be checked (settings, a database that cannot be reached).
     Verify {
-        #[arg(long)]
-        database_url: Option<String>,
-        /// A checkpoint JWS kept elsewhere that the log must still agree with.
-        #[arg(long)]
+        #[command(flatten)]
+        settings: SettingsArgs,
+        /// A checkpoint kept elsewhere that the log must still agree with: the compact JWS,
+        /// or the JSON `GET /api/v1/audit/checkpoint` answers.
+        #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
     },
 }
 
-fn settings(
-    config: Option<PathBuf>,
-    database_url: Option<String>,
-    listen: Option<String>,
-) -> Result<Settings, String> {
-    Settings::load(&Overrides {
-        config_file: config,
+/// Exit status of `audit verify` when the log could not be checked at all: the contract fixes
+/// 1 for every verdict but "intact", so the JSON's `error_kind` tells the two apart.
+const NOT_CHECKED: u8 = 1;
+
+fn overrides(args: SettingsArgs, listen: Option<String>) -> Overrides {
+    Overrides {
+        config_file: args.config,
         listen,
-        database_url: database_url.map(SecretString::from),
-    })
-    .map_err(|e| e.to_string())
+        database_url: args.database_url.map(SecretString::from),
+    }
+}
+
+fn settings(args: SettingsArgs) -> Result<Settings, String> {
+    Settings::load(&overrides(args, None)).map_err(|e| e.to_string())
 }
 
 fn open_store(s: &Settings) -> Result<Store, String> {
@@ -254,16 +294,37 @@ pub fn run() -> ExitCode {
 
 fn dispatch(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
-        Command::Serve {
-            listen,
-            database_url,
-        } => {
-            let s = settings(cli.config, database_url, listen)?;
+        Command::Serve(args) => {
+            let (s, explained) = Settings::load_explained(&overrides(args.settings, args.listen))
+                .map_err(|e| e.to_string())?;
             crate::telemetry::init(&s.log);
+            tracing::info!(
+                version = env!("CARGO_PKG_VERSION"),
+                backend = ?crate::storage::DatabaseUrl::parse(s.database_url().expose_secret()).backend(),
+                database = %s.shown_database_url(),
+                settings = %explained.non_default_line(),
+                "crossprov starting"
+            );
             serve(s)
         }
-        Command::Migrate { database_url } => {
-            let s = settings(cli.config, database_url, None)?;
+        Command::Config {
+            command: ConfigCommand::Check(args),
+        } => Ok(config_check(args)),
+        Command::Probe { url, timeout, tls } => {
+            let status = actix_web::rt::System::new().block_on(crate::terminal::probe(
+                &url,
+                &tls.into(),
+                std::time::Duration::from_secs(timeout),
+            ))?;
+            if status.is_success() {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("crossprov: {url} answered {status}");
+                Ok(ExitCode::from(1))
+            }
+        }
+        Command::Migrate(args) => {
+            let s = settings(args)?;
             crate::telemetry::init(&s.log);
             let store = open_store(&s)?;
             // Values written before encryption at rest are sealed here too.
@@ -276,10 +337,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             command:
                 KeysCommand::RotateKek {
                     new_kek_file,
-                    database_url,
+                    settings: args,
                 },
         } => {
-            let s = settings(cli.config, database_url, None)?;
+            let s = settings(args)?;
             crate::telemetry::init(&s.log);
             let report = crate::service::rotation::rotate_kek(&s, &new_kek_file)
                 .map_err(|e| e.to_string())?;
@@ -287,9 +348,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Retention {
-            command: RetentionCommand::Run { database_url },
+            command: RetentionCommand::Run(args),
         } => {
-            let s = settings(cli.config, database_url, None)?;
+            let s = settings(args)?;
             crate::telemetry::init(&s.log);
             let services = crate::service::Services::build(s).map_err(|e| e.to_string())?;
             let report = actix_web::rt::System::new()
@@ -307,10 +368,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
                     hall_id,
                     email,
                     password_stdin: _,
-                    database_url,
+                    settings: args,
                 },
         } => {
-            let s = settings(cli.config, database_url, None)?;
+            let s = settings(args)?;
             crate::telemetry::init(&s.log);
             let password = read_password()?;
             let store = open_store(&s)?;
@@ -328,9 +389,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys {
-            command: KeysCommand::RotateTokenKey { database_url },
+            command: KeysCommand::RotateTokenKey(args),
         } => {
-            let s = settings(cli.config, database_url, None)?;
+            let s = settings(args)?;
             crate::telemetry::init(&s.log);
             let store = open_store(&s)?;
             let rotation = crate::service::auth::rotate_token_key(
@@ -406,9 +467,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             })
         }
         Command::Evidence {
-            command: EvidenceCommand::Verify { database_url },
+            command: EvidenceCommand::Verify(args),
         } => {
-            let s = settings(cli.config, database_url, None)?;
+            let s = settings(args)?;
             crate::telemetry::init(&s.log);
             let (ok, report) = actix_web::rt::System::new().block_on(verify_store(&s))?;
             println!("{report}");
@@ -426,15 +487,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         Command::Audit {
             command:
                 AuditCommand::Verify {
-                    database_url,
+                    settings: args,
                     checkpoint,
                 },
-        } => match settings(cli.config, database_url, None) {
+        } => match settings(args) {
             Ok(s) => {
                 crate::telemetry::init(&s.log);
                 audit_verify(&s, checkpoint)
             }
-            Err(why) => Ok(broken(&why)),
+            Err(why) => Ok(not_checked(&why)),
         },
     }
 }
@@ -452,32 +513,82 @@ fn read_password() -> Result<String, String> {
 fn serve(s: Settings) -> Result<ExitCode, String> {
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(s).map_err(|e| e.to_string())?;
-        app.run_until_stopped().await.map_err(|e| e.to_string())?;
+        app.run_until(crate::startup::termination())
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(ExitCode::SUCCESS)
     })
 }
 
-/// Exit 0 only for an intact log; anything else, a database that cannot be read included, is
-/// exit 1 with one JSON object on standard output saying why.
+/// `config check`: every setting with its origin on standard output, then each refusal on
+/// standard error; exit 1 when there is any (settings that do not load included).
+fn config_check(args: ServeArgs) -> ExitCode {
+    let (s, explained) = match Settings::load_explained(&overrides(args.settings, args.listen)) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("crossprov: refused: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let width = explained
+        .iter()
+        .map(|shown| shown.key.chars().count() + shown.value.chars().count() + 3)
+        .max()
+        .unwrap_or(0);
+    for shown in explained.iter() {
+        let setting = format!("{} = {}", shown.key, shown.value);
+        println!("{setting:width$}  # {}", shown.origin);
+    }
+    let refused = crate::startup::checks::refusals(&s);
+    for line in &refused {
+        eprintln!("crossprov: refused: {line}");
+    }
+    if refused.is_empty() {
+        eprintln!("crossprov: the settings are consistent");
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Exit 0 for an intact log, 1 for a broken one (a log that cannot be read once reached
+/// included), 2 when the database cannot be reached: one JSON object on standard output.
 fn audit_verify(s: &Settings, checkpoint: Option<PathBuf>) -> Result<ExitCode, String> {
-    match verify_report(s, checkpoint) {
+    // Reached at once or not at all: an unreachable database is said now, not after retries.
+    let db = match OfflineDb::open_existing(s.database_url().expose_secret()) {
+        Ok(db) => db,
+        Err(e) => return Ok(not_checked(&format!("cannot reach the database: {e}"))),
+    };
+    match verify_report(&db, checkpoint) {
         Ok(code) => Ok(code),
         Err(why) => Ok(broken(&why)),
     }
 }
 
-/// The verdict when the log could not even be read: not intact.
+/// The verdict when the log could not be checked: said on standard error too.
+fn not_checked(why: &str) -> ExitCode {
+    eprintln!("crossprov: audit verify: {why}");
+    print_unread(why, "not_checked");
+    ExitCode::from(NOT_CHECKED)
+}
+
+/// The verdict when the log was reached but could not be read: not intact.
 fn broken(why: &str) -> ExitCode {
-    println!(
-        "{}",
-        json!({ "ok": false, "checked": 0, "head": null, "first_bad_seq": null, "error": why })
-    );
+    print_unread(why, "unreadable");
     ExitCode::from(1)
 }
 
-fn verify_report(s: &Settings, checkpoint: Option<PathBuf>) -> Result<ExitCode, String> {
-    let db =
-        OfflineDb::open_existing(s.database_url().expose_secret()).map_err(|e| e.to_string())?;
+fn print_unread(why: &str, kind: &str) {
+    println!(
+        "{}",
+        json!({
+            "ok": false, "checked": 0, "head": null, "first_bad_seq": null,
+            "error": why, "error_kind": kind,
+        })
+    );
+}
+
+fn verify_report(db: &OfflineDb, checkpoint: Option<PathBuf>) -> Result<ExitCode, String> {
     let verdict = db
         .verify_audit(checkpoint.as_deref())
         .map_err(|e| e.to_string())?;
@@ -507,4 +618,72 @@ fn verify_report(s: &Settings, checkpoint: Option<PathBuf>) -> Result<ExitCode, 
     } else {
         ExitCode::from(1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// `--help` describes every option, and offers `--config` only where settings are read.
+    #[test]
+    fn every_option_is_described_and_config_offered_only_where_read() {
+        let reads_settings = [
+            "serve",
+            "migrate",
+            "config check",
+            "user add",
+            "keys rotate-kek",
+            "keys rotate-token-key",
+            "retention run",
+            "evidence verify",
+            "audit verify",
+        ];
+        let mut cli = Cli::command();
+        cli.build();
+        let mut leaves = Vec::new();
+        let mut stack: Vec<(String, &clap::Command)> = vec![(String::new(), &cli)];
+        while let Some((path, cmd)) = stack.pop() {
+            for sub in cmd.get_subcommands() {
+                let name = format!("{path} {}", sub.get_name()).trim().to_owned();
+                if sub.has_subcommands() {
+                    stack.push((name, sub));
+                } else {
+                    leaves.push((name, sub));
+                }
+            }
+            assert!(
+                cmd.get_about().is_some() || path.is_empty(),
+                "{path}: no description"
+            );
+        }
+        for (name, cmd) in &leaves {
+            if name == "help" || name.ends_with(" help") {
+                continue;
+            }
+            assert!(cmd.get_about().is_some(), "{name}: no description");
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                assert!(arg.get_help().is_some(), "{name} {id}: no description");
+            }
+            let has_config = cmd.get_arguments().any(|a| a.get_id() == "config");
+            assert_eq!(
+                has_config,
+                reads_settings.contains(&name.as_str()),
+                "{name}: --config offered where settings are {}read",
+                if has_config { "not " } else { "" }
+            );
+        }
+        assert_eq!(
+            leaves
+                .iter()
+                .filter(|(n, _)| reads_settings.contains(&n.as_str()))
+                .count(),
+            reads_settings.len()
+        );
+    }
 }

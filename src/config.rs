@@ -14,6 +14,12 @@ use crate::domain::sla::SlaRule;
 /// The documented defaults; compiled in so the binary runs from any folder.
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
+/// Environment variables `CROSSPROV_<SECTION>__<KEY>` override the file.
+const ENV_PREFIX: &str = "CROSSPROV";
+
+mod explain;
+pub use explain::{redacted_url, Explained, Origin, Shown};
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub data_dir: PathBuf,
@@ -64,6 +70,10 @@ pub struct RetentionSettings {
 pub struct ServerSettings {
     pub listen: String,
     pub workers: usize,
+    /// After SIGTERM, how long `/readyz` answers 503 while requests are still taken.
+    pub shutdown_drain_seconds: u64,
+    /// Then, how long requests in flight may take to finish.
+    pub shutdown_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -261,17 +271,23 @@ pub enum SettingsError {
 impl Settings {
     /// Loads every layer. `CROSSPROV_CONFIG` names the file when `--config` does not.
     pub fn load(overrides: &Overrides) -> Result<Self, SettingsError> {
+        Ok(Self::load_explained(overrides)?.0)
+    }
+
+    /// As [`Settings::load`], with every setting's value and the layer it came from
+    /// (`crossprov config check`, the start-up line).
+    pub fn load_explained(overrides: &Overrides) -> Result<(Self, Explained), SettingsError> {
         let file = overrides
             .config_file
             .clone()
             .or_else(|| std::env::var_os("CROSSPROV_CONFIG").map(PathBuf::from));
         let mut builder = config::Config::builder()
             .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
-        if let Some(file) = file {
-            builder = builder.add_source(config::File::from(file).required(true));
+        if let Some(file) = &file {
+            builder = builder.add_source(config::File::from(file.clone()).required(true));
         }
         builder = builder.add_source(
-            config::Environment::with_prefix("CROSSPROV")
+            config::Environment::with_prefix(ENV_PREFIX)
                 .prefix_separator("_")
                 .separator("__")
                 .list_separator(",")
@@ -285,9 +301,11 @@ impl Settings {
         if let Some(url) = &overrides.database_url {
             builder = builder.set_override("database.url", url.expose_secret())?;
         }
-        let settings: Self = builder.build()?.try_deserialize()?;
+        let built = builder.build()?;
+        let explained = Explained::new(&built, overrides, file.as_deref())?;
+        let settings: Self = built.try_deserialize()?;
         settings.check_opening_hours()?;
-        Ok(settings)
+        Ok((settings, explained))
     }
 
     /// The defaults alone, for tests and tools that build settings in code.

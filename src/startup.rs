@@ -1,7 +1,10 @@
 //! Building and running the HTTP server. Binding happens in `build`, so tests can ask for
 //! port 0 and read the real port back.
 
+pub mod checks;
+
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServiceResponse};
 use actix_web::http::{header, StatusCode};
@@ -28,6 +31,9 @@ pub enum StartupError {
     Mail(#[from] crate::notify::NotifyError),
     #[error("TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// Settings that contradict each other or name unusable files, one line each.
+    #[error("{}", .0.join("\n"))]
+    Refused(Vec<String>),
 }
 
 pub struct Application {
@@ -66,7 +72,11 @@ fn method_not_allowed<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHand
 
 impl Application {
     pub fn build(settings: Settings) -> Result<Self, StartupError> {
-        // Certificate files are checked before the database is touched.
+        // Every refusal at once, before the database is touched.
+        let refused = checks::refusals(&settings);
+        if !refused.is_empty() {
+            return Err(StartupError::Refused(refused));
+        }
         let tls = ServerTls::from_settings(&settings.tls)?;
         let services = Services::build(settings)?;
         Self::start(services, tls)
@@ -104,6 +114,7 @@ impl Application {
             hsts: tls.is_some(),
         });
         let workers = services.settings().server.workers;
+        let shutdown_timeout = services.settings().server.shutdown_timeout_seconds;
         let server = HttpServer::new(move || {
             let (app, document) = http::with_routes(App::new());
             app.app_data(web::Data::new(document))
@@ -122,7 +133,10 @@ impl Application {
                 .default_service(web::to(http::not_found))
         })
         // Keeps the names of the client certificate a connection presented (mutual TLS).
-        .on_connect(crate::tls::peer::on_connect);
+        .on_connect(crate::tls::peer::on_connect)
+        // Signals are the caller's (`run_until`): /readyz must go unready before the stop.
+        .disable_signals()
+        .shutdown_timeout(shutdown_timeout);
         let mut server = match &tls {
             Some(tls) => server.listen_rustls_0_23(listener, tls.config()),
             None => server.listen(listener),
@@ -151,25 +165,37 @@ impl Application {
         &self.services
     }
 
-    /// Serves until stopped, with this instance's background work beside it: the SLA
-    /// scheduler and the mail worker.
+    /// Serves until the process ends, with this instance's background work beside it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(std::future::pending()).await
+    }
+
+    /// Serves, with this instance's background work beside it (the SLA scheduler, the mail
+    /// worker, retention, the TLS reloader), until `stop` resolves; then stops gracefully:
+    /// `/readyz` answers 503 at once, new requests are still taken for
+    /// `server.shutdown_drain_seconds`, then no new connection is accepted, requests in flight
+    /// finish (within `server.shutdown_timeout_seconds`), and the mail worker finishes the
+    /// batch it is sending.
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()> + 'static,
+    ) -> std::io::Result<()> {
         let services = self.services.clone();
-        let scheduler = supervised("SLA scheduler", move || {
+        let scheduler = supervised("SLA scheduler", &self.services, move || {
             crate::scheduler::run(services.clone())
         });
         let (services, mailer) = (self.services.clone(), self.mailer.clone());
-        let worker = supervised("mail worker", move || {
+        let worker = supervised("mail worker", &self.services, move || {
             crate::notify::worker::run(services.clone(), mailer.clone())
         });
         let services = self.services.clone();
-        let retention = supervised("retention", move || {
+        let retention = supervised("retention", &self.services, move || {
             crate::service::retention::run(services.clone())
         });
         let checkpointer =
             (self.services.backend() == crate::storage::Backend::Sqlite).then(|| {
                 let services = self.services.clone();
-                supervised("SQLite checkpointer", move || {
+                supervised("SQLite checkpointer", &self.services, move || {
                     let services = services.clone();
                     async move {
                         loop {
@@ -181,10 +207,32 @@ impl Application {
             });
         let reloader = self
             .tls
-            .map(|tls| supervised("TLS reloader", move || tls.clone().run()));
+            .map(|tls| supervised("TLS reloader", &self.services, move || tls.clone().run()));
+        let handle = self.server.handle();
+        let services = self.services.clone();
+        let settings = &self.services.settings().server;
+        let drain = Duration::from_secs(settings.shutdown_drain_seconds);
+        let timeout = settings.shutdown_timeout_seconds;
+        actix_web::rt::spawn(async move {
+            stop.await;
+            services.wake().stop();
+            tracing::info!(
+                drain_seconds = drain.as_secs(),
+                shutdown_timeout_seconds = timeout,
+                "stopping: /readyz answers 503; requests in flight will finish"
+            );
+            tokio::time::sleep(drain).await;
+            handle.stop(true).await;
+        });
         let served = self.server.await;
+        self.services.wake().stop();
+        // The conversation in progress ends within mail.timeout_seconds; a little more for
+        // recording the batch.
+        let mail_timeout = Duration::from_secs(self.services.settings().mail.timeout_seconds + 5);
+        if tokio::time::timeout(mail_timeout, worker).await.is_err() {
+            tracing::warn!("the mail worker did not finish its batch in time; its leases run out");
+        }
         scheduler.abort();
-        worker.abort();
         retention.abort();
         if let Some(checkpointer) = checkpointer {
             checkpointer.abort();
@@ -192,6 +240,7 @@ impl Application {
         if let Some(reloader) = reloader {
             reloader.abort();
         }
+        tracing::info!("stopped");
         served
     }
 }
@@ -200,18 +249,50 @@ impl Application {
 /// a few thousand pages long under full load, so writers never copy it themselves.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Runs background work for as long as the server runs: a task that ends (it never should; a
-/// panic would be a bug) is logged and started again, rather than leaving mail or timers
-/// silently stopped.
-fn supervised<F, Fut>(name: &'static str, start: F) -> actix_web::rt::task::JoinHandle<()>
+/// Resolves on SIGTERM or SIGINT (Ctrl-C): what `serve` stops on.
+pub async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; stopping on Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs background work for as long as the server runs: a task that ends before the instance
+/// stops (it never should; a panic would be a bug) is logged and started again, rather than
+/// leaving mail or timers silently stopped.
+fn supervised<F, Fut>(
+    name: &'static str,
+    services: &Services,
+    start: F,
+) -> actix_web::rt::task::JoinHandle<()>
 where
     F: Fn() -> Fut + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
 {
     use futures_util::FutureExt;
+    let services = services.clone();
     actix_web::rt::spawn(async move {
         loop {
             let ended = std::panic::AssertUnwindSafe(start()).catch_unwind().await;
+            if services.wake().is_stopping() {
+                return;
+            }
             let how = if ended.is_err() { "panicked" } else { "ended" };
             tracing::error!(
                 task = name,

@@ -75,7 +75,41 @@ pub fn check_file(
     path: &Path,
     report: &VerifyReport,
 ) -> Result<CheckpointClaims, String> {
-    let jws = std::fs::read_to_string(path)
+    let text = std::fs::read_to_string(path)
         .map_err(|e| CheckpointError::Unreadable(format!("{}: {e}", path.display())).to_string())?;
-    check(conn, jws.trim(), report).map_err(|e| e.to_string())
+    let jws = checkpoint_jws(&text).map_err(|e| e.to_string())?;
+    check(conn, &jws, report).map_err(|e| e.to_string())
+}
+
+/// The JWS a kept checkpoint holds: the compact JWS itself, or the object
+/// `GET /api/v1/audit/checkpoint` answers (`{"checkpoint": "<compact JWS>"}`), saved as is.
+fn checkpoint_jws(text: &str) -> Result<String, CheckpointError> {
+    let text = text.trim();
+    if !text.starts_with('{') {
+        return Ok(text.to_owned());
+    }
+    let answer: serde_json::Value =
+        serde_json::from_str(text).map_err(|_| CheckpointError::Malformed)?;
+    answer["checkpoint"]
+        .as_str()
+        .map(|jws| jws.trim().to_owned())
+        .ok_or(CheckpointError::Malformed)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_kept_checkpoint_is_the_jws_or_the_endpoint_s_answer() {
+        assert_eq!(checkpoint_jws("a.b.c\n").unwrap(), "a.b.c");
+        assert_eq!(
+            checkpoint_jws("{\"checkpoint\": \"a.b.c\"}\n").unwrap(),
+            "a.b.c"
+        );
+        for bad in ["{\"checkpoint\": 1}", "{\"other\": \"a.b.c\"}", "{not json"] {
+            assert_eq!(checkpoint_jws(bad), Err(CheckpointError::Malformed));
+        }
+    }
 }

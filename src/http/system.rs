@@ -16,6 +16,14 @@ pub async fn healthz() -> HttpResponse {
 
 pub async fn readyz(req: HttpRequest) -> Reply {
     let services = services(&req)?;
+    // Unready first, so a load balancer sends nothing new while requests in flight finish.
+    if services.wake().is_stopping() {
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            None,
+            "the service is stopping",
+        ));
+    }
     if services.database_answers().await {
         let mut body = serde_json::json!({ "status": "ready" });
         // Said where every check looks: a service whose clock tests can move is no production one.

@@ -20,13 +20,17 @@ const MEASURE_EVERY: Duration = Duration::from_secs(5);
 /// window. Mail waits a quarter of a second longer, far inside the contract's minute.
 const GATHER: Duration = Duration::from_millis(250);
 
-/// Runs until the task is dropped.
+/// Runs until the instance stops (see `Wake::stop`): the batch being sent then is sent and
+/// recorded first, so no conversation is cut off and no lease is left to run out.
 pub async fn run(services: Services, mailer: std::sync::Arc<Mailer>) {
     // This instance's name on the rows it leases.
     let owner = uuid::Uuid::new_v4().to_string();
     let poll = Duration::from_millis(services.settings().mail.poll_interval_ms.max(50));
     let mut measured = Instant::now() - MEASURE_EVERY;
     loop {
+        if services.wake().is_stopping() {
+            return;
+        }
         let more = match services.lease_mail(owner.clone()).await {
             Ok(batch) if batch.is_empty() => false,
             Ok(batch) => deliver(&services, mailer.as_ref(), batch).await,
@@ -48,6 +52,7 @@ pub async fn run(services: Services, mailer: std::sync::Arc<Mailer>) {
         let woken = tokio::select! {
             _ = tokio::time::sleep(poll) => false,
             _ = services.wake().mail.notified() => true,
+            _ = services.wake().stopping() => return,
         };
         if woken {
             tokio::time::sleep(GATHER).await;

@@ -84,11 +84,30 @@ pub struct Wake {
     pub timers: tokio::sync::Notify,
     /// Set when a step writes outbox rows; the write path wakes the worker once it commits.
     mail_written: std::sync::atomic::AtomicBool,
+    /// True once the instance is stopping (SIGTERM): `/readyz` answers 503, the mail worker
+    /// finishes its batch and ends.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Wake {
     pub(crate) fn mail_written(&self) {
         self.mail_written.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits until the instance is stopping.
+    pub async fn stopping(&self) {
+        let mut stop = self.stop.subscribe();
+        // Err: the sender is gone, which it cannot be while `self` lives.
+        let _ = stop.wait_for(|stopping| *stopping).await;
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// From now on the instance is stopping.
+    pub(crate) fn stop(&self) {
+        self.stop.send_replace(true);
     }
 
     /// After a commit: wakes the mail worker if the step wrote mail.

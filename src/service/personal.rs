@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use super::{Error, Result};
 use crate::config::{Mode, Settings};
 use crate::crypto::index::IndexKind;
-use crate::crypto::{field, BlindIndex, CryptoError, DataKey, Keyring};
+use crate::crypto::{field, BlindIndex, CryptoError, DataKey, Kek, Keyring};
 use crate::domain::masking::mask_name;
 use crate::storage::data_keys::{self, DataKeyRow};
 use crate::storage::work_orders::StoredName;
@@ -33,6 +33,29 @@ pub struct Crypto {
 /// (instances sharing a database must share the KEK), `crypto.kek_file` must name a readable
 /// KEK; the embedded default generates `data_dir/kek.hex` on first start.
 pub fn keyring(settings: &Settings, backend: Backend) -> std::result::Result<Keyring, CryptoError> {
+    let given = kek_given(settings, backend)?;
+    Keyring::from_files(&settings.kek_path(), !given, &previous_keks(settings))
+}
+
+/// What [`keyring`] would refuse, making nothing (`crossprov config check`, and `serve`
+/// before it opens the database): the embedded default's KEK may be absent until first start.
+pub fn check_keyring(
+    settings: &Settings,
+    backend: Backend,
+) -> std::result::Result<(), CryptoError> {
+    let given = kek_given(settings, backend)?;
+    let previous = previous_keks(settings);
+    if !given && !settings.kek_path().exists() {
+        for file in &previous {
+            Kek::load(file)?;
+        }
+        return Ok(());
+    }
+    Keyring::from_files(&settings.kek_path(), false, &previous).map(drop)
+}
+
+/// Whether `crypto.kek_file` is set; an error where it must be and is not.
+fn kek_given(settings: &Settings, backend: Backend) -> std::result::Result<bool, CryptoError> {
     let given = !settings.crypto.kek_file.trim().is_empty();
     let must_be_given = settings.mode == Mode::Production || backend == Backend::Postgres;
     if must_be_given && !given {
@@ -46,14 +69,17 @@ pub fn keyring(settings: &Settings, backend: Backend) -> std::result::Result<Key
             why: why.into(),
         });
     }
-    let previous: Vec<PathBuf> = settings
+    Ok(given)
+}
+
+fn previous_keks(settings: &Settings) -> Vec<PathBuf> {
+    settings
         .crypto
         .previous_kek_files
         .iter()
         .filter(|p| !p.trim().is_empty())
         .map(|p| PathBuf::from(p.trim()))
-        .collect();
-    Keyring::from_files(&settings.kek_path(), !given, &previous)
+        .collect()
 }
 
 impl Crypto {

@@ -230,7 +230,10 @@ impl Store {
             }
         }
         // Verification changes nothing: even its "writers" are read-only connections.
-        Self::pool(Connector::new(url, 10_000).read_only(), 1)
+        let connector = Connector::new(url, 10_000).read_only();
+        // One attempt first: the pool would retry an unreachable server for 30 s.
+        drop(connector.connect()?);
+        Self::pool(connector, 1)
     }
 
     fn pool(connector: Connector, pool_size: u32) -> Result<Self, StorageError> {

@@ -169,3 +169,20 @@ async fn answer(res: reqwest::Response) -> Result<Value, String> {
         ))
     }
 }
+
+/// One GET of `url` within `timeout`: its status (`crossprov probe`, a container's health
+/// check, where no curl is installed).
+pub async fn probe(
+    url: &str,
+    tls: &ClientTls,
+    timeout: std::time::Duration,
+) -> Result<reqwest::StatusCode, String> {
+    let client = tls.client()?;
+    let res = client
+        .get(url)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    Ok(res.status())
+}

@@ -12,7 +12,7 @@ use crate::domain::evidence::{EvidenceKind, MediaType, SNIFF_LEN};
 
 pub mod client;
 
-pub use client::{ClientTls, Session};
+pub use client::{probe, ClientTls, Session};
 
 /// `KIND=FILE` as given on the command line.
 #[derive(Debug, Clone)]

@@ -364,6 +364,11 @@ async fn checkpoints_and_proofs_let_an_auditor_catch_a_rewritten_history(app: Te
     std::fs::write(&file, &jws).unwrap();
     let (code, report) = audit_verify(&w.app, &["--checkpoint", file.to_str().unwrap()]);
     assert_eq!(code, 0, "{report}");
+    // The endpoint's answer saved as it came is a kept checkpoint too.
+    let answer = w.app.dir.path().join("checkpoint.json");
+    std::fs::write(&answer, cp.raw.as_slice()).unwrap();
+    let (code, report) = audit_verify(&w.app, &["--checkpoint", answer.to_str().unwrap()]);
+    assert_eq!((code, &report["checkpoint"]), (0, &json!("ok")), "{report}");
     // ...until someone rewrites history and recomputes every hash after it, head row included.
     let drop_guard = drop_guard(&w.app, "audit_events_no_delete");
     let n = size2;
@@ -591,17 +596,38 @@ async fn the_tree_of_a_log_from_before_it_was_kept_is_built_at_start_once(app: T
     assert_eq!(after.assert_status(200)["ok"], true, "{}", after.body);
 }
 
-async fn verifying_a_database_that_cannot_be_read_is_not_intact(app: TestApp) {
+/// A database that cannot be reached is no tampered log: said at once, with its own
+/// `error_kind` (the contract fixes exit 1 for every verdict but intact).
+async fn verifying_a_database_that_cannot_be_reached_says_so_at_once(app: TestApp) {
     let mut app = app;
     app.database_url = format!("sqlite://{}", app.dir.path().join("missing.db").display());
     let (code, report) = audit_verify(&app, &[]);
     assert_eq!(code, 1);
     assert_eq!(report["ok"], false);
+    assert_eq!(report["error_kind"], "not_checked");
     assert!(report["error"].as_str().unwrap().contains("does not exist"));
+    // Nothing listens on port 1: refused at once, not retried for the pool's 30 s.
+    app.database_url = "postgres://postgres@127.0.0.1:1/crossprov".into();
+    let started = std::time::Instant::now();
+    let (code, report) = audit_verify(&app, &[]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["error_kind"], "not_checked", "{report}");
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach the database"),
+        "{report}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 on_both_backends!(
-    verifying_a_database_that_cannot_be_read_is_not_intact,
+    verifying_a_database_that_cannot_be_reached_says_so_at_once,
     checkpoints_and_proofs_equal_a_recomputation_from_the_events_after_many_events,
     a_tampered_tree_node_is_found_online_and_offline,
     the_tree_of_a_log_from_before_it_was_kept_is_built_at_start_once,

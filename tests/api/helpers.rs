@@ -1,8 +1,12 @@
 //! Spawns the real application on port 0 against a fresh database (a SQLite file, or a
 //! PostgreSQL database created for the test and dropped after), and talks to it over HTTP.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -1180,5 +1184,186 @@ where
             }
             Err(_) => actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await,
         }
+    }
+}
+
+/// A `crossprov serve` process the test started, killed when dropped.
+pub struct Serve {
+    child: Option<Child>,
+    pub base: String,
+    log: PathBuf,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A loopback port free now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Serve {
+    /// Starts `crossprov serve --config CONFIG` on a fresh port and waits until it is ready.
+    pub async fn start(config: &Path, name: &str) -> Serve {
+        let port = free_port();
+        let log = config.with_file_name(format!("{name}.log"));
+        let out = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_crossprov"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .spawn()
+            .expect("crossprov serve starts");
+        let mut serve = Serve {
+            child: Some(child),
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .finish();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = serve
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("serve {name} exited {status}: {}", serve.log_tail());
+            }
+            if let Ok(res) = client.get(format!("{}/readyz", serve.base)).send().await {
+                if res.status().is_success() {
+                    return serve;
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "serve {name} not ready: {}",
+                serve.log_tail()
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `kill -9`: no shutdown, no cleanup, leases left as they are.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, as systemd and `docker stop` send it.
+    pub fn terminate(&self) {
+        if let Some(child) = &self.child {
+            // SAFETY: kill(2) on the pid of a child this test started and has not reaped.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+            }
+        }
+    }
+
+    /// Waits up to `within` for the process to exit by itself: its status, or None.
+    pub fn exited_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Everything the process logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+/// A database and a folder for `serve` processes: the config file they share (each
+/// instance's own `data_dir` comes from its name), the admin made with the CLI.
+pub struct Deployment {
+    pub dir: tempfile::TempDir,
+    pub backend: Backend,
+    pub database_url: String,
+    pub pg: Option<PgDatabase>,
+}
+
+impl Deployment {
+    pub fn new(backend: Backend) -> Option<Self> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (database_url, pg) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("crossprov.db").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let pg = PgDatabase::create()?;
+                (pg.url.clone(), Some(pg))
+            }
+        };
+        Some(Self {
+            dir,
+            backend,
+            database_url,
+            pg,
+        })
+    }
+
+    /// `crossprov user add` for the admin, as an operator makes the first one.
+    pub fn add_admin(&self, config: &Path) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_crossprov"))
+            .args(["user", "add", "--username", ADMIN, "--role", "admin"])
+            .args(["--password-stdin", "--database-url", &self.database_url])
+            .env("CROSSPROV_CONFIG", config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("crossprov user add");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A client of `serve`, owning this deployment's files and database (dropped with it).
+    pub fn client_of(self, serve: &Serve) -> TestApp {
+        TestApp::of_process(
+            serve.base.clone(),
+            self.backend,
+            self.database_url,
+            self.dir,
+            self.pg,
+        )
     }
 }

@@ -3,9 +3,7 @@
 //! the SLA timers driven by the movable clock; the suspension date; the admin outbox.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::ErrorCode::*;
 use crate::helpers::{
-    eventually, post, spawn_app_with, Backend, Configure, PgDatabase, TestApp, World, ADMIN,
+    eventually, post, spawn_app_with, Backend, Configure, Deployment, Serve, TestApp, World, ADMIN,
     ID_NUMBER, NAME, PASSWORD,
 };
 use crate::smtp_sink::{read_messages, summary, Mail, SmtpSink};
@@ -592,122 +590,11 @@ async fn mail_held_through_an_smtp_outage_arrives_once_within_a_minute_of_its_re
     assert!(failed.is_empty(), "an outage fails nothing: {failed:?}");
 }
 
-/// A `crossprov serve` process the test started, killed when dropped.
-struct Serve {
-    child: Option<Child>,
-    base: String,
-    log: PathBuf,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A loopback port free now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-impl Serve {
-    /// Starts `crossprov serve --config CONFIG` on a fresh port and waits until it is ready.
-    async fn start(config: &Path, name: &str) -> Serve {
-        let port = free_port();
-        let log = config.with_file_name(format!("{name}.log"));
-        let out = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_crossprov"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            // Plain lines in the log this test prints on failure.
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log"))
-            .stderr(out)
-            .spawn()
-            .expect("crossprov serve starts");
-        let mut serve = Serve {
-            child: Some(child),
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        let client = awc::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .finish();
-        let start = Instant::now();
-        loop {
-            if let Some(status) = serve
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!("serve {name} exited {status}: {}", serve.log_tail());
-            }
-            if let Ok(res) = client.get(format!("{}/readyz", serve.base)).send().await {
-                if res.status().is_success() {
-                    return serve;
-                }
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "serve {name} not ready: {}",
-                serve.log_tail()
-            );
-            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// `kill -9`: no shutdown, no cleanup, leases left as they are.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-}
-
-/// A database and a folder for `serve` processes: the config file they share (each
-/// instance's own `data_dir` comes from its name), the admin made with the CLI.
-struct Deployment {
-    dir: tempfile::TempDir,
-    backend: Backend,
-    database_url: String,
-    pg: Option<PgDatabase>,
-}
-
+/// The settings of `serve` processes that send mail over SMTP.
 impl Deployment {
-    fn new(backend: Backend) -> Option<Self> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (database_url, pg) = match backend {
-            Backend::Sqlite => (
-                format!("sqlite://{}", dir.path().join("crossprov.db").display()),
-                None,
-            ),
-            Backend::Postgres => {
-                let pg = PgDatabase::create()?;
-                (pg.url.clone(), Some(pg))
-            }
-        };
-        Some(Self {
-            dir,
-            backend,
-            database_url,
-            pg,
-        })
-    }
-
     /// Writes the config of the instance `name`: this database, its own `data_dir`, mail
     /// over SMTP to `sink`, then `extra` (TOML, sections included).
+    /// `extra` lands in the `[mail]` section.
     fn config(&self, name: &str, sink: &SmtpSink, extra: &str) -> PathBuf {
         let data = self.dir.path().join(format!("{name}-data"));
         // Every instance on the database shares one KEK (PostgreSQL requires it given).
@@ -719,9 +606,9 @@ impl Deployment {
             "data_dir = {data:?}\n\
              [server]\nworkers = 2\n\
              [database]\nurl = {url:?}\npool_size = 4\n\
+             [crypto]\nkek_file = {kek:?}\n\
              [mail]\ntransport = \"smtp\"\nsmtp_url = {smtp:?}\npoll_interval_ms = 200\n\
              base_url = {BASE_URL:?}\n\
-             [crypto]\nkek_file = {kek:?}\n\
              {extra}\n",
             data = data.display().to_string(),
             url = self.database_url,
@@ -731,42 +618,6 @@ impl Deployment {
         let file = self.dir.path().join(format!("{name}.toml"));
         std::fs::write(&file, text).expect("config");
         file
-    }
-
-    /// `crossprov user add` for the admin, as an operator makes the first one.
-    fn add_admin(&self, config: &Path) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_crossprov"))
-            .args(["user", "add", "--username", ADMIN, "--role", "admin"])
-            .args(["--password-stdin", "--database-url", &self.database_url])
-            .env("CROSSPROV_CONFIG", config)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("crossprov user add");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{PASSWORD}\n").as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// A client of `serve`, owning this deployment's files and database (dropped with it).
-    fn client_of(self, serve: &Serve) -> TestApp {
-        TestApp::of_process(
-            serve.base.clone(),
-            self.backend,
-            self.database_url,
-            self.dir,
-            self.pg,
-        )
     }
 }
 

@@ -221,6 +221,7 @@ pub struct Problem {
     pub type_uri: String,
     pub title: String,
     pub status: u16,
+    #[schema(schema_with = super::openapi::error_code_schema)]
     pub code: String,
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -9,9 +9,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
 use crate::config::{Overrides, Settings};
+use crate::domain::text::Text;
 use crate::offline::evidence::verify_store;
 use crate::service::users::{add_cli_user, NewUser};
-use crate::domain::text::Text;
 use crate::signing::keys::{write_private, PrivateKey};
 use crate::signing::Alg;
 use crate::startup::Application;

@@ -97,7 +97,11 @@ pub struct HallQuery {
     responses((status = 200, body = HallList), Problems))]
 pub async fn list_halls(req: HttpRequest, _caller: Caller) -> Reply {
     let q: HallQuery = query(&req)?;
-    Ok(HttpResponse::Ok().json(services(&req)?.list_halls(q.province.map(String::from), q.city.map(String::from)).await?))
+    Ok(HttpResponse::Ok().json(
+        services(&req)?
+            .list_halls(q.province.map(String::from), q.city.map(String::from))
+            .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/halls", tag = "administration", request_body = NewHall,
@@ -143,7 +147,11 @@ pub async fn create_user(req: HttpRequest, call: Call<NewUser>) -> Reply {
 /// Disable a user: no login, and every token they hold is refused at once on every instance.
 #[utoipa::path(post, path = "/users/{username}/disable", tag = "administration", params(UserPath),
     responses((status = 200, body = UserView), Problems))]
-pub async fn disable_user(req: HttpRequest, call: Call<NoBody>, path: web::Path<UserPath>) -> Reply {
+pub async fn disable_user(
+    req: HttpRequest,
+    call: Call<NoBody>,
+    path: web::Path<UserPath>,
+) -> Reply {
     Ok(HttpResponse::Ok().json(
         services(&req)?
             .disable_user(call.actor, path.into_inner().username)
@@ -192,7 +200,11 @@ pub async fn unlock_user(req: HttpRequest, call: Call<NoBody>, path: web::Path<U
 /// A subscriber's real-name record (masked); every read is audited.
 #[utoipa::path(get, path = "/subscribers/{msisdn}", tag = "subscribers", params(SubscriberPath),
     responses((status = 200, body = SubscriberView), Problems))]
-pub async fn subscriber(req: HttpRequest, caller: Caller, path: web::Path<SubscriberPath>) -> Reply {
+pub async fn subscriber(
+    req: HttpRequest,
+    caller: Caller,
+    path: web::Path<SubscriberPath>,
+) -> Reply {
     Ok(HttpResponse::Ok().json(
         services(&req)?
             .view_subscriber(caller.0, path.into_inner().msisdn)
@@ -211,7 +223,11 @@ pub async fn outbox(req: HttpRequest, caller: Caller) -> Reply {
 /// Send a pending or failed row again, now (admin).
 #[utoipa::path(post, path = "/admin/outbox/{id}/retry", tag = "administration", params(OutboxPath),
     responses((status = 200, body = OutboxView), Problems))]
-pub async fn retry_outbox(req: HttpRequest, call: Call<NoBody>, path: web::Path<OutboxPath>) -> Reply {
+pub async fn retry_outbox(
+    req: HttpRequest,
+    call: Call<NoBody>,
+    path: web::Path<OutboxPath>,
+) -> Reply {
     Ok(HttpResponse::Ok().json(
         services(&req)?
             .retry_outbox(call.actor, path.into_inner().id)

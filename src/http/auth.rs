@@ -38,7 +38,12 @@ pub async fn token(req: HttpRequest, creds: PublicJson<Credentials>) -> Reply {
     let address = client_address(&req);
     let c = creds.0;
     let issued = services(&req)?
-        .login(c.username.into(), c.password.into(), address, client_certificate(&req))
+        .login(
+            c.username.into(),
+            c.password.into(),
+            address,
+            client_certificate(&req),
+        )
         .await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))

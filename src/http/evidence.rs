@@ -10,8 +10,8 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::extract::{authenticate, query, services, Caller};
 use super::openapi::{Binary, Operations, Problems};
-use super::work_orders::OrderPath;
 use super::problem::ApiError;
+use super::work_orders::OrderPath;
 use crate::domain::evidence::{EvidenceKind, MediaType, SNIFF_LEN};
 use crate::domain::WorkOrderId;
 use crate::http::problem::ErrorCode;
@@ -151,11 +151,7 @@ pub async fn list(req: HttpRequest, caller: Caller, path: web::Path<OrderPath>) 
 #[utoipa::path(get, path = "/work-orders/{id}/evidence/{sha256}", tag = "evidence", params(EvidencePath),
     responses((status = 200, description = "the file's bytes, with the type it was uploaded as",
         content((Binary = "image/jpeg"), (Binary = "image/png"), (Binary = "application/pdf"))), Problems))]
-pub async fn download(
-    req: HttpRequest,
-    caller: Caller,
-    path: web::Path<EvidencePath>,
-) -> Reply {
+pub async fn download(req: HttpRequest, caller: Caller, path: web::Path<EvidencePath>) -> Reply {
     let EvidencePath { id, sha256 } = path.into_inner();
     let download = services(&req)?
         .download_evidence(caller.0, id, sha256)

@@ -117,7 +117,9 @@ pub fn error_code_schema() -> Schema {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .enum_values(Some(ErrorCode::iter().map(ErrorCode::as_str)))
-        .description(Some("stable machine-readable code (`docs/api.md`, \"Error codes\")"))
+        .description(Some(
+            "stable machine-readable code (`docs/api.md`, \"Error codes\")",
+        ))
         .into()
 }
 

@@ -56,6 +56,11 @@ impl ErrorCode {
         self.into()
     }
 
+    /// The status this code answers with (the test holding `docs/api.md` to it reads it).
+    pub fn status(self) -> StatusCode {
+        status(self)
+    }
+
     /// Short titles, Simplified Chinese first.
     pub fn title(self, lang: Lang) -> &'static str {
         let (zh, en) = match self {

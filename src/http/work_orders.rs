@@ -205,7 +205,13 @@ pub async fn cancel(req: HttpRequest, call: Call<Reason>, path: web::Path<OrderP
 #[utoipa::path(post, path = "/work-orders/{id}/reroute", tag = "work orders", params(OrderPath, IfMatch), request_body = Reroute,
     responses((status = 200, body = WorkOrderView), Stale, Problems))]
 pub async fn reroute(req: HttpRequest, call: Call<Reroute>, path: web::Path<OrderPath>) -> Reply {
-    transition(&req, call.actor, path.into_inner().id, Step::Reroute(call.body)).await
+    transition(
+        &req,
+        call.actor,
+        path.into_inner().id,
+        Step::Reroute(call.body),
+    )
+    .await
 }
 
 /// Set or move the date the number's service will be suspended (home-province clerk); the

@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
 use crate::config::{Overrides, Settings};
+use crate::domain::text::Text;
 use crate::offline::evidence::verify_store;
 use crate::service::users::{add_cli_user, NewUser};
 use crate::signing::keys::{write_private, PrivateKey};
@@ -376,12 +377,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             let password = read_password()?;
             let store = open_store(&s)?;
             let req = NewUser {
-                username,
-                password,
-                role,
-                province,
-                hall_id,
-                email,
+                username: bounded(username, "--username")?,
+                password: bounded(password, "the password")?,
+                role: bounded(role, "--role")?,
+                province: province.map(|p| bounded(p, "--province")).transpose()?,
+                hall_id: hall_id.map(|h| bounded(h, "--hall-id")).transpose()?,
+                email: email.map(|e| bounded(e, "--email")).transpose()?,
             };
             let user = add_cli_user(&store, &crate::service::Clock::default(), &req)
                 .map_err(|e| crate::http::problem::ApiError::from(e).to_string())?;
@@ -501,6 +502,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
 }
 
 /// `--password-stdin`: the first line, without its line ending.
+/// A value for a field the API bounds, held to the same ceiling.
+fn bounded<const MAX: usize>(value: String, what: &str) -> Result<Text<MAX>, String> {
+    Text::new(value).ok_or_else(|| format!("{what} is longer than {MAX} characters"))
+}
+
 fn read_password() -> Result<String, String> {
     let mut password = String::new();
     std::io::stdin()

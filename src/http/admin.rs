@@ -1,12 +1,13 @@
 //! Reference data and administration: provinces, halls, hall keys, users, subscribers.
 
+use crate::domain::text::ceiling::Code;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::extract::{query, services, Call, Caller, NoBody};
-use super::openapi::Operations;
-use super::problem::{ApiError, Problem};
+use super::openapi::{Operations, Problems};
+use super::problem::ApiError;
 use crate::domain::HallId;
 use crate::service::halls::{HallKeyView, HallList, HallView, NewHall, NewHallKey, ProvinceList};
 use crate::service::outbox::{OutboxPage, OutboxQuery, OutboxView};
@@ -14,6 +15,47 @@ use crate::service::subscribers::SubscriberView;
 use crate::service::users::{NewUser, PasswordReset, UserView};
 
 type Reply = Result<HttpResponse, ApiError>;
+
+/// `{id}` in a hall's paths.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct HallPath {
+    /// The hall's id (`hall_id`).
+    #[param(value_type = String)]
+    pub id: HallId,
+}
+
+/// `{id}/keys/{kid}`: one key of a hall.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct HallKeyPath {
+    /// The hall's id (`hall_id`).
+    #[param(value_type = String)]
+    pub id: HallId,
+    /// The key's id, as registered.
+    pub kid: String,
+}
+
+/// `{username}` in a user's paths.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct UserPath {
+    pub username: String,
+}
+
+/// `{msisdn}`: a subscriber's mobile number.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SubscriberPath {
+    pub msisdn: String,
+}
+
+/// `{id}` of an outbox row.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct OutboxPath {
+    pub id: String,
+}
 
 /// Each operation routed as its `#[utoipa::path]` declares (paths relative to `/api/v1`).
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -37,7 +79,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 }
 
 #[utoipa::path(get, path = "/provinces", tag = "reference data",
-    responses((status = 200, body = ProvinceList), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = ProvinceList), Problems))]
 /// Any authenticated caller may read reference data.
 pub async fn provinces(req: HttpRequest, _caller: Caller) -> Reply {
     Ok(HttpResponse::Ok().json(services(&req)?.provinces()))
@@ -47,44 +89,48 @@ pub async fn provinces(req: HttpRequest, _caller: Caller) -> Reply {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct HallQuery {
-    pub province: Option<String>,
-    pub city: Option<String>,
+    pub province: Option<Code>,
+    pub city: Option<Code>,
 }
 
 #[utoipa::path(get, path = "/halls", tag = "reference data", params(HallQuery),
-    responses((status = 200, body = HallList), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = HallList), Problems))]
 pub async fn list_halls(req: HttpRequest, _caller: Caller) -> Reply {
     let q: HallQuery = query(&req)?;
-    Ok(HttpResponse::Ok().json(services(&req)?.list_halls(q.province, q.city).await?))
+    Ok(HttpResponse::Ok().json(
+        services(&req)?
+            .list_halls(q.province.map(String::from), q.city.map(String::from))
+            .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/halls", tag = "administration", request_body = NewHall,
-    responses((status = 201, body = HallView), (status = "4XX", body = Problem)))]
+    responses((status = 201, body = HallView), Problems))]
 pub async fn create_hall(req: HttpRequest, call: Call<NewHall>) -> Reply {
     Ok(HttpResponse::Created().json(services(&req)?.create_hall(call.actor, call.body).await?))
 }
 
-#[utoipa::path(post, path = "/halls/{id}/keys", tag = "administration", request_body = NewHallKey,
-    responses((status = 201, body = HallKeyView), (status = "4XX", body = Problem)))]
+#[utoipa::path(post, path = "/halls/{id}/keys", tag = "administration", params(HallPath), request_body = NewHallKey,
+    responses((status = 201, body = HallKeyView), Problems))]
 pub async fn register_key(
     req: HttpRequest,
     call: Call<NewHallKey>,
-    id: web::Path<HallId>,
+    path: web::Path<HallPath>,
 ) -> Reply {
     let key = services(&req)?
-        .register_hall_key(call.actor, id.into_inner(), call.body)
+        .register_hall_key(call.actor, path.into_inner().id, call.body)
         .await?;
     Ok(HttpResponse::Created().json(key))
 }
 
-#[utoipa::path(post, path = "/halls/{id}/keys/{kid}/revoke", tag = "administration",
-    responses((status = 200, body = HallKeyView), (status = "4XX", body = Problem)))]
+#[utoipa::path(post, path = "/halls/{id}/keys/{kid}/revoke", tag = "administration", params(HallKeyPath),
+    responses((status = 200, body = HallKeyView), Problems))]
 pub async fn revoke_key(
     req: HttpRequest,
     call: Call<NoBody>,
-    path: web::Path<(HallId, String)>,
+    path: web::Path<HallKeyPath>,
 ) -> Reply {
-    let (hall_id, kid) = path.into_inner();
+    let HallKeyPath { id: hall_id, kid } = path.into_inner();
     Ok(HttpResponse::Ok().json(
         services(&req)?
             .revoke_hall_key(call.actor, hall_id, kid)
@@ -93,86 +139,98 @@ pub async fn revoke_key(
 }
 
 #[utoipa::path(post, path = "/users", tag = "administration", request_body = NewUser,
-    responses((status = 201, body = UserView), (status = "4XX", body = Problem)))]
+    responses((status = 201, body = UserView), Problems))]
 pub async fn create_user(req: HttpRequest, call: Call<NewUser>) -> Reply {
     Ok(HttpResponse::Created().json(services(&req)?.create_user(call.actor, call.body).await?))
 }
 
 /// Disable a user: no login, and every token they hold is refused at once on every instance.
-#[utoipa::path(post, path = "/users/{username}/disable", tag = "administration",
-    responses((status = 200, body = UserView), (status = "4XX", body = Problem)))]
-pub async fn disable_user(req: HttpRequest, call: Call<NoBody>, name: web::Path<String>) -> Reply {
+#[utoipa::path(post, path = "/users/{username}/disable", tag = "administration", params(UserPath),
+    responses((status = 200, body = UserView), Problems))]
+pub async fn disable_user(
+    req: HttpRequest,
+    call: Call<NoBody>,
+    path: web::Path<UserPath>,
+) -> Reply {
     Ok(HttpResponse::Ok().json(
         services(&req)?
-            .disable_user(call.actor, name.into_inner())
+            .disable_user(call.actor, path.into_inner().username)
             .await?,
     ))
 }
 
 /// Let a disabled user log in again.
-#[utoipa::path(post, path = "/users/{username}/enable", tag = "administration",
-    responses((status = 200, body = UserView), (status = "4XX", body = Problem)))]
-pub async fn enable_user(req: HttpRequest, call: Call<NoBody>, name: web::Path<String>) -> Reply {
+#[utoipa::path(post, path = "/users/{username}/enable", tag = "administration", params(UserPath),
+    responses((status = 200, body = UserView), Problems))]
+pub async fn enable_user(req: HttpRequest, call: Call<NoBody>, path: web::Path<UserPath>) -> Reply {
     Ok(HttpResponse::Ok().json(
         services(&req)?
-            .enable_user(call.actor, name.into_inner())
+            .enable_user(call.actor, path.into_inner().username)
             .await?,
     ))
 }
 
 /// Set a user's password; every token they hold ends.
-#[utoipa::path(post, path = "/users/{username}/password", tag = "administration",
+#[utoipa::path(post, path = "/users/{username}/password", tag = "administration", params(UserPath),
     request_body = PasswordReset,
-    responses((status = 200, body = UserView), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = UserView), Problems))]
 pub async fn reset_password(
     req: HttpRequest,
     call: Call<PasswordReset>,
-    name: web::Path<String>,
+    path: web::Path<UserPath>,
 ) -> Reply {
     Ok(HttpResponse::Ok().json(
         services(&req)?
-            .reset_password(call.actor, name.into_inner(), call.body)
+            .reset_password(call.actor, path.into_inner().username, call.body)
             .await?,
     ))
 }
 
 /// Clear login throttling for this username from every address.
-#[utoipa::path(post, path = "/users/{username}/unlock", tag = "administration",
-    responses((status = 200, body = UserView), (status = "4XX", body = Problem)))]
-pub async fn unlock_user(req: HttpRequest, call: Call<NoBody>, name: web::Path<String>) -> Reply {
+#[utoipa::path(post, path = "/users/{username}/unlock", tag = "administration", params(UserPath),
+    responses((status = 200, body = UserView), Problems))]
+pub async fn unlock_user(req: HttpRequest, call: Call<NoBody>, path: web::Path<UserPath>) -> Reply {
     Ok(HttpResponse::Ok().json(
         services(&req)?
-            .unlock_user(call.actor, name.into_inner())
+            .unlock_user(call.actor, path.into_inner().username)
             .await?,
     ))
 }
 
 /// A subscriber's real-name record (masked); every read is audited.
-#[utoipa::path(get, path = "/subscribers/{msisdn}", tag = "subscribers",
-    responses((status = 200, body = SubscriberView), (status = "4XX", body = Problem)))]
-pub async fn subscriber(req: HttpRequest, caller: Caller, msisdn: web::Path<String>) -> Reply {
+#[utoipa::path(get, path = "/subscribers/{msisdn}", tag = "subscribers", params(SubscriberPath),
+    responses((status = 200, body = SubscriberView), Problems))]
+pub async fn subscriber(
+    req: HttpRequest,
+    caller: Caller,
+    path: web::Path<SubscriberPath>,
+) -> Reply {
     Ok(HttpResponse::Ok().json(
         services(&req)?
-            .view_subscriber(caller.0, msisdn.into_inner())
+            .view_subscriber(caller.0, path.into_inner().msisdn)
             .await?,
     ))
 }
 
 /// The outbox: mail waiting (`pending`, the default), given up on (`failed`) or `sent` (admin).
 #[utoipa::path(get, path = "/admin/outbox", tag = "administration", params(OutboxQuery),
-    responses((status = 200, body = OutboxPage), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = OutboxPage), Problems))]
 pub async fn outbox(req: HttpRequest, caller: Caller) -> Reply {
     let q: OutboxQuery = query(&req)?;
     Ok(HttpResponse::Ok().json(services(&req)?.list_outbox(caller.0, q).await?))
 }
 
 /// Send a pending or failed row again, now (admin).
-#[utoipa::path(post, path = "/admin/outbox/{id}/retry", tag = "administration",
-    responses((status = 200, body = OutboxView), (status = "4XX", body = Problem)))]
-pub async fn retry_outbox(req: HttpRequest, call: Call<NoBody>, id: web::Path<String>) -> Reply {
+#[utoipa::path(post, path = "/admin/outbox/{id}/retry", tag = "administration", params(OutboxPath),
+    responses((status = 200, body = OutboxView), Problems))]
+pub async fn retry_outbox(
+    req: HttpRequest,
+    call: Call<NoBody>,
+    path: web::Path<OutboxPath>,
+) -> Reply {
     Ok(HttpResponse::Ok().json(
         services(&req)?
-            .retry_outbox(call.actor, id.into_inner())
+            .retry_outbox(call.actor, path.into_inner().id)
             .await?,
     ))
 }
@@ -192,7 +250,7 @@ pub struct ClockNow {
 /// Move the service's clock forward on every instance (admin; only with
 /// `testing.movable_clock`, otherwise 404 to everyone, before anything else is looked at).
 #[utoipa::path(post, path = "/admin/clock", tag = "testing", request_body = AdvanceClock,
-    responses((status = 200, body = ClockNow), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = ClockNow), Problems))]
 pub async fn advance_clock(req: HttpRequest, payload: web::Payload) -> Reply {
     use actix_web::FromRequest;
     let services = services(&req)?;

@@ -5,8 +5,8 @@ use actix_web::{HttpRequest, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::extract::{query, services, Caller};
-use super::openapi::Operations;
-use super::problem::{ApiError, Problem};
+use super::openapi::{Operations, Problems};
+use super::problem::ApiError;
 use crate::http::problem::ErrorCode;
 use crate::service::audit::{
     CheckpointView, ConsistencyProof, ConsistencyQuery, EventPage, EventQuery, ExportFormat,
@@ -28,8 +28,10 @@ pub fn routes(cfg: &mut ServiceConfig) {
 }
 
 /// Query the trail (paged JSON), or export every matching event with `format=ndjson|csv`.
-#[utoipa::path(get, path = "/audit/events", tag = "audit", params(EventQuery),
-    responses((status = 200, body = EventPage), (status = "4XX", body = Problem)))]
+#[utoipa::path(get, path = "/audit/events", operation_id = "audit_events", tag = "audit", params(EventQuery),
+    responses((status = 200, description = "a page of events, or with `format` every matching event",
+        content((EventPage = "application/json"), (String = "application/x-ndjson"), (String = "text/csv"))),
+        Problems))]
 pub async fn events(req: HttpRequest, caller: Caller) -> Reply {
     let q: EventQuery = query(&req)?;
     let services = services(&req)?;
@@ -61,21 +63,21 @@ pub async fn events(req: HttpRequest, caller: Caller) -> Reply {
 
 /// Re-hash the whole chain and report the first altered event.
 #[utoipa::path(get, path = "/audit/verify", tag = "audit",
-    responses((status = 200, body = VerifyView), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = VerifyView), Problems))]
 pub async fn verify(req: HttpRequest, caller: Caller) -> Reply {
     Ok(HttpResponse::Ok().json(services(&req)?.verify_audit(caller.0).await?))
 }
 
 /// A signed checkpoint of the log's current head, for auditors to keep elsewhere.
 #[utoipa::path(get, path = "/audit/checkpoint", tag = "audit",
-    responses((status = 200, body = CheckpointView), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = CheckpointView), Problems))]
 pub async fn checkpoint(req: HttpRequest, caller: Caller) -> Reply {
     Ok(HttpResponse::Ok().json(services(&req)?.audit_checkpoint(caller.0).await?))
 }
 
 /// RFC 9162 inclusion proof of event `seq` in the tree of the first `size` events.
 #[utoipa::path(get, path = "/audit/proof/inclusion", tag = "audit", params(InclusionQuery),
-    responses((status = 200, body = InclusionProof), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = InclusionProof), Problems))]
 pub async fn inclusion(req: HttpRequest, caller: Caller) -> Reply {
     let q: InclusionQuery = query(&req)?;
     Ok(HttpResponse::Ok().json(services(&req)?.inclusion_proof(caller.0, q).await?))
@@ -83,7 +85,7 @@ pub async fn inclusion(req: HttpRequest, caller: Caller) -> Reply {
 
 /// RFC 9162 consistency proof between the trees of sizes `from` and `to`.
 #[utoipa::path(get, path = "/audit/proof/consistency", tag = "audit", params(ConsistencyQuery),
-    responses((status = 200, body = ConsistencyProof), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = ConsistencyProof), Problems))]
 pub async fn consistency(req: HttpRequest, caller: Caller) -> Reply {
     let q: ConsistencyQuery = query(&req)?;
     Ok(HttpResponse::Ok().json(services(&req)?.consistency_proof(caller.0, q).await?))

@@ -1,13 +1,14 @@
 //! Logging in and asking who one is.
 
+use crate::domain::text::ceiling::{Name, Secret};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::extract::{client_address, client_certificate, services, Call, Caller, PublicJson};
-use super::openapi::Operations;
-use super::problem::{ApiError, Problem};
+use super::openapi::{Operations, Problems};
+use super::problem::ApiError;
 use crate::service::auth::IssuedToken;
 use crate::service::users::{PasswordChange, UserView};
 
@@ -26,18 +27,23 @@ pub fn routes(cfg: &mut ServiceConfig) {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
-    pub username: String,
-    pub password: String,
+    pub username: Name,
+    pub password: Secret,
 }
 
 /// Exchange a username and password for a short-lived bearer token.
-#[utoipa::path(post, path = "/auth/token", tag = "auth", request_body = Credentials,
-    responses((status = 200, body = IssuedToken), (status = "4XX", body = Problem)))]
+#[utoipa::path(post, path = "/auth/token", tag = "auth", security(), request_body = Credentials,
+    responses((status = 200, body = IssuedToken), Problems))]
 pub async fn token(req: HttpRequest, creds: PublicJson<Credentials>) -> Reply {
     let address = client_address(&req);
     let c = creds.0;
     let issued = services(&req)?
-        .login(c.username, c.password, address, client_certificate(&req))
+        .login(
+            c.username.into(),
+            c.password.into(),
+            address,
+            client_certificate(&req),
+        )
         .await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
@@ -45,7 +51,7 @@ pub async fn token(req: HttpRequest, creds: PublicJson<Credentials>) -> Reply {
 }
 
 #[utoipa::path(get, path = "/me", tag = "auth",
-    responses((status = 200, body = Object), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = Object), Problems))]
 pub async fn me(req: HttpRequest, caller: Caller) -> Reply {
     Ok(HttpResponse::Ok().json(services(&req)?.me(caller.0).await?))
 }
@@ -53,7 +59,7 @@ pub async fn me(req: HttpRequest, caller: Caller) -> Reply {
 /// Change one's own password (`current_password` proves it is you; a wrong one counts as a
 /// failed login). Every token of the user ends, this one included: log in again.
 #[utoipa::path(post, path = "/me/password", tag = "auth", request_body = PasswordChange,
-    responses((status = 200, body = UserView), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = UserView), Problems))]
 pub async fn change_password(req: HttpRequest, call: Call<PasswordChange>) -> Reply {
     let address = client_address(&req);
     Ok(HttpResponse::Ok().json(

@@ -1,5 +1,6 @@
 //! Evidence endpoints: raw-byte uploads, listing, and downloads streamed with their type.
 
+use crate::domain::text::ceiling::Code;
 use actix_web::body::SizedStream;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -8,8 +9,9 @@ use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::extract::{authenticate, query, services, Caller};
-use super::openapi::Operations;
-use super::problem::{ApiError, Problem};
+use super::openapi::{Binary, Operations, Problems};
+use super::problem::ApiError;
+use super::work_orders::OrderPath;
 use crate::domain::evidence::{EvidenceKind, MediaType, SNIFF_LEN};
 use crate::domain::WorkOrderId;
 use crate::http::problem::ErrorCode;
@@ -28,18 +30,32 @@ pub fn routes(cfg: &mut ServiceConfig) {
     );
 }
 
+/// `{id}/evidence/{sha256}`: one file of an order.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct EvidencePath {
+    /// The work order's id.
+    #[param(value_type = String)]
+    pub id: WorkOrderId,
+    /// The file's SHA-256, lowercase hex.
+    pub sha256: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     /// `id_front`, `id_back`, `live_photo`, `registration_form` or `other`.
-    pub kind: Option<String>,
+    pub kind: Option<Code>,
 }
 
 /// Upload one evidence file (the claiming staff member, while the order is claimed). The body
 /// is the file's raw bytes; its type must match its magic bytes.
-#[utoipa::path(post, path = "/work-orders/{id}/evidence", tag = "evidence", params(UploadQuery),
-    request_body(content = Vec<u8>, content_type = "image/jpeg"),
-    responses((status = 201, body = EvidenceView), (status = "4XX", body = Problem)))]
-pub async fn upload(req: HttpRequest, mut body: web::Payload, id: web::Path<WorkOrderId>) -> Reply {
+#[utoipa::path(post, path = "/work-orders/{id}/evidence", tag = "evidence", params(OrderPath, UploadQuery),
+    request_body(description = "the file's bytes, labelled with its type",
+        content((Binary = "image/jpeg"), (Binary = "image/png"), (Binary = "application/pdf"))),
+    responses((status = 201, body = EvidenceView), Problems))]
+pub async fn upload(req: HttpRequest, mut body: web::Payload, path: web::Path<OrderPath>) -> Reply {
+    let id = path.into_inner().id;
     let services = services(&req)?;
     // The contract's order of refusals: 413 → 415 → 401 → 400.
     let limit = services.settings().limits.evidence_bytes;
@@ -121,25 +137,22 @@ pub async fn upload(req: HttpRequest, mut body: web::Payload, id: web::Path<Work
 }
 
 /// The order's evidence files (anyone who sees the order).
-#[utoipa::path(get, path = "/work-orders/{id}/evidence", tag = "evidence",
-    responses((status = 200, body = EvidenceList), (status = "4XX", body = Problem)))]
-pub async fn list(req: HttpRequest, caller: Caller, id: web::Path<WorkOrderId>) -> Reply {
+#[utoipa::path(get, path = "/work-orders/{id}/evidence", operation_id = "list_evidence", tag = "evidence", params(OrderPath),
+    responses((status = 200, body = EvidenceList), Problems))]
+pub async fn list(req: HttpRequest, caller: Caller, path: web::Path<OrderPath>) -> Reply {
     Ok(HttpResponse::Ok().json(
         services(&req)?
-            .list_evidence(caller.0, id.into_inner())
+            .list_evidence(caller.0, path.into_inner().id)
             .await?,
     ))
 }
 
 /// One file's bytes (home clerks, auditors, the claiming hall's staff); every read is audited.
-#[utoipa::path(get, path = "/work-orders/{id}/evidence/{sha256}", tag = "evidence",
-    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = "4XX", body = Problem)))]
-pub async fn download(
-    req: HttpRequest,
-    caller: Caller,
-    path: web::Path<(WorkOrderId, String)>,
-) -> Reply {
-    let (id, sha256) = path.into_inner();
+#[utoipa::path(get, path = "/work-orders/{id}/evidence/{sha256}", tag = "evidence", params(EvidencePath),
+    responses((status = 200, description = "the file's bytes, with the type it was uploaded as",
+        content((Binary = "image/jpeg"), (Binary = "image/png"), (Binary = "application/pdf"))), Problems))]
+pub async fn download(req: HttpRequest, caller: Caller, path: web::Path<EvidencePath>) -> Reply {
+    let EvidencePath { id, sha256 } = path.into_inner();
     let download = services(&req)?
         .download_evidence(caller.0, id, sha256)
         .await?;

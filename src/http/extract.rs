@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::problem::ApiError;
 use crate::domain::access::{Actor, ClientCertificate};
+use crate::domain::text::TOO_LONG;
 use crate::http::problem::ErrorCode;
 use crate::service::{self, Services};
 
@@ -201,18 +202,25 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        describe(&e.into_inner(), &path)
+        let e = e.into_inner();
+        describe(&e.to_string(), &path, !e.is_data(), (e.line(), e.column()))
     })?;
-    de.end().map_err(|e| describe(&e, "."))?;
+    de.end()
+        .map_err(|e| describe(&e.to_string(), ".", true, (e.line(), e.column())))?;
     Ok(value)
 }
 
 /// Says what is wrong and where, but never echoes a value the client sent (it may be a
-/// name or an ID number). serde names unknown and missing fields in backticks.
-fn describe(e: &serde_json::Error, path: &str) -> ApiError {
-    let msg = e.to_string();
+/// name or an ID number). serde names unknown and missing fields in backticks; `syntax` is
+/// true when the input is not JSON at all, at `at` (line, column).
+fn describe(msg: &str, path: &str, syntax: bool, at: (usize, usize)) -> ApiError {
     let named = msg.split('`').nth(1).map(str::to_owned);
-    let (field, detail) = if msg.starts_with("unknown field") {
+    let field = || Some(path.to_owned()).filter(|p| p != ".");
+    let (field, detail) = if let Some(max) = msg.strip_prefix(TOO_LONG) {
+        // serde_json appends the position after the bound: keep the digits only.
+        let max: String = max.chars().take_while(char::is_ascii_digit).collect();
+        (field(), format!("{path} is longer than {max} characters"))
+    } else if msg.starts_with("unknown field") {
         (
             named.clone(),
             format!("unknown field {}", named.unwrap_or_default()),
@@ -222,15 +230,12 @@ fn describe(e: &serde_json::Error, path: &str) -> ApiError {
             named.clone(),
             format!("missing field {}", named.unwrap_or_default()),
         )
-    } else if e.is_data() {
-        (
-            Some(path.to_owned()).filter(|p| p != "."),
-            format!("wrong type or value at {path}"),
-        )
+    } else if !syntax {
+        (field(), format!("wrong type or value at {path}"))
     } else {
         (
             None,
-            format!("malformed JSON at line {} column {}", e.line(), e.column()),
+            format!("malformed JSON at line {} column {}", at.0, at.1),
         )
     };
     ApiError {
@@ -298,10 +303,14 @@ pub fn if_match(req: &HttpRequest) -> Option<i64> {
     Some(unquoted.parse().unwrap_or(-1))
 }
 
-/// Query parameters, parsed after authentication so 401 outranks 400.
+/// Query parameters, parsed after authentication so 401 outranks 400; refusals name the
+/// parameter, as a body's name the field.
 pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
-    serde_urlencoded::from_str(req.query_string())
-        .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, None, e.to_string()))
+    let pairs = form_urlencoded::parse(req.query_string().as_bytes());
+    serde_path_to_error::deserialize(serde_urlencoded::Deserializer::new(pairs)).map_err(|e| {
+        let path = e.path().to_string();
+        describe(&e.into_inner().to_string(), &path, false, (0, 0))
+    })
 }
 
 #[cfg(test)]

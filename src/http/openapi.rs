@@ -3,24 +3,125 @@
 //! `utoipa-actix-web` collects the same registrations into the document, so the router and
 //! `/api/v1/openapi.json` cannot disagree.
 
+use std::collections::BTreeMap;
+
 use actix_web::dev::{AppService, HttpServiceFactory};
 use actix_web::http::Method;
 use actix_web::{web, FromRequest, Handler, Responder, Route};
-use utoipa::openapi::path::{HttpMethod, Paths};
-use utoipa::openapi::schema::Schema;
+use strum::IntoEnumIterator;
+use utoipa::openapi::content::Content;
+use utoipa::openapi::path::{HttpMethod, Parameter, ParameterBuilder, ParameterIn, Paths};
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::RefOr;
-use utoipa::{Modify, OpenApi};
+use utoipa::openapi::{Ref, RefOr, Required};
+use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, PartialSchema, ToSchema};
 use utoipa_actix_web::OpenApiFactory;
 
-/// What the routes do not say: title, description, the bearer scheme every operation uses.
+use super::problem::{ErrorCode, Problem};
+
+/// What the routes do not say: title, description, the bearer scheme every operation uses
+/// (the login overrides it with none), and the problem every refusal answers with.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "crossprov", description = "跨省实名登记工单 — cross-province real-name registration work orders"),
+    components(schemas(Problem)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
 pub struct ApiDoc;
+
+/// The media type of every refusal and failure (RFC 9457).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+fn problem_response(description: &str) -> RefOr<Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            PROBLEM_JSON,
+            Content::new(Some(Ref::from_schema_name("Problem"))),
+        )
+        .build()
+        .into()
+}
+
+/// Every operation's refusals (4XX) and failures (5XX): a problem whose `code` says which.
+pub struct Problems;
+
+impl IntoResponses for Problems {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        BTreeMap::from([
+            (
+                "4XX".to_owned(),
+                problem_response("请求被拒绝，`code` 说明原因 — refused; `code` says why"),
+            ),
+            (
+                "5XX".to_owned(),
+                problem_response(
+                    "服务内部错误或暂不可用 — failed inside the service (`internal`, \
+                     `evidence_corrupted`) or unavailable (`unavailable`)",
+                ),
+            ),
+        ])
+    }
+}
+
+/// The answer of a state-changing call whose `If-Match` is stale (`version_conflict`).
+pub struct Stale;
+
+impl IntoResponses for Stale {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        BTreeMap::from([(
+            "412".to_owned(),
+            problem_response(
+                "`If-Match` 版本已过期 — the `If-Match` version is stale (`version_conflict`)",
+            ),
+        )])
+    }
+}
+
+/// The `If-Match` header a state-changing call accepts.
+pub struct IfMatch;
+
+impl IntoParams for IfMatch {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![ParameterBuilder::new()
+            .name("If-Match")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "`\"<version>\"` as the order's `ETag` gave it; when stale, 412 `version_conflict`",
+            ))
+            .schema(Some(String::schema()))
+            .build()]
+    }
+}
+
+/// A file's raw bytes, as a request or response body.
+pub struct Binary;
+
+impl PartialSchema for Binary {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    }
+}
+
+impl ToSchema for Binary {}
+
+/// A problem's `code`: one of [`ErrorCode`]'s strings, listed so clients (and the test that
+/// holds `docs/api.md` to the document) know them all.
+pub fn error_code_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(ErrorCode::iter().map(ErrorCode::as_str)))
+        .description(Some(
+            "stable machine-readable code (`docs/api.md`, \"Error codes\")",
+        ))
+        .into()
+}
 
 struct BearerAuth;
 
@@ -64,9 +165,13 @@ impl Operations {
         F::Output: Responder + 'static,
     {
         // Pairing a handler with another handler's document would route one and document the
-        // other; the generated operation id is the handler's name, so the pair must agree.
+        // other; `#[utoipa::path]` names the document `__path_<handler>`, so the pair must agree
+        // (operation ids may differ from the handler's name: they are unique in the document).
         debug_assert_eq!(
-            D::operation().operation_id.as_deref(),
+            std::any::type_name::<D>()
+                .rsplit("::")
+                .next()
+                .and_then(|d| d.strip_prefix("__path_")),
             std::any::type_name::<F>().rsplit("::").next(),
             "a handler routed under another handler's #[utoipa::path]"
         );

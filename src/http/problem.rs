@@ -56,6 +56,11 @@ impl ErrorCode {
         self.into()
     }
 
+    /// The status this code answers with (the test holding `docs/api.md` to it reads it).
+    pub fn status(self) -> StatusCode {
+        status(self)
+    }
+
     /// Short titles, Simplified Chinese first.
     pub fn title(self, lang: Lang) -> &'static str {
         let (zh, en) = match self {
@@ -221,6 +226,7 @@ pub struct Problem {
     pub type_uri: String,
     pub title: String,
     pub status: u16,
+    #[schema(schema_with = super::openapi::error_code_schema)]
     pub code: String,
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]

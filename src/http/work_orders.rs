@@ -2,11 +2,13 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::extract::{if_match, query, services, Call, Caller, NoBody};
-use super::openapi::Operations;
-use super::problem::{ApiError, Problem};
+use super::openapi::{IfMatch, Operations, Problems, Stale};
+use super::problem::ApiError;
 use crate::domain::work_order::Kind;
 use crate::domain::WorkOrderId;
 use crate::service::verification::{ResultExport, SubmitResult};
@@ -14,6 +16,15 @@ use crate::service::views::{EventList, WorkOrderPage, WorkOrderView};
 use crate::service::work_orders::{ListQuery, OpenOrder, Reason, Reroute, Step, Suspension};
 
 type Reply = Result<HttpResponse, ApiError>;
+
+/// `{id}` in an order's paths (also the evidence routes').
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct OrderPath {
+    /// The work order's id.
+    #[param(value_type = String)]
+    pub id: WorkOrderId,
+}
 
 fn with_etag(mut res: actix_web::HttpResponseBuilder, order: &WorkOrderView) -> HttpResponse {
     res.insert_header((header::ETAG, format!("\"{}\"", order.version)))
@@ -43,7 +54,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 
 /// Open a work order (home-province clerk).
 #[utoipa::path(post, path = "/work-orders", tag = "work orders", request_body = OpenOrder,
-    responses((status = 201, body = WorkOrderView), (status = "4XX", body = Problem)))]
+    responses((status = 201, body = WorkOrderView), Problems))]
 pub async fn open(req: HttpRequest, call: Call<OpenOrder>) -> Reply {
     let order = services(&req)?
         .open_work_order(call.actor, call.body)
@@ -57,41 +68,41 @@ pub async fn open(req: HttpRequest, call: Call<OpenOrder>) -> Reply {
 }
 
 /// List the orders in the caller's scope.
-#[utoipa::path(get, path = "/work-orders", tag = "work orders", params(ListQuery),
-    responses((status = 200, body = WorkOrderPage), (status = "4XX", body = Problem)))]
+#[utoipa::path(get, path = "/work-orders", operation_id = "list_work_orders", tag = "work orders", params(ListQuery),
+    responses((status = 200, body = WorkOrderPage), Problems))]
 pub async fn list(req: HttpRequest, caller: Caller) -> Reply {
     let q: ListQuery = query(&req)?;
     Ok(HttpResponse::Ok().json(services(&req)?.list_work_orders(caller.0, q).await?))
 }
 
-#[utoipa::path(get, path = "/work-orders/{id}", tag = "work orders",
-    responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
-pub async fn get(req: HttpRequest, caller: Caller, id: web::Path<WorkOrderId>) -> Reply {
+#[utoipa::path(get, path = "/work-orders/{id}", tag = "work orders", params(OrderPath),
+    responses((status = 200, body = WorkOrderView), Problems))]
+pub async fn get(req: HttpRequest, caller: Caller, path: web::Path<OrderPath>) -> Reply {
     let order = services(&req)?
-        .get_work_order(caller.0, id.into_inner())
+        .get_work_order(caller.0, path.into_inner().id)
         .await?;
     Ok(with_etag(HttpResponse::Ok(), &order))
 }
 
 /// The accepted signed result, verbatim, for an independent check (auditors in scope, home
 /// clerks); every read is audited. 410 `shredded` after the retention period.
-#[utoipa::path(get, path = "/work-orders/{id}/verification/result", tag = "work orders",
-    responses((status = 200, body = ResultExport), (status = "4XX", body = Problem)))]
-pub async fn export_result(req: HttpRequest, caller: Caller, id: web::Path<WorkOrderId>) -> Reply {
+#[utoipa::path(get, path = "/work-orders/{id}/verification/result", tag = "work orders", params(OrderPath),
+    responses((status = 200, body = ResultExport), Problems))]
+pub async fn export_result(req: HttpRequest, caller: Caller, path: web::Path<OrderPath>) -> Reply {
     Ok(HttpResponse::Ok().json(
         services(&req)?
-            .export_result(caller.0, id.into_inner())
+            .export_result(caller.0, path.into_inner().id)
             .await?,
     ))
 }
 
 /// The order's audit events, oldest first.
-#[utoipa::path(get, path = "/work-orders/{id}/events", tag = "work orders",
-    responses((status = 200, body = EventList), (status = "4XX", body = Problem)))]
-pub async fn events(req: HttpRequest, caller: Caller, id: web::Path<WorkOrderId>) -> Reply {
+#[utoipa::path(get, path = "/work-orders/{id}/events", operation_id = "work_order_events", tag = "work orders", params(OrderPath),
+    responses((status = 200, body = EventList), Problems))]
+pub async fn events(req: HttpRequest, caller: Caller, path: web::Path<OrderPath>) -> Reply {
     Ok(HttpResponse::Ok().json(
         services(&req)?
-            .work_order_events(caller.0, id.into_inner())
+            .work_order_events(caller.0, path.into_inner().id)
             .await?,
     ))
 }
@@ -109,107 +120,113 @@ async fn transition(
 }
 
 /// Claim an open order (staff of the target hall, or of its city's pool).
-#[utoipa::path(post, path = "/work-orders/{id}/claim", tag = "work orders",
-    responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
-pub async fn claim(req: HttpRequest, call: Call<NoBody>, id: web::Path<WorkOrderId>) -> Reply {
-    transition(&req, call.actor, id.into_inner(), Step::Claim).await
+#[utoipa::path(post, path = "/work-orders/{id}/claim", tag = "work orders", params(OrderPath, IfMatch),
+    responses((status = 200, body = WorkOrderView), Stale, Problems))]
+pub async fn claim(req: HttpRequest, call: Call<NoBody>, path: web::Path<OrderPath>) -> Reply {
+    transition(&req, call.actor, path.into_inner().id, Step::Claim).await
 }
 
-#[utoipa::path(post, path = "/work-orders/{id}/release", tag = "work orders", request_body = Reason,
-    responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
-pub async fn release(req: HttpRequest, call: Call<Reason>, id: web::Path<WorkOrderId>) -> Reply {
+#[utoipa::path(post, path = "/work-orders/{id}/release", tag = "work orders", params(OrderPath, IfMatch), request_body = Reason,
+    responses((status = 200, body = WorkOrderView), Stale, Problems))]
+pub async fn release(req: HttpRequest, call: Call<Reason>, path: web::Path<OrderPath>) -> Reply {
     transition(
         &req,
         call.actor,
-        id.into_inner(),
-        Step::Reasoned(Kind::Release, call.body.reason),
+        path.into_inner().id,
+        Step::Reasoned(Kind::Release, call.body.reason.into()),
     )
     .await
 }
 
 /// Submit the hall's signed verification result (the claiming staff member).
-#[utoipa::path(post, path = "/work-orders/{id}/verification", tag = "work orders", request_body = SubmitResult,
-    responses((status = 201, body = WorkOrderView), (status = "4XX", body = Problem)))]
+#[utoipa::path(post, path = "/work-orders/{id}/verification", tag = "work orders", params(OrderPath, IfMatch), request_body = SubmitResult,
+    responses((status = 201, body = WorkOrderView), Stale, Problems))]
 pub async fn submit(
     req: HttpRequest,
     call: Call<SubmitResult>,
-    id: web::Path<WorkOrderId>,
+    path: web::Path<OrderPath>,
 ) -> Reply {
     let order = services(&req)?
-        .submit_verification(call.actor, id.into_inner(), if_match(&req), call.body)
+        .submit_verification(call.actor, path.into_inner().id, if_match(&req), call.body)
         .await?;
     Ok(with_etag(HttpResponse::Created(), &order))
 }
 
 /// Complete a submitted order whose result is a match; the reply carries the signed receipt.
-#[utoipa::path(post, path = "/work-orders/{id}/complete", tag = "work orders",
-    responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
-pub async fn complete(req: HttpRequest, call: Call<NoBody>, id: web::Path<WorkOrderId>) -> Reply {
+#[utoipa::path(post, path = "/work-orders/{id}/complete", tag = "work orders", params(OrderPath, IfMatch),
+    responses((status = 200, body = WorkOrderView), Stale, Problems))]
+pub async fn complete(req: HttpRequest, call: Call<NoBody>, path: web::Path<OrderPath>) -> Reply {
     let order = services(&req)?
-        .complete(call.actor, id.into_inner(), if_match(&req))
+        .complete(call.actor, path.into_inner().id, if_match(&req))
         .await?;
     Ok(with_etag(HttpResponse::Ok(), &order))
 }
 
-#[utoipa::path(post, path = "/work-orders/{id}/return", tag = "work orders", request_body = Reason,
-    responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
+#[utoipa::path(post, path = "/work-orders/{id}/return", tag = "work orders", params(OrderPath, IfMatch), request_body = Reason,
+    responses((status = 200, body = WorkOrderView), Stale, Problems))]
 pub async fn return_order(
     req: HttpRequest,
     call: Call<Reason>,
-    id: web::Path<WorkOrderId>,
+    path: web::Path<OrderPath>,
 ) -> Reply {
     transition(
         &req,
         call.actor,
-        id.into_inner(),
-        Step::Reasoned(Kind::Return, call.body.reason),
+        path.into_inner().id,
+        Step::Reasoned(Kind::Return, call.body.reason.into()),
     )
     .await
 }
 
-#[utoipa::path(post, path = "/work-orders/{id}/fail", tag = "work orders", request_body = Reason,
-    responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
-pub async fn fail(req: HttpRequest, call: Call<Reason>, id: web::Path<WorkOrderId>) -> Reply {
+#[utoipa::path(post, path = "/work-orders/{id}/fail", tag = "work orders", params(OrderPath, IfMatch), request_body = Reason,
+    responses((status = 200, body = WorkOrderView), Stale, Problems))]
+pub async fn fail(req: HttpRequest, call: Call<Reason>, path: web::Path<OrderPath>) -> Reply {
     transition(
         &req,
         call.actor,
-        id.into_inner(),
-        Step::Reasoned(Kind::Fail, call.body.reason),
+        path.into_inner().id,
+        Step::Reasoned(Kind::Fail, call.body.reason.into()),
     )
     .await
 }
 
-#[utoipa::path(post, path = "/work-orders/{id}/cancel", tag = "work orders", request_body = Reason,
-    responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
-pub async fn cancel(req: HttpRequest, call: Call<Reason>, id: web::Path<WorkOrderId>) -> Reply {
+#[utoipa::path(post, path = "/work-orders/{id}/cancel", tag = "work orders", params(OrderPath, IfMatch), request_body = Reason,
+    responses((status = 200, body = WorkOrderView), Stale, Problems))]
+pub async fn cancel(req: HttpRequest, call: Call<Reason>, path: web::Path<OrderPath>) -> Reply {
     transition(
         &req,
         call.actor,
-        id.into_inner(),
-        Step::Reasoned(Kind::Cancel, call.body.reason),
+        path.into_inner().id,
+        Step::Reasoned(Kind::Cancel, call.body.reason.into()),
     )
     .await
 }
 
-#[utoipa::path(post, path = "/work-orders/{id}/reroute", tag = "work orders", request_body = Reroute,
-    responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
-pub async fn reroute(req: HttpRequest, call: Call<Reroute>, id: web::Path<WorkOrderId>) -> Reply {
-    transition(&req, call.actor, id.into_inner(), Step::Reroute(call.body)).await
+#[utoipa::path(post, path = "/work-orders/{id}/reroute", tag = "work orders", params(OrderPath, IfMatch), request_body = Reroute,
+    responses((status = 200, body = WorkOrderView), Stale, Problems))]
+pub async fn reroute(req: HttpRequest, call: Call<Reroute>, path: web::Path<OrderPath>) -> Reply {
+    transition(
+        &req,
+        call.actor,
+        path.into_inner().id,
+        Step::Reroute(call.body),
+    )
+    .await
 }
 
 /// Set or move the date the number's service will be suspended (home-province clerk); the
 /// order's due and deadline times follow it.
-#[utoipa::path(post, path = "/work-orders/{id}/suspension", tag = "work orders", request_body = Suspension,
-    responses((status = 200, body = WorkOrderView), (status = "4XX", body = Problem)))]
+#[utoipa::path(post, path = "/work-orders/{id}/suspension", tag = "work orders", params(OrderPath, IfMatch), request_body = Suspension,
+    responses((status = 200, body = WorkOrderView), Stale, Problems))]
 pub async fn set_suspension(
     req: HttpRequest,
     call: Call<Suspension>,
-    id: web::Path<WorkOrderId>,
+    path: web::Path<OrderPath>,
 ) -> Reply {
     transition(
         &req,
         call.actor,
-        id.into_inner(),
+        path.into_inner().id,
         Step::Suspension(call.body),
     )
     .await

@@ -1,5 +1,6 @@
 //! Auditors' reads: the trail, its integrity, and the service's public keys.
 
+use crate::domain::text::ceiling::{Code, Id, Name};
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -23,21 +24,21 @@ use crate::storage::{audit as store, secrets};
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct EventQuery {
-    pub work_order: Option<String>,
-    pub msisdn: Option<String>,
+    pub work_order: Option<Id>,
+    pub msisdn: Option<Id>,
     /// Exact search by ID number (blind index): the events of orders with a result whose
     /// document has it.
-    pub document_number: Option<String>,
-    pub actor: Option<String>,
-    pub action: Option<String>,
+    pub document_number: Option<Name>,
+    pub actor: Option<Name>,
+    pub action: Option<Name>,
     /// RFC 3339.
-    pub since: Option<String>,
+    pub since: Option<Name>,
     /// RFC 3339.
-    pub until: Option<String>,
+    pub until: Option<Name>,
     /// Only events with a greater `seq`.
     pub after: Option<i64>,
     pub limit: Option<i64>,
-    pub format: Option<String>,
+    pub format: Option<Code>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -181,10 +182,10 @@ impl Services {
             .transpose()?
             .map(|m| m.into_string());
         Ok(store::EventFilter {
-            work_order: q.work_order.clone(),
+            work_order: q.work_order.clone().map(String::from),
             msisdn,
-            actor: q.actor.clone(),
-            action: q.action.clone(),
+            actor: q.actor.clone().map(String::from),
+            action: q.action.clone().map(String::from),
             since,
             until,
             after_seq: q.after,

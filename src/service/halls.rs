@@ -1,5 +1,6 @@
 //! Halls, their signing keys, and the province list.
 
+use crate::domain::text::ceiling::{Code, Id, Name, Pem, Prose};
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -16,12 +17,12 @@ use crate::storage::halls::{self, Hall, HallKey};
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewHall {
-    pub code: String,
-    pub name: String,
-    pub province: String,
-    pub city: String,
-    pub address: String,
-    pub email: String,
+    pub code: Id,
+    pub name: Prose,
+    pub province: Code,
+    pub city: Code,
+    pub address: Prose,
+    pub email: Prose,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -59,9 +60,9 @@ pub struct HallList {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewHallKey {
-    pub kid: String,
-    pub alg: String,
-    pub public_key_pem: String,
+    pub kid: Name,
+    pub alg: Code,
+    pub public_key_pem: Pem,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -157,8 +158,8 @@ impl Services {
                 id: uuid::Uuid::now_v7().to_string(),
                 code,
                 name,
-                province: req.province.clone(),
-                city: req.city.clone(),
+                province: req.province.to_string(),
+                city: req.city.to_string(),
                 address,
                 email,
                 created_at: now.naive_utc(),

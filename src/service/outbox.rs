@@ -1,6 +1,7 @@
 //! The outbox's steps: leasing due mail for a worker, recording what delivery did, and the
 //! admin's view and retry. Each is a short write transaction; nothing is sent inside one.
 
+use crate::domain::text::ceiling::{Code, Name};
 use chrono::{DateTime, Duration, Utc};
 use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
 use serde::{Deserialize, Serialize};
@@ -66,9 +67,9 @@ pub struct OutboxPage {
 #[into_params(parameter_in = Query)]
 pub struct OutboxQuery {
     /// `pending` (the default), `failed` or `sent`.
-    pub state: Option<String>,
+    pub state: Option<Code>,
     pub limit: Option<i64>,
-    pub cursor: Option<String>,
+    pub cursor: Option<Name>,
 }
 
 impl OutboxView {

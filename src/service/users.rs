@@ -1,5 +1,6 @@
 //! Users: made by an admin over HTTP, or by the CLI (how the first admin comes to be).
 
+use crate::domain::text::ceiling::{Code, Id, Name, Prose, Secret};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -15,15 +16,15 @@ use chrono::{DateTime, Utc};
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
-    pub username: String,
-    pub password: String,
-    pub role: String,
+    pub username: Name,
+    pub password: Secret,
+    pub role: Code,
     #[serde(default)]
-    pub province: Option<String>,
+    pub province: Option<Code>,
     #[serde(default)]
-    pub hall_id: Option<String>,
+    pub hall_id: Option<Id>,
     #[serde(default)]
-    pub email: Option<String>,
+    pub email: Option<Prose>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -98,7 +99,7 @@ fn insert_user(
     check_password("password", &req.password)?;
     let role = Role::parse(&req.role)
         .ok_or_else(|| invalid("role", "role must be clerk, hall_staff, auditor or admin"))?;
-    let mut province = req.province.clone();
+    let mut province = req.province.clone().map(String::from);
     if let Some(p) = &province {
         if region::province(p).is_none() {
             return Err(DomainError::invalid(
@@ -143,7 +144,7 @@ fn insert_user(
         password_hash,
         role: role.as_str().to_owned(),
         province,
-        hall_id: req.hall_id.clone(),
+        hall_id: req.hall_id.clone().map(String::from),
         email,
         created_at: now.naive_utc(),
         disabled_at: None,
@@ -223,15 +224,15 @@ impl Services {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordReset {
-    pub password: String,
+    pub password: Secret,
 }
 
 /// A user's change of their own password.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
-    pub current_password: String,
-    pub new_password: String,
+    pub current_password: Secret,
+    pub new_password: Secret,
 }
 
 /// The user a step acts on, or `not_found`.
@@ -309,7 +310,7 @@ impl Services {
         // Judged now, answered after the 404 (the contract's order); hashed only when good.
         let policy = check_password("password", &req.password);
         let hash = match policy {
-            Ok(()) => Some(hash_off_thread(req.password).await?),
+            Ok(()) => Some(hash_off_thread(req.password.into()).await?),
             Err(_) => None,
         };
         let by = recorder(&actor);
@@ -342,7 +343,7 @@ impl Services {
             .read(move |c| -> Result<_> { Ok(users::by_username(c, &lookup)?) })
             .await?
             .ok_or(super::Error::Unauthenticated("the token has been revoked"))?;
-        if !auth::password_matches(req.current_password, Some(user.password_hash)).await? {
+        if !auth::password_matches(req.current_password.into(), Some(user.password_hash)).await? {
             self.record_login_failure(Some(name), address).await?;
             return Err(DomainError::invalid(
                 Invalid::Field,
@@ -352,7 +353,7 @@ impl Services {
             .into());
         }
         check_password("new_password", &req.new_password)?;
-        let hash = hash_off_thread(req.new_password).await?;
+        let hash = hash_off_thread(req.new_password.into()).await?;
         let by = recorder(&actor);
         self.write(ChainLock::First, by.clone(), move |tx, now| {
             let user = existing(tx, &name)?;

@@ -1,5 +1,6 @@
 //! Accepting a hall's signed verification result, checked in the contract's order.
 
+use crate::domain::text::ceiling::Jws;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
@@ -25,7 +26,7 @@ use crate::storage::{halls, verification_results, work_orders, DbConn, StorageEr
 #[serde(deny_unknown_fields)]
 pub struct SubmitResult {
     /// The compact JWS the hall terminal signed.
-    pub result: String,
+    pub result: Jws,
 }
 
 fn reject(code: Invalid, field: &str, detail: impl Into<String>) -> DomainError {

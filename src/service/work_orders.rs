@@ -1,5 +1,6 @@
 //! Work-order actions: open, read, list, and every transition of the life cycle.
 
+use crate::domain::text::ceiling::{Code, Id, Name, Prose};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
@@ -26,62 +27,62 @@ use crate::storage::{self, halls, subscribers, verification_results, work_orders
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenOrder {
-    pub msisdn: String,
-    pub target_province: String,
-    pub target_city: String,
+    pub msisdn: Id,
+    pub target_province: Code,
+    pub target_city: Code,
     #[serde(default)]
-    pub target_hall_id: Option<String>,
-    pub reason: String,
+    pub target_hall_id: Option<Id>,
+    pub reason: Prose,
     #[serde(default)]
-    pub expected_name: Option<String>,
+    pub expected_name: Option<Name>,
     /// The date the number's service will be suspended (停机日期), RFC 3339.
     #[serde(default)]
-    pub suspend_at: Option<String>,
+    pub suspend_at: Option<Name>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Suspension {
     /// RFC 3339; must be ahead.
-    pub suspend_at: String,
-    pub reason: String,
+    pub suspend_at: Name,
+    pub reason: Prose,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reason {
-    pub reason: String,
+    pub reason: Prose,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reroute {
-    pub target_province: String,
-    pub target_city: String,
+    pub target_province: Code,
+    pub target_city: Code,
     #[serde(default)]
-    pub target_hall_id: Option<String>,
-    pub reason: String,
+    pub target_hall_id: Option<Id>,
+    pub reason: Prose,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    pub state: Option<String>,
-    pub msisdn: Option<String>,
-    pub hall_id: Option<String>,
-    pub home_province: Option<String>,
-    pub target_province: Option<String>,
+    pub state: Option<Code>,
+    pub msisdn: Option<Id>,
+    pub hall_id: Option<Id>,
+    pub home_province: Option<Code>,
+    pub target_province: Option<Code>,
     /// Exact search by ID number (blind index): orders with a result whose document has it.
-    pub document_number: Option<String>,
+    pub document_number: Option<Name>,
     /// Exact search by name (blind index): orders expecting it or with a result naming it.
-    pub name: Option<String>,
+    pub name: Option<Name>,
     /// Only orders whose number is suspended by this time (RFC 3339).
-    pub suspend_before: Option<String>,
+    pub suspend_before: Option<Name>,
     /// `suspend_at`: only orders with a suspension date, the earliest first.
-    pub sort: Option<String>,
+    pub sort: Option<Code>,
     pub limit: Option<i64>,
-    pub cursor: Option<String>,
+    pub cursor: Option<Name>,
 }
 
 pub fn parse_msisdn(raw: &str, field: &str) -> Result<Msisdn, DomainError> {
@@ -404,7 +405,7 @@ impl Services {
             Some("suspend_at") => true,
             Some(_) => return Err(Error::bad_request(Some("sort"), "sort is id or suspend_at")),
         };
-        let order = match (by_suspension, q.cursor) {
+        let order = match (by_suspension, q.cursor.map(String::from)) {
             (false, None) => work_orders::ListOrder::Oldest,
             (false, Some(after)) => work_orders::ListOrder::AfterId(after),
             (true, None) => work_orders::ListOrder::SoonestSuspension,
@@ -436,9 +437,9 @@ impl Services {
         let filter = work_orders::ListFilter {
             state,
             msisdn: msisdn.map(Msisdn::into_string),
-            hall_id: q.hall_id,
-            home_province: q.home_province,
-            target_province: q.target_province,
+            hall_id: q.hall_id.map(String::from),
+            home_province: q.home_province.map(String::from),
+            target_province: q.target_province.map(String::from),
             suspend_before,
             document_number_index,
             name_index,

@@ -176,6 +176,44 @@ async fn invalid_utf8_is_invalid_request(app: TestApp) {
     w.app.answers(InvalidRequest, rows).await;
 }
 
+async fn a_text_field_over_its_ceiling_is_invalid_request(app: TestApp) {
+    let w = World::new(app).await;
+    let long = |n: usize| "长".repeat(n);
+    let hall = |address: String| {
+        json!({"code": "QD-2", "name": "青岛", "province": "37", "city": "370200",
+               "address": address, "email": "qd@halls.example.cn"})
+    };
+    let over = post(HALLS).by(&w.admin).json(&hall(long(2001)));
+    w.app.answers_at(InvalidRequest, "address", [over]).await;
+    // Judged with the rest of the body's form, before the role (an auditor may not open).
+    let name = open_body_with("expected_name", json!(long(257)));
+    let open = post(OPEN).by(&w.auditor).json(&name);
+    w.app
+        .answers_at(InvalidRequest, "expected_name", [open])
+        .await;
+    // On the login too, before any credential is looked at.
+    let login = post(LOGIN).json(&login_body(&"x".repeat(257), json!(PASSWORD)));
+    w.app.answers_at(InvalidRequest, "username", [login]).await;
+    // A domain rule tighter than the ceiling keeps its own code.
+    let reason = open_body_with("reason", json!(long(501)));
+    let open = post(OPEN).by(&w.clerk).json(&reason);
+    w.app.answers_at(InvalidField, "reason", [open]).await;
+    // At the ceiling (in characters, not bytes) the value is taken.
+    let at = w.app.post(HALLS, &w.admin, &hall(long(2000))).await;
+    at.assert_status(201);
+}
+
+async fn a_query_parameter_over_its_ceiling_is_invalid_request(app: TestApp) {
+    let w = World::new(app).await;
+    let list = |hall_id: &str| get(format!("{OPEN}?hall_id={hall_id}")).by(&w.clerk);
+    let over = list(&"x".repeat(65));
+    w.app.answers_at(InvalidRequest, "hall_id", [over]).await;
+    let actor = get(format!("/api/v1/audit/events?actor={}", "x".repeat(257))).by(&w.auditor);
+    w.app.answers_at(InvalidRequest, "actor", [actor]).await;
+    let at = w.app.call(&list(&"x".repeat(64))).await;
+    assert_eq!(at.assert_status(200)["items"], json!([]));
+}
+
 async fn a_limit_over_200_is_invalid_request(app: TestApp) {
     let w = World::new(app).await;
     let rows = ["201", "1000", "0", "-1"]
@@ -560,9 +598,9 @@ async fn a_body_over_one_mib_is_payload_too_large(app: TestApp) {
         post(LOGIN).json_bytes(reason_body_of_len(4 * ONE_MIB)),
     ];
     w.app.answers(PayloadTooLarge, rows).await;
-    // Exactly the limit is read and judged on its merits (a 500-character reason at most).
+    // Exactly the limit is read and judged on its merits (a reason's ceiling is 2000 characters).
     let at_limit = cancel.json_bytes(reason_body_of_len(ONE_MIB));
-    w.app.answers_at(InvalidField, "reason", [at_limit]).await;
+    w.app.answers_at(InvalidRequest, "reason", [at_limit]).await;
 }
 
 async fn a_chunked_body_over_one_mib_is_payload_too_large(app: TestApp) {
@@ -591,6 +629,7 @@ async fn a_body_not_sent_as_json_is_unsupported_media_type(app: TestApp) {
         None,
         Some("application/x-www-form-urlencoded"),
         Some("application/jsonx"),
+        Some("application/problem+json"),
     ]
     .map(|ct| post(OPEN).by(&w.clerk).bytes(ct, body.clone()))
     .into_iter()
@@ -994,6 +1033,8 @@ provokes!(PROVOKED {
         json_nested_deeper_than_64_levels_is_invalid_request,
         invalid_utf8_is_invalid_request,
         a_limit_over_200_is_invalid_request,
+        a_text_field_over_its_ceiling_is_invalid_request,
+        a_query_parameter_over_its_ceiling_is_invalid_request,
         malformed_json_outranks_forbidden,
     ],
     Unauthenticated => [

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use crossprov::config::Settings;
+use crossprov::domain::text::Text;
 use crossprov::service::users::NewUser;
 use crossprov::startup::Application;
 use diesel::connection::SimpleConnection;
@@ -419,9 +420,9 @@ async fn spawn(backend: Backend, configure: Configure, tls: Option<ClientTls>) -
     };
     let app = start(backend, database_url, dir, pg, configure, tls);
     let admin = NewUser {
-        username: ADMIN.into(),
-        password: PASSWORD.into(),
-        role: "admin".into(),
+        username: Text::new(ADMIN).expect("a short name"),
+        password: Text::new(PASSWORD).expect("a short password"),
+        role: Text::new("admin").expect("a role"),
         province: None,
         hall_id: None,
         email: None,

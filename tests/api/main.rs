@@ -11,6 +11,7 @@ mod error_codes;
 mod evidence;
 mod lifecycle;
 mod mail;
+mod openapi;
 mod service;
 mod shutdown;
 mod smtp_sink;

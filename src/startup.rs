@@ -114,6 +114,9 @@ impl Application {
                     ErrorHandlers::new()
                         .handler(StatusCode::METHOD_NOT_ALLOWED, method_not_allowed),
                 )
+                // Inside `language`, so its refusals speak the request's language; a replay
+                // still passes the metrics, the log and the security headers.
+                .wrap(from_fn(http::idempotency::keyed))
                 .wrap(from_fn(http::language))
                 .wrap(from_fn(http::metrics::record))
                 .wrap(TracingLogger::default())
@@ -166,6 +169,10 @@ impl Application {
         let retention = supervised("retention", move || {
             crate::service::retention::run(services.clone())
         });
+        let services = self.services.clone();
+        let idempotency = supervised("idempotency keys", move || {
+            crate::service::idempotency::run(services.clone())
+        });
         let reloader = self
             .tls
             .map(|tls| supervised("TLS reloader", move || tls.clone().run()));
@@ -173,6 +180,7 @@ impl Application {
         scheduler.abort();
         worker.abort();
         retention.abort();
+        idempotency.abort();
         if let Some(reloader) = reloader {
             reloader.abort();
         }

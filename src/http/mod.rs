@@ -6,6 +6,7 @@ pub mod auth;
 pub mod evidence;
 pub mod extract;
 pub mod headers;
+pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;

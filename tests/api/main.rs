@@ -8,6 +8,7 @@ mod audit;
 mod cli;
 mod error_codes;
 mod evidence;
+mod idempotency;
 mod lifecycle;
 mod mail;
 mod service;

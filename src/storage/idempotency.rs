@@ -140,3 +140,90 @@ pub fn release(
 pub fn prune(conn: &mut DbConn, now: NaiveDateTime) -> Result<usize, StorageError> {
     Ok(diesel::delete(k::table.filter(k::expires_at.le(now))).execute(conn)?)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use chrono::{DateTime, Duration, Utc};
+
+    use super::super::scratch::Scratch;
+    use super::super::Store;
+    use super::*;
+
+    fn at(seconds: i64) -> NaiveDateTime {
+        (DateTime::<Utc>::UNIX_EPOCH + Duration::days(20_000) + Duration::seconds(seconds))
+            .naive_utc()
+    }
+
+    fn row(caller: &str, key: &str, attempt: &str, expires: i64) -> KeyRow {
+        KeyRow {
+            caller: caller.into(),
+            idem_key: key.into(),
+            method: "POST".into(),
+            path: "/api/v1/work-orders".into(),
+            attempt: attempt.into(),
+            lease_until: Some(at(60)),
+            request_digest: None,
+            request_bytes: None,
+            status: None,
+            response: None,
+            created_at: at(0),
+            expires_at: at(expires),
+        }
+    }
+
+    /// Only the request holding a key completes, replaces or frees it; pruning deletes
+    /// exactly the expired keys.
+    fn a_key_changes_only_for_its_holder(url: &str) {
+        let store = Store::open(url, 1, 10_000).unwrap();
+        let mut conn = store.connection().unwrap();
+        let c = &mut *conn;
+        assert!(insert_new(c, &row("clerk", "k1", "a1", 100)).unwrap());
+        assert!(!insert_new(c, &row("clerk", "k1", "a2", 100)).unwrap());
+        assert!(insert_new(c, &row("staff", "k1", "a3", 100)).unwrap());
+        let done = Completion {
+            request_digest: "d",
+            request_bytes: 2,
+            status: 201,
+            response: "sealed",
+        };
+        assert!(!complete(c, "clerk", "k1", "a2", &done).unwrap());
+        assert!(complete(c, "clerk", "k1", "a1", &done).unwrap());
+        assert!(!complete(c, "clerk", "k1", "a1", &done).unwrap(), "once");
+        let stored = get_for_update(c, "clerk", "k1").unwrap().unwrap();
+        assert_eq!(
+            (
+                stored.status,
+                stored.lease_until,
+                stored.response.as_deref()
+            ),
+            (Some(201), None, Some("sealed"))
+        );
+        release(c, "clerk", "k1", "a1").unwrap();
+        assert!(get_for_update(c, "clerk", "k1").unwrap().is_some(), "kept");
+        assert!(!replace(c, &row("clerk", "k1", "a4", 200), "a2").unwrap());
+        assert!(replace(c, &row("clerk", "k1", "a4", 200), "a1").unwrap());
+        let taken = get_for_update(c, "clerk", "k1").unwrap().unwrap();
+        assert_eq!((taken.attempt.as_str(), taken.response), ("a4", None));
+        release(c, "staff", "k1", "a3").unwrap();
+        assert!(get_for_update(c, "staff", "k1").unwrap().is_none());
+        assert!(insert_new(c, &row("staff", "k2", "a5", 100)).unwrap());
+        assert_eq!(prune(c, at(100)).unwrap(), 1);
+        assert!(get_for_update(c, "clerk", "k1").unwrap().is_some());
+        assert_eq!(prune(c, at(200)).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_key_changes_only_for_its_holder_on_sqlite() {
+        let db = Scratch::sqlite();
+        a_key_changes_only_for_its_holder(db.url());
+    }
+
+    #[test]
+    fn a_key_changes_only_for_its_holder_on_postgres() {
+        if let Some(db) = Scratch::postgres("idempotency") {
+            a_key_changes_only_for_its_holder(db.url());
+        }
+    }
+}

@@ -128,14 +128,32 @@ fn body_limit(services: &Services) -> u64 {
     limits.body_bytes.max(limits.evidence_bytes) as u64
 }
 
-/// Runs the handler with the body hashed on its way in; keeps a 2xx or 4xx with the key,
-/// frees the key after a 5xx (the client may retry) or a body too large to hash.
+/// Whether an answer is kept with its key: 2xx and 4xx, but not 429, which asks the client
+/// to come back later (kept, it would refuse the retry it invites), nor 5xx (the client may
+/// retry).
+fn is_kept(status: StatusCode) -> bool {
+    (status.is_success() || status.is_client_error()) && status != StatusCode::TOO_MANY_REQUESTS
+}
+
+/// A `Content-Length` over `limit`: such a body is refused unread and not read to be hashed.
+fn declared_over(req: &ServiceRequest, limit: u64) -> bool {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > limit)
+}
+
+/// Runs the handler with the body hashed on its way in; keeps the answer with the key when
+/// [`is_kept`], frees the key otherwise or when the body is too large to hash.
 async fn proceed(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
     services: &Services,
     ticket: Ticket,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let limit = body_limit(services);
+    let oversize = declared_over(&req, limit);
     let tap = Tap::new(req.take_payload(), services.request_digest());
     req.set_payload(Payload::Stream {
         payload: Box::pin(tap.clone()),
@@ -147,7 +165,7 @@ async fn proceed(
             return Err(e);
         }
     };
-    if res.status().is_server_error() || !tap.drain(body_limit(services)).await {
+    if !is_kept(res.status()) || oversize || !tap.drain(limit).await {
         release(services, ticket).await;
         return Ok(res);
     }

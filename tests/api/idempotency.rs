@@ -158,6 +158,34 @@ async fn a_retried_claim_upload_and_submit_do_the_work_once(app: TestApp) {
     assert_eq!(mail_rows(&w, &id, "submitted").await, 1, "one mail");
 }
 
+/// A 4xx is an answer too: kept and replayed, even when the handler refused before reading
+/// the body (an upload to an order nobody has claimed).
+async fn a_refusal_is_kept_and_replayed(app: TestApp) {
+    let w = World::new(app).await;
+    let order = w.open_order().await;
+    let id = id_of(&order);
+    let key = fresh_key();
+    let path = format!("{OPEN}/{id}/evidence?kind=id_front");
+    let headers = [("Content-Type", "image/jpeg"), (KEY, key.as_str())];
+    let upload = || {
+        let bytes = sample_jpeg(&id, "id_front").repeat(2000);
+        w.app
+            .raw("POST", &path, Some(&w.staff), &headers, Some(bytes))
+    };
+    let first = upload().await;
+    first.problem(InvalidState);
+    let again = upload().await;
+    assert_replayed(&first, &again);
+    // Claimed since: the key still answers what it answered first.
+    w.app
+        .act(&id, "claim", &w.staff, &json!({}))
+        .await
+        .assert_status(200);
+    assert_replayed(&first, &upload().await);
+    let files = w.app.get(&format!("{OPEN}/{id}/evidence"), &w.staff).await;
+    assert!(files.items().is_empty());
+}
+
 /// Another caller's key of the same name is another key: the work is done for them.
 async fn a_key_is_the_callers_own(app: TestApp) {
     let w = World::new(app).await;
@@ -375,13 +403,14 @@ async fn the_login_ignores_a_key(app: TestApp) {
 
 use crate::helpers::ErrorCode::{
     IdempotencyKeyInFlight, IdempotencyKeyReused, InvalidIdempotencyKey, InvalidRequest,
-    Unauthenticated,
+    InvalidState, Unauthenticated,
 };
 
 on_both_backends!(
     a_retried_open_does_the_work_once_and_answers_identically,
     a_retried_claim_upload_and_submit_do_the_work_once,
     a_key_is_the_callers_own,
+    a_refusal_is_kept_and_replayed,
     the_login_ignores_a_key,
 );
 

@@ -38,6 +38,7 @@ pub struct Settings {
     pub evidence: EvidenceSettings,
     pub crypto: CryptoSettings,
     pub retention: RetentionSettings,
+    pub idempotency: IdempotencySettings,
     pub testing: TestingSettings,
 }
 
@@ -64,6 +65,17 @@ pub struct RetentionSettings {
     pub days: i64,
     pub interval_seconds: u64,
     pub batch_size: i64,
+}
+
+/// Idempotent retries (`Idempotency-Key`): how long keys are kept and held.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdempotencySettings {
+    /// A key and its stored response are kept this long after the first request.
+    pub ttl_seconds: i64,
+    /// A request in flight holds its key this long; after it another may take the key over.
+    pub lease_seconds: i64,
+    /// How often each instance deletes expired keys.
+    pub prune_interval_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -497,6 +509,7 @@ mod tests {
         assert_eq!(s.kek_path(), Path::new("data").join("kek.hex"));
         assert!(s.crypto.previous_kek_files.is_empty());
         assert_eq!(s.retention.days, 730);
+        assert_eq!(s.idempotency.ttl_seconds, 24 * 3600);
     }
 
     #[test]

@@ -125,6 +125,9 @@ impl Application {
                     ErrorHandlers::new()
                         .handler(StatusCode::METHOD_NOT_ALLOWED, method_not_allowed),
                 )
+                // Inside `language`, so its refusals speak the request's language; a replay
+                // still passes the metrics, the log and the security headers.
+                .wrap(from_fn(http::idempotency::keyed))
                 .wrap(from_fn(http::language))
                 .wrap(from_fn(http::metrics::record))
                 .wrap(TracingLogger::default())
@@ -205,6 +208,10 @@ impl Application {
                     }
                 })
             });
+        let services = self.services.clone();
+        let idempotency = supervised("idempotency keys", &self.services, move || {
+            crate::service::idempotency::run(services.clone())
+        });
         let reloader = self
             .tls
             .map(|tls| supervised("TLS reloader", &self.services, move || tls.clone().run()));
@@ -237,6 +244,7 @@ impl Application {
         if let Some(checkpointer) = checkpointer {
             checkpointer.abort();
         }
+        idempotency.abort();
         if let Some(reloader) = reloader {
             reloader.abort();
         }

@@ -8,6 +8,7 @@
 pub mod field;
 pub mod index;
 pub mod keys;
+pub mod replay;
 pub mod stream;
 
 pub use index::BlindIndex;

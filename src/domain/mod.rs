@@ -7,6 +7,7 @@ pub mod document;
 pub mod error;
 pub mod evidence;
 pub mod id_number;
+pub mod idempotency;
 pub mod ids;
 pub mod login_throttle;
 pub mod masking;

@@ -119,6 +119,7 @@ pub async fn upload(req: HttpRequest, mut body: web::Payload, path: web::Path<Or
                 "kind must be one of id_front, id_back, live_photo, registration_form, other",
             )
         })?;
+    super::idempotency::refuse_malformed_key(&req)?;
     let actor = caller.admit(&services)?;
     // Past this point the size is counted as the bytes stream in (a body without
     // Content-Length is refused with 413 once it passes the limit).

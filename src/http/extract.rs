@@ -32,6 +32,11 @@ pub struct Authenticated {
 }
 
 impl Authenticated {
+    /// Whose token it is (what idempotency keys are kept per).
+    pub fn username(&self) -> &crate::domain::Username {
+        &self.actor.username
+    }
+
     /// The caller, once its connection passes (403 `client_certificate_required` for hall
     /// staff without their hall's client certificate, with mutual TLS on).
     pub fn admit(self, services: &Services) -> Result<Actor, ApiError> {
@@ -273,6 +278,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Call<T> {
             let (services, body) = extract_body(&req, &mut payload).await?;
             let caller = authenticate(&req, &services).await?;
             let body = parse_json(&body)?;
+            super::idempotency::refuse_malformed_key(&req)?;
             let actor = caller.admit(&services)?;
             Ok(Call { actor, body })
         })

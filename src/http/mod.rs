@@ -6,6 +6,7 @@ pub mod auth;
 pub mod evidence;
 pub mod extract;
 pub mod headers;
+pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
@@ -30,10 +31,13 @@ pub fn with_routes<T>(app: App<T>) -> (App<T>, utoipa::openapi::OpenApi)
 where
     T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
 {
-    app.into_utoipa_app()
+    let (app, mut document) = app
+        .into_utoipa_app()
         .openapi(openapi::ApiDoc::openapi())
         .configure(routes)
-        .split_for_parts()
+        .split_for_parts();
+    openapi::declare_idempotency_keys(&mut document);
+    (app, document)
 }
 
 /// Every route of the service. Those under `/api/v1` are `openapi::Operations`, so each is in

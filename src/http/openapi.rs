@@ -97,6 +97,49 @@ impl IntoParams for IfMatch {
     }
 }
 
+/// Every `POST` but the login takes an `Idempotency-Key` (the middleware in `idempotency.rs`
+/// sees all of them, so the document says so for all of them in one place) and may answer a
+/// replay marked `Idempotent-Replayed`.
+pub fn declare_idempotency_keys(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::HeaderBuilder;
+    for (path, item) in document.paths.paths.iter_mut() {
+        if path == "/api/v1/auth/token" {
+            continue;
+        }
+        let Some(post) = item.post.as_mut() else {
+            continue;
+        };
+        post.parameters.get_or_insert_with(Vec::new).push(
+            ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "1–255 visible ASCII characters; a repeat of the same request with the same \
+                     key answers the first answer again (docs/api.md, \"Idempotent retries\")",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length(Some(1))
+                        .max_length(Some(255)),
+                ))
+                .build(),
+        );
+        for response in post.responses.responses.values_mut() {
+            if let RefOr::T(response) = response {
+                response.headers.insert(
+                    "Idempotent-Replayed".to_owned(),
+                    HeaderBuilder::new()
+                        .schema(String::schema())
+                        .description(Some("`true` when this is a stored answer replayed"))
+                        .build(),
+                );
+            }
+        }
+    }
+}
+
 /// A file's raw bytes, as a request or response body.
 pub struct Binary;
 

@@ -45,6 +45,9 @@ pub enum ErrorCode {
     InvalidField,
     RateLimited,
     MethodNotAllowed,
+    InvalidIdempotencyKey,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
     EvidenceCorrupted,
     Shredded,
     Internal,
@@ -100,6 +103,18 @@ impl ErrorCode {
             Self::InvalidField => ("字段取值无效", "Invalid field value"),
             Self::RateLimited => ("请求过于频繁，请稍后再试", "Too many requests"),
             Self::MethodNotAllowed => ("不支持的请求方法", "Method not allowed"),
+            Self::InvalidIdempotencyKey => (
+                "幂等键（Idempotency-Key）格式错误",
+                "Malformed Idempotency-Key",
+            ),
+            Self::IdempotencyKeyInFlight => (
+                "使用同一幂等键的请求仍在处理中，请稍后重试",
+                "A request with this Idempotency-Key is still in progress",
+            ),
+            Self::IdempotencyKeyReused => (
+                "该幂等键已用于另一个不同的请求",
+                "This Idempotency-Key was used for a different request",
+            ),
             Self::EvidenceCorrupted => (
                 "核验材料文件校验失败",
                 "Stored evidence file failed its integrity check",
@@ -199,19 +214,19 @@ impl From<&service::Error> for ErrorCode {
 pub fn status(code: ErrorCode) -> StatusCode {
     use ErrorCode::*;
     match code {
-        InvalidRequest => StatusCode::BAD_REQUEST,
+        InvalidRequest | InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
         Unauthenticated => StatusCode::UNAUTHORIZED,
         Forbidden | ClientCertificateRequired => StatusCode::FORBIDDEN,
         NotFound => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        InvalidState | AlreadyExists => StatusCode::CONFLICT,
+        InvalidState | AlreadyExists | IdempotencyKeyInFlight => StatusCode::CONFLICT,
         VersionConflict => StatusCode::PRECONDITION_FAILED,
         PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         InvalidMsisdn | InvalidIdNumber | InvalidDocument | InvalidProvince | InvalidCity
         | UnknownHall | InvalidKey | BadSignature | UnknownKey | RevokedKey | ClaimsMismatch
         | InvalidResult | StaleResult | ReplayedResult | MissingEvidence | NameMismatch
-        | OutcomeNotMatch | InvalidField => StatusCode::UNPROCESSABLE_ENTITY,
+        | OutcomeNotMatch | InvalidField | IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
         RateLimited => StatusCode::TOO_MANY_REQUESTS,
         Shredded => StatusCode::GONE,
         Internal | EvidenceCorrupted => StatusCode::INTERNAL_SERVER_ERROR,

@@ -6,6 +6,7 @@ pub(crate) mod auth;
 pub mod error;
 pub(crate) mod evidence;
 pub(crate) mod halls;
+pub mod idempotency;
 pub(crate) mod notices;
 pub(crate) mod outbox;
 pub(crate) mod personal;

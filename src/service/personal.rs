@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use super::{Error, Result};
 use crate::config::{Mode, Settings};
 use crate::crypto::index::IndexKind;
+use crate::crypto::replay::ReplayKey;
 use crate::crypto::{field, BlindIndex, CryptoError, DataKey, Kek, Keyring};
 use crate::domain::masking::mask_name;
 use crate::storage::data_keys::{self, DataKeyRow};
@@ -27,6 +28,8 @@ pub const INDEX_KEY: &str = "blind_index_key";
 pub struct Crypto {
     keyring: Keyring,
     index: BlindIndex,
+    /// Seals stored responses of idempotent requests and keys their request digests.
+    replay: ReplayKey,
 }
 
 /// The keyring the settings name. In production mode, and on PostgreSQL whatever the mode
@@ -91,8 +94,13 @@ impl Crypto {
         let key = keyring.unwrap_secret(INDEX_KEY, &stored)?;
         Ok(Self {
             index: BlindIndex::new(&key),
+            replay: ReplayKey::derive(&key),
             keyring,
         })
+    }
+
+    pub fn replay(&self) -> &ReplayKey {
+        &self.replay
     }
 
     pub fn index(&self, kind: IndexKind, raw: &str) -> String {

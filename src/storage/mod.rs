@@ -7,6 +7,7 @@ pub(crate) mod data_keys;
 pub(crate) mod error;
 pub(crate) mod evidence;
 pub(crate) mod halls;
+pub(crate) mod idempotency;
 pub(crate) mod login_throttle;
 pub(crate) mod migrate;
 pub(crate) mod objects;

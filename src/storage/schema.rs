@@ -261,6 +261,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    idempotency_keys (caller, idem_key) {
+        caller -> Text,
+        idem_key -> Text,
+        method -> Text,
+        path -> Text,
+        attempt -> Text,
+        lease_until -> Nullable<Timestamp>,
+        request_digest -> Nullable<Text>,
+        request_bytes -> Nullable<BigInt>,
+        status -> Nullable<Integer>,
+        response -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(hall_keys -> halls (hall_id));
 diesel::joinable!(users -> halls (hall_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -283,4 +300,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     token_keys,
     login_throttle,
     data_keys,
+    idempotency_keys,
 );

@@ -100,14 +100,46 @@ impl Session {
         Ok(Self { url, token, client })
     }
 
-    /// Streams one file to the order; the answer is the service's evidence object.
+    /// Streams one file to the order; the answer is the service's evidence object. The upload
+    /// carries an `Idempotency-Key` and is sent again with it (the file read again from the
+    /// start) after a network error or while the service still runs an earlier attempt, so a
+    /// retry never stores the file twice.
     pub async fn upload(&self, order: &str, file: &EvidenceArg) -> Result<Value, String> {
         let path = &file.file;
         let media = sniff_file(path)?;
-        let size = std::fs::metadata(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?
-            .len();
-        let handle = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let key = uuid::Uuid::new_v4().to_string();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let retry = match self.send_file(order, file, media, &key).await {
+                Err(SendError::Network(e)) if attempt < ATTEMPTS => {
+                    tracing::warn!(file = %path.display(), attempt, error = %e, "upload failed; retrying");
+                    backoff(attempt)
+                }
+                Err(SendError::Network(e)) => return Err(format!("{}: {e}", self.url)),
+                Err(SendError::Local(e)) => return Err(e),
+                Ok(res) if in_flight(&res) && attempt < ATTEMPTS => retry_after(&res),
+                Ok(res) => {
+                    return answer(res)
+                        .await
+                        .map_err(|e| format!("{}: {e}", path.display()))
+                }
+            };
+            tokio::time::sleep(retry).await;
+        }
+    }
+
+    async fn send_file(
+        &self,
+        order: &str,
+        file: &EvidenceArg,
+        media: crate::domain::evidence::MediaType,
+        key: &str,
+    ) -> Result<reqwest::Response, SendError> {
+        let path = &file.file;
+        let local = |e: std::io::Error| SendError::Local(format!("{}: {e}", path.display()));
+        let size = std::fs::metadata(path).map_err(local)?.len();
+        let handle = std::fs::File::open(path).map_err(local)?;
         let chunks = futures_util::stream::unfold(Some(handle), |f| async move {
             let mut f = f?;
             let mut buf = vec![0u8; 64 * 1024];
@@ -120,8 +152,7 @@ impl Session {
                 Err(e) => Some((Err(e), None)),
             }
         });
-        let res = self
-            .client
+        self.client
             .post(format!(
                 "{}/api/v1/work-orders/{}/evidence?kind={}",
                 self.url,
@@ -131,14 +162,42 @@ impl Session {
             .bearer_auth(&self.token)
             .header("Content-Type", media.as_str())
             .header("Content-Length", size)
+            .header("Idempotency-Key", key)
             .body(reqwest::Body::wrap_stream(chunks))
             .send()
             .await
-            .map_err(|e| format!("{}: {e}", self.url))?;
-        answer(res)
-            .await
-            .map_err(|e| format!("{}: {e}", path.display()))
+            .map_err(SendError::Network)
     }
+}
+
+/// How many times an upload is sent before its error is reported.
+const ATTEMPTS: u32 = 4;
+
+enum SendError {
+    /// The request did not get an answer (connection refused or dropped, timeout).
+    Network(reqwest::Error),
+    /// The file could not be read here.
+    Local(String),
+}
+
+/// 0.5 s, 1 s, 2 s, … after the first, second, third failed attempt.
+fn backoff(attempt: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(500 << (attempt - 1).min(6))
+}
+
+/// 409 `idempotency_key_in_flight`: an earlier attempt of this upload is still running.
+fn in_flight(res: &reqwest::Response) -> bool {
+    res.status() == reqwest::StatusCode::CONFLICT && res.headers().contains_key("retry-after")
+}
+
+fn retry_after(res: &reqwest::Response) -> std::time::Duration {
+    let seconds = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(1);
+    std::time::Duration::from_secs(seconds.clamp(1, 30))
 }
 
 /// An order id as one path segment (ids are UUIDs; anything else is escaped, not trusted).

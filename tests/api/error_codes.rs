@@ -1116,6 +1116,7 @@ fn every_error_code_is_provoked_by_a_test() {
         PROVOKED,
         crate::verification::PROVOKED,
         crate::evidence::PROVOKED,
+        crate::idempotency::PROVOKED,
         crate::mail::PROVOKED,
         crate::mail::PROVOKED_ON_A_MOVABLE_CLOCK,
         crate::at_rest::PROVOKED,

@@ -263,19 +263,19 @@ pub struct Reply {
 pub fn contract_status(code: ErrorCode) -> u16 {
     use ErrorCode::*;
     match code {
-        InvalidRequest => 400,
+        InvalidRequest | InvalidIdempotencyKey => 400,
         Unauthenticated => 401,
         Forbidden | ClientCertificateRequired => 403,
         NotFound => 404,
         MethodNotAllowed => 405,
-        InvalidState | AlreadyExists => 409,
+        InvalidState | AlreadyExists | IdempotencyKeyInFlight => 409,
         VersionConflict => 412,
         PayloadTooLarge => 413,
         UnsupportedMediaType => 415,
         InvalidMsisdn | InvalidIdNumber | InvalidDocument | InvalidProvince | InvalidCity
         | UnknownHall | InvalidKey | BadSignature | UnknownKey | RevokedKey | ClaimsMismatch
         | InvalidResult | StaleResult | ReplayedResult | MissingEvidence | NameMismatch
-        | OutcomeNotMatch | InvalidField => 422,
+        | OutcomeNotMatch | InvalidField | IdempotencyKeyReused => 422,
         RateLimited => 429,
         Shredded => 410,
         Internal | EvidenceCorrupted => 500,

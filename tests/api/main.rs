@@ -9,6 +9,7 @@ mod cli;
 mod config_check;
 mod error_codes;
 mod evidence;
+mod idempotency;
 mod lifecycle;
 mod mail;
 mod openapi;

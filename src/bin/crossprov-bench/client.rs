@@ -9,6 +9,9 @@ use serde_json::{json, Value};
 use crate::env::PASSWORD;
 use crate::Res;
 
+/// How many times a POST is sent before a network error counts.
+const ATTEMPTS: u32 = 4;
+
 /// How many error messages are kept verbatim.
 const KEEP_ERRORS: usize = 8;
 
@@ -121,7 +124,9 @@ impl Api {
         })
     }
 
-    /// One request, whole body read: (status, body). No statistics.
+    /// One request, whole body read: (status, body). No statistics. A POST carries an
+    /// `Idempotency-Key` and is sent again with it after a network error (or while the
+    /// service still runs an earlier attempt), as a hall terminal on a flaky link would.
     pub async fn send(
         &self,
         method: Method,
@@ -130,22 +135,46 @@ impl Api {
         body: Body,
         timeout: Option<Duration>,
     ) -> Res<(u16, Bytes)> {
-        let mut req = self
-            .client
-            .request(method, format!("{}{}", self.base, path));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
+        let key = (method == Method::POST).then(|| uuid::Uuid::new_v4().to_string());
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut req = self
+                .client
+                .request(method.clone(), format!("{}{}", self.base, path));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            if let Some(key) = &key {
+                req = req.header("Idempotency-Key", key);
+            }
+            if let Some((ct, bytes)) = &body {
+                req = req.header("Content-Type", *ct).body(bytes.clone());
+            }
+            if let Some(t) = timeout {
+                req = req.timeout(t);
+            }
+            let wait = match req.send().await {
+                Err(_) if key.is_some() && attempt < ATTEMPTS => {
+                    Duration::from_millis(200 << (attempt - 1))
+                }
+                Err(e) => return Err(chain(&e)),
+                // 409 with Retry-After: idempotency_key_in_flight, an earlier attempt runs.
+                Ok(res)
+                    if res.status() == reqwest::StatusCode::CONFLICT
+                        && res.headers().contains_key("retry-after")
+                        && attempt < ATTEMPTS =>
+                {
+                    Duration::from_secs(1)
+                }
+                Ok(res) => {
+                    let status = res.status().as_u16();
+                    let bytes = res.bytes().await.map_err(|e| chain(&e))?;
+                    return Ok((status, bytes));
+                }
+            };
+            tokio::time::sleep(wait).await;
         }
-        if let Some((ct, bytes)) = body {
-            req = req.header("Content-Type", ct).body(bytes);
-        }
-        if let Some(t) = timeout {
-            req = req.timeout(t);
-        }
-        let res = req.send().await.map_err(|e| chain(&e))?;
-        let status = res.status().as_u16();
-        let bytes = res.bytes().await.map_err(|e| chain(&e))?;
-        Ok((status, bytes))
     }
 
     /// A timed request: latency recorded on 2xx, an error recorded otherwise (any non-2xx

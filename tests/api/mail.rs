@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 
 use crate::helpers::ErrorCode::*;
 use crate::helpers::{
-    eventually, post, spawn_app_with, Backend, Configure, PgDatabase, TestApp, World, ADMIN,
-    ID_NUMBER, NAME, PASSWORD,
+    eventually, free_port, post, spawn_app_with, Backend, Configure, PgDatabase, TestApp, World,
+    ADMIN, ID_NUMBER, NAME, PASSWORD,
 };
 use crate::smtp_sink::{read_messages, summary, Mail, SmtpSink};
 use crate::{on_both_backends, provokes};
@@ -593,9 +593,9 @@ async fn mail_held_through_an_smtp_outage_arrives_once_within_a_minute_of_its_re
 }
 
 /// A `crossprov serve` process the test started, killed when dropped.
-struct Serve {
+pub(crate) struct Serve {
     child: Option<Child>,
-    base: String,
+    pub(crate) base: String,
     log: PathBuf,
 }
 
@@ -605,17 +605,9 @@ impl Drop for Serve {
     }
 }
 
-/// A loopback port free now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 impl Serve {
     /// Starts `crossprov serve --config CONFIG` on a fresh port and waits until it is ready.
-    async fn start(config: &Path, name: &str) -> Serve {
+    pub(crate) async fn start(config: &Path, name: &str) -> Serve {
         let port = free_port();
         let log = config.with_file_name(format!("{name}.log"));
         let out = std::fs::File::create(&log).expect("log file");
@@ -669,7 +661,7 @@ impl Serve {
         }
     }
 
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")

@@ -10,6 +10,8 @@ mod error_codes;
 mod evidence;
 mod lifecycle;
 mod mail;
+mod pg_cluster;
+mod pg_tls;
 mod service;
 mod smtp_sink;
 mod tls;

@@ -1,6 +1,17 @@
 fn main() -> std::process::ExitCode {
     tame_malloc();
+    system_roots_for_libpq();
     crossprov::cli::run()
+}
+
+/// libpq's OpenSSL is compiled in, and by itself would look for the system's CA roots
+/// (`sslrootcert=system`) under its build prefix, where no distribution keeps them:
+/// `SSL_CERT_FILE` and `SSL_CERT_DIR` name the ones found on this machine, unless set already.
+fn system_roots_for_libpq() {
+    // SAFETY: sets environment variables before any other thread exists.
+    unsafe {
+        openssl_probe::try_init_openssl_env_vars();
+    }
 }
 
 /// Each login hashes its password with argon2 in ~19 MiB. After the first such block is

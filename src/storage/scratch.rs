@@ -32,10 +32,14 @@ impl Scratch {
         let mut admin = match diesel::PgConnection::establish(&base) {
             Ok(c) => c,
             Err(e) if std::env::var_os("CROSSPROV_TEST_PG_REQUIRED").is_none() => {
-                eprintln!("SKIPPED (PostgreSQL unreachable at {base}: {e})");
+                let shown = super::pg_url::redacted(&base);
+                eprintln!("SKIPPED (PostgreSQL unreachable at {shown}: {e})");
                 return None;
             }
-            Err(e) => panic!("PostgreSQL unreachable at {base}: {e}"),
+            Err(e) => panic!(
+                "PostgreSQL unreachable at {}: {e}",
+                super::pg_url::redacted(&base)
+            ),
         };
         let name = format!("crossprov_{tag}_{}", std::process::id());
         // One statement per call: several in one string run as one transaction block.
@@ -45,9 +49,8 @@ impl Scratch {
         ] {
             admin.batch_execute(&sql).unwrap();
         }
-        let (server, _) = base.rsplit_once('/').expect("the URL names a database");
         Some(Self {
-            url: format!("{server}/{name}"),
+            url: super::pg_url::naming_database(&base, &name).expect("a PostgreSQL URL"),
             _dir: None,
             pg: Some((base, name)),
         })

@@ -14,6 +14,7 @@ use crossprov::config::Settings;
 use crossprov::domain::text::Text;
 use crossprov::service::users::NewUser;
 use crossprov::startup::Application;
+use crossprov::storage::pg_url;
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
 use ring::rand::SystemRandom;
@@ -153,8 +154,16 @@ fn pg_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-fn pg_required() -> bool {
+pub fn pg_required() -> bool {
     std::env::var("CROSSPROV_TEST_PG_REQUIRED").is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// A loopback port free now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 /// Says once per run, past the test harness's output capture (a direct write to stderr, not
@@ -183,9 +192,12 @@ impl PgDatabase {
         let admin = pg_admin_url();
         let mut conn = match diesel::PgConnection::establish(&admin) {
             Ok(c) => c,
-            Err(e) if pg_required() => panic!("PostgreSQL is required (CROSSPROV_TEST_PG_REQUIRED) but unreachable at {admin}: {e}"),
+            Err(e) if pg_required() => panic!(
+                "PostgreSQL is required (CROSSPROV_TEST_PG_REQUIRED) but unreachable at {}: {e}",
+                pg_url::redacted(&admin)
+            ),
             Err(e) => {
-                skipped_notice(&admin, &e.to_string());
+                skipped_notice(&pg_url::redacted(&admin), &e.to_string());
                 return None;
             }
         };
@@ -201,14 +213,9 @@ impl PgDatabase {
         );
         conn.batch_execute(&format!("CREATE DATABASE {name}"))
             .expect("create test database");
-        let base = admin
-            .rsplit_once('/')
-            .map(|(b, _)| b.to_owned())
-            .unwrap_or(admin.clone());
-        Some(Self {
-            url: format!("{base}/{name}"),
-            name,
-        })
+        // Another database on the same server, reached the same way (`sslmode` and all).
+        let url = pg_url::naming_database(&admin, &name).expect("a PostgreSQL URL");
+        Some(Self { url, name })
     }
 }
 
@@ -1199,14 +1206,6 @@ impl Drop for Serve {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// A loopback port free now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 impl Serve {

@@ -13,6 +13,8 @@ mod idempotency;
 mod lifecycle;
 mod mail;
 mod openapi;
+mod pg_cluster;
+mod pg_tls;
 mod service;
 mod shutdown;
 mod smtp_sink;

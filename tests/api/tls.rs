@@ -26,19 +26,19 @@ use crate::helpers::{
 // Certificates
 
 /// A test CA and the files the service and its clients read.
-struct Pki {
+pub(crate) struct Pki {
     dir: tempfile::TempDir,
     ca: CertifiedIssuer<'static, KeyPair>,
 }
 
 /// A certificate and its private key, as PEM.
-struct Pair {
-    cert: String,
-    key: String,
+pub(crate) struct Pair {
+    pub(crate) cert: String,
+    pub(crate) key: String,
 }
 
 impl Pki {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params
             .distinguished_name
@@ -52,7 +52,7 @@ impl Pki {
         }
     }
 
-    fn ca_pem(&self) -> String {
+    pub(crate) fn ca_pem(&self) -> String {
         self.ca.pem()
     }
 
@@ -67,7 +67,7 @@ impl Pki {
     }
 
     /// The service's certificate: valid for 127.0.0.1 and localhost.
-    fn server(&self, serial: u64) -> Pair {
+    pub(crate) fn server(&self, serial: u64) -> Pair {
         let mut params =
             CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
         params
@@ -78,7 +78,7 @@ impl Pki {
     }
 
     /// A hall terminal's certificate with this Subject CN and these DNS names.
-    fn terminal(&self, common_name: &str, dns_names: &[&str]) -> Pair {
+    pub(crate) fn terminal(&self, common_name: &str, dns_names: &[&str]) -> Pair {
         let names: Vec<String> = dns_names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names).unwrap();
         params
@@ -88,14 +88,14 @@ impl Pki {
         self.sign(params, rand_serial())
     }
 
-    fn write(&self, name: &str, text: &str) -> PathBuf {
+    pub(crate) fn write(&self, name: &str, text: &str) -> PathBuf {
         let path = self.dir.path().join(name);
         std::fs::write(&path, text).unwrap();
         path
     }
 
     /// Writes a pair as `<name>.pem` and `<name>.key`.
-    fn write_pair(&self, name: &str, pair: &Pair) -> (PathBuf, PathBuf) {
+    pub(crate) fn write_pair(&self, name: &str, pair: &Pair) -> (PathBuf, PathBuf) {
         (
             self.write(&format!("{name}.pem"), &pair.cert),
             self.write(&format!("{name}.key"), &pair.key),

@@ -612,11 +612,12 @@ pub struct Seeded {
 }
 
 pub fn seed(url: &str, o: &SeedOpts) -> Res<Seeded> {
-    let db = OfflineDb::open_migrated(url).map_err(|e| format!("{url}: {e}"))?;
+    let shown = crossprov::storage::pg_url::redacted(url);
+    let db = OfflineDb::open_migrated(url).map_err(|e| format!("{shown}: {e}"))?;
     let (head_size, head_hash) = db.audit_head().map_err(|e| e.to_string())?;
     eprintln!(
-        "seed-audit: {} events after seq {} into {} …",
-        o.events, head_size, url
+        "seed-audit: {} events after seq {} into {shown} …",
+        o.events, head_size
     );
     let sim = Sim::new(o.seed, head_size, head_hash, o.events);
     let per_stmt = o.rows_per_statement.clamp(1, 3000);

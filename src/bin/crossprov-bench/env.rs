@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crossprov::storage::pg_url;
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
 use serde_json::Value;
@@ -77,28 +78,24 @@ impl PgDb {
     pub fn create(tag: &str, keep: bool) -> Res<Self> {
         let admin = pg_admin_url();
         let mut conn = diesel::PgConnection::establish(&admin)
-            .map_err(|e| format!("PostgreSQL at {admin}: {e}"))?;
+            .map_err(|e| format!("PostgreSQL at {}: {e}", pg_url::redacted(&admin)))?;
         let name = format!("crossprov_bench_{tag}_{}", short_id());
         conn.batch_execute(&format!("CREATE DATABASE {name}"))
             .map_err(|e| format!("CREATE DATABASE {name}: {e}"))?;
-        let base = admin
-            .split('?')
-            .next()
-            .and_then(|a| a.rsplit_once('/'))
-            .map(|(b, _)| b.to_owned())
-            .ok_or_else(|| format!("cannot derive a database URL from {admin}"))?;
-        Ok(Self {
-            url: format!("{base}/{name}"),
-            name,
-            keep,
-        })
+        // The same server reached the same way: TLS parameters and all.
+        let url = pg_url::naming_database(&admin, &name).ok_or_else(|| {
+            let shown = pg_url::redacted(&admin);
+            format!("cannot derive a database URL from {shown}")
+        })?;
+        Ok(Self { url, name, keep })
     }
 }
 
 impl Drop for PgDb {
     fn drop(&mut self) {
         if self.keep {
-            eprintln!("kept PostgreSQL database {} ({})", self.name, self.url);
+            let shown = pg_url::redacted(&self.url);
+            eprintln!("kept PostgreSQL database {} ({shown})", self.name);
             return;
         }
         if let Ok(mut conn) = diesel::PgConnection::establish(&pg_admin_url()) {
@@ -272,7 +269,8 @@ impl BenchEnv {
     pub fn clear_hall_emails(&self) -> Res<usize> {
         use diesel::RunQueryDsl;
         const CLEAR: &str = "UPDATE halls SET email = NULL";
-        let fail = |e: String| format!("clearing the halls' emails ({}): {e}", self.database_url);
+        let shown = pg_url::redacted(&self.database_url);
+        let fail = |e: String| format!("clearing the halls' emails ({shown}): {e}");
         match self.backend {
             Backend::Postgres => {
                 let mut c = diesel::PgConnection::establish(&self.database_url)

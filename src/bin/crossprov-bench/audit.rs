@@ -857,7 +857,7 @@ pub fn measure(url: &str, k: &Knobs, args: &ServerArgs) -> Res<Measured> {
     let auditor = format!("bench.auditor.{}", crate::env::short_id());
     env.user_add(&auditor, "auditor", &[])?;
     let mut server = env.start_server(&[])?;
-    let api = Api::new(&server.base)?;
+    let api = Api::new(&server.base, args.idempotency_keys)?;
     let pid = server.pid;
     let kinds: [(&'static str, &'static str, &Vec<String>); 4] = [
         (BY_WORK_ORDER, "work_order", &targets.work_orders),

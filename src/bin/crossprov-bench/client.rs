@@ -93,6 +93,8 @@ pub type Body = Option<(&'static str, Bytes)>;
 pub struct Api {
     pub client: reqwest::Client,
     pub base: String,
+    /// Whether a POST carries an `Idempotency-Key` (`--idempotency-keys`).
+    pub keys: bool,
 }
 
 fn snippet(b: &[u8]) -> String {
@@ -112,7 +114,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 impl Api {
-    pub fn new(base: &str) -> Res<Self> {
+    pub fn new(base: &str, keys: bool) -> Res<Self> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(120))
             .tcp_nodelay(true)
@@ -121,6 +123,7 @@ impl Api {
         Ok(Self {
             client,
             base: base.to_owned(),
+            keys,
         })
     }
 
@@ -135,7 +138,7 @@ impl Api {
         body: Body,
         timeout: Option<Duration>,
     ) -> Res<(u16, Bytes)> {
-        let key = (method == Method::POST).then(|| uuid::Uuid::new_v4().to_string());
+        let key = (self.keys && method == Method::POST).then(|| uuid::Uuid::new_v4().to_string());
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -51,7 +51,7 @@ pub fn run(o: &Opts, args: &ServerArgs) -> Res<Outcome> {
         server.pid,
         o.count
     );
-    let api = Api::new(&server.base)?;
+    let api = Api::new(&server.base, args.idempotency_keys)?;
     let pid = server.pid;
     let run_tag = crate::env::short_id();
     let (stats, rss, baseline, cpu) = actix_web::rt::System::new().block_on(async {

@@ -394,7 +394,7 @@ pub fn run(o: &Opts, args: &ServerArgs) -> Res<Outcome> {
         server.pid,
         server.base
     );
-    let api = Api::new(&server.base)?;
+    let api = Api::new(&server.base, args.idempotency_keys)?;
     let pid = server.pid;
     let measured = actix_web::rt::System::new().block_on(async {
         server.wait_ready(&api, Duration::from_secs(120)).await?;

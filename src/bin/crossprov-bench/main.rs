@@ -94,6 +94,10 @@ pub struct ServerArgs {
     /// file`, the service's default) or smtp (a local SMTP server started for the run).
     #[arg(long, global = true, value_enum, default_value = "file")]
     pub mail: Mail,
+    /// Send an `Idempotency-Key` with every POST (and retry with it after a network error), as
+    /// a hall terminal would; `false` measures what the keys cost.
+    #[arg(long, global = true, default_value_t = true, action = clap::ArgAction::Set)]
+    pub idempotency_keys: bool,
     /// Keep the temp directory (database, server log) and PostgreSQL database afterwards.
     #[arg(long, global = true)]
     pub keep: bool,

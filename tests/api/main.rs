@@ -10,6 +10,7 @@ mod error_codes;
 mod evidence;
 mod lifecycle;
 mod mail;
+mod people;
 mod service;
 mod smtp_sink;
 mod tls;

@@ -51,10 +51,16 @@ impl WriteRefusal {
     pub fn in_chain(e: &(dyn std::error::Error + 'static)) -> Option<Self> {
         let mut next = Some(e);
         while let Some(err) = next {
-            if let Some(found) = err.downcast_ref::<std::io::Error>().and_then(Self::of_io) {
-                return Some(found);
-            }
             next = err.source();
+            if let Some(io) = err.downcast_ref::<std::io::Error>() {
+                if let Some(found) = Self::of_io(io) {
+                    return Some(found);
+                }
+                // An `io::Error` wrapping another error hides it from `source()`.
+                if let Some(inner) = io.get_ref() {
+                    next = Some(inner);
+                }
+            }
         }
         None
     }

@@ -222,6 +222,8 @@ pub(crate) struct Store {
     readers: r2d2::Pool<Connector>,
     backend: Backend,
     write_gate: Option<std::sync::Arc<std::sync::Mutex<()>>>,
+    /// How the readers connect: what replaces a dead reader (`read_one`).
+    reader_connector: Connector,
     /// The writers' `Connector::refusing`.
     refusing: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// `PRAGMA max_page_count` for SQLite writers: `NO_CAP_SET` until `cap_sqlite_pages` is
@@ -273,7 +275,8 @@ impl Store {
                 .build(connector)
                 .map_err(|e| StorageError::Connect(e.to_string()))
         };
-        let readers = build(connector.clone().read_only(), None)?;
+        let reader_connector = connector.clone().read_only();
+        let readers = build(reader_connector.clone(), None)?;
         let refusing = connector.refusing.clone();
         // Writers are opened on demand, never ahead in the background: while the database
         // refuses writes, none is opened and kept idle with a session that stays read-only
@@ -286,6 +289,7 @@ impl Store {
             readers,
             backend,
             write_gate,
+            reader_connector,
             refusing,
             sqlite_page_cap: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(NO_CAP_SET)),
         })
@@ -367,12 +371,21 @@ impl Store {
         T: Send + 'static,
         E: From<StorageError> + Send + 'static,
     {
-        let readers = self.readers.clone();
+        let (readers, reconnect) = (self.readers.clone(), self.reader_connector.clone());
         off_the_async_threads(move || {
             let mut pooled = readers
                 .get()
                 .map_err(|e| E::from(StorageError::Pool(e.to_string())))?;
-            f(&mut pooled)
+            let done = f(&mut pooled);
+            // Outside a transaction diesel never marks a dead connection broken, so the pool
+            // would hand it out again forever (a restarted server, an ended session): on a
+            // failure, one that no longer answers is replaced in place.
+            if done.is_err() && pooled.batch_execute("SELECT 1").is_err() {
+                if let Ok(fresh) = reconnect.connect() {
+                    *pooled = fresh;
+                }
+            }
+            done
         })
         .await
     }

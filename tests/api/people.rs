@@ -357,12 +357,13 @@ async fn a_database_that_refuses_writes_answers_storage_full_until_it_takes_them
         })
     };
     // A freed page or a session from before may take a write or two; then the refusal.
-    let mut refused = None;
+    let (mut refused, mut seen) = (None, Vec::new());
     for _ in 0..40 {
         let r = w
             .app
             .post("/api/v1/work-orders", &w.clerk, &open(World::next_msisdn()))
             .await;
+        seen.push(r.status);
         match (r.status, r.body["code"].as_str()) {
             (201, _) => acknowledged.push(r.body.clone()),
             (503, Some("storage_full")) => {
@@ -374,7 +375,7 @@ async fn a_database_that_refuses_writes_answers_storage_full_until_it_takes_them
             (status, _) => panic!("unexpected {status} {}", r.body),
         }
     }
-    let refused = refused.expect("the database never refused a write");
+    let refused = refused.unwrap_or_else(|| panic!("the database never refused a write: {seen:?}"));
     refused.problem(StorageFull);
     assert_eq!(refused.retry_after(), 30);
     let ready = w.app.get_anon("/readyz").await;

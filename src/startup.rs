@@ -99,6 +99,9 @@ impl Application {
             .port();
         let metrics = Metrics::new()?;
         metrics.register(Box::new(services.evidence_failures()))?;
+        for collector in services.storage_health_collectors() {
+            metrics.register(collector)?;
+        }
         for collector in services.background_metrics().collectors() {
             metrics.register(collector)?;
         }

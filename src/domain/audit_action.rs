@@ -52,6 +52,14 @@ pub enum AuditAction {
     EvidenceIntegrityFailed,
     #[strum(serialize = "hall.created")]
     HallCreated,
+    /// An admin changed a hall's name, address or email.
+    #[strum(serialize = "hall.updated")]
+    HallUpdated,
+    /// An admin deactivated a hall: it takes no new orders.
+    #[strum(serialize = "hall.deactivated")]
+    HallDeactivated,
+    #[strum(serialize = "hall.reactivated")]
+    HallReactivated,
     #[strum(serialize = "hall_key.registered")]
     HallKeyRegistered,
     #[strum(serialize = "hall_key.revoked")]

@@ -43,6 +43,9 @@ pub enum Invalid {
     NameMismatch,
     #[strum(serialize = "outcome_not_match")]
     OutcomeNotMatch,
+    /// A deactivated hall named as an order's target: it takes no new orders.
+    #[strum(serialize = "hall_deactivated")]
+    HallDeactivated,
     /// Any other field whose value the domain refuses (an empty reason, a bad email…).
     #[strum(serialize = "invalid_field")]
     Field,
@@ -62,6 +65,9 @@ pub enum DomainError {
     /// Hall staff without their hall's TLS client certificate, with mutual TLS on.
     #[error("client certificate required: {0}")]
     ClientCertificateRequired(String),
+    /// An admin reset the caller's password: nothing but changing it until they do.
+    #[error("your password was reset by an administrator: change it with POST /api/v1/me/password first")]
+    PasswordChangeRequired,
     #[error("not found: {0}")]
     NotFound(String),
     #[error("version {given} is stale; the current version is {current}")]
@@ -98,6 +104,7 @@ impl DomainError {
         match self {
             Self::Forbidden(_) => "forbidden",
             Self::ClientCertificateRequired(_) => "client_certificate_required",
+            Self::PasswordChangeRequired => "password_change_required",
             Self::NotFound(_) => "not_found",
             Self::VersionConflict { .. } => "version_conflict",
             Self::InvalidState { .. } => "invalid_state",

@@ -1,18 +1,21 @@
 //! Reference data and administration: provinces, halls, hall keys, users, subscribers.
 
 use crate::domain::text::ceiling::Code;
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::extract::{query, services, Call, Caller, NoBody};
-use super::openapi::{Operations, Problems};
+use super::extract::{if_match, query, services, Call, Caller, NoBody};
+use super::openapi::{IfMatch, Operations, Problems, Stale};
 use super::problem::ApiError;
 use crate::domain::HallId;
-use crate::service::halls::{HallKeyView, HallList, HallView, NewHall, NewHallKey, ProvinceList};
+use crate::service::halls::{
+    HallKeyView, HallList, HallUpdate, HallView, NewHall, NewHallKey, ProvinceList,
+};
 use crate::service::outbox::{OutboxPage, OutboxQuery, OutboxView};
 use crate::service::subscribers::SubscriberView;
-use crate::service::users::{NewUser, PasswordReset, UserView};
+use crate::service::users::{NewUser, PasswordReset, UserPage, UserQuery, UserView};
 
 type Reply = Result<HttpResponse, ApiError>;
 
@@ -64,9 +67,15 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .op(__path_provinces, provinces)
             .op(__path_list_halls, list_halls)
             .op(__path_create_hall, create_hall)
+            .op(__path_get_hall, get_hall)
+            .op(__path_update_hall, update_hall)
+            .op(__path_deactivate_hall, deactivate_hall)
+            .op(__path_reactivate_hall, reactivate_hall)
             .op(__path_register_key, register_key)
             .op(__path_revoke_key, revoke_key)
             .op(__path_create_user, create_user)
+            .op(__path_list_users, list_users)
+            .op(__path_get_user, get_user)
             .op(__path_disable_user, disable_user)
             .op(__path_enable_user, enable_user)
             .op(__path_reset_password, reset_password)
@@ -91,6 +100,8 @@ pub async fn provinces(req: HttpRequest, _caller: Caller) -> Reply {
 pub struct HallQuery {
     pub province: Option<Code>,
     pub city: Option<Code>,
+    /// `true`: only halls taking orders; `false`: only deactivated ones; absent: all.
+    pub active: Option<bool>,
 }
 
 #[utoipa::path(get, path = "/halls", tag = "reference data", params(HallQuery),
@@ -99,9 +110,69 @@ pub async fn list_halls(req: HttpRequest, _caller: Caller) -> Reply {
     let q: HallQuery = query(&req)?;
     Ok(HttpResponse::Ok().json(
         services(&req)?
-            .list_halls(q.province.map(String::from), q.city.map(String::from))
+            .list_halls(
+                q.province.map(String::from),
+                q.city.map(String::from),
+                q.active,
+            )
             .await?,
     ))
+}
+
+/// The hall with its version as `ETag`.
+fn hall_reply(mut res: actix_web::HttpResponseBuilder, hall: &HallView) -> HttpResponse {
+    res.insert_header((header::ETAG, format!("\"{}\"", hall.version)))
+        .json(hall)
+}
+
+/// One hall; its `ETag` is what `If-Match` on a change compares.
+#[utoipa::path(get, path = "/halls/{id}", tag = "reference data", params(HallPath),
+    responses((status = 200, body = HallView), Problems))]
+pub async fn get_hall(req: HttpRequest, _caller: Caller, path: web::Path<HallPath>) -> Reply {
+    let hall = services(&req)?.get_hall(path.into_inner().id).await?;
+    Ok(hall_reply(HttpResponse::Ok(), &hall))
+}
+
+/// Change a hall's name, address or email (members left out stay); `If-Match` optional.
+#[utoipa::path(patch, path = "/halls/{id}", tag = "administration", params(HallPath, IfMatch),
+    request_body = HallUpdate, responses((status = 200, body = HallView), Stale, Problems))]
+pub async fn update_hall(
+    req: HttpRequest,
+    call: Call<HallUpdate>,
+    path: web::Path<HallPath>,
+) -> Reply {
+    let hall = services(&req)?
+        .update_hall(call.actor, path.into_inner().id, if_match(&req), call.body)
+        .await?;
+    Ok(hall_reply(HttpResponse::Ok(), &hall))
+}
+
+/// Deactivate a hall: no new orders may name it; what it holds stays its own.
+#[utoipa::path(post, path = "/halls/{id}/deactivate", tag = "administration",
+    params(HallPath, IfMatch), responses((status = 200, body = HallView), Stale, Problems))]
+pub async fn deactivate_hall(
+    req: HttpRequest,
+    call: Call<NoBody>,
+    path: web::Path<HallPath>,
+) -> Reply {
+    let hall = services(&req)?
+        .deactivate_hall(call.actor, path.into_inner().id, if_match(&req))
+        .await?;
+    Ok(hall_reply(HttpResponse::Ok(), &hall))
+}
+
+/// Let a deactivated hall take orders again.
+#[utoipa::path(post, path = "/halls/{id}/reactivate", tag = "administration",
+    params(HallPath, IfMatch), responses((status = 200, body = HallView), Stale, Problems))]
+pub async fn reactivate_hall(
+    req: HttpRequest,
+    call: Call<NoBody>,
+    path: web::Path<HallPath>,
+) -> Reply {
+    let hall = services(&req)?
+        .reactivate_hall(call.actor, path.into_inner().id, if_match(&req))
+        .await?;
+    Ok(hall_reply(HttpResponse::Ok(), &hall))
 }
 
 #[utoipa::path(post, path = "/halls", tag = "administration", request_body = NewHall,
@@ -142,6 +213,25 @@ pub async fn revoke_key(
     responses((status = 201, body = UserView), Problems))]
 pub async fn create_user(req: HttpRequest, call: Call<NewUser>) -> Reply {
     Ok(HttpResponse::Created().json(services(&req)?.create_user(call.actor, call.body).await?))
+}
+
+/// Users in username order, narrowed by role, hall or province (admin).
+#[utoipa::path(get, path = "/users", tag = "administration", params(UserQuery),
+    responses((status = 200, body = UserPage), Problems))]
+pub async fn list_users(req: HttpRequest, caller: Caller) -> Reply {
+    let q: UserQuery = query(&req)?;
+    Ok(HttpResponse::Ok().json(services(&req)?.list_users(caller.0, q).await?))
+}
+
+/// One user (admin).
+#[utoipa::path(get, path = "/users/{username}", tag = "administration", params(UserPath),
+    responses((status = 200, body = UserView), Problems))]
+pub async fn get_user(req: HttpRequest, caller: Caller, path: web::Path<UserPath>) -> Reply {
+    Ok(HttpResponse::Ok().json(
+        services(&req)?
+            .get_user(caller.0, path.into_inner().username)
+            .await?,
+    ))
 }
 
 /// Disable a user: no login, and every token they hold is refused at once on every instance.

@@ -6,7 +6,9 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::extract::{client_address, client_certificate, services, Call, Caller, PublicJson};
+use super::extract::{
+    client_address, client_certificate, services, Caller, OwnPasswordCall, PublicJson,
+};
 use super::openapi::{Operations, Problems};
 use super::problem::ApiError;
 use crate::service::auth::IssuedToken;
@@ -57,10 +59,12 @@ pub async fn me(req: HttpRequest, caller: Caller) -> Reply {
 }
 
 /// Change one's own password (`current_password` proves it is you; a wrong one counts as a
-/// failed login). Every token of the user ends, this one included: log in again.
+/// failed login). Every token of the user ends, this one included: log in again. The one
+/// call open to a user whose password an admin reset.
 #[utoipa::path(post, path = "/me/password", tag = "auth", request_body = PasswordChange,
     responses((status = 200, body = UserView), Problems))]
-pub async fn change_password(req: HttpRequest, call: Call<PasswordChange>) -> Reply {
+pub async fn change_password(req: HttpRequest, call: OwnPasswordCall<PasswordChange>) -> Reply {
+    let call = call.0;
     let address = client_address(&req);
     Ok(HttpResponse::Ok().json(
         services(&req)?

@@ -12,6 +12,7 @@ use super::problem::ApiError;
 use crate::domain::access::{Actor, ClientCertificate};
 use crate::domain::text::TOO_LONG;
 use crate::http::problem::ErrorCode;
+use crate::service::auth::{Admission, TokenHolder};
 use crate::service::{self, Services};
 
 /// Deeper JSON than this is refused as malformed.
@@ -27,21 +28,26 @@ pub fn services(req: &HttpRequest) -> Result<web::Data<Services>, ApiError> {
 /// `Actor` is [`Authenticated::admit`], so no handler can skip the connection check; callers
 /// admit after parsing the body, as 400 outranks 403 in the contract's order.
 pub struct Authenticated {
-    actor: Actor,
+    holder: TokenHolder,
     certificate: Option<ClientCertificate>,
 }
 
 impl Authenticated {
     /// Whose token it is (what idempotency keys are kept per).
     pub fn username(&self) -> &crate::domain::Username {
-        &self.actor.username
+        &self.holder.actor.username
     }
 
     /// The caller, once its connection passes (403 `client_certificate_required` for hall
-    /// staff without their hall's client certificate, with mutual TLS on).
+    /// staff without their hall's client certificate, with mutual TLS on) and it has no
+    /// password to change first (403 `password_change_required`).
     pub fn admit(self, services: &Services) -> Result<Actor, ApiError> {
-        services.admit(&self.actor, self.certificate.as_ref())?;
-        Ok(self.actor)
+        self.admit_to(services, Admission::Any)
+    }
+
+    fn admit_to(self, services: &Services, admission: Admission) -> Result<Actor, ApiError> {
+        services.admit(&self.holder, self.certificate.as_ref(), admission)?;
+        Ok(self.holder.actor)
     }
 }
 
@@ -58,7 +64,7 @@ pub async fn authenticate(
 ) -> Result<Authenticated, ApiError> {
     let token = bearer(req)?;
     Ok(Authenticated {
-        actor: services.authenticate(&token).await?,
+        holder: services.authenticate(&token).await?,
         certificate: client_certificate(req),
     })
 }
@@ -267,21 +273,40 @@ async fn extract_body(
     Ok((services, body))
 }
 
+/// The one call open to a user whose password an admin reset: changing it
+/// (`POST /api/v1/me/password`). Otherwise exactly a [`Call`].
+pub struct OwnPasswordCall<T>(pub Call<T>);
+
+/// Extracts a call in the contract's order, admitting the caller to `admission`.
+async fn extract_call<T: DeserializeOwned>(
+    req: HttpRequest,
+    mut payload: Payload,
+    admission: Admission,
+) -> Result<Call<T>, ApiError> {
+    let (services, body) = extract_body(&req, &mut payload).await?;
+    let caller = authenticate(&req, &services).await?;
+    let body = parse_json(&body)?;
+    super::idempotency::refuse_malformed_key(&req)?;
+    let actor = caller.admit_to(&services, admission)?;
+    Ok(Call { actor, body })
+}
+
 impl<T: DeserializeOwned + 'static> FromRequest for Call<T> {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let mut payload = payload.take();
-        Box::pin(async move {
-            let (services, body) = extract_body(&req, &mut payload).await?;
-            let caller = authenticate(&req, &services).await?;
-            let body = parse_json(&body)?;
-            super::idempotency::refuse_malformed_key(&req)?;
-            let actor = caller.admit(&services)?;
-            Ok(Call { actor, body })
-        })
+        Box::pin(extract_call(req.clone(), payload.take(), Admission::Any))
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for OwnPasswordCall<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let call = extract_call(req.clone(), payload.take(), Admission::OwnPasswordChange);
+        Box::pin(async move { call.await.map(OwnPasswordCall) })
     }
 }
 

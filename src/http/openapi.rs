@@ -323,6 +323,12 @@ mod tests {
         ("post", "/api/v1/users/{username}/password"),
         ("post", "/api/v1/users/{username}/unlock"),
         ("post", "/api/v1/me/password"),
+        ("get", "/api/v1/users"),
+        ("get", "/api/v1/users/{username}"),
+        ("get", "/api/v1/halls/{id}"),
+        ("patch", "/api/v1/halls/{id}"),
+        ("post", "/api/v1/halls/{id}/deactivate"),
+        ("post", "/api/v1/halls/{id}/reactivate"),
     ];
 
     fn document() -> serde_json::Value {

@@ -19,6 +19,7 @@ pub enum ErrorCode {
     Unauthenticated,
     Forbidden,
     ClientCertificateRequired,
+    PasswordChangeRequired,
     NotFound,
     InvalidState,
     AlreadyExists,
@@ -42,6 +43,7 @@ pub enum ErrorCode {
     MissingEvidence,
     NameMismatch,
     OutcomeNotMatch,
+    HallDeactivated,
     InvalidField,
     RateLimited,
     MethodNotAllowed,
@@ -52,6 +54,7 @@ pub enum ErrorCode {
     Shredded,
     Internal,
     Unavailable,
+    StorageFull,
 }
 
 impl ErrorCode {
@@ -73,6 +76,10 @@ impl ErrorCode {
             Self::ClientCertificateRequired => (
                 "营业厅人员须使用本营业厅的客户端证书连接",
                 "Hall staff must connect with their hall's client certificate",
+            ),
+            Self::PasswordChangeRequired => (
+                "密码已被管理员重置，请先修改密码",
+                "Your password was reset: change it first",
             ),
             Self::NotFound => ("未找到", "Not found"),
             Self::InvalidState => ("当前状态不允许此操作", "Not allowed in the current state"),
@@ -100,6 +107,10 @@ impl ErrorCode {
             Self::MissingEvidence => ("缺少核验材料", "Missing evidence"),
             Self::NameMismatch => ("证件姓名与登记姓名不符", "Name does not match"),
             Self::OutcomeNotMatch => ("核验结论不是“一致”，不能办结", "Outcome is not match"),
+            Self::HallDeactivated => (
+                "营业厅已停用，不再接收新工单",
+                "The hall is deactivated and takes no new orders",
+            ),
             Self::InvalidField => ("字段取值无效", "Invalid field value"),
             Self::RateLimited => ("请求过于频繁，请稍后再试", "Too many requests"),
             Self::MethodNotAllowed => ("不支持的请求方法", "Method not allowed"),
@@ -125,6 +136,10 @@ impl ErrorCode {
             ),
             Self::Internal => ("服务内部错误", "Internal error"),
             Self::Unavailable => ("服务暂不可用", "Service unavailable"),
+            Self::StorageFull => (
+                "存储空间已满或只读，暂时无法写入，请稍后重试",
+                "Storage is full or read-only: nothing can be written now, try again later",
+            ),
         };
         match lang {
             Lang::Zh => zh,
@@ -172,6 +187,7 @@ impl From<Invalid> for ErrorCode {
             Invalid::MissingEvidence => Self::MissingEvidence,
             Invalid::NameMismatch => Self::NameMismatch,
             Invalid::OutcomeNotMatch => Self::OutcomeNotMatch,
+            Invalid::HallDeactivated => Self::HallDeactivated,
             Invalid::Field => Self::InvalidField,
         }
     }
@@ -182,6 +198,7 @@ impl From<&DomainError> for ErrorCode {
         match e {
             DomainError::Forbidden(_) => Self::Forbidden,
             DomainError::ClientCertificateRequired(_) => Self::ClientCertificateRequired,
+            DomainError::PasswordChangeRequired => Self::PasswordChangeRequired,
             DomainError::NotFound(_) => Self::NotFound,
             DomainError::VersionConflict { .. } => Self::VersionConflict,
             DomainError::InvalidState { .. } => Self::InvalidState,
@@ -195,6 +212,10 @@ impl From<&DomainError> for ErrorCode {
 impl From<&service::Error> for ErrorCode {
     fn from(e: &service::Error) -> Self {
         use service::Error as E;
+        // One rule for every store: a write refused for space or read-only is this answer.
+        if e.write_refusal().is_some() {
+            return Self::StorageFull;
+        }
         match e {
             E::Domain(e) => e.into(),
             E::Unauthenticated(_) => Self::Unauthenticated,
@@ -202,6 +223,7 @@ impl From<&service::Error> for ErrorCode {
             E::BadRequest { .. } => Self::InvalidRequest,
             E::TooLarge { .. } => Self::PayloadTooLarge,
             E::Storage(StorageError::Connect(_) | StorageError::Pool(_)) => Self::Unavailable,
+            E::Storage(e) if e.is_connection_lost() => Self::Unavailable,
             E::Evidence(ObjectError::Missing(_) | ObjectError::Unreadable(_))
             | E::EvidenceCorrupted { .. } => Self::EvidenceCorrupted,
             E::Evidence(_) => Self::Unavailable,
@@ -216,7 +238,7 @@ pub fn status(code: ErrorCode) -> StatusCode {
     match code {
         InvalidRequest | InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
         Unauthenticated => StatusCode::UNAUTHORIZED,
-        Forbidden | ClientCertificateRequired => StatusCode::FORBIDDEN,
+        Forbidden | ClientCertificateRequired | PasswordChangeRequired => StatusCode::FORBIDDEN,
         NotFound => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         InvalidState | AlreadyExists | IdempotencyKeyInFlight => StatusCode::CONFLICT,
@@ -226,11 +248,13 @@ pub fn status(code: ErrorCode) -> StatusCode {
         InvalidMsisdn | InvalidIdNumber | InvalidDocument | InvalidProvince | InvalidCity
         | UnknownHall | InvalidKey | BadSignature | UnknownKey | RevokedKey | ClaimsMismatch
         | InvalidResult | StaleResult | ReplayedResult | MissingEvidence | NameMismatch
-        | OutcomeNotMatch | InvalidField | IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+        | OutcomeNotMatch | HallDeactivated | InvalidField | IdempotencyKeyReused => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         RateLimited => StatusCode::TOO_MANY_REQUESTS,
         Shredded => StatusCode::GONE,
         Internal | EvidenceCorrupted => StatusCode::INTERNAL_SERVER_ERROR,
-        Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Unavailable | StorageFull => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -290,6 +314,7 @@ impl From<service::Error> for ApiError {
             service::Error::RateLimited {
                 retry_after_seconds,
             } => Some(*retry_after_seconds),
+            _ if code == ErrorCode::StorageFull => Some(service::STORAGE_FULL_RETRY_SECONDS),
             _ => None,
         };
         Self {
@@ -379,6 +404,7 @@ mod tests {
         let mut all = vec![
             DomainError::Forbidden("f".into()),
             DomainError::ClientCertificateRequired("c".into()),
+            DomainError::PasswordChangeRequired,
             DomainError::NotFound("n".into()),
             DomainError::VersionConflict {
                 given: 1,
@@ -399,6 +425,7 @@ mod tests {
             match e {
                 DomainError::Forbidden(_)
                 | DomainError::ClientCertificateRequired(_)
+                | DomainError::PasswordChangeRequired
                 | DomainError::NotFound(_)
                 | DomainError::VersionConflict { .. }
                 | DomainError::InvalidState { .. }

@@ -24,6 +24,16 @@ pub async fn readyz(req: HttpRequest) -> Reply {
             "the service is stopping",
         ));
     }
+    if let Some((store, why)) = services.storage_refusal().await {
+        let store: &'static str = store.into();
+        let mut refused = ApiError::new(
+            ErrorCode::StorageFull,
+            None,
+            format!("the {store} refuses writes ({why})"),
+        );
+        refused.retry_after = Some(crate::service::STORAGE_FULL_RETRY_SECONDS);
+        return Err(refused);
+    }
     if services.database_answers().await {
         let mut body = serde_json::json!({ "status": "ready" });
         // Said where every check looks: a service whose clock tests can move is no production one.

@@ -200,6 +200,27 @@ pub struct IssuedToken {
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: i64,
+    /// True after an admin's password reset: the token serves only `POST /api/v1/me/password`
+    /// until the user has chosen their own.
+    pub password_change_required: bool,
+}
+
+/// A caller whose token holds.
+#[derive(Debug, Clone)]
+pub struct TokenHolder {
+    pub actor: Actor,
+    /// An admin reset the password: every call but changing it answers 403
+    /// `password_change_required` (see [`Services::admit`]).
+    pub password_change_required: bool,
+}
+
+/// What a call admits a caller to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Any call: refused while the caller must change their password.
+    Any,
+    /// Changing one's own password: the one call open to such a caller.
+    OwnPasswordChange,
 }
 
 /// The name a login throttles by: the one sent, when it could name a user at all. Any other
@@ -289,11 +310,12 @@ impl Services {
             _ => return Err(self.failed_login(name, &address).await?),
         };
         let generation = user.token_generation;
+        let password_change_required = user.password_change_required;
         let username_found = user.username.clone();
         let actor = self.actor_of(user).await?;
         // Before the password's verdict is told: without the hall's certificate nobody learns
         // whether a hall staff member's password is right.
-        self.admit(&actor, certificate.as_ref())?;
+        self.admit_connection(&actor, certificate.as_ref())?;
         if !matches {
             return Err(self.failed_login(name, &address).await?);
         }
@@ -328,6 +350,7 @@ impl Services {
             access_token: self.tokens.issue(&key, &claims)?,
             token_type: "Bearer",
             expires_in: self.tokens.ttl_seconds(),
+            password_change_required,
         })
     }
 
@@ -338,9 +361,29 @@ impl Services {
         Ok(Error::Unauthenticated("wrong username or password"))
     }
 
-    /// Admits an authenticated caller over the connection it came on: with mutual TLS on
-    /// (`tls.client_ca_pem`), hall staff only with their own hall's client certificate.
-    pub fn admit(&self, actor: &Actor, certificate: Option<&ClientCertificate>) -> Result<()> {
+    /// Admits an authenticated caller to a call: over the connection it came on first (with
+    /// mutual TLS on, hall staff only with their own hall's client certificate), then, after
+    /// an admin's password reset, to changing the password only.
+    pub fn admit(
+        &self,
+        holder: &TokenHolder,
+        certificate: Option<&ClientCertificate>,
+        admission: Admission,
+    ) -> Result<()> {
+        self.admit_connection(&holder.actor, certificate)?;
+        if holder.password_change_required && admission != Admission::OwnPasswordChange {
+            return Err(crate::domain::DomainError::PasswordChangeRequired.into());
+        }
+        Ok(())
+    }
+
+    /// With mutual TLS on (`tls.client_ca_pem`), hall staff only with their own hall's
+    /// client certificate.
+    fn admit_connection(
+        &self,
+        actor: &Actor,
+        certificate: Option<&ClientCertificate>,
+    ) -> Result<()> {
         if self.settings.tls.mutual() {
             actor.require_hall_certificate(certificate)?;
         }
@@ -376,7 +419,7 @@ impl Services {
 
     /// The caller a bearer token names, or `unauthenticated`: signature, expiry, then one
     /// read of the user's row (with their hall's) so a revocation holds on every instance.
-    pub async fn authenticate(&self, token: &str) -> Result<Actor> {
+    pub async fn authenticate(&self, token: &str) -> Result<TokenHolder> {
         let now = self.token_clock();
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| Error::Unauthenticated("the token is not valid"))?;
@@ -418,11 +461,14 @@ impl Services {
             }),
             _ => None,
         };
-        Ok(Actor {
-            username: c.sub,
-            role,
-            province: c.province,
-            hall,
+        Ok(TokenHolder {
+            actor: Actor {
+                username: c.sub,
+                role,
+                province: c.province,
+                hall,
+            },
+            password_change_required: state.password_change_required,
         })
     }
 

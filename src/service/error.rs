@@ -2,6 +2,7 @@
 
 use crate::domain::DomainError;
 use crate::signing::KeyError;
+use crate::storage::error::WriteRefusal;
 use crate::storage::objects::ObjectError;
 use crate::storage::StorageError;
 
@@ -39,7 +40,7 @@ pub enum Error {
 
 impl From<diesel::result::Error> for Error {
     fn from(e: diesel::result::Error) -> Self {
-        Self::Storage(StorageError::Query(e))
+        Self::Storage(StorageError::from(e))
     }
 }
 
@@ -48,6 +49,16 @@ impl Error {
         Self::BadRequest {
             field: field.map(str::to_owned),
             detail: detail.into(),
+        }
+    }
+
+    /// Why a store refused the write, when that is what failed: the one rule that makes a
+    /// full or read-only database or evidence store an answer (503 `storage_full`).
+    pub fn write_refusal(&self) -> Option<WriteRefusal> {
+        match self {
+            Self::Storage(e) => e.write_refusal(),
+            Self::Evidence(e) => e.write_refusal(),
+            _ => None,
         }
     }
 

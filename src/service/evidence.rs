@@ -119,7 +119,9 @@ impl Services {
 
         let limit = self.settings.limits.evidence_bytes as u64;
         let sealer = Sealer::new(&key, &key_id, id.as_str())?;
-        let received = receive(&self.evidence, body, media, limit, sealer, id.as_str()).await?;
+        let received = receive(&self.evidence, body, media, limit, sealer, id.as_str())
+            .await
+            .inspect_err(|e| self.storage_health.note(e))?;
 
         let attempt = self
             .record_upload(actor.clone(), id.clone(), kind, media, &received, &key_id)

@@ -12,7 +12,8 @@ use crate::domain::access::{Actor, Permission};
 use crate::domain::text::{required_text as require_text, Email};
 use crate::domain::{region, DomainError, HallId, Invalid};
 use crate::signing::{Alg, HallPublicKey};
-use crate::storage::halls::{self, Hall, HallKey};
+use crate::storage::halls::{self, Hall, HallChanges, HallKey};
+use crate::storage::DbConn;
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +36,11 @@ pub struct HallView {
     pub address: String,
     pub email: Option<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Bumped by every change; the `ETag`, and what `If-Match` compares.
+    pub version: i64,
+    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When an admin deactivated the hall (it then takes no new orders), or null.
+    pub deactivated_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl From<Hall> for HallView {
@@ -48,6 +54,9 @@ impl From<Hall> for HallView {
             address: h.address,
             email: h.email,
             created_at: h.created_at.and_utc(),
+            version: h.version,
+            updated_at: h.updated_at.map(|t| t.and_utc()),
+            deactivated_at: h.deactivated_at.map(|t| t.and_utc()),
         }
     }
 }
@@ -127,10 +136,14 @@ impl Services {
         &self,
         province: Option<String>,
         city: Option<String>,
+        active: Option<bool>,
     ) -> Result<HallList> {
         self.store
             .read(move |c| {
-                let rows = halls::list(c, province.as_deref(), city.as_deref())?;
+                let mut rows = halls::list(c, province.as_deref(), city.as_deref())?;
+                if let Some(active) = active {
+                    rows.retain(|h| h.deactivated_at.is_none() == active);
+                }
                 Ok(HallList {
                     items: rows.into_iter().map(HallView::from).collect(),
                 })
@@ -163,6 +176,9 @@ impl Services {
                 address,
                 email,
                 created_at: now.naive_utc(),
+                version: 1,
+                updated_at: None,
+                deactivated_at: None,
             };
             halls::insert(tx, &hall)?;
             let detail = json!({ "hall_id": hall.id, "code": hall.code, "province": hall.province, "city": hall.city });
@@ -255,6 +271,183 @@ impl Services {
             let revoked = halls::get_key(tx, &kid)?
                 .ok_or_else(|| Refusal::from(DomainError::NotFound("hall key".into())))?;
             Ok(HallKeyView::from(revoked))
+        })
+        .await
+    }
+}
+
+/// `PATCH /api/v1/halls/{id}`: the members to change; absent ones stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HallUpdate {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// Deactivating or reactivating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Activation {
+    Deactivate,
+    Reactivate,
+}
+
+/// The hall an admin step acts on, checked in the contract's order: 404, then `If-Match`
+/// (412).
+fn hall_for_change(tx: &mut DbConn, id: &HallId, if_match: Option<i64>) -> Result<Hall, Refusal> {
+    let hall = halls::get(tx, id)?.ok_or_else(|| DomainError::NotFound("hall".into()))?;
+    match if_match {
+        Some(given) if given != hall.version => Err(DomainError::VersionConflict {
+            given,
+            current: hall.version,
+        }
+        .into()),
+        _ => Ok(hall),
+    }
+}
+
+/// Another admin's change committed between the read and the write.
+fn changed_meanwhile(tx: &mut DbConn, hall: &Hall) -> Refusal {
+    match halls::get(tx, &HallId::from(hall.id.as_str())) {
+        Ok(Some(fresh)) => DomainError::VersionConflict {
+            given: hall.version,
+            current: fresh.version,
+        }
+        .into(),
+        Ok(None) => DomainError::NotFound("hall".into()).into(),
+        Err(e) => e.into(),
+    }
+}
+
+impl Services {
+    /// One hall (any role, as the list is).
+    pub(crate) async fn get_hall(&self, id: HallId) -> Result<HallView> {
+        self.store
+            .read(move |c| -> Result<HallView> {
+                Ok(halls::get(c, &id)?
+                    .map(HallView::from)
+                    .ok_or_else(|| DomainError::NotFound("hall".into()))?)
+            })
+            .await
+    }
+
+    /// Changes a hall's name, address or email (admin), under `If-Match`.
+    pub(crate) async fn update_hall(
+        &self,
+        actor: Actor,
+        id: HallId,
+        if_match: Option<i64>,
+        req: HallUpdate,
+    ) -> Result<HallView> {
+        actor.require(Permission::Administer)?;
+        let by = recorder(&actor);
+        self.write(ChainLock::First, by.clone(), move |tx, now| {
+            let hall = hall_for_change(tx, &id, if_match)?;
+            // Judged in the body's order.
+            let name = req
+                .name
+                .as_deref()
+                .map(|n| require_text(n, "name"))
+                .transpose()?;
+            let address = req
+                .address
+                .as_deref()
+                .map(|a| require_text(a, "address"))
+                .transpose()?;
+            let email = optional_email(req.email.as_deref())?.map(Email::into_string);
+            let changes = HallChanges {
+                name: name.unwrap_or_else(|| hall.name.clone()),
+                address: address.unwrap_or_else(|| hall.address.clone()),
+                email: email.or_else(|| hall.email.clone()),
+            };
+            let changed: Vec<&str> = [
+                ("name", changes.name != hall.name),
+                ("address", changes.address != hall.address),
+                ("email", changes.email != hall.email),
+            ]
+            .into_iter()
+            .filter_map(|(field, differs)| differs.then_some(field))
+            .collect();
+            // Nothing to change: no new version, no event.
+            if changed.is_empty() {
+                return Ok(HallView::from(hall));
+            }
+            if !halls::update(tx, &id, hall.version, &changes, now.naive_utc())? {
+                return Err(changed_meanwhile(tx, &hall));
+            }
+            // Which fields changed, not their values: an address may name a person's street.
+            let detail = json!({ "hall_id": id, "code": hall.code, "changed": changed });
+            audit::append(tx, &by, AuditAction::HallUpdated, None, &detail, now)?;
+            let updated =
+                halls::get(tx, &id)?.ok_or_else(|| DomainError::NotFound("hall".into()))?;
+            Ok(HallView::from(updated))
+        })
+        .await
+    }
+
+    /// A deactivated hall takes no new orders; what it holds stays its own.
+    pub(crate) async fn deactivate_hall(
+        &self,
+        actor: Actor,
+        id: HallId,
+        if_match: Option<i64>,
+    ) -> Result<HallView> {
+        self.set_hall_activation(actor, id, if_match, Activation::Deactivate)
+            .await
+    }
+
+    pub(crate) async fn reactivate_hall(
+        &self,
+        actor: Actor,
+        id: HallId,
+        if_match: Option<i64>,
+    ) -> Result<HallView> {
+        self.set_hall_activation(actor, id, if_match, Activation::Reactivate)
+            .await
+    }
+
+    async fn set_hall_activation(
+        &self,
+        actor: Actor,
+        id: HallId,
+        if_match: Option<i64>,
+        to: Activation,
+    ) -> Result<HallView> {
+        actor.require(Permission::Administer)?;
+        let by = recorder(&actor);
+        self.write(ChainLock::First, by.clone(), move |tx, now| {
+            let hall = hall_for_change(tx, &id, if_match)?;
+            let (at, action) = match (to, hall.deactivated_at) {
+                (Activation::Deactivate, None) => {
+                    (Some(now.naive_utc()), AuditAction::HallDeactivated)
+                }
+                (Activation::Reactivate, Some(_)) => (None, AuditAction::HallReactivated),
+                (Activation::Deactivate, Some(_)) => {
+                    return Err(DomainError::InvalidState {
+                        from: "deactivated",
+                        action: "deactivate",
+                    }
+                    .into())
+                }
+                (Activation::Reactivate, None) => {
+                    return Err(DomainError::InvalidState {
+                        from: "active",
+                        action: "reactivate",
+                    }
+                    .into())
+                }
+            };
+            if !halls::set_deactivated(tx, &id, hall.version, at, now.naive_utc())? {
+                return Err(changed_meanwhile(tx, &hall));
+            }
+            let detail = json!({ "hall_id": id, "code": hall.code });
+            audit::append(tx, &by, action, None, &detail, now)?;
+            let changed =
+                halls::get(tx, &id)?.ok_or_else(|| DomainError::NotFound("hall".into()))?;
+            Ok(HallView::from(changed))
         })
         .await
     }

@@ -13,6 +13,7 @@ pub(crate) mod personal;
 pub(crate) mod retention;
 pub(crate) mod rotation;
 pub(crate) mod sla;
+pub mod storage_health;
 pub(crate) mod subscribers;
 pub(crate) mod timers;
 pub mod users;
@@ -28,6 +29,7 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 use secrecy::ExposeSecret;
 
 pub use error::{Error, Result};
+pub use storage_health::STORAGE_FULL_RETRY_SECONDS;
 pub use write_path::WritePermit;
 pub(crate) use write_path::{write_blocking, ChainLock, Refusal};
 
@@ -139,6 +141,8 @@ pub struct Services {
     background: Arc<outbox::BackgroundMetrics>,
     /// The keyring and blind index personal data is sealed, opened and searched with.
     crypto: Arc<personal::Crypto>,
+    /// Whether the stores take writes (full, read-only), for `/readyz` and the metrics.
+    storage_health: Arc<storage_health::StorageHealth>,
 }
 
 impl Services {
@@ -201,6 +205,9 @@ impl Services {
                 Ok(token_keys::usable(tx, now.naive_utc())?)
             },
         )?;
+        let storage_health = Arc::new(
+            storage_health::StorageHealth::new().map_err(|e| Error::Internal(e.to_string()))?,
+        );
         let tokens = auth::TokenKeys::new(settings.auth.token_ttl_seconds);
         tokens.install(&token_keys);
         Ok(Self {
@@ -216,6 +223,7 @@ impl Services {
             wake,
             background,
             crypto,
+            storage_health,
         })
     }
 

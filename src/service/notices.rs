@@ -40,6 +40,8 @@ impl Addressing {
             Audience::HallsOfCity { province, city } => {
                 halls::list(conn, Some(province), Some(city))?
                     .into_iter()
+                    // A deactivated hall takes no new orders, so it hears of none.
+                    .filter(|h| h.deactivated_at.is_none())
                     .filter_map(|h| h.email)
                     .collect()
             }

@@ -36,6 +36,8 @@ pub struct UserView {
     pub email: Option<String>,
     /// When an admin disabled the user (who can then neither log in nor use a token), or null.
     pub disabled_at: Option<DateTime<Utc>>,
+    /// True after an admin's password reset, until the user changes it themselves.
+    pub password_change_required: bool,
 }
 
 impl From<users::User> for UserView {
@@ -47,6 +49,7 @@ impl From<users::User> for UserView {
             hall_id: u.hall_id,
             email: u.email,
             disabled_at: u.disabled_at.map(|t| t.and_utc()),
+            password_change_required: u.password_change_required,
         }
     }
 }
@@ -149,6 +152,7 @@ fn insert_user(
         created_at: now.naive_utc(),
         disabled_at: None,
         token_generation: 0,
+        password_change_required: false,
     };
     match users::insert(conn, &user) {
         Err(e) if e.is_unique_violation() => {
@@ -315,12 +319,14 @@ impl Services {
         };
         let by = recorder(&actor);
         self.write(ChainLock::First, by.clone(), move |tx, now| {
-            let user = existing(tx, &username)?;
+            let mut user = existing(tx, &username)?;
             policy?;
             let hash = hash.ok_or_else(|| super::Error::Internal("no hash".into()))?;
-            users::set_password(tx, &user.username, &hash)?;
+            // A password someone else knows: the user must choose their own first.
+            users::set_password(tx, &user.username, &hash, true)?;
             let detail = json!({ "username": user.username });
             audit::append(tx, &by, AuditAction::UserPasswordReset, None, &detail, now)?;
+            user.password_change_required = true;
             Ok(UserView::from(user))
         })
         .await
@@ -356,8 +362,9 @@ impl Services {
         let hash = hash_off_thread(req.new_password.into()).await?;
         let by = recorder(&actor);
         self.write(ChainLock::First, by.clone(), move |tx, now| {
-            let user = existing(tx, &name)?;
-            users::set_password(tx, &user.username, &hash)?;
+            let mut user = existing(tx, &name)?;
+            users::set_password(tx, &user.username, &hash, false)?;
+            user.password_change_required = false;
             let detail = json!({ "username": user.username });
             audit::append(
                 tx,
@@ -384,5 +391,88 @@ impl Services {
             Ok(UserView::from(user))
         })
         .await
+    }
+}
+
+/// `GET /api/v1/users`: narrowed by role, hall or province, a page at a time.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UserQuery {
+    /// `clerk`, `hall_staff`, `auditor` or `admin`.
+    pub role: Option<String>,
+    /// Staff of this hall.
+    pub hall_id: Option<String>,
+    /// Users of this province (clerks, province auditors, hall staff of its halls).
+    pub province: Option<String>,
+    /// At most 200; 50 when absent.
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UserPage {
+    pub items: Vec<UserView>,
+    /// Where the next page starts, or null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl Services {
+    /// Users in username order (admin). Bad parameters are judged before the role, as for
+    /// every list.
+    pub async fn list_users(&self, actor: Actor, q: UserQuery) -> Result<UserPage> {
+        let limit = q.limit.unwrap_or(50);
+        if !(1..=200).contains(&limit) {
+            return Err(super::Error::bad_request(
+                Some("limit"),
+                "limit must be between 1 and 200",
+            ));
+        }
+        if let Some(role) = q.role.as_deref() {
+            if Role::parse(role).is_none() {
+                return Err(super::Error::bad_request(Some("role"), "unknown role"));
+            }
+        }
+        if let Some(p) = q.province.as_deref() {
+            if region::province(p).is_none() {
+                return Err(super::Error::bad_request(
+                    Some("province"),
+                    "unknown province code",
+                ));
+            }
+        }
+        actor.require(Permission::Administer)?;
+        let filter = users::UserFilter {
+            role: q.role,
+            hall_id: q.hall_id,
+            province: q.province,
+            after: q.cursor,
+            limit: limit + 1,
+        };
+        self.store
+            .read(move |c| -> Result<UserPage> {
+                let mut rows = users::list(c, &filter)?;
+                let more = rows.len() as i64 > limit;
+                rows.truncate(limit as usize);
+                let next_cursor = rows.last().filter(|_| more).map(|u| u.username.clone());
+                Ok(UserPage {
+                    items: rows.into_iter().map(UserView::from).collect(),
+                    next_cursor,
+                })
+            })
+            .await
+    }
+
+    /// One user (admin); 404 when there is none.
+    pub async fn get_user(&self, actor: Actor, username: String) -> Result<UserView> {
+        actor.require(Permission::Administer)?;
+        self.store
+            .read(move |c| -> Result<UserView> {
+                Ok(users::by_username(c, &username)?
+                    .map(UserView::from)
+                    .ok_or_else(|| DomainError::NotFound("user".into()))?)
+            })
+            .await
     }
 }

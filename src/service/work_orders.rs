@@ -130,6 +130,14 @@ fn validate_target(
             )
             .into());
         };
+        if hall.deactivated_at.is_some() {
+            return Err(DomainError::invalid(
+                Invalid::HallDeactivated,
+                "target_hall_id",
+                "the hall is deactivated and takes no new orders",
+            )
+            .into());
+        }
         hall_code = Some(hall.code);
     }
     let target = Target {
@@ -513,7 +521,10 @@ impl Services {
         self.write(ChainLock::AtAppend, recorder(&actor), move |tx, now| {
             let current = load_for(tx, &id, kind, &actor, if_match)?;
             let cmd = match step {
-                Step::Claim => Command::Claim,
+                Step::Claim => {
+                    refuse_claims_of_a_deactivated_hall(tx, &actor)?;
+                    Command::Claim
+                }
                 Step::Reasoned(kind, r) => Command::with_reason(kind, ReasonText::parse(&r)?)
                     .ok_or_else(|| {
                         Error::Internal(format!("{} takes more than a reason", kind.name()))
@@ -635,6 +646,22 @@ impl Services {
                     "not a resident ID number (18 characters, valid check digit)",
                 )
             })
+    }
+}
+
+/// A deactivated hall takes no new orders, by any route: its staff finish what they hold
+/// (release, evidence, results) but claim nothing more.
+fn refuse_claims_of_a_deactivated_hall(tx: &mut DbConn, actor: &Actor) -> Result<(), Refusal> {
+    let Some(post) = &actor.hall else {
+        return Ok(());
+    };
+    match halls::get(tx, &post.id)? {
+        Some(hall) if hall.deactivated_at.is_some() => Err(DomainError::InvalidState {
+            from: "at a deactivated hall",
+            action: "claim",
+        }
+        .into()),
+        _ => Ok(()),
     }
 }
 

@@ -88,6 +88,15 @@ plain_refusal_from!(
     crate::crypto::CryptoError
 );
 
+impl Refusal {
+    fn write_refusal(&self) -> Option<crate::storage::error::WriteRefusal> {
+        match self {
+            Refusal::Plain(e) => e.write_refusal(),
+            Refusal::Audited(a) => a.error.write_refusal(),
+        }
+    }
+}
+
 impl From<Refusal> for Error {
     fn from(r: Refusal) -> Self {
         match r {
@@ -138,6 +147,10 @@ impl Services {
         .await
         .map_err(|e| Error::Internal(e.to_string()))?;
         self.wake.after_commit();
+        match &done {
+            Ok(_) => self.after_successful_write().await,
+            Err(e) => self.storage_health.note(e),
+        }
         done
     }
 }
@@ -169,6 +182,7 @@ where
             step(tx, now).map_err(RolledBack)
         },
     );
+    store.writes_refused(matches!(&attempt, Err(RolledBack(r)) if r.write_refusal().is_some()));
     match attempt {
         Ok(v) => Ok(v),
         Err(RolledBack(Refusal::Plain(e))) => Err(e),
@@ -186,5 +200,35 @@ where
             })?;
             Err(error)
         }
+    }
+}
+
+/// Whether the database takes a write of a new order's size: a row written, then rolled
+/// back whatever happens (`storage_health`'s probe).
+pub(crate) fn probe_space(store: &Store) -> Result<()> {
+    enum End {
+        Fits,
+        Failed(StorageError),
+    }
+    impl From<StorageError> for End {
+        fn from(e: StorageError) -> Self {
+            End::Failed(e)
+        }
+    }
+    impl From<diesel::result::Error> for End {
+        fn from(e: diesel::result::Error) -> Self {
+            End::Failed(e.into())
+        }
+    }
+    let probed = store.write_blocking(WritePermit(()), |tx| -> std::result::Result<(), End> {
+        crate::storage::secrets::probe_space(tx)?;
+        // Rolled back: the probe leaves nothing behind.
+        Err(End::Fits)
+    });
+    let refused = matches!(&probed, Err(End::Failed(e)) if e.write_refusal().is_some());
+    store.writes_refused(refused);
+    match probed {
+        Ok(()) | Err(End::Fits) => Ok(()),
+        Err(End::Failed(e)) => Err(e.into()),
     }
 }

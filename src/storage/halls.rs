@@ -18,6 +18,21 @@ pub struct Hall {
     pub address: String,
     pub email: Option<String>,
     pub created_at: NaiveDateTime,
+    /// Bumped by every change an admin makes (`If-Match`, `ETag`).
+    pub version: i64,
+    pub updated_at: Option<NaiveDateTime>,
+    /// A deactivated hall takes no new orders.
+    pub deactivated_at: Option<NaiveDateTime>,
+}
+
+/// What an admin may change about a hall; its code, province and city stay (the code is
+/// what its client certificate names, the place what its orders were routed by).
+#[derive(Debug, Clone, PartialEq, Eq, AsChangeset)]
+#[diesel(table_name = halls)]
+pub struct HallChanges {
+    pub name: String,
+    pub address: String,
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -70,6 +85,50 @@ pub fn list(
     Ok(q.order(halls::code.asc())
         .select(Hall::as_select())
         .load(conn)?)
+}
+
+/// Writes `changes` if the hall still has `version`; false when another change came first.
+pub fn update(
+    conn: &mut DbConn,
+    id: &HallId,
+    version: i64,
+    changes: &HallChanges,
+    now: NaiveDateTime,
+) -> Result<bool, StorageError> {
+    let n = diesel::update(
+        halls::table
+            .find(id.as_str())
+            .filter(halls::version.eq(version)),
+    )
+    .set((
+        changes,
+        halls::version.eq(version + 1),
+        halls::updated_at.eq(Some(now)),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Deactivates (`Some`) or reactivates (`None`) a hall, if it still has `version`.
+pub fn set_deactivated(
+    conn: &mut DbConn,
+    id: &HallId,
+    version: i64,
+    at: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+) -> Result<bool, StorageError> {
+    let n = diesel::update(
+        halls::table
+            .find(id.as_str())
+            .filter(halls::version.eq(version)),
+    )
+    .set((
+        halls::deactivated_at.eq(at),
+        halls::version.eq(version + 1),
+        halls::updated_at.eq(Some(now)),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
 }
 
 pub fn insert_key(conn: &mut DbConn, key: &HallKey) -> Result<(), StorageError> {

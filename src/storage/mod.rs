@@ -87,6 +87,10 @@ pub(crate) struct Connector {
     /// Connections of the readers' pool refuse to write, so `Store::read` cannot become a
     /// second write path.
     read_only: bool,
+    /// Set while the database refuses writes: writer connections are then dropped when they
+    /// come back to the pool, so fresh ones see a database made writable again (a PostgreSQL
+    /// session keeps the `default_transaction_read_only` it started with).
+    refusing: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Connector {
@@ -95,6 +99,7 @@ impl Connector {
             url: DatabaseUrl::parse(url),
             sqlite_busy_timeout_ms,
             read_only: false,
+            refusing: Default::default(),
         }
     }
 
@@ -163,6 +168,9 @@ impl r2d2::ManageConnection for Connector {
     /// the pool need not ping each one on checkout (a round trip per request saved).
     fn has_broken(&self, conn: &mut DbConn) -> bool {
         use diesel::r2d2::R2D2Connection;
+        if !self.read_only && self.refusing.load(std::sync::atomic::Ordering::Relaxed) {
+            return true;
+        }
         match conn {
             DbConn::Pg(c) => c.is_broken(),
             DbConn::Sqlite(c) => c.is_broken(),
@@ -177,8 +185,30 @@ where
     E: From<StorageError> + From<diesel::result::Error>,
 {
     let mut pooled = pool.get().map_err(|e| StorageError::Pool(e.to_string()))?;
-    let conn: &mut DbConn = &mut pooled;
-    conn.transaction(f)
+    run_transaction(&mut pooled, f)
+}
+
+/// `f` in one transaction, rolled back when it fails. The step's own error is what the
+/// caller gets even when the rollback fails too: SQLite ends a transaction by itself on
+/// `SQLITE_FULL`, and diesel would otherwise answer with the rollback's "no transaction is
+/// active" instead of the full disk.
+fn run_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<StorageError> + From<diesel::result::Error>,
+{
+    let mut failed = None;
+    let done = conn.transaction::<T, diesel::result::Error, _>(|tx| {
+        f(tx).map_err(|e| {
+            failed = Some(e);
+            diesel::result::Error::RollbackTransaction
+        })
+    });
+    match (done, failed) {
+        (Ok(v), _) => Ok(v),
+        (Err(_), Some(step_error)) => Err(step_error),
+        (Err(e), None) => Err(e.into()),
+    }
 }
 
 /// Runs blocking database work on the blocking pool, inside the caller's span.
@@ -205,7 +235,19 @@ pub(crate) struct Store {
     readers: r2d2::Pool<Connector>,
     backend: Backend,
     write_gate: Option<std::sync::Arc<std::sync::Mutex<()>>>,
+    /// How the readers connect: what replaces a dead reader (`read_one`).
+    reader_connector: Connector,
+    /// The writers' `Connector::refusing`.
+    refusing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// `PRAGMA max_page_count` for SQLite writers: `NO_CAP_SET` until `cap_sqlite_pages` is
+    /// called, then the cap, or `0` once lifted.
+    sqlite_page_cap: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// `Store::sqlite_page_cap` before any cap was set: writers run no extra statement.
+const NO_CAP_SET: u64 = u64::MAX;
+/// SQLite's own largest `max_page_count`: what lifting the cap sets.
+const SQLITE_MAX_PAGES: u64 = 4_294_967_294;
 
 impl Store {
     /// Connects, applies pending migrations, and builds the pool.
@@ -240,16 +282,22 @@ impl Store {
 
     fn pool(connector: Connector, pool_size: u32) -> Result<Self, StorageError> {
         let backend = connector.backend();
-        let build = |connector: Connector| {
+        let build = |connector: Connector, min_idle: Option<u32>| {
             r2d2::Pool::builder()
                 .max_size(pool_size.max(1))
+                .min_idle(min_idle)
                 .test_on_check_out(false)
                 .connection_timeout(Duration::from_secs(30))
                 .build(connector)
                 .map_err(|e| StorageError::Connect(e.to_string()))
         };
-        let readers = build(connector.clone().read_only())?;
-        let pool = build(connector)?;
+        let reader_connector = connector.clone().read_only();
+        let readers = build(reader_connector.clone(), None)?;
+        let refusing = connector.refusing.clone();
+        // Writers are opened on demand, never ahead in the background: while the database
+        // refuses writes, none is opened and kept idle with a session that stays read-only
+        // after the database is writable again (see `Connector::refusing`).
+        let pool = build(connector, Some(0))?;
         let write_gate = matches!(backend, Backend::Sqlite)
             .then(|| std::sync::Arc::new(std::sync::Mutex::new(())));
         Ok(Self {
@@ -257,6 +305,9 @@ impl Store {
             readers,
             backend,
             write_gate,
+            reader_connector,
+            refusing,
+            sqlite_page_cap: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(NO_CAP_SET)),
         })
     }
 
@@ -284,7 +335,36 @@ impl Store {
             gate.lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
         });
-        in_transaction(&self.pool, f)
+        let cap = self
+            .sqlite_page_cap
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if cap == NO_CAP_SET {
+            return in_transaction(&self.pool, f);
+        }
+        let mut pooled = self
+            .pool
+            .get()
+            .map_err(|e| StorageError::Pool(e.to_string()))?;
+        if let DbConn::Sqlite(c) = &mut *pooled {
+            let pages = if cap == 0 { SQLITE_MAX_PAGES } else { cap };
+            c.batch_execute(&format!("PRAGMA max_page_count = {pages}"))?;
+        }
+        run_transaction(&mut pooled, f)
+    }
+
+    /// Whether the last write was refused (full, read-only): while it was, writer
+    /// connections are replaced as they come back to the pool.
+    pub fn writes_refused(&self, refused: bool) {
+        self.refusing
+            .store(refused, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Caps a SQLite database at `pages` pages on every writer connection, or lifts the cap
+    /// (None): a database that fills up on purpose. No effect on PostgreSQL.
+    pub fn cap_sqlite_pages(&self, pages: Option<u64>) {
+        let value = pages.map_or(0, |p| p.clamp(1, SQLITE_MAX_PAGES));
+        self.sqlite_page_cap
+            .store(value, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Reads run in a transaction too, so a multi-query read sees one snapshot.
@@ -307,12 +387,21 @@ impl Store {
         T: Send + 'static,
         E: From<StorageError> + Send + 'static,
     {
-        let readers = self.readers.clone();
+        let (readers, reconnect) = (self.readers.clone(), self.reader_connector.clone());
         off_the_async_threads(move || {
             let mut pooled = readers
                 .get()
                 .map_err(|e| E::from(StorageError::Pool(e.to_string())))?;
-            f(&mut pooled)
+            let done = f(&mut pooled);
+            // Outside a transaction diesel never marks a dead connection broken, so the pool
+            // would hand it out again forever (a restarted server, an ended session): on a
+            // failure, one that no longer answers is replaced in place.
+            if done.is_err() && pooled.batch_execute("SELECT 1").is_err() {
+                if let Ok(fresh) = reconnect.connect() {
+                    *pooled = fresh;
+                }
+            }
+            done
         })
         .await
     }

@@ -25,6 +25,7 @@ use secrecy::ExposeSecret;
 
 use crate::config::{EvidenceBackend, Settings};
 use crate::domain::evidence::is_sha256_hex;
+use crate::storage::error::WriteRefusal;
 
 /// S3 refuses multipart parts under 5 MiB (but the last); locally smaller parts keep memory low.
 const S3_PART_BYTES: usize = 5 * 1024 * 1024;
@@ -41,11 +42,25 @@ pub enum ObjectError {
     Missing(String),
     #[error("evidence store: {0}")]
     Backend(#[from] object_store::Error),
-    #[error("evidence store: {0}")]
-    Io(String),
+    #[error("evidence store: {context}: {source}")]
+    Io {
+        context: &'static str,
+        source: std::io::Error,
+    },
     /// A sealed object that does not open (altered, truncated, or under another name).
     #[error("evidence object {0} does not open")]
     Unreadable(String),
+}
+
+impl ObjectError {
+    /// Why the store refused a write (no space, read-only), when that is what happened.
+    pub fn write_refusal(&self) -> Option<WriteRefusal> {
+        match self {
+            Self::Backend(e) => WriteRefusal::in_chain(e),
+            Self::Io { source, .. } => WriteRefusal::in_chain(source),
+            _ => None,
+        }
+    }
 }
 
 /// Where an object lives.
@@ -205,8 +220,24 @@ impl EvidenceStore {
             Ok(())
         })
         .await
-        .map_err(|e| ObjectError::Io(format!("fsync task: {e}")))?;
-        synced.map_err(|e| ObjectError::Io(format!("fsync: {e}")))
+        .map_err(|e| ObjectError::Io {
+            context: "fsync task",
+            source: std::io::Error::other(e),
+        })?;
+        synced.map_err(|source| ObjectError::Io {
+            context: "fsync",
+            source,
+        })
+    }
+
+    /// Whether an object of a typical upload's size can be written (then deleted): room
+    /// again after a full disk.
+    pub async fn probe_space(&self) -> Result<(), ObjectError> {
+        let path = Path::from(format!("staging/probe-{}", uuid::Uuid::new_v4()));
+        let bytes = Bytes::from(vec![0u8; FILE_PART_BYTES]);
+        self.inner.put(&path, bytes.into()).await?;
+        self.inner.delete(&path).await?;
+        Ok(())
     }
 
     /// Streams the stored bytes of an object, as they are (the caller opens and re-hashes).

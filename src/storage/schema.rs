@@ -19,6 +19,9 @@ diesel::table! {
         email -> Nullable<Text>,
         created_at -> Timestamp,
         token_generation -> BigInt,
+        version -> BigInt,
+        updated_at -> Nullable<Timestamp>,
+        deactivated_at -> Nullable<Timestamp>,
     }
 }
 
@@ -45,6 +48,7 @@ diesel::table! {
         created_at -> Timestamp,
         disabled_at -> Nullable<Timestamp>,
         token_generation -> BigInt,
+        password_change_required -> Bool,
     }
 }
 

@@ -87,3 +87,21 @@ pub fn get(conn: &mut DbConn, name: &str) -> Result<Option<String>, StorageError
         .first(conn)
         .optional()?)
 }
+
+/// Bytes a probe write takes: about what a new order with its event and mail needs.
+const PROBE_BYTES: usize = 32 * 1024;
+
+/// Writes a row of `PROBE_BYTES` (random, so PostgreSQL cannot compress it away) that the
+/// caller rolls back: whether the database has room, and takes writes, again.
+pub fn probe_space(conn: &mut DbConn) -> Result<(), StorageError> {
+    use rand::RngCore;
+    let mut bytes = vec![0u8; PROBE_BYTES / 2];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    diesel::insert_into(service_secrets::table)
+        .values((
+            service_secrets::name.eq(format!("write-probe-{}", uuid::Uuid::new_v4())),
+            service_secrets::value.eq(hex::encode(bytes)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

@@ -20,6 +20,8 @@ pub struct User {
     pub disabled_at: Option<NaiveDateTime>,
     /// Bumped whenever the user's existing tokens must stop working.
     pub token_generation: i64,
+    /// Set by an admin's password reset, cleared by the user's own change.
+    pub password_change_required: bool,
 }
 
 /// What every authenticated request compares its token with: one indexed read.
@@ -29,6 +31,8 @@ pub struct TokenState {
     pub generation: i64,
     /// The user's hall's generation (hall staff only).
     pub hall_generation: Option<i64>,
+    /// An admin reset the password: every call but changing it is refused.
+    pub password_change_required: bool,
 }
 
 pub fn insert(conn: &mut DbConn, user: &User) -> Result<(), StorageError> {
@@ -60,23 +64,25 @@ pub fn for_login(
 }
 
 pub fn token_state(conn: &mut DbConn, username: &str) -> Result<Option<TokenState>, StorageError> {
-    let row: Option<(Option<NaiveDateTime>, i64, Option<i64>)> = users::table
+    let row: Option<(Option<NaiveDateTime>, i64, Option<i64>, bool)> = users::table
         .left_join(halls::table)
         .filter(users::username.eq(username))
         .select((
             users::disabled_at,
             users::token_generation,
             halls::token_generation.nullable(),
+            users::password_change_required,
         ))
         .first(conn)
         .optional()?;
-    Ok(
-        row.map(|(disabled_at, generation, hall_generation)| TokenState {
+    Ok(row.map(
+        |(disabled_at, generation, hall_generation, password_change_required)| TokenState {
             disabled: disabled_at.is_some(),
             generation,
             hall_generation,
-        }),
-    )
+            password_change_required,
+        },
+    ))
 }
 
 pub fn username_exists(conn: &mut DbConn, username: &str) -> Result<bool, StorageError> {
@@ -102,13 +108,52 @@ pub fn set_disabled(
     Ok(())
 }
 
-/// A new password hash; the user's existing tokens end.
-pub fn set_password(conn: &mut DbConn, username: &str, hash: &str) -> Result<(), StorageError> {
+/// A new password hash; the user's existing tokens end. `change_required`: set by an
+/// admin's reset (the user must change it before anything else), cleared by their own change.
+pub fn set_password(
+    conn: &mut DbConn,
+    username: &str,
+    hash: &str,
+    change_required: bool,
+) -> Result<(), StorageError> {
     diesel::update(users::table.filter(users::username.eq(username)))
         .set((
             users::password_hash.eq(hash),
             users::token_generation.eq(users::token_generation + 1),
+            users::password_change_required.eq(change_required),
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// What an admin's list of users is narrowed to; `after` is the last username of the
+/// previous page.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    pub role: Option<String>,
+    pub hall_id: Option<String>,
+    pub province: Option<String>,
+    pub after: Option<String>,
+    pub limit: i64,
+}
+
+/// Users by username, a page at a time.
+pub fn list(conn: &mut DbConn, f: &UserFilter) -> Result<Vec<User>, StorageError> {
+    let mut q = users::table.into_boxed::<super::MultiBackend>();
+    if let Some(role) = &f.role {
+        q = q.filter(users::role.eq(role.clone()));
+    }
+    if let Some(hall) = &f.hall_id {
+        q = q.filter(users::hall_id.eq(hall.clone()));
+    }
+    if let Some(province) = &f.province {
+        q = q.filter(users::province.eq(province.clone()));
+    }
+    if let Some(after) = &f.after {
+        q = q.filter(users::username.gt(after.clone()));
+    }
+    Ok(q.order(users::username.asc())
+        .limit(f.limit)
+        .select(User::as_select())
+        .load(conn)?)
 }

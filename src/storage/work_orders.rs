@@ -655,6 +655,9 @@ mod tests {
                     address: "x".into(),
                     email: None,
                     created_at: at().naive_utc(),
+                    version: 1,
+                    updated_at: None,
+                    deactivated_at: None,
                 },
             )
             .unwrap();

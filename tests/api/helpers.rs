@@ -179,6 +179,12 @@ fn skipped_notice(url: &str, why: &str) {
     });
 }
 
+/// Runs `sql` as the PostgreSQL superuser the tests connect as (on the admin database).
+pub fn pg_admin_execute(sql: &str) {
+    let mut conn = diesel::PgConnection::establish(&pg_admin_url()).expect("PostgreSQL admin");
+    conn.batch_execute(sql).expect("admin SQL");
+}
+
 /// A PostgreSQL database made for one test, dropped when the test ends.
 pub struct PgDatabase {
     pub name: String,
@@ -272,7 +278,7 @@ pub fn contract_status(code: ErrorCode) -> u16 {
     match code {
         InvalidRequest | InvalidIdempotencyKey => 400,
         Unauthenticated => 401,
-        Forbidden | ClientCertificateRequired => 403,
+        Forbidden | ClientCertificateRequired | PasswordChangeRequired => 403,
         NotFound => 404,
         MethodNotAllowed => 405,
         InvalidState | AlreadyExists | IdempotencyKeyInFlight => 409,
@@ -282,11 +288,11 @@ pub fn contract_status(code: ErrorCode) -> u16 {
         InvalidMsisdn | InvalidIdNumber | InvalidDocument | InvalidProvince | InvalidCity
         | UnknownHall | InvalidKey | BadSignature | UnknownKey | RevokedKey | ClaimsMismatch
         | InvalidResult | StaleResult | ReplayedResult | MissingEvidence | NameMismatch
-        | OutcomeNotMatch | InvalidField | IdempotencyKeyReused => 422,
+        | OutcomeNotMatch | HallDeactivated | InvalidField | IdempotencyKeyReused => 422,
         RateLimited => 429,
         Shredded => 410,
         Internal | EvidenceCorrupted => 500,
-        Unavailable => 503,
+        Unavailable | StorageFull => 503,
     }
 }
 
@@ -593,6 +599,14 @@ impl TestApp {
             .expect("an in-process app: a process's clock moves by POST /api/v1/admin/clock")
             .clock()
             .advance(seconds);
+    }
+
+    /// Caps the app's SQLite database at `pages` pages (None lifts the cap): a full disk.
+    pub fn cap_sqlite_pages(&self, pages: Option<u64>) {
+        self.services
+            .as_ref()
+            .expect("an in-process app")
+            .cap_sqlite_pages(pages);
     }
 
     /// Sends one request described as data.

@@ -13,6 +13,7 @@ mod idempotency;
 mod lifecycle;
 mod mail;
 mod openapi;
+mod people;
 mod pg_cluster;
 mod pg_tls;
 mod service;

@@ -141,9 +141,13 @@ async fn the_document_declares_what_validators_and_clients_need() {
             assert!(responses.contains_key(range), "{at}: {range}");
         }
         // A call that takes If-Match says so, with its 412.
-        let step = path.starts_with("/api/v1/work-orders/{id}/")
+        let order_step = path.starts_with("/api/v1/work-orders/{id}/")
             && method == "POST"
             && !path.ends_with("/evidence");
+        // A hall's changes compare its version too.
+        let hall_change = path == "/api/v1/halls/{id}" && method == "PATCH"
+            || path.starts_with("/api/v1/halls/{id}/") && path.ends_with("activate");
+        let step = order_step || hall_change;
         assert_eq!(declared("If-Match", "header"), step, "{at}: If-Match");
         assert_eq!(responses.contains_key("412"), step, "{at}: 412");
         // Bytes are bytes, not arrays of integers.

@@ -143,10 +143,10 @@ async fn serve_on_a_tls_only_postgresql_verifies_the_server_and_refuses_one_it_c
         None,
     );
     let add_admin = [
-        "--config",
-        settings.to_str().unwrap(),
         "user",
         "add",
+        "--config",
+        settings.to_str().unwrap(),
         "--username",
         ADMIN,
         "--role",

@@ -10,7 +10,7 @@ use diesel::sql_types::Text;
 use serde_json::{json, Value};
 
 use crate::helpers::ErrorCode::*;
-use crate::helpers::{Backend, PgDatabase, TestApp, World, ID_NUMBER, NAME};
+use crate::helpers::{eventually, Backend, PgDatabase, TestApp, World, ID_NUMBER, NAME};
 use crate::{on_both_backends, provokes};
 
 /// A JPEG-typed file whose bytes carry the ID number and the name, as a scan would.
@@ -667,6 +667,50 @@ async fn after_kek_rotation_everything_reads_with_only_the_new_kek(app: TestApp)
 }
 
 on_both_backends!(after_kek_rotation_everything_reads_with_only_the_new_kek);
+
+/// The pass inside `serve`, not only the command: once the retention period has passed on
+/// the service's clock, the subscriber is shredded without anyone running anything.
+async fn serve_shreds_by_itself_once_the_retention_period_has_passed(app: TestApp) {
+    let w = World::new(app).await;
+    let (order, _, _) = full_life_cycle(&w).await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    let export = format!("/api/v1/work-orders/{id}/verification/result");
+    assert_eq!(w.app.get(&export, &w.clerk).await.status, 200);
+    // The default period, 730 days, and a day more.
+    w.app
+        .post(
+            "/api/v1/admin/clock",
+            &w.admin,
+            &json!({ "advance_seconds": 731 * 86_400 }),
+        )
+        .await
+        .assert_status(200);
+    let clerk = w.clerk.clone();
+    let app = &w.app;
+    eventually(
+        std::time::Duration::from_secs(15),
+        "the signed result shredded by serve's own pass",
+        || async {
+            match app.get(&export, &clerk).await.status {
+                410 => Ok(()),
+                other => Err(format!("status {other}")),
+            }
+        },
+    )
+    .await;
+    let shredded = w
+        .app
+        .get(
+            "/api/v1/audit/events?action=subscriber.shredded",
+            &w.auditor,
+        )
+        .await;
+    assert_eq!(shredded.items().len(), 1, "{}", shredded.body);
+    let verify = w.app.get("/api/v1/audit/verify", &w.auditor).await;
+    assert_eq!(verify.assert_status(200)["ok"], true);
+}
+
+on_both_backends!(with movable_clock: serve_shreds_by_itself_once_the_retention_period_has_passed);
 
 provokes!(PROVOKED_ON_A_MOVABLE_CLOCK with movable_clock {
     Shredded => [shredding_after_retention_erases_the_subscriber_everywhere_while_the_audit_verifies],

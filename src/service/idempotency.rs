@@ -89,7 +89,7 @@ impl Services {
         );
         let crypto = self.crypto.clone();
         let by = Recorder::new(&caller, "idempotency");
-        self.write(ChainLock::NotNeeded, by, move |tx, now| {
+        self.write_bookkeeping(by, move |tx, now| {
             let wall = Utc::now();
             let row = keys::get_for_update(tx, &caller, key.as_str())?;
             let state = row.as_ref().map(|r| KeyState {
@@ -176,7 +176,7 @@ impl Services {
         let status = i32::from(response.status);
         let bytes = i64::try_from(request_bytes).unwrap_or(i64::MAX);
         let by = Recorder::new(&ticket.caller, "idempotency");
-        self.write(ChainLock::NotNeeded, by, move |tx, _| {
+        self.write_bookkeeping(by, move |tx, _| {
             let done = Completion {
                 request_digest: &request_digest,
                 request_bytes: bytes,
@@ -197,7 +197,7 @@ impl Services {
     /// Frees the key for a retry: the request met a server error (nothing to keep).
     pub async fn release_idempotent(&self, ticket: Ticket) -> Result<()> {
         let by = Recorder::new(&ticket.caller, "idempotency");
-        self.write(ChainLock::NotNeeded, by, move |tx, _| {
+        self.write_bookkeeping(by, move |tx, _| {
             Ok(keys::release(
                 tx,
                 &ticket.caller,

@@ -9,7 +9,7 @@ use super::{Clock, Error, Result, Services};
 use crate::audit::{AuditAction, Recorder};
 use crate::domain::DomainError;
 use crate::domain::WorkOrderId;
-use crate::storage::{Backend, DbConn, StorageError, Store};
+use crate::storage::{Backend, DbConn, Durability, StorageError, Store};
 
 /// Proof for `Store` that a write transaction is opened here. Its field is private to this
 /// module, so no other code can make one.
@@ -138,11 +138,37 @@ impl Services {
         F: FnOnce(&mut DbConn, DateTime<Utc>) -> std::result::Result<T, Refusal> + Send + 'static,
         T: Send + 'static,
     {
+        self.write_as(lock, by, Durability::Synced, step).await
+    }
+
+    /// `write` for bookkeeping a crash may lose without harm (`Durability::Relaxed`): no
+    /// event, no chain, no sync of its own. Idempotency keys: a lost reservation or answer
+    /// only means a retry does the step again, as after any crash mid-request.
+    pub(crate) async fn write_bookkeeping<T, F>(&self, by: Recorder, step: F) -> Result<T>
+    where
+        F: FnOnce(&mut DbConn, DateTime<Utc>) -> std::result::Result<T, Refusal> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.write_as(ChainLock::NotNeeded, by, Durability::Relaxed, step)
+            .await
+    }
+
+    async fn write_as<T, F>(
+        &self,
+        lock: ChainLock,
+        by: Recorder,
+        durability: Durability,
+        step: F,
+    ) -> Result<T>
+    where
+        F: FnOnce(&mut DbConn, DateTime<Utc>) -> std::result::Result<T, Refusal> + Send + 'static,
+        T: Send + 'static,
+    {
         let (store, clock) = (self.store.clone(), self.clock.clone());
         // Off the async threads, inside the request's span so the step's logs keep its id.
         let span = tracing::Span::current();
         let done = tokio::task::spawn_blocking(move || {
-            span.in_scope(|| write_blocking(&store, &clock, lock, &by, step))
+            span.in_scope(|| write_blocking_as(&store, &clock, lock, &by, durability, step))
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))?;
@@ -166,9 +192,24 @@ pub(crate) fn write_blocking<T, F>(
 where
     F: FnOnce(&mut DbConn, DateTime<Utc>) -> std::result::Result<T, Refusal>,
 {
+    write_blocking_as(store, clock, lock, by, Durability::Synced, step)
+}
+
+fn write_blocking_as<T, F>(
+    store: &Store,
+    clock: &Clock,
+    lock: ChainLock,
+    by: &Recorder,
+    durability: Durability,
+    step: F,
+) -> Result<T>
+where
+    F: FnOnce(&mut DbConn, DateTime<Utc>) -> std::result::Result<T, Refusal>,
+{
     let lock_first = lock.first_on(store.backend());
-    let attempt = store.write_blocking(
+    let attempt = store.write_blocking_as(
         WritePermit(()),
+        durability,
         |tx| -> std::result::Result<T, RolledBack> {
             if lock_first {
                 crate::audit::lock(tx)?;

@@ -79,6 +79,18 @@ const SQLITE_WAL_FALLBACK_PAGES: u32 = 20_000;
 /// What a log emptied by a checkpoint is cut back to, so a burst does not keep its size.
 const SQLITE_WAL_KEEP_BYTES: u64 = 64 << 20;
 
+/// How a write's commit is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Synced to disk before the commit returns (SQLite `synchronous=FULL`, PostgreSQL's
+    /// `synchronous_commit`): every state change, audit event and mail.
+    Synced,
+    /// Bookkeeping a crash may lose without harm (idempotency keys): no sync of its own. It
+    /// becomes durable with the next synced commit, which syncs what came before it (SQLite's
+    /// log, PostgreSQL's WAL), and a crash can lose it but never corrupt anything.
+    Relaxed,
+}
+
 /// Opens connections of the kind the URL names, each prepared the same way.
 #[derive(Debug, Clone)]
 pub(crate) struct Connector {
@@ -325,7 +337,21 @@ impl Store {
 
     /// Runs `f` in one write transaction on this thread. Only `service`'s write path holds
     /// a `WritePermit`, so every write goes through it.
-    pub fn write_blocking<T, E, F>(&self, _permit: WritePermit, f: F) -> Result<T, E>
+    pub fn write_blocking<T, E, F>(&self, permit: WritePermit, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E>,
+        E: From<StorageError> + From<diesel::result::Error>,
+    {
+        self.write_blocking_as(permit, Durability::Synced, f)
+    }
+
+    /// `write_blocking`, committed as `durability` says.
+    pub fn write_blocking_as<T, E, F>(
+        &self,
+        _permit: WritePermit,
+        durability: Durability,
+        f: F,
+    ) -> Result<T, E>
     where
         F: FnOnce(&mut DbConn) -> Result<T, E>,
         E: From<StorageError> + From<diesel::result::Error>,
@@ -335,21 +361,35 @@ impl Store {
             gate.lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
         });
-        let cap = self
-            .sqlite_page_cap
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if cap == NO_CAP_SET {
-            return in_transaction(&self.pool, f);
-        }
         let mut pooled = self
             .pool
             .get()
             .map_err(|e| StorageError::Pool(e.to_string()))?;
-        if let DbConn::Sqlite(c) = &mut *pooled {
+        let cap = self
+            .sqlite_page_cap
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if let (DbConn::Sqlite(c), false) = (&mut *pooled, cap == NO_CAP_SET) {
             let pages = if cap == 0 { SQLITE_MAX_PAGES } else { cap };
             c.batch_execute(&format!("PRAGMA max_page_count = {pages}"))?;
         }
-        run_transaction(&mut pooled, f)
+        match (durability, &mut *pooled) {
+            (Durability::Synced, _) => run_transaction(&mut pooled, f),
+            (Durability::Relaxed, DbConn::Pg(_)) => run_transaction(&mut pooled, |tx| {
+                tx.batch_execute("SET LOCAL synchronous_commit = off")?;
+                f(tx)
+            }),
+            (Durability::Relaxed, DbConn::Sqlite(c)) => {
+                // Set outside the transaction, and back before the connection is reused.
+                c.batch_execute("PRAGMA synchronous = NORMAL")?;
+                let done = run_transaction(&mut pooled, f);
+                if let Err(e) = pooled.batch_execute("PRAGMA synchronous = FULL") {
+                    // Only a connection that no longer answers fails this, and then no write
+                    // on it commits at all.
+                    tracing::error!(error = %e, "a SQLite writer could not go back to synchronous=FULL");
+                }
+                done
+            }
+        }
     }
 
     /// Whether the last write was refused (full, read-only): while it was, writer

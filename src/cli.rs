@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate::config::{Overrides, Settings};
 use crate::domain::text::Text;
+use crate::offline::backup::RestoreError;
 use crate::offline::evidence::verify_store;
 use crate::service::users::{add_cli_user, NewUser};
 use crate::signing::keys::{write_private, PrivateKey};
@@ -116,6 +117,27 @@ enum Command {
     Retention {
         #[command(subcommand)]
         command: RetentionCommand,
+    },
+    /// Back up the embedded database while the service runs: a consistent copy, the evidence
+    /// objects it names and a manifest signed with the service key, in one tar file; prints
+    /// one JSON object with the backup's checkpoint (PostgreSQL: pg_dump, see
+    /// docs/operations.md).
+    Backup {
+        /// The backup file to write (replaced only once the new one is whole).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// Restore a backup into the place the settings name, which must hold no database yet;
+    /// exit 1 (nothing written) when its manifest, files, audit chain or checkpoint do not
+    /// verify, 2 when it cannot be tried.
+    Restore {
+        /// The backup file `crossprov backup` wrote.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        #[command(flatten)]
+        settings: SettingsArgs,
     },
     /// GET a URL; exit 0 when it answers 2xx, 1 otherwise (a container's health check).
     Probe {
@@ -322,6 +344,37 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             } else {
                 eprintln!("crossprov: {url} answered {status}");
                 Ok(ExitCode::from(1))
+            }
+        }
+        Command::Backup {
+            out,
+            settings: args,
+        } => {
+            let s = settings(args)?;
+            crate::telemetry::init(&s.log);
+            let report =
+                actix_web::rt::System::new().block_on(crate::offline::backup::backup(&s, &out))?;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore {
+            from,
+            settings: args,
+        } => {
+            let s = settings(args)?;
+            crate::telemetry::init(&s.log);
+            match actix_web::rt::System::new().block_on(crate::offline::backup::restore(&s, &from))
+            {
+                Ok(report) => {
+                    println!("{report}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(RestoreError::Refused(why)) => {
+                    eprintln!("crossprov: restore refused: {why}");
+                    println!("{}", json!({ "ok": false, "error": why }));
+                    Ok(ExitCode::from(1))
+                }
+                Err(RestoreError::Failed(why)) => Err(why),
             }
         }
         Command::Migrate(args) => {
@@ -645,6 +698,8 @@ mod tests {
             "retention run",
             "evidence verify",
             "audit verify",
+            "backup",
+            "restore",
         ];
         let mut cli = Cli::command();
         cli.build();

@@ -20,6 +20,10 @@ pub fn run_pending(conn: &mut DbConn) -> Result<usize, StorageError> {
                 .run_pending_migrations(POSTGRES)
                 .map(|v| v.len())
                 .map_err(|e| StorageError::Migration(e.to_string()))
+                .and_then(|n| {
+                    refuse_newer::<diesel::pg::Pg, _>(c, &POSTGRES)?;
+                    Ok(n)
+                })
                 .and_then(|n| Ok((n, super::audit::build_missing_tree(conn)?)));
             if let DbConn::Pg(c) = conn {
                 c.batch_execute("SELECT pg_advisory_unlock(7297715151)")?;
@@ -32,9 +36,44 @@ pub fn run_pending(conn: &mut DbConn) -> Result<usize, StorageError> {
                 .run_pending_migrations(SQLITE)
                 .map(|v| v.len())
                 .map_err(|e| StorageError::Migration(e.to_string()))?;
+            refuse_newer::<diesel::sqlite::Sqlite, _>(c, &SQLITE)?;
             built(Ok((applied, super::audit::build_missing_tree(conn)?)))
         }
     }
+}
+
+/// A database a newer crossprov migrated holds a schema this binary does not know: running on
+/// it could misread or damage data, so it is refused, naming what to do (rolling back is
+/// restoring the backup taken before the upgrade; docs/operations.md, Upgrades).
+fn refuse_newer<DB, C>(conn: &mut C, known: &EmbeddedMigrations) -> Result<(), StorageError>
+where
+    DB: diesel::backend::Backend,
+    C: MigrationHarness<DB>,
+    EmbeddedMigrations: diesel::migration::MigrationSource<DB>,
+{
+    use diesel::migration::MigrationSource;
+    let migration =
+        |e: Box<dyn std::error::Error + Send + Sync>| StorageError::Migration(e.to_string());
+    let known: Vec<String> = MigrationSource::<DB>::migrations(known)
+        .map_err(migration)?
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect();
+    let applied = conn.applied_migrations().map_err(migration)?;
+    let unknown: Vec<String> = applied
+        .iter()
+        .map(|v| v.to_string())
+        .filter(|v| !known.contains(v))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(StorageError::Migration(format!(
+        "the database was migrated by a newer crossprov (migrations {} are unknown to version {}): \
+         run that version, or restore the backup taken before the upgrade",
+        unknown.join(", "),
+        env!("CARGO_PKG_VERSION")
+    )))
 }
 
 fn built(r: Result<(usize, Option<i64>), StorageError>) -> Result<usize, StorageError> {

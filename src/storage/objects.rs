@@ -88,6 +88,18 @@ impl ObjectName {
         }
     }
 
+    /// The name as it is displayed (`SHA` or `ORDER/SHA`), held to the same rules as a path.
+    pub fn parse(text: &str) -> Option<Self> {
+        let name = match text.split_once('/') {
+            None => Self::Plain(text.to_owned()),
+            Some((order, sha256)) => Self::Sealed {
+                order: order.to_owned(),
+                sha256: sha256.to_owned(),
+            },
+        };
+        name.path().is_ok().then_some(name)
+    }
+
     /// Anything but 64 lowercase hex digits (and an order id of uuid characters) names nothing.
     fn path(&self) -> Result<Path, ObjectError> {
         let sha = self.sha256();

@@ -5,6 +5,7 @@ mod helpers;
 
 mod at_rest;
 mod audit;
+mod backup;
 mod cli;
 mod config_check;
 mod error_codes;

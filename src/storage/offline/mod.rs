@@ -7,6 +7,7 @@ pub mod audit;
 
 use super::{StorageError, Store};
 
+mod backup;
 mod evidence;
 
 /// A database opened for offline work.

@@ -32,6 +32,8 @@ pub struct Settings {
     pub log: LogSettings,
     pub sla: SlaSettings,
     pub verification: VerificationSettings,
+    /// The quality checks of accepted results and four-eyes completion (`docs/quality.md`).
+    pub quality: crate::domain::quality::QualitySettings,
     pub signing: SigningSettings,
     pub mail: MailSettings,
     pub tls: TlsSettings,
@@ -304,6 +306,7 @@ impl Settings {
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("verification.required_evidence")
+                .with_list_parse_key("quality.four_eyes_severities")
                 .with_list_parse_key("crypto.previous_kek_files")
                 .try_parsing(true),
         );
@@ -558,6 +561,10 @@ mod tests {
             (
                 "[verification]\nrequired_evidence = [\"id_front\", \"selfie\"]\n",
                 "verification.required_evidence",
+            ),
+            (
+                "[quality]\nfour_eyes_severities = [\"urgent\"]\n",
+                "quality.four_eyes_severities",
             ),
         ] {
             let err = load_file(text).unwrap_err().to_string();

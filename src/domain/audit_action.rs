@@ -16,6 +16,12 @@ pub enum AuditAction {
     /// A refused verification result; `detail.code` says why.
     #[strum(serialize = "work_order.result_rejected")]
     ResultRejected,
+    /// The quality checks flagged an accepted result; `detail.codes` names the rules.
+    #[strum(serialize = "work_order.flagged")]
+    WorkOrderFlagged,
+    /// A clerk's first approval of a flagged result; a second clerk completes it.
+    #[strum(serialize = "work_order.approved")]
+    WorkOrderApproved,
     #[strum(serialize = "work_order.returned")]
     WorkOrderReturned,
     #[strum(serialize = "work_order.completed")]

@@ -68,6 +68,9 @@ pub enum DomainError {
     /// An admin reset the caller's password: nothing but changing it until they do.
     #[error("your password was reset by an administrator: change it with POST /api/v1/me/password first")]
     PasswordChangeRequired,
+    /// A flagged order's second approval asked of its opener or its first approver.
+    #[error("a flagged order needs a second clerk: neither the one who opened it nor the one who approved it first")]
+    SecondApproverRequired,
     #[error("not found: {0}")]
     NotFound(String),
     #[error("version {given} is stale; the current version is {current}")]
@@ -105,6 +108,7 @@ impl DomainError {
             Self::Forbidden(_) => "forbidden",
             Self::ClientCertificateRequired(_) => "client_certificate_required",
             Self::PasswordChangeRequired => "password_change_required",
+            Self::SecondApproverRequired => "second_approver_required",
             Self::NotFound(_) => "not_found",
             Self::VersionConflict { .. } => "version_conflict",
             Self::InvalidState { .. } => "invalid_state",

@@ -13,6 +13,8 @@ pub mod login_throttle;
 pub mod masking;
 pub mod msisdn;
 pub mod notice;
+pub mod person_name;
+pub mod quality;
 pub mod region;
 pub mod sla;
 pub mod text;

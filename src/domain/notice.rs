@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use strum::{EnumIter, EnumString, IntoStaticStr};
 
 use super::ids::{HallId, Username, WorkOrderId};
+use super::quality::Flag;
 use super::work_order::WorkOrder;
 
 /// The mails the contract names: the value of `X-Crossprov-Event`.
@@ -119,6 +120,10 @@ pub struct MailFacts {
     pub reason: Option<String>,
     /// The outcome of the result a submission or completion rests on.
     pub outcome: Option<String>,
+    /// The quality flags of a submitted result: codes, severities and reasons, which hold
+    /// no personal data. Absent from rows written before the checks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<Flag>,
     /// When the event happened.
     pub at: DateTime<Utc>,
 }
@@ -154,6 +159,7 @@ impl Notice {
                 suspend_at: order.suspend_at,
                 reason: None,
                 outcome: None,
+                flags: Vec::new(),
                 at,
             },
             audience,
@@ -167,6 +173,11 @@ impl Notice {
 
     pub fn with_outcome(mut self, outcome: &str) -> Self {
         self.facts.outcome = Some(outcome.to_owned());
+        self
+    }
+
+    pub fn with_flags(mut self, flags: &[Flag]) -> Self {
+        self.facts.flags = flags.to_vec();
         self
     }
 }

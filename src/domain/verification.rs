@@ -206,7 +206,9 @@ pub fn check_document(
     Ok(())
 }
 
-/// For a match, the document's name must equal the name the clerk expects, when one is set.
+/// For a match, the document's name must equal the name the clerk expects, when one is set:
+/// equal as people write names (`person_name::same`: traditional or simplified characters,
+/// spaces and middle dots aside). A name equal only so is flagged (`name_variant`).
 pub fn check_name(
     outcome: Outcome,
     doc: Option<&DocumentClaims>,
@@ -216,7 +218,7 @@ pub fn check_name(
         return Ok(());
     }
     match (expected_name, doc) {
-        (Some(expected), Some(doc)) if doc.name.trim() != expected.trim() => {
+        (Some(expected), Some(doc)) if !super::person_name::same(&doc.name, expected) => {
             Err(DomainError::invalid(
                 Invalid::NameMismatch,
                 "document.name",
@@ -296,6 +298,7 @@ mod tests {
     fn name_must_match_only_for_a_match_with_an_expected_name() {
         let d = doc("11010519491231002X", "张三");
         assert!(check_name(Outcome::Match, Some(&d), Some("张三")).is_ok());
+        assert!(check_name(Outcome::Match, Some(&d), Some("張 三")).is_ok());
         assert!(check_name(Outcome::Match, Some(&d), None).is_ok());
         assert!(check_name(Outcome::Mismatch, Some(&d), Some("李四")).is_ok());
         assert_eq!(

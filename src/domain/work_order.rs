@@ -11,6 +11,7 @@ use super::error::{DomainError, Invalid};
 use super::ids::{HallId, Username, VerificationId, WorkOrderId};
 use super::masking::mask_name;
 use super::notice::{Audience, MailEvent, Notice};
+use super::quality::Verdict;
 use super::sla::SlaTimes;
 use super::text::Reason;
 use super::verification::{MaskedDocument, Outcome};
@@ -22,6 +23,8 @@ pub enum State {
     Open,
     Claimed,
     Submitted,
+    /// A flagged result one clerk approved: a second clerk completes or returns it.
+    AwaitingSecondApproval,
     Completed,
     Failed,
     Cancelled,
@@ -30,7 +33,12 @@ pub enum State {
 
 impl State {
     /// The states that block another order for the same number.
-    pub const ACTIVE: [State; 3] = [State::Open, State::Claimed, State::Submitted];
+    pub const ACTIVE: [State; 4] = [
+        State::Open,
+        State::Claimed,
+        State::Submitted,
+        State::AwaitingSecondApproval,
+    ];
 
     pub fn as_str(self) -> &'static str {
         self.into()
@@ -83,6 +91,22 @@ pub struct WorkOrder {
     pub remind_at: DateTime<Utc>,
     pub reminded_at: Option<DateTime<Utc>>,
     pub escalated_at: Option<DateTime<Utc>>,
+    /// When the hall last took the order on: its claim, or a return to it.
+    pub claimed_at: Option<DateTime<Utc>>,
+    /// What the quality checks made of the current result, and its first approval.
+    pub review: Review,
+}
+
+/// The quality checks' mark on the order's current result (`domain::quality`), and the
+/// four-eyes completion it may need.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Review {
+    /// The current result raised at least one flag.
+    pub flagged: bool,
+    /// One of its flags has a severity that needs a second clerk to complete.
+    pub needs_second_approval: bool,
+    /// The clerk whose `complete` recorded the first approval.
+    pub approved_by: Option<Username>,
 }
 
 /// What a clerk asks for when opening an order, already parsed.
@@ -138,6 +162,8 @@ impl WorkOrder {
             remind_at: new.deadlines.remind_at,
             reminded_at: None,
             escalated_at: None,
+            claimed_at: None,
+            review: Review::default(),
         };
         let event = Event {
             action: AuditAction::WorkOrderOpened,
@@ -208,6 +234,21 @@ impl WorkOrder {
         due
     }
 
+    /// What a home clerk's `complete` does now: a result whose flags need four eyes is
+    /// approved first (`Approve`), anything else completes.
+    pub fn completion_step(&self) -> Kind {
+        if self.state == State::Submitted && self.review.needs_second_approval {
+            Kind::Approve
+        } else {
+            Kind::Complete
+        }
+    }
+
+    /// The four-eyes rule: the second clerk is neither the opener nor the first approver.
+    pub fn may_give_second_approval(&self, by: &Actor) -> bool {
+        by.username != self.opened_by && self.review.approved_by.as_ref() != Some(&by.username)
+    }
+
     /// The one "is this the claimer" rule: the staff member who claimed it, at the hall that
     /// claimed it.
     pub fn is_claimed_by(&self, by: &Actor) -> bool {
@@ -227,6 +268,8 @@ pub struct AcceptedResult {
     pub kid: String,
     pub jti: String,
     pub result_sha256: String,
+    /// What the quality checks made of it.
+    pub verdict: Verdict,
 }
 
 /// The accepted result a completion rests on, and the receipt the service signed for it.
@@ -287,6 +330,8 @@ pub enum Command {
         reason: Reason,
     },
     SubmitResult(AcceptedResult),
+    /// The first of two approvals a flagged result needs: only a match is approved.
+    Approve(Box<CompletableResult>),
     Complete(Box<Completion>),
     Return {
         reason: Reason,
@@ -330,6 +375,7 @@ impl Command {
             Self::Claim => Kind::Claim,
             Self::Release { .. } => Kind::Release,
             Self::SubmitResult(_) => Kind::SubmitResult,
+            Self::Approve(_) => Kind::Approve,
             Self::Complete(_) => Kind::Complete,
             Self::Return { .. } => Kind::Return,
             Self::Fail { .. } => Kind::Fail,
@@ -349,6 +395,7 @@ pub enum Kind {
     Claim,
     Release,
     SubmitResult,
+    Approve,
     Complete,
     Return,
     Fail,
@@ -365,7 +412,8 @@ impl Kind {
     pub fn permission(self) -> Option<Permission> {
         match self {
             Self::Claim | Self::Release | Self::SubmitResult => Some(Permission::ActAsHallStaff),
-            Self::Complete
+            Self::Approve
+            | Self::Complete
             | Self::Return
             | Self::Fail
             | Self::Cancel
@@ -386,11 +434,17 @@ impl Kind {
         matches!(self, Self::Release | Self::SubmitResult)
     }
 
+    /// The steps that end an approved flagged order: only a second clerk takes them.
+    fn needs_second_approver(self) -> bool {
+        matches!(self, Self::Complete | Self::Return | Self::Fail)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Claim => "claim",
             Self::Release => "release",
             Self::SubmitResult => "submit a result for",
+            Self::Approve => "approve",
             Self::Complete => "complete",
             Self::Return => "return",
             Self::Fail => "fail",
@@ -413,11 +467,13 @@ pub fn next_state(from: State, kind: Kind) -> Option<State> {
         (Claimed, Kind::Release) => Some(Open),
         (Claimed, Kind::SubmitResult) => Some(Submitted),
         (Submitted, Kind::Complete) => Some(Completed),
-        (Submitted, Kind::Return) => Some(Claimed),
-        (Submitted, Kind::Fail) => Some(Failed),
+        (Submitted, Kind::Approve) => Some(AwaitingSecondApproval),
+        (Submitted | AwaitingSecondApproval, Kind::Return) => Some(Claimed),
+        (Submitted | AwaitingSecondApproval, Kind::Fail) => Some(Failed),
+        (AwaitingSecondApproval, Kind::Complete) => Some(Completed),
         (Open | Claimed, Kind::Cancel) => Some(Cancelled),
         (Open, Kind::Reroute) => Some(Open),
-        (Open | Claimed | Submitted, Kind::SetSuspension) => Some(from),
+        (Open | Claimed | Submitted | AwaitingSecondApproval, Kind::SetSuspension) => Some(from),
         (Open | Claimed, Kind::Remind | Kind::Escalate) => Some(from),
         (Open | Claimed, Kind::Expire) => Some(Expired),
         _ => None,
@@ -465,6 +521,8 @@ pub struct Transition {
     expected_version: i64,
     next: WorkOrder,
     event: Event,
+    /// Events recorded after `event` in the same step (`work_order.flagged`).
+    also: Vec<Event>,
     effects: Vec<Effect>,
     notices: Vec<Notice>,
 }
@@ -487,6 +545,11 @@ impl Transition {
         &self.event
     }
 
+    /// Every event of the step, in the order they are recorded.
+    pub fn events(&self) -> impl Iterator<Item = &Event> {
+        std::iter::once(&self.event).chain(&self.also)
+    }
+
     pub fn effects(&self) -> &[Effect] {
         &self.effects
     }
@@ -501,12 +564,19 @@ impl Transition {
     }
 }
 
-/// Checks the caller in the contract's order: role (403) → scope (404) → claimer (403).
+/// Checks the caller in the contract's order: role (403) → scope (404) → claimer, or the
+/// second approver of a flagged order (403).
 pub fn authorize(order: &WorkOrder, kind: Kind, by: &Actor) -> Result<(), DomainError> {
     if let Some(permission) = kind.permission() {
         by.require(permission)?;
     }
     by.require_sees(order)?;
+    if kind.needs_second_approver()
+        && order.state == State::AwaitingSecondApproval
+        && !order.may_give_second_approval(by)
+    {
+        return Err(DomainError::SecondApproverRequired);
+    }
     if kind.needs_claimer()
         && matches!(order.state, State::Claimed | State::Submitted)
         && !order.is_claimed_by(by)
@@ -576,6 +646,8 @@ fn transition(
         next.updated_at = now;
     }
     let mut effects = Vec::new();
+    let mut also = Vec::new();
+    let mut mail_flags: &[super::quality::Flag] = &[];
     // Who hears of it, and what the mail adds to the order's own facts.
     let mut mail: Option<(MailEvent, Vec<Audience>)> = None;
     let mut mail_reason: Option<&Reason> = None;
@@ -586,6 +658,7 @@ fn transition(
             let by = by.ok_or_else(|| DomainError::Forbidden("claimed by nobody".into()))?;
             next.claimed_by = Some(by.username.clone());
             next.claimed_hall_id = by.hall_id().cloned();
+            next.claimed_at = Some(now);
             mail = Some((MailEvent::Claimed, vec![order.clerk()]));
             event(
                 AuditAction::WorkOrderClaimed,
@@ -595,6 +668,7 @@ fn transition(
         Command::Release { reason } => {
             next.claimed_by = None;
             next.claimed_hall_id = None;
+            next.claimed_at = None;
             event(
                 AuditAction::WorkOrderReleased,
                 json!({ "hall_id": order.claimed_hall_id, "reason": reason }),
@@ -602,8 +676,26 @@ fn transition(
         }
         Command::SubmitResult(result) => {
             next.verification_id = Some(result.verification_id.clone());
+            let verdict = &result.verdict;
+            next.review = Review {
+                flagged: !verdict.flags.is_empty(),
+                needs_second_approval: verdict.needs_second_approval,
+                approved_by: None,
+            };
+            if next.review.flagged {
+                // Codes only: a flag's reason is for the people reviewing the order.
+                also.push(event(
+                    AuditAction::WorkOrderFlagged,
+                    json!({
+                        "verification_id": result.verification_id,
+                        "codes": verdict.codes(),
+                        "needs_second_approval": verdict.needs_second_approval,
+                    }),
+                ));
+            }
             mail = Some((MailEvent::Submitted, vec![order.clerk()]));
             mail_outcome = Some(result.outcome.as_str());
+            mail_flags = &verdict.flags;
             event(
                 AuditAction::ResultSubmitted,
                 json!({
@@ -614,6 +706,21 @@ fn transition(
                     "result_sha256": result.result_sha256,
                 }),
             )
+        }
+        Command::Approve(result) => {
+            let by = by.ok_or_else(|| DomainError::Forbidden("approved by nobody".into()))?;
+            next.review.approved_by = Some(by.username.clone());
+            event(
+                AuditAction::WorkOrderApproved,
+                json!({
+                    "verification_id": order.verification_id,
+                    "outcome": result.outcome.as_str(),
+                    "result_sha256": result.result_sha256,
+                }),
+            )
+        }
+        Command::Complete(_) if order.completion_step() == Kind::Approve => {
+            return Err(DomainError::SecondApproverRequired)
         }
         Command::Complete(completion) => {
             let Completion { result, receipt } = completion.as_ref();
@@ -636,12 +743,15 @@ fn transition(
                     "outcome": result.outcome.as_str(),
                     "receipt_sha256": super::sha256_hex(receipt.as_bytes()),
                     "result_sha256": result.result_sha256,
+                    "first_approval_by": order.review.approved_by,
                 }),
             )
         }
         Command::Return { reason } => {
             // Back to the same hall and staff member, who must submit a new result.
             next.verification_id = None;
+            next.review = Review::default();
+            next.claimed_at = Some(now);
             mail = Some((MailEvent::Returned, order.hall_audience()));
             mail_reason = Some(reason);
             event(
@@ -751,7 +861,7 @@ fn transition(
             if let Some(outcome) = mail_outcome {
                 notice = notice.with_outcome(outcome);
             }
-            notice
+            notice.with_flags(mail_flags)
         })
         .into_iter()
         .collect();
@@ -760,6 +870,7 @@ fn transition(
         expected_version: order.version,
         next,
         event,
+        also,
         effects,
         notices,
     })
@@ -817,6 +928,12 @@ mod tests {
         Reason::parse("r").unwrap_or_else(|e| panic!("{e}"))
     }
 
+    fn approval() -> Command {
+        let result =
+            Completion::of(Outcome::Match, "ab".repeat(32), None).unwrap_or_else(|e| panic!("{e}"));
+        Command::Approve(Box::new(result))
+    }
+
     fn completion() -> Command {
         let result =
             Completion::of(Outcome::Match, "ab".repeat(32), None).unwrap_or_else(|e| panic!("{e}"));
@@ -830,6 +947,10 @@ mod tests {
     }
 
     fn order(state: State) -> WorkOrder {
+        let held = matches!(
+            state,
+            State::Claimed | State::Submitted | State::AwaitingSecondApproval
+        );
         WorkOrder {
             id: "wo1".into(),
             reference: "53-20261124-000001".into(),
@@ -843,19 +964,25 @@ mod tests {
             reason: "moved".into(),
             expected_name_masked: Some("张*".into()),
             opened_by: "clerk".into(),
-            claimed_by: matches!(state, State::Claimed | State::Submitted).then(|| "staff".into()),
-            claimed_hall_id: matches!(state, State::Claimed | State::Submitted)
-                .then(|| "hall-a".into()),
+            claimed_by: held.then(|| "staff".into()),
+            claimed_hall_id: held.then(|| "hall-a".into()),
             due_at: at(),
             deadline_at: at(),
             created_at: at(),
             updated_at: at(),
-            verification_id: (state == State::Submitted).then(|| "vr1".into()),
+            verification_id: matches!(state, State::Submitted | State::AwaitingSecondApproval)
+                .then(|| "vr1".into()),
             receipt: None,
             suspend_at: None,
             remind_at: at(),
             reminded_at: None,
             escalated_at: None,
+            claimed_at: held.then(at),
+            review: Review {
+                flagged: state == State::AwaitingSecondApproval,
+                needs_second_approval: state == State::AwaitingSecondApproval,
+                approved_by: (state == State::AwaitingSecondApproval).then(|| "first".into()),
+            },
         }
     }
 
@@ -874,8 +1001,12 @@ mod tests {
     }
 
     fn clerk(province: &str) -> Actor {
+        clerk_named("clerk", province)
+    }
+
+    fn clerk_named(name: &str, province: &str) -> Actor {
         Actor {
-            username: "clerk".into(),
+            username: name.into(),
             role: Role::Clerk,
             province: Some(province.into()),
             hall: None,
@@ -897,7 +1028,9 @@ mod tests {
                 kid: "k".into(),
                 jti: "j".into(),
                 result_sha256: "00".into(),
+                verdict: Verdict::default(),
             }),
+            approval(),
             completion(),
             Command::Return { reason: reason() },
             Command::Fail { reason: reason() },
@@ -918,8 +1051,10 @@ mod tests {
             (Claimed, Command::Release { .. }) => Some(Open),
             (Claimed, Command::SubmitResult(_)) => Some(Submitted),
             (Submitted, Command::Complete(_)) => Some(Completed),
-            (Submitted, Command::Return { .. }) => Some(Claimed),
-            (Submitted, Command::Fail { .. }) => Some(Failed),
+            (Submitted, Command::Approve(_)) => Some(AwaitingSecondApproval),
+            (AwaitingSecondApproval, Command::Complete(_)) => Some(Completed),
+            (Submitted | AwaitingSecondApproval, Command::Return { .. }) => Some(Claimed),
+            (Submitted | AwaitingSecondApproval, Command::Fail { .. }) => Some(Failed),
             (Open | Claimed, Command::Cancel { .. }) => Some(Cancelled),
             (Open, Command::Reroute { .. }) => Some(Open),
             (Open | Claimed, Command::Expire) => Some(Expired),
@@ -1312,6 +1447,130 @@ mod tests {
         );
         assert_eq!(t.event().action, AuditAction::WorkOrderSuspensionSet);
         assert!(decide(&order(State::Completed), &cmd, &clerk("53"), at()).is_err());
+    }
+
+    fn flagged_result(needs_second_approval: bool) -> Command {
+        use crate::domain::quality::{Flag, Reason, Severity};
+        Command::SubmitResult(AcceptedResult {
+            verification_id: "vr2".into(),
+            outcome: Outcome::Match,
+            kid: "k".into(),
+            jti: "j".into(),
+            result_sha256: "00".into(),
+            verdict: Verdict {
+                flags: vec![Flag {
+                    code: "chip_not_read".into(),
+                    severity: Severity::High,
+                    reason: Reason {
+                        zh: "未读取证件芯片".into(),
+                        en: "the document's chip was not read".into(),
+                    },
+                }],
+                needs_second_approval,
+            },
+        })
+    }
+
+    #[test]
+    fn a_flagged_result_is_marked_audited_by_code_and_its_flags_go_in_the_clerks_mail() {
+        let by = staff("staff", "hall-a", "370100");
+        let t = decide(&order(State::Claimed), &flagged_result(true), &by, at())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            t.next().review,
+            Review {
+                flagged: true,
+                needs_second_approval: true,
+                approved_by: None
+            }
+        );
+        let events: Vec<_> = t.events().map(|e| e.action).collect();
+        assert_eq!(
+            events,
+            [AuditAction::ResultSubmitted, AuditAction::WorkOrderFlagged]
+        );
+        let flagged = t.events().nth(1).map(|e| e.detail.clone());
+        assert_eq!(
+            flagged,
+            Some(
+                json!({"verification_id": "vr2", "codes": ["chip_not_read"], "needs_second_approval": true})
+            )
+        );
+        assert_eq!(t.notices()[0].facts.flags[0].code, "chip_not_read");
+        assert_eq!(t.next().completion_step(), Kind::Approve);
+        let plain = decide(&order(State::Claimed), &commands()[2], &by, at())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(plain.events().count(), 1, "no flag, no flagged event");
+        assert_eq!(plain.next().completion_step(), Kind::Complete);
+    }
+
+    #[test]
+    fn a_flagged_order_needs_two_clerks_neither_of_them_twice_nor_the_opener() {
+        let by = staff("staff", "hall-a", "370100");
+        let submitted = decide(&order(State::Claimed), &flagged_result(true), &by, at())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_next();
+        let first = clerk_named("first", "53");
+        assert!(authorize(&submitted, Kind::Approve, &first).is_ok());
+        assert_eq!(
+            decide(&submitted, &completion(), &first, at()).err(),
+            Some(DomainError::SecondApproverRequired),
+            "completing at once is refused by the state machine too"
+        );
+        let t = decide(&submitted, &approval(), &first, at()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.event().action, AuditAction::WorkOrderApproved);
+        assert!(t.notices().is_empty());
+        let approved = t.into_next();
+        assert_eq!(approved.state, State::AwaitingSecondApproval);
+        assert_eq!(approved.review.approved_by, Some("first".into()));
+        for kind in [Kind::Complete, Kind::Return, Kind::Fail] {
+            for refused in [&first, &clerk_named("clerk", "53")] {
+                assert_eq!(
+                    authorize(&approved, kind, refused),
+                    Err(DomainError::SecondApproverRequired),
+                    "{kind:?} by {}",
+                    refused.username
+                );
+            }
+            assert!(authorize(&approved, kind, &clerk_named("second", "53")).is_ok());
+        }
+        assert!(matches!(
+            authorize(&approved, Kind::Complete, &clerk_named("second", "11")),
+            Err(DomainError::NotFound(_))
+        ));
+        let done = decide(&approved, &completion(), &clerk_named("second", "53"), at())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(done.next().state, State::Completed);
+        assert_eq!(done.event().detail["first_approval_by"], "first");
+    }
+
+    #[test]
+    fn an_unflagged_or_lightly_flagged_order_completes_at_once_and_a_return_clears_the_mark() {
+        let by = staff("staff", "hall-a", "370100");
+        let light = decide(&order(State::Claimed), &flagged_result(false), &by, at())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_next();
+        assert!(light.review.flagged);
+        assert_eq!(light.completion_step(), Kind::Complete);
+        let returned = decide(
+            &order(State::AwaitingSecondApproval),
+            &Command::Return { reason: reason() },
+            &clerk_named("second", "53"),
+            at() + hours(1),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_next();
+        assert_eq!(returned.review, Review::default());
+        assert_eq!(returned.claimed_at, Some(at() + hours(1)));
+        assert_eq!(returned.state, State::Claimed);
+    }
+
+    #[test]
+    fn an_order_awaiting_its_second_approval_stays_active_and_runs_no_timers() {
+        assert!(State::AwaitingSecondApproval.is_active());
+        assert!(timed(State::AwaitingSecondApproval)
+            .due_timers(at() + hours(9))
+            .is_empty());
     }
 
     #[test]

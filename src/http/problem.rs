@@ -20,6 +20,7 @@ pub enum ErrorCode {
     Forbidden,
     ClientCertificateRequired,
     PasswordChangeRequired,
+    SecondApproverRequired,
     NotFound,
     InvalidState,
     AlreadyExists,
@@ -80,6 +81,10 @@ impl ErrorCode {
             Self::PasswordChangeRequired => (
                 "密码已被管理员重置，请先修改密码",
                 "Your password was reset: change it first",
+            ),
+            Self::SecondApproverRequired => (
+                "该工单有质量标记，须由另一位审核人（非发起人、非首次审核人）办结",
+                "A flagged order needs a second clerk, neither its opener nor its first approver",
             ),
             Self::NotFound => ("未找到", "Not found"),
             Self::InvalidState => ("当前状态不允许此操作", "Not allowed in the current state"),
@@ -199,6 +204,7 @@ impl From<&DomainError> for ErrorCode {
             DomainError::Forbidden(_) => Self::Forbidden,
             DomainError::ClientCertificateRequired(_) => Self::ClientCertificateRequired,
             DomainError::PasswordChangeRequired => Self::PasswordChangeRequired,
+            DomainError::SecondApproverRequired => Self::SecondApproverRequired,
             DomainError::NotFound(_) => Self::NotFound,
             DomainError::VersionConflict { .. } => Self::VersionConflict,
             DomainError::InvalidState { .. } => Self::InvalidState,
@@ -238,7 +244,9 @@ pub fn status(code: ErrorCode) -> StatusCode {
     match code {
         InvalidRequest | InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
         Unauthenticated => StatusCode::UNAUTHORIZED,
-        Forbidden | ClientCertificateRequired | PasswordChangeRequired => StatusCode::FORBIDDEN,
+        Forbidden | ClientCertificateRequired | PasswordChangeRequired | SecondApproverRequired => {
+            StatusCode::FORBIDDEN
+        }
         NotFound => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         InvalidState | AlreadyExists | IdempotencyKeyInFlight => StatusCode::CONFLICT,
@@ -405,6 +413,7 @@ mod tests {
             DomainError::Forbidden("f".into()),
             DomainError::ClientCertificateRequired("c".into()),
             DomainError::PasswordChangeRequired,
+            DomainError::SecondApproverRequired,
             DomainError::NotFound("n".into()),
             DomainError::VersionConflict {
                 given: 1,
@@ -426,6 +435,7 @@ mod tests {
                 DomainError::Forbidden(_)
                 | DomainError::ClientCertificateRequired(_)
                 | DomainError::PasswordChangeRequired
+                | DomainError::SecondApproverRequired
                 | DomainError::NotFound(_)
                 | DomainError::VersionConflict { .. }
                 | DomainError::InvalidState { .. }

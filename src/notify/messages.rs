@@ -137,6 +137,9 @@ struct MailView {
     reason: Option<String>,
     outcome_zh: Option<&'static str>,
     outcome_en: Option<String>,
+    /// The quality flags, one line each: `code（reason）`.
+    flags_zh: Vec<String>,
+    flags_en: Vec<String>,
     link: String,
 }
 
@@ -170,14 +173,23 @@ impl MailView {
             deadline_en: beijing_en(facts.deadline_at),
             suspend_zh: facts.suspend_at.map(beijing_zh),
             suspend_en: facts.suspend_at.map(beijing_en),
-            suspension_ahead: state
-                .is_some_and(|s| matches!(s, State::Open | State::Claimed | State::Submitted)),
+            suspension_ahead: state.is_some_and(State::is_active),
             reason: facts.reason.clone(),
             outcome_zh: facts
                 .outcome
                 .as_deref()
                 .map(|o| Outcome::parse(o).map_or("其他", outcome_zh)),
             outcome_en: facts.outcome.as_deref().map(|o| o.replace('_', " ")),
+            flags_zh: facts
+                .flags
+                .iter()
+                .map(|f| format!("{}（{}）", f.code, f.reason.zh))
+                .collect(),
+            flags_en: facts
+                .flags
+                .iter()
+                .map(|f| format!("{} ({}, {})", f.code, f.severity.as_str(), f.reason.en))
+                .collect(),
             link: format!(
                 "{}/api/v1/work-orders/{}",
                 base_url.trim_end_matches('/'),
@@ -192,6 +204,7 @@ fn state_zh(state: State) -> &'static str {
         State::Open => "待认领",
         State::Claimed => "办理中",
         State::Submitted => "结果待审核",
+        State::AwaitingSecondApproval => "待二次审核",
         State::Completed => "已完成",
         State::Failed => "核验失败",
         State::Cancelled => "已撤销",
@@ -352,6 +365,7 @@ mod tests {
             suspend_at: None,
             reason: None,
             outcome: None,
+            flags: Vec::new(),
             at: at(2026, 10, 9, 2, 30),
         }
     }
@@ -590,6 +604,33 @@ mod tests {
         assert!(mail.part(TEXT).contains("原因：照片模糊"));
         assert!(mail.part(TEXT).contains("Reason: 照片模糊"));
         assert!(mail.part(HTML).contains("照片模糊"));
+    }
+
+    #[test]
+    fn the_flags_of_a_submitted_result_are_listed_with_their_reasons() {
+        use crate::domain::quality::{Flag, Reason, Severity};
+        let mut f = facts(MailEvent::Submitted);
+        f.state = "submitted".to_owned();
+        f.outcome = Some("match".to_owned());
+        f.flags = vec![Flag {
+            code: "chip_not_read".into(),
+            severity: Severity::Medium,
+            reason: Reason {
+                zh: "未读取证件芯片".into(),
+                en: "the document's chip was not read".into(),
+            },
+        }];
+        let mail = rendered(&f);
+        assert!(mail
+            .part(TEXT)
+            .contains("质量标记：chip_not_read（未读取证件芯片）"));
+        assert!(mail
+            .part(TEXT)
+            .contains("Quality flag: chip_not_read (medium, the document's chip was not read)"));
+        assert!(mail.part(HTML).contains("chip_not_read"));
+        assert!(!rendered(&facts(MailEvent::Submitted))
+            .part(TEXT)
+            .contains("质量标记"));
     }
 
     #[test]

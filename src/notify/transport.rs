@@ -461,6 +461,7 @@ mod tests {
             suspend_at: None,
             reason: None,
             outcome: None,
+            flags: Vec::new(),
             at,
         }
     }

@@ -14,13 +14,16 @@ use crate::crypto::field;
 use crate::crypto::index::IndexKind;
 use crate::domain::access::{Actor, Permission};
 use crate::domain::evidence::{check_binding, UploadedFile};
+use crate::domain::quality::{self, Facts, QualitySettings, Verdict};
 use crate::domain::verification::{self as rules, ResultClaims};
 use crate::domain::work_order::{self, AcceptedResult, Command, Kind, WorkOrder};
 use crate::domain::{sha256_hex, DomainError, Invalid, VerificationId, WorkOrderId};
 use crate::signing::jws::{CompactJws, JwsError};
 use crate::signing::{Alg, HallPublicKey};
 use crate::storage::evidence as evidence_rows;
-use crate::storage::{halls, verification_results, work_orders, DbConn, StorageError};
+use crate::storage::{
+    halls, quality as counts, verification_results, work_orders, DbConn, StorageError,
+};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -166,6 +169,44 @@ fn check_result(
     Ok((claims, outcome, kid, alg))
 }
 
+/// The quality checks of an accepted result, over facts gathered in the submit transaction:
+/// the digests' other uses and the 30-day (`rate_window_days`) outcome rates of the staff
+/// member, their hall and its province, this result not yet among them.
+#[allow(clippy::too_many_arguments)]
+fn assess_quality(
+    conn: &mut DbConn,
+    claims: &ResultClaims,
+    outcome: rules::Outcome,
+    order: &WorkOrder,
+    expected_name: Option<&str>,
+    actor: &Actor,
+    now: DateTime<Utc>,
+    settings: &QualitySettings,
+) -> Result<Verdict, StorageError> {
+    let digests: Vec<String> = claims.evidence.iter().map(|e| e.sha256.clone()).collect();
+    let reuse = counts::evidence_reuse(conn, order.id.as_str(), &order.msisdn, &digests)?;
+    let rates = match &actor.hall {
+        Some(hall) => counts::outcome_rates(
+            conn,
+            actor.username.as_str(),
+            hall.id.as_str(),
+            &hall.province,
+            quality::rate_window_start(now, settings),
+        )?,
+        None => Default::default(),
+    };
+    let facts = Facts {
+        claims,
+        outcome,
+        expected_name,
+        claimed_at: order.claimed_at,
+        submitted_at: now,
+        reuse,
+        rates,
+    };
+    Ok(quality::assess(&facts, settings))
+}
+
 impl Services {
     pub(crate) async fn submit_verification(
         &self,
@@ -179,6 +220,7 @@ impl Services {
             max_skew_seconds: self.settings.verification.max_skew_seconds,
             required_evidence: self.settings.verification.required_evidence.clone(),
         };
+        let quality_settings = self.settings.quality.clone();
         let mail = self.addressing.clone();
         let crypto = self.crypto.clone();
         self.write(ChainLock::AtAppend, recorder(&actor), move |tx, now| {
@@ -232,6 +274,16 @@ impl Services {
                     ));
                 }
             };
+            let verdict = assess_quality(
+                tx,
+                &claims,
+                outcome,
+                &order,
+                expected_name.as_deref(),
+                &actor,
+                now,
+                &quality_settings,
+            )?;
             let masked = claims.document.as_ref().map(|d| d.masked());
             let verification_id = VerificationId::new();
             let sealed = field::seal(
@@ -263,6 +315,8 @@ impl Services {
                 iat: claims.iat,
                 jti: claims.jti.clone(),
                 submitted_at: now.naive_utc(),
+                quality_flags: serde_json::to_string(&verdict.flags)
+                    .map_err(|e| Error::Internal(e.to_string()))?,
             };
             match verification_results::insert(tx, &row) {
                 // Two submissions of one jti racing: the unique index decides.
@@ -282,6 +336,7 @@ impl Services {
                 kid,
                 jti: row.jti.clone(),
                 result_sha256,
+                verdict,
             });
             let t = work_order::decide(&order, &cmd, &actor, now)?;
             let next = super::work_orders::save(tx, &recorder(&actor), &mail, &order, t, now)?;

@@ -6,6 +6,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::domain::access::Actor;
+use crate::domain::quality::Flag;
 use crate::domain::work_order::WorkOrder;
 use crate::storage::verification_results::VerificationRow;
 
@@ -77,6 +78,56 @@ impl From<&VerificationRow> for VerificationView {
     }
 }
 
+/// A flag of the quality checks (`docs/quality.md`): no personal data.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FlagView {
+    pub code: String,
+    /// `low`, `medium` or `high`.
+    pub severity: String,
+    pub reason: FlagReasonView,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FlagReasonView {
+    pub zh: String,
+    pub en: String,
+}
+
+impl From<Flag> for FlagView {
+    fn from(f: Flag) -> Self {
+        Self {
+            code: f.code,
+            severity: f.severity.as_str().to_owned(),
+            reason: FlagReasonView {
+                zh: f.reason.zh,
+                en: f.reason.en,
+            },
+        }
+    }
+}
+
+/// What the quality checks made of the order's current result, and its four-eyes state.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QualityView {
+    pub flags: Vec<FlagView>,
+    /// Completing needs two clerks: the first `complete` approves
+    /// (`awaiting_second_approval`), a second one completes.
+    pub needs_second_approval: bool,
+    /// The clerk whose `complete` was the first approval, once given.
+    pub approved_by: Option<String>,
+}
+
+impl QualityView {
+    fn of(o: &WorkOrder, r: &VerificationRow) -> Self {
+        let flags: Vec<Flag> = serde_json::from_str(&r.quality_flags).unwrap_or_default();
+        Self {
+            flags: flags.into_iter().map(FlagView::from).collect(),
+            needs_second_approval: o.review.needs_second_approval,
+            approved_by: o.review.approved_by.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct WorkOrderView {
     pub id: String,
@@ -103,6 +154,8 @@ pub struct WorkOrderView {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub verification: Option<VerificationView>,
+    /// The quality checks of the current result; null while there is none.
+    pub quality: Option<QualityView>,
     /// Compact JWS signed by the service, once completed.
     pub receipt: Option<String>,
 }
@@ -143,6 +196,7 @@ impl WorkOrderView {
             created_at: o.created_at,
             updated_at: o.updated_at,
             verification: verification.map(VerificationView::from),
+            quality: verification.map(|r| QualityView::of(o, r)),
             receipt: o.receipt.clone(),
         }
     }

@@ -81,6 +81,9 @@ pub struct ListQuery {
     pub suspend_before: Option<Name>,
     /// `suspend_at`: only orders with a suspension date, the earliest first.
     pub sort: Option<Code>,
+    /// `true`: only orders whose current result the quality checks flagged; `false`: only
+    /// the others.
+    pub flagged: Option<Code>,
     pub limit: Option<i64>,
     pub cursor: Option<Name>,
 }
@@ -157,7 +160,18 @@ pub(super) fn load_for(
     actor: &Actor,
     if_match: Option<i64>,
 ) -> Result<WorkOrder, Refusal> {
-    let Some(order) = work_orders::get(conn, id)? else {
+    let found = work_orders::get(conn, id)?;
+    check_for(found, kind, actor, if_match)
+}
+
+/// `load_for`'s checks of an order already read (`None`: there is none).
+fn check_for(
+    found: Option<WorkOrder>,
+    kind: Kind,
+    actor: &Actor,
+    if_match: Option<i64>,
+) -> Result<WorkOrder, Refusal> {
+    let Some(order) = found else {
         return Err(denied(
             DomainError::NotFound("work order".into()),
             None,
@@ -220,15 +234,16 @@ pub(super) fn save(
     if !work_orders::update(conn, &t)? {
         return Err(lost_race(conn, current, t.kind()));
     }
-    let event = t.event();
-    audit::append(
-        conn,
-        by,
-        event.action,
-        Some(&t.next().id),
-        &event.detail,
-        now,
-    )?;
+    for event in t.events() {
+        audit::append(
+            conn,
+            by,
+            event.action,
+            Some(&t.next().id),
+            &event.detail,
+            now,
+        )?;
+    }
     for effect in t.effects() {
         match effect {
             Effect::RecordVerified(record) => subscribers::record_verified(conn, record)?,
@@ -408,6 +423,17 @@ impl Services {
                     .map_err(|_| Error::bad_request(Some("suspend_before"), "not an RFC 3339 time"))
             })
             .transpose()?;
+        let flagged = match q.flagged.as_deref() {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(_) => {
+                return Err(Error::bad_request(
+                    Some("flagged"),
+                    "flagged is true or false",
+                ))
+            }
+        };
         let by_suspension = match q.sort.as_deref() {
             None | Some("id") => false,
             Some("suspend_at") => true,
@@ -451,6 +477,7 @@ impl Services {
             suspend_before,
             document_number_index,
             name_index,
+            flagged,
             order,
             limit: limit + 1,
         };
@@ -580,7 +607,12 @@ impl Services {
         let mail = self.addressing.clone();
         let crypto = self.crypto.clone();
         self.write(ChainLock::AtAppend, recorder(&actor), move |tx, now| {
-            let current = load_for(tx, &id, Kind::Complete, &actor, if_match)?;
+            // A result whose flags need four eyes is approved by this call, not completed.
+            let found = work_orders::get(tx, &id)?;
+            let kind = found
+                .as_ref()
+                .map_or(Kind::Complete, WorkOrder::completion_step);
+            let current = check_for(found, kind, &actor, if_match)?;
             let result = current
                 .verification_id
                 .as_ref()
@@ -591,6 +623,19 @@ impl Services {
             let outcome = Outcome::parse(&result.outcome).ok_or_else(|| {
                 Error::Internal(format!("stored result has outcome {:?}", result.outcome))
             })?;
+            // Checked before anything is approved or signed: only a match completes.
+            let completable = Completion::of(
+                outcome,
+                result.result_sha256.clone(),
+                result.masked_document(),
+            )?;
+            if kind == Kind::Approve {
+                let cmd = Command::Approve(Box::new(completable));
+                let t = work_order::decide(&current, &cmd, &actor, now)?;
+                let next = save(tx, &recorder(&actor), &mail, &current, t, now)?;
+                let name = opened_name(tx, &crypto, &next, &actor)?;
+                return Ok(WorkOrderView::new(&next, Some(&result), &actor, name));
+            }
             let claims = ReceiptClaims {
                 iss: receipt::ISSUER.to_owned(),
                 wo: current.id.to_string(),
@@ -601,12 +646,6 @@ impl Services {
                 completed_by: actor.username.to_string(),
                 iat: now.timestamp(),
             };
-            // Checked before anything is signed: only a match completes.
-            let completable = Completion::of(
-                outcome,
-                result.result_sha256.clone(),
-                result.masked_document(),
-            )?;
             let completion = completable.signed(receipt::sign(&key, &claims)?);
             let cmd = Command::Complete(Box::new(completion));
             let t = work_order::decide(&current, &cmd, &actor, now)?;

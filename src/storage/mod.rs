@@ -14,6 +14,7 @@ pub(crate) mod objects;
 pub mod offline;
 pub(crate) mod outbox;
 pub mod pg_url;
+pub(crate) mod quality;
 pub(crate) mod retention;
 pub(crate) mod schema;
 #[cfg(test)]

@@ -95,6 +95,10 @@ diesel::table! {
         escalated_at -> Nullable<Timestamp>,
         expected_name_masked -> Nullable<Text>,
         expected_name_index -> Nullable<Text>,
+        flagged -> Bool,
+        needs_second_approval -> Bool,
+        approved_by -> Nullable<Text>,
+        claimed_at -> Nullable<Timestamp>,
     }
 }
 
@@ -144,6 +148,7 @@ diesel::table! {
         submitted_at -> Timestamp,
         document_number_index -> Nullable<Text>,
         document_name_index -> Nullable<Text>,
+        quality_flags -> Text,
     }
 }
 

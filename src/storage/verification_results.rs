@@ -33,6 +33,8 @@ pub struct VerificationRow {
     /// Blind indexes of the document's number and name (NULL once shredded).
     pub document_number_index: Option<String>,
     pub document_name_index: Option<String>,
+    /// JSON text: the quality checks' flags (`[{code, severity, reason}]`).
+    pub quality_flags: String,
 }
 
 impl VerificationRow {

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use super::schema::{reference_counters, work_orders};
 use super::{DbConn, MultiBackend, StorageError};
 use crate::domain::access::Scope;
-use crate::domain::work_order::{Kind, State, Transition, WorkOrder};
+use crate::domain::work_order::{Kind, Review, State, Transition, WorkOrder};
 use crate::domain::WorkOrderId;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
@@ -39,6 +39,10 @@ pub struct WorkOrderRow {
     pub escalated_at: Option<NaiveDateTime>,
     pub expected_name_masked: Option<String>,
     pub expected_name_index: Option<String>,
+    pub flagged: bool,
+    pub needs_second_approval: bool,
+    pub approved_by: Option<String>,
+    pub claimed_at: Option<NaiveDateTime>,
 }
 
 /// `expected_name` as stored: sealed (`crypto::field`), with its blind index.
@@ -69,6 +73,10 @@ struct StepChanges {
     receipt: Option<String>,
     suspend_at: Option<NaiveDateTime>,
     remind_at: Option<NaiveDateTime>,
+    flagged: bool,
+    needs_second_approval: bool,
+    approved_by: Option<String>,
+    claimed_at: Option<NaiveDateTime>,
 }
 
 impl From<&WorkOrder> for StepChanges {
@@ -88,6 +96,10 @@ impl From<&WorkOrder> for StepChanges {
             receipt: o.receipt.clone(),
             suspend_at: o.suspend_at.map(|t| t.naive_utc()),
             remind_at: Some(o.remind_at.naive_utc()),
+            flagged: o.review.flagged,
+            needs_second_approval: o.review.needs_second_approval,
+            approved_by: o.review.approved_by.as_ref().map(ToString::to_string),
+            claimed_at: o.claimed_at.map(|t| t.naive_utc()),
         }
     }
 }
@@ -128,6 +140,12 @@ impl TryFrom<WorkOrderRow> for WorkOrder {
             remind_at: utc(r.remind_at.unwrap_or(r.due_at)),
             reminded_at: r.reminded_at.map(utc),
             escalated_at: r.escalated_at.map(utc),
+            claimed_at: r.claimed_at.map(utc),
+            review: Review {
+                flagged: r.flagged,
+                needs_second_approval: r.needs_second_approval,
+                approved_by: r.approved_by.map(Into::into),
+            },
         })
     }
 }
@@ -161,6 +179,10 @@ impl WorkOrderRow {
             escalated_at: o.escalated_at.map(|t| t.naive_utc()),
             expected_name_masked: o.expected_name_masked.clone(),
             expected_name_index: name.map(|n| n.index.clone()),
+            flagged: o.review.flagged,
+            needs_second_approval: o.review.needs_second_approval,
+            approved_by: o.review.approved_by.as_ref().map(ToString::to_string),
+            claimed_at: o.claimed_at.map(|t| t.naive_utc()),
         }
     }
 }
@@ -414,6 +436,8 @@ pub struct ListFilter {
     pub document_number_index: Option<String>,
     /// Blind index of a name: orders expecting it, or with a result whose document has it.
     pub name_index: Option<String>,
+    /// Only orders whose current result the quality checks flagged (true) or did not (false).
+    pub flagged: Option<bool>,
     pub order: ListOrder,
     pub limit: i64,
 }
@@ -475,6 +499,9 @@ pub fn list(
     }
     if let Some(p) = &f.target_province {
         q = q.filter(w::target_province.eq(p.clone()));
+    }
+    if let Some(flagged) = f.flagged {
+        q = q.filter(w::flagged.eq(flagged));
     }
     if let Some(before) = f.suspend_before {
         q = q.filter(w::suspend_at.le(before));
@@ -587,6 +614,8 @@ mod tests {
                         escalated_at: None,
                         verification_id: None,
                         receipt: None,
+                        claimed_at: None,
+                        review: Review::default(),
                     });
                 }
             }

@@ -1123,6 +1123,7 @@ fn every_error_code_is_provoked_by_a_test() {
         crate::at_rest::PROVOKED_ON_A_MOVABLE_CLOCK,
         crate::tls::PROVOKED,
         crate::people::PROVOKED,
+        crate::quality::PROVOKED,
     ]
     .concat()
     .into_iter()

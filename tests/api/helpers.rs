@@ -278,7 +278,9 @@ pub fn contract_status(code: ErrorCode) -> u16 {
     match code {
         InvalidRequest | InvalidIdempotencyKey => 400,
         Unauthenticated => 401,
-        Forbidden | ClientCertificateRequired | PasswordChangeRequired => 403,
+        Forbidden | ClientCertificateRequired | PasswordChangeRequired | SecondApproverRequired => {
+            403
+        }
         NotFound => 404,
         MethodNotAllowed => 405,
         InvalidState | AlreadyExists | IdempotencyKeyInFlight => 409,
@@ -592,6 +594,15 @@ impl TestApp {
             raw,
             provoked: self.provoked.clone(),
         }
+    }
+
+    /// The service's clock, in seconds since the epoch (moved by `advance_clock`).
+    pub fn server_secs(&self) -> i64 {
+        self.services
+            .as_ref()
+            .expect("an in-process app")
+            .now()
+            .timestamp()
     }
 
     /// Moves the service's clock `seconds` ahead (behind, when negative): what a test that

@@ -17,6 +17,7 @@ mod openapi;
 mod people;
 mod pg_cluster;
 mod pg_tls;
+mod quality;
 mod service;
 mod shutdown;
 mod smtp_sink;

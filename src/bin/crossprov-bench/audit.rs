@@ -562,6 +562,10 @@ impl Sim {
             // Seeded history: the timers of these orders are not the benchmark's concern.
             reminded_at: Some(micros_to_naive(o.created_us + 72_000_000_000)),
             escalated_at: Some(micros_to_naive(o.created_us + 86_400_000_000)),
+            flagged: false,
+            needs_second_approval: false,
+            approved_by: None,
+            claimed_at: None,
         }
     }
 

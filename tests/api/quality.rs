@@ -37,6 +37,9 @@ fn cst_day(offset_days: i64) -> String {
         .to_string()
 }
 
+/// Claims to set in a payload: a path (`method.chip_read`) and its value.
+type Claims<'a> = Vec<(&'a str, Value)>;
+
 /// Hall A's result for `order` with the claims at these paths set to these values.
 fn result_for(w: &World, order: &Value, outcome: &str, claims: &[(&str, Value)]) -> String {
     let mut payload = w.payload(order, outcome);
@@ -130,7 +133,7 @@ async fn a_clean_result_raises_no_flag_and_completes_at_once(app: TestApp) {
 
 async fn each_rule_of_the_result_itself_trips_alone(app: TestApp) {
     let w = World::new(app).await;
-    let cases: Vec<(&str, &str, Vec<(&str, Value)>)> = vec![
+    let cases: Vec<(&str, &str, Claims)> = vec![
         (
             "face_match_low",
             "match",

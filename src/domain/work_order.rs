@@ -1022,14 +1022,7 @@ mod tests {
         vec![
             Command::Claim,
             Command::Release { reason: reason() },
-            Command::SubmitResult(AcceptedResult {
-                verification_id: "vr2".into(),
-                outcome: Outcome::Match,
-                kid: "k".into(),
-                jti: "j".into(),
-                result_sha256: "00".into(),
-                verdict: Verdict::default(),
-            }),
+            accepted(Verdict::default()),
             approval(),
             completion(),
             Command::Return { reason: reason() },
@@ -1449,25 +1442,30 @@ mod tests {
         assert!(decide(&order(State::Completed), &cmd, &clerk("53"), at()).is_err());
     }
 
-    fn flagged_result(needs_second_approval: bool) -> Command {
-        use crate::domain::quality::{Flag, Reason, Severity};
+    /// A match from hall A with the quality checks' verdict on it.
+    fn accepted(verdict: Verdict) -> Command {
         Command::SubmitResult(AcceptedResult {
             verification_id: "vr2".into(),
             outcome: Outcome::Match,
             kid: "k".into(),
             jti: "j".into(),
             result_sha256: "00".into(),
-            verdict: Verdict {
-                flags: vec![Flag {
-                    code: "chip_not_read".into(),
-                    severity: Severity::High,
-                    reason: Reason {
-                        zh: "未读取证件芯片".into(),
-                        en: "the document's chip was not read".into(),
-                    },
-                }],
-                needs_second_approval,
-            },
+            verdict,
+        })
+    }
+
+    fn flagged_result(needs_second_approval: bool) -> Command {
+        use crate::domain::quality::{Flag, Reason, Severity};
+        accepted(Verdict {
+            flags: vec![Flag {
+                code: "chip_not_read".into(),
+                severity: Severity::High,
+                reason: Reason {
+                    zh: "未读取证件芯片".into(),
+                    en: "the document's chip was not read".into(),
+                },
+            }],
+            needs_second_approval,
         })
     }
 

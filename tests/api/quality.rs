@@ -92,6 +92,25 @@ async fn another_clerk(w: &World, name: &str) -> String {
         .await
 }
 
+/// The opening clerk's `complete` completes the order, with no second approval.
+async fn completes_at_once(w: &World, order: &Value) {
+    let done = w
+        .app
+        .act(id(order), "complete", &w.clerk, &json!({}))
+        .await
+        .assert_status(200)
+        .clone();
+    assert_eq!(done["state"], "completed");
+    assert!(done["receipt"].as_str().is_some());
+}
+
+/// An order whose result raised a high flag (`face_match_low`): it needs four eyes.
+async fn flagged_high(w: &World) -> Value {
+    let order = w.claimed_order().await;
+    let claims = [("method.face_match_score", json!(0.4))];
+    submitted(w, &order, "match", &claims).await
+}
+
 async fn a_clean_result_raises_no_flag_and_completes_at_once(app: TestApp) {
     let w = World::new(app).await;
     let order = w.claimed_order().await;
@@ -115,13 +134,7 @@ async fn a_clean_result_raises_no_flag_and_completes_at_once(app: TestApp) {
     };
     assert_eq!(listed("false").await, [id(&order)]);
     assert!(listed("true").await.is_empty());
-    let done = w
-        .app
-        .act(id(&order), "complete", &w.clerk, &json!({}))
-        .await
-        .assert_status(200)
-        .clone();
-    assert_eq!(done["state"], "completed");
+    completes_at_once(&w, &order).await;
     let flagged = w
         .audit_events(&format!(
             "work_order={}&action=work_order.flagged",
@@ -192,28 +205,19 @@ async fn evidence_used_before_and_a_live_photo_that_is_a_scan_trip_their_rules(a
         .await
         .assert_status(200);
 
-    // The same number again, with the first order's files.
-    let again = claimed_for(&w, &msisdn).await;
-    upload(&w, &again, |kind| sample_jpeg(&first_id, kind)).await;
-    let again = submitted(
-        &w,
-        &again,
-        "match",
-        &[("evidence", evidence_entries(&first_id))],
-    )
-    .await;
+    // An order of this number with the first order's files, as its result names them.
+    let with_first_files = |msisdn: String| {
+        let (w, first_id) = (&w, first_id.clone());
+        async move {
+            let order = claimed_for(w, &msisdn).await;
+            upload(w, &order, |kind| sample_jpeg(&first_id, kind)).await;
+            let claims = [("evidence", evidence_entries(&first_id))];
+            submitted(w, &order, "match", &claims).await
+        }
+    };
+    let again = with_first_files(msisdn).await;
     assert_eq!(codes(&again), ["evidence_reused_same_subscriber"]);
-
-    // Another number, with the same files.
-    let other = claimed_for(&w, &World::next_msisdn()).await;
-    upload(&w, &other, |kind| sample_jpeg(&first_id, kind)).await;
-    let other = submitted(
-        &w,
-        &other,
-        "match",
-        &[("evidence", evidence_entries(&first_id))],
-    )
-    .await;
+    let other = with_first_files(World::next_msisdn()).await;
     assert_eq!(codes(&other), ["evidence_reused_other_subscriber"]);
     assert_eq!(other["quality"]["flags"][0]["severity"], "high");
     assert_eq!(other["quality"]["needs_second_approval"], true);
@@ -265,34 +269,41 @@ fn rates(s: &mut Settings) {
     s.quality.rate_max_difference = 0.3;
 }
 
+/// A match on a new order routed to `hall`, claimed, uploaded and signed by its staff
+/// member `staff` (logged in as `token`) with the hall's `signer`.
+async fn match_by(w: &World, hall: &str, token: &str, staff: &str, signer: &Signer) -> Value {
+    let order = w.open_order_to(Some(hall)).await;
+    let order = w
+        .app
+        .act(id(&order), "claim", token, &json!({}))
+        .await
+        .assert_status(200)
+        .clone();
+    w.upload_required_by(&order, token).await;
+    let mut payload = w.payload(&order, "match");
+    payload["hall"] = json!(hall);
+    payload["staff"] = json!(staff);
+    let result = signer.sign(&payload);
+    w.app
+        .act(
+            id(&order),
+            "verification",
+            token,
+            &json!({ "result": result }),
+        )
+        .await
+        .assert_status(201)
+        .clone()
+}
+
 async fn a_staff_member_or_hall_far_from_its_provinces_rate_is_flagged(app: TestApp) {
     let w = World::new(app).await;
     // Hall B, of the same province, matches four times.
     let signer_b = Signer::new("hall-b-2026", "EdDSA");
     w.app.register_key(&w.admin, &w.hall_b, &signer_b).await;
     for _ in 0..4 {
-        let order = w.open_order_to(Some(&w.hall_b)).await;
-        let order = w
-            .app
-            .act(id(&order), "claim", &w.staff_other_hall, &json!({}))
-            .await
-            .assert_status(200)
-            .clone();
-        w.upload_required_by(&order, &w.staff_other_hall).await;
-        let mut payload = w.payload(&order, "match");
-        payload["hall"] = json!(w.hall_b);
-        payload["staff"] = json!("staff.b");
-        let jws = signer_b.sign(&payload);
-        let reply = w
-            .app
-            .act(
-                id(&order),
-                "verification",
-                &w.staff_other_hall,
-                &json!({"result": jws}),
-            )
-            .await;
-        assert!(codes(reply.assert_status(201)).is_empty());
+        let order = match_by(&w, &w.hall_b, &w.staff_other_hall, "staff.b", &signer_b).await;
+        assert!(codes(&order).is_empty());
     }
     // staff.a of hall A finds two mismatches.
     for _ in 0..2 {
@@ -300,27 +311,9 @@ async fn a_staff_member_or_hall_far_from_its_provinces_rate_is_flagged(app: Test
         submitted(&w, &order, "mismatch", &[]).await;
     }
     // staff.a2, new at hall A: too few results of their own, but the hall is far (1.0 vs 1/3).
-    let order = w.open_order().await;
-    let order = w
-        .app
-        .act(id(&order), "claim", &w.staff_same_hall, &json!({}))
-        .await
-        .assert_status(200)
-        .clone();
-    w.upload_required_by(&order, &w.staff_same_hall).await;
-    let mut payload = w.payload(&order, "match");
-    payload["staff"] = json!("staff.a2");
-    let reply = w
-        .app
-        .act(
-            id(&order),
-            "verification",
-            &w.staff_same_hall,
-            &json!({"result": w.signer.sign(&payload)}),
-        )
-        .await;
-    assert_eq!(codes(reply.assert_status(201)), ["hall_rate_outlier"]);
-    // staff.a: both they and their hall are far.
+    let order = match_by(&w, &w.hall_a, &w.staff_same_hall, "staff.a2", &w.signer).await;
+    assert_eq!(codes(&order), ["hall_rate_outlier"]);
+    // staff.a: both they and their hall are far (1.0 and 2/3 vs 2/7).
     let order = w.claimed_order().await;
     let order = submitted(&w, &order, "match", &[]).await;
     assert_eq!(codes(&order), ["staff_rate_outlier", "hall_rate_outlier"]);
@@ -330,14 +323,7 @@ async fn a_flagged_order_needs_two_different_clerks_and_refuses_self_approval(ap
     let w = World::new(app).await;
     let first = another_clerk(&w, "clerk.yn2").await;
     let second = another_clerk(&w, "clerk.yn3").await;
-    let order = w.claimed_order().await;
-    let order = submitted(
-        &w,
-        &order,
-        "match",
-        &[("method.face_match_score", json!(0.4))],
-    )
-    .await;
+    let order = flagged_high(&w).await;
     let oid = id(&order).to_owned();
     assert_eq!(order["state"], "submitted");
     assert_eq!(codes(&order), ["face_match_low"]);
@@ -429,14 +415,7 @@ async fn a_flagged_order_needs_two_different_clerks_and_refuses_self_approval(ap
 async fn a_second_clerk_may_return_an_approved_order_which_clears_its_flags(app: TestApp) {
     let w = World::new(app).await;
     let second = another_clerk(&w, "clerk.yn2").await;
-    let order = w.claimed_order().await;
-    let order = submitted(
-        &w,
-        &order,
-        "match",
-        &[("method.face_match_score", json!(0.1))],
-    )
-    .await;
+    let order = flagged_high(&w).await;
     let oid = id(&order).to_owned();
     w.app
         .act(&oid, "complete", &w.clerk, &json!({}))
@@ -469,13 +448,7 @@ async fn a_flag_whose_severity_needs_no_second_clerk_completes_at_once(app: Test
     let order = submitted(&w, &order, "match", &[("method.chip_read", json!(false))]).await;
     assert_eq!(codes(&order), ["chip_not_read"]);
     assert_eq!(order["quality"]["needs_second_approval"], false);
-    let done = w
-        .app
-        .act(id(&order), "complete", &w.clerk, &json!({}))
-        .await
-        .assert_status(200)
-        .clone();
-    assert_eq!(done["state"], "completed");
+    completes_at_once(&w, &order).await;
 }
 
 async fn the_clerks_mail_lists_the_flags_with_their_reasons(app: TestApp) {

@@ -280,6 +280,11 @@ pub enum SettingsError {
     },
     #[error("settings: business calendar {}: it holds year = {year}, so it must be named {year}.toml", file.display())]
     CalendarFileName { file: PathBuf, year: i32 },
+    #[error("settings: {key}: {reason}")]
+    Quality {
+        key: &'static str,
+        reason: &'static str,
+    },
 }
 
 impl Settings {
@@ -320,6 +325,7 @@ impl Settings {
         let explained = Explained::new(&built, overrides, file.as_deref())?;
         let settings: Self = built.try_deserialize()?;
         settings.check_opening_hours()?;
+        settings.check_quality()?;
         Ok((settings, explained))
     }
 
@@ -333,6 +339,34 @@ impl Settings {
 
     /// Every opening-hours value parses, so a typo refuses to start rather than failing the
     /// first order of that hall.
+    /// The quality thresholds that are fractions lie in 0–1, the counts are not negative.
+    fn check_quality(&self) -> Result<(), SettingsError> {
+        let q = &self.quality;
+        let refuse = |key, reason| Err(SettingsError::Quality { key, reason });
+        let fraction = "a fraction from 0 to 1";
+        let count = "not negative";
+        if !(0.0..=1.0).contains(&q.face_match_min_score) {
+            return refuse("quality.face_match_min_score", fraction);
+        }
+        if !(0.0..=1.0).contains(&q.rate_max_difference) {
+            return refuse("quality.rate_max_difference", fraction);
+        }
+        for (key, value) in [
+            ("quality.document_expiring_days", q.document_expiring_days),
+            (
+                "quality.min_seconds_claim_to_submit",
+                q.min_seconds_claim_to_submit,
+            ),
+            ("quality.rate_window_days", q.rate_window_days),
+            ("quality.rate_min_results", q.rate_min_results),
+        ] {
+            if value < 0 {
+                return refuse(key, count);
+            }
+        }
+        Ok(())
+    }
+
     fn check_opening_hours(&self) -> Result<(), SettingsError> {
         self.opening_hours_for(None)?;
         for hall in self.sla.hall_opening_hours.keys() {
@@ -570,6 +604,33 @@ mod tests {
             let err = load_file(text).unwrap_err().to_string();
             assert!(err.contains(key), "{text:?} gave {err:?}");
         }
+    }
+
+    #[test]
+    fn quality_thresholds_out_of_range_refuse_to_load_naming_their_key() {
+        for (text, key) in [
+            (
+                "[quality]\nface_match_min_score = 1.5\n",
+                "quality.face_match_min_score",
+            ),
+            (
+                "[quality]\nrate_max_difference = -0.1\n",
+                "quality.rate_max_difference",
+            ),
+            (
+                "[quality]\nrate_window_days = -30\n",
+                "quality.rate_window_days",
+            ),
+        ] {
+            let err = load_file(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text:?} gave {err:?}");
+        }
+        let s = load_file("[quality]\nfour_eyes_severities = [\"medium\", \"high\"]\n").unwrap();
+        use crate::domain::quality::Severity;
+        assert_eq!(
+            s.quality.four_eyes_severities,
+            [Severity::Medium, Severity::High]
+        );
     }
 
     #[test]

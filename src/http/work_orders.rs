@@ -153,6 +153,8 @@ pub async fn submit(
 }
 
 /// Complete a submitted order whose result is a match; the reply carries the signed receipt.
+/// A result whose quality flags need four eyes is approved by the first clerk's call
+/// (`awaiting_second_approval`) and completed by a second clerk's (`docs/quality.md`).
 #[utoipa::path(post, path = "/work-orders/{id}/complete", tag = "work orders", params(OrderPath, IfMatch),
     responses((status = 200, body = WorkOrderView), Stale, Problems))]
 pub async fn complete(req: HttpRequest, call: Call<NoBody>, path: web::Path<OrderPath>) -> Reply {

@@ -6,7 +6,7 @@ use serde::Serialize;
 use strum::{EnumIter, IntoStaticStr};
 
 use crate::domain::error::Invalid;
-use crate::domain::DomainError;
+use crate::domain::{Detail, DomainError};
 use crate::service;
 use crate::storage::objects::ObjectError;
 use crate::storage::StorageError;
@@ -277,17 +277,17 @@ pub struct Problem {
 pub struct ApiError {
     pub code: ErrorCode,
     pub field: Option<String>,
-    /// English detail; never personal data, never an internal cause.
-    pub detail: Option<String>,
+    /// The detail in both languages; never personal data, never an internal cause.
+    pub detail: Option<Detail>,
     pub retry_after: Option<u64>,
 }
 
 impl ApiError {
-    pub fn new(code: ErrorCode, field: Option<&str>, detail: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, field: Option<&str>, detail: Detail) -> Self {
         Self {
             code,
             field: field.map(str::to_owned),
-            detail: Some(detail.into()),
+            detail: Some(detail),
             retry_after: None,
         }
     }
@@ -335,10 +335,11 @@ impl From<crate::domain::DomainError> for ApiError {
 impl ApiError {
     pub fn problem(&self, lang: Lang) -> Problem {
         let title = self.code.title(lang).to_owned();
-        let detail = match (lang, &self.detail, &self.field) {
-            (Lang::En, Some(d), _) => d.clone(),
-            (Lang::Zh, _, Some(field)) => format!("{title}（字段：{field}）"),
-            _ => title.clone(),
+        // Both languages carry the same specifics; without a detail, the title says it.
+        let detail = match (lang, &self.detail) {
+            (Lang::Zh, Some(d)) => d.zh().to_owned(),
+            (Lang::En, Some(d)) => d.en().to_owned(),
+            (_, None) => title.clone(),
         };
         Problem {
             type_uri: format!("https://crossprov.invalid/problems/{}", self.code.as_str()),
@@ -402,25 +403,25 @@ mod tests {
     #[test]
     fn every_domain_error_records_the_code_it_answers_with() {
         let mut all = vec![
-            DomainError::Forbidden("f".into()),
-            DomainError::ClientCertificateRequired("c".into()),
+            DomainError::Forbidden(Detail::new("禁", "f")),
+            DomainError::ClientCertificateRequired(Detail::new("证", "c")),
             DomainError::PasswordChangeRequired,
-            DomainError::NotFound("n".into()),
+            DomainError::NotFound(Detail::new("无", "n")),
             DomainError::VersionConflict {
                 given: 1,
                 current: 2,
             },
             DomainError::InvalidState {
-                from: "open",
-                action: "complete",
+                from: Detail::new("待认领", "open"),
+                action: Detail::new("办结", "complete"),
             },
             DomainError::AlreadyExists {
-                what: "w".into(),
+                what: Detail::new("某物", "w"),
                 field: None,
             },
-            DomainError::MislabelledFile("m".into()),
+            DomainError::MislabelledFile(Detail::new("错", "m")),
         ];
-        all.extend(Invalid::iter().map(|w| DomainError::invalid(w, "f", "d")));
+        all.extend(Invalid::iter().map(|w| DomainError::invalid(w, "f", Detail::new("错", "d"))));
         for e in &all {
             match e {
                 DomainError::Forbidden(_)

@@ -99,7 +99,7 @@ impl Actor {
             Ok(())
         } else {
             Err(DomainError::Forbidden(Detail::new(
-                format!("角色 {} 无权执行此操作", self.role.as_str()),
+                format!("角色 {} 不具备此权限", self.role.as_str()),
                 format!("role {} may not do this", self.role.as_str()),
             )))
         }

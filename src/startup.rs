@@ -56,7 +56,7 @@ fn method_not_allowed<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHand
     let err = problem::ApiError::new(
         ErrorCode::MethodNotAllowed,
         None,
-        "this method is not allowed here",
+        crate::domain::Detail::new("此路径不支持该请求方法", "this method is not allowed here"),
     );
     let body = serde_json::to_vec(&err.problem(lang)).unwrap_or_default();
     let (req, res) = res.into_parts();

@@ -1,6 +1,6 @@
 //! Who may do what, and what each user can see.
 
-use super::error::DomainError;
+use super::error::{Detail, DomainError};
 use super::ids::{HallId, Username};
 use super::work_order::WorkOrder;
 use strum::{EnumIter, EnumString, IntoStaticStr};
@@ -98,9 +98,9 @@ impl Actor {
         if allowed {
             Ok(())
         } else {
-            Err(DomainError::Forbidden(format!(
-                "role {} may not do this",
-                self.role.as_str()
+            Err(DomainError::Forbidden(Detail::new(
+                format!("角色 {} 不具备此权限", self.role.as_str()),
+                format!("role {} may not do this", self.role.as_str()),
             )))
         }
     }
@@ -134,7 +134,7 @@ impl Actor {
         if self.sees(order) {
             Ok(())
         } else {
-            Err(DomainError::NotFound("work order".into()))
+            Err(DomainError::NotFound(Detail::work_order()))
         }
     }
 
@@ -165,12 +165,14 @@ impl Actor {
         let code = self.hall.as_ref().map(|h| h.code.as_str()).unwrap_or("");
         match presented {
             Some(cert) if cert.names_hall(code) => Ok(()),
-            Some(_) => Err(DomainError::ClientCertificateRequired(
-                "the client certificate is not bound to the caller's hall".into(),
-            )),
-            None => Err(DomainError::ClientCertificateRequired(
-                "hall staff must connect with their hall's TLS client certificate".into(),
-            )),
+            Some(_) => Err(DomainError::ClientCertificateRequired(Detail::new(
+                "该客户端证书未绑定到调用者所在的营业厅",
+                "the client certificate is not bound to the caller's hall",
+            ))),
+            None => Err(DomainError::ClientCertificateRequired(Detail::new(
+                "营业厅人员须使用本营业厅的 TLS 客户端证书连接",
+                "hall staff must connect with their hall's TLS client certificate",
+            ))),
         }
     }
 

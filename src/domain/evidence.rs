@@ -4,7 +4,7 @@
 use strum::{EnumIter, EnumString, IntoStaticStr};
 
 use super::access::{Actor, Permission, Role};
-use super::error::{DomainError, Invalid};
+use super::error::{Detail, DomainError, Invalid};
 use super::verification::EvidenceClaim;
 use super::work_order::{State, WorkOrder};
 
@@ -78,9 +78,9 @@ impl MediaType {
         if Self::sniff(head) == Some(self) {
             Ok(())
         } else {
-            Err(DomainError::MislabelledFile(format!(
-                "the file's bytes are not {}",
-                self.as_str()
+            Err(DomainError::MislabelledFile(Detail::new(
+                format!("文件内容不是 {}", self.as_str()),
+                format!("the file's bytes are not {}", self.as_str()),
             )))
         }
     }
@@ -104,14 +104,15 @@ pub fn authorize_upload(order: &WorkOrder, by: &Actor) -> Result<(), DomainError
     by.require(Permission::ActAsHallStaff)?;
     by.require_sees(order)?;
     if matches!(order.state, State::Claimed | State::Submitted) && !order.is_claimed_by(by) {
-        return Err(DomainError::Forbidden(
-            "only the staff member who claimed the order may upload its evidence".into(),
-        ));
+        return Err(DomainError::Forbidden(Detail::new(
+            "只有认领该工单的营业厅人员可以上传其核验材料",
+            "only the staff member who claimed the order may upload its evidence",
+        )));
     }
     if order.state != State::Claimed {
         return Err(DomainError::InvalidState {
-            from: order.state.as_str(),
-            action: "upload evidence to",
+            from: order.state.as_detail(),
+            action: Detail::new("向该工单上传核验材料", "upload evidence to"),
         });
     }
     Ok(())
@@ -122,9 +123,10 @@ pub fn authorize_download(order: &WorkOrder, by: &Actor) -> Result<(), DomainErr
     by.require(Permission::ReadOrderEvents)?;
     by.require_sees(order)?;
     if by.role == Role::HallStaff && order.claimed_hall_id.as_ref() != by.hall_id() {
-        return Err(DomainError::Forbidden(
-            "only the hall that claimed the order may read its evidence".into(),
-        ));
+        return Err(DomainError::Forbidden(Detail::new(
+            "只有认领该工单的营业厅可以查看其核验材料",
+            "only the hall that claimed the order may read its evidence",
+        )));
     }
     Ok(())
 }
@@ -133,14 +135,15 @@ pub fn authorize_download(order: &WorkOrder, by: &Actor) -> Result<(), DomainErr
 /// does not see the scans another hall made).
 pub fn authorize_file(uploaded_by_hall: &str, by: &Actor) -> Result<(), DomainError> {
     if by.role == Role::HallStaff && by.hall_id().is_none_or(|h| h != uploaded_by_hall) {
-        return Err(DomainError::Forbidden(
-            "hall staff may read only their own hall's uploads".into(),
-        ));
+        return Err(DomainError::Forbidden(Detail::new(
+            "营业厅人员只能查看本营业厅上传的文件",
+            "hall staff may read only their own hall's uploads",
+        )));
     }
     Ok(())
 }
 
-fn missing(field: String, detail: String) -> DomainError {
+fn missing(field: String, detail: Detail) -> DomainError {
     DomainError::invalid(Invalid::MissingEvidence, field, detail)
 }
 
@@ -157,13 +160,19 @@ pub fn check_binding(
             .iter()
             .any(|f| f.kind == entry.kind && f.sha256 == entry.sha256);
         if !on_record {
-            return Err(missing(
-                format!("evidence[{i}]"),
-                format!(
-                    "no {} file with this sha256 was uploaded to the order",
-                    EvidenceKind::parse(&entry.kind).map_or("such", |k| k.as_str())
-                ),
-            ));
+            return Err(missing(format!("evidence[{i}]"), {
+                let kind = EvidenceKind::parse(&entry.kind).map(|k| k.as_str());
+                Detail::new(
+                    format!(
+                        "该工单没有上传过此 sha256 的{}文件",
+                        kind.map_or("此类".to_owned(), |k| format!(" {k} "))
+                    ),
+                    format!(
+                        "no {} file with this sha256 was uploaded to the order",
+                        kind.unwrap_or("such")
+                    ),
+                )
+            }));
         }
     }
     if is_match {
@@ -173,7 +182,10 @@ pub fn check_binding(
         {
             return Err(missing(
                 "evidence".into(),
-                format!("a match must include a {} file", absent.as_str()),
+                Detail::new(
+                    format!("结论为 match（一致）时必须包含 {} 文件", absent.as_str()),
+                    format!("a match must include a {} file", absent.as_str()),
+                ),
             ));
         }
     }

@@ -95,7 +95,10 @@ impl Username {
             Err(super::DomainError::invalid(
                 super::Invalid::Field,
                 "username",
-                "1-64 characters of letters, digits and . _ - @",
+                super::Detail::new(
+                    "用户名须为 1 至 64 个字母、数字或 . _ - @ 字符",
+                    "1-64 characters of letters, digits and . _ - @",
+                ),
             ))
         }
     }

@@ -22,7 +22,7 @@ pub mod verification;
 pub mod work_order;
 
 pub use audit_action::AuditAction;
-pub use error::{DomainError, Invalid};
+pub use error::{Detail, DomainError, Invalid};
 pub use ids::{HallId, Username, VerificationId, WorkOrderId};
 
 /// Lowercase hex SHA-256, the digest every hash in the contract uses.

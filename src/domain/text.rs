@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 
-use super::error::{DomainError, Invalid};
+use super::error::{Detail, DomainError, Invalid};
 
 /// A text field as it arrives in a request body or query string, refused while it is read
 /// when longer than `MAX` characters: the ceiling on what a caller can make the service parse,
@@ -101,7 +101,10 @@ pub fn required_text(value: &str, field: &str) -> Result<String, DomainError> {
         return Err(DomainError::invalid(
             Invalid::Field,
             field,
-            format!("{field} must not be empty"),
+            Detail::new(
+                format!("{field} 不能为空"),
+                format!("{field} must not be empty"),
+            ),
         ));
     }
     Ok(trimmed.to_owned())
@@ -121,7 +124,10 @@ impl Reason {
             return Err(DomainError::invalid(
                 Invalid::Field,
                 "reason",
-                format!("reason is longer than {} characters", Self::MAX_CHARS),
+                Detail::new(
+                    format!("reason 超过 {} 个字符", Self::MAX_CHARS),
+                    format!("reason is longer than {} characters", Self::MAX_CHARS),
+                ),
             ));
         }
         Ok(Self(r))
@@ -154,7 +160,10 @@ impl Email {
             Err(DomainError::invalid(
                 Invalid::Field,
                 field,
-                "not an email address",
+                Detail::new(
+                    format!("{field} 不是有效的电子邮件地址"),
+                    "not an email address",
+                ),
             ))
         }
     }

@@ -9,7 +9,7 @@ use strum::{EnumIter, EnumString, IntoStaticStr};
 
 use super::access::Actor;
 use super::document::{self, DocumentType};
-use super::error::{DomainError, Invalid};
+use super::error::{Detail, DomainError, Invalid};
 use super::masking::{mask_id, mask_name};
 use super::work_order::WorkOrder;
 
@@ -86,11 +86,15 @@ impl DocumentClaims {
     }
 }
 
-fn mismatch(field: &str, what: &str) -> DomainError {
+/// `what` is what the claim should name: (Chinese, English).
+fn mismatch(field: &str, what: (&str, &str)) -> DomainError {
     DomainError::invalid(
         Invalid::ClaimsMismatch,
         field.to_owned(),
-        format!("the result's {field} does not agree with {what}"),
+        Detail::new(
+            format!("核验结果中的 {field} 与{}不符", what.0),
+            format!("the result's {field} does not agree with {}", what.1),
+        ),
     )
 }
 
@@ -101,29 +105,37 @@ pub fn check_claims(
     caller: &Actor,
 ) -> Result<(), DomainError> {
     if order.id != *claims.wo.as_str() {
-        return Err(mismatch("wo", "the order"));
+        return Err(mismatch("wo", ("本工单", "the order")));
     }
     if order
         .claimed_hall_id
         .as_ref()
         .is_none_or(|h| h != claims.hall.as_str())
     {
-        return Err(mismatch("hall", "the claiming hall"));
+        return Err(mismatch("hall", ("认领营业厅", "the claiming hall")));
     }
     if caller.username != *claims.staff.as_str() || !order.is_claimed_by(caller) {
-        return Err(mismatch("staff", "the claiming staff member"));
+        return Err(mismatch(
+            "staff",
+            ("认领的营业厅人员", "the claiming staff member"),
+        ));
     }
     let msisdn = super::msisdn::Msisdn::parse(&claims.msisdn);
     if msisdn.as_ref().map(|m| m.as_str()) != Some(order.msisdn.as_str()) {
-        return Err(mismatch("msisdn", "the order's number"));
+        return Err(mismatch("msisdn", ("工单的手机号码", "the order's number")));
     }
     Ok(())
 }
 
 /// The outcome must be one the contract knows.
 pub fn parse_outcome(claims: &ResultClaims) -> Result<Outcome, DomainError> {
-    Outcome::parse(&claims.outcome)
-        .ok_or_else(|| DomainError::invalid(Invalid::MalformedResult, "outcome", "unknown outcome"))
+    Outcome::parse(&claims.outcome).ok_or_else(|| {
+        DomainError::invalid(
+            Invalid::MalformedResult,
+            "outcome",
+            Detail::new("未知的核验结论 outcome", "unknown outcome"),
+        )
+    })
 }
 
 /// `iat` within the allowed skew either way of the server's clock.
@@ -132,7 +144,10 @@ pub fn check_fresh(iat: i64, now: DateTime<Utc>, max_skew_seconds: i64) -> Resul
         return Err(DomainError::invalid(
             Invalid::StaleResult,
             "iat",
-            format!("iat is more than {max_skew_seconds} s away from the server's clock"),
+            Detail::new(
+                format!("iat 与服务器时钟相差超过 {max_skew_seconds} 秒"),
+                format!("iat is more than {max_skew_seconds} s away from the server's clock"),
+            ),
         ));
     }
     Ok(())
@@ -150,7 +165,10 @@ pub fn check_document(
             Outcome::Match | Outcome::Mismatch => Err(DomainError::invalid(
                 Invalid::MalformedResult,
                 "document",
-                "a match or mismatch must name the document checked",
+                Detail::new(
+                    "结论为 match 或 mismatch 时必须注明所核验的证件 document",
+                    "a match or mismatch must name the document checked",
+                ),
             )),
             _ => Ok(()),
         };
@@ -162,7 +180,7 @@ pub fn check_document(
         return Err(DomainError::invalid(
             Invalid::Document,
             "document.type",
-            "unknown document type",
+            Detail::new("未知的证件类型 document.type", "unknown document type"),
         ));
     };
     if !document::number_is_valid(doc_type, &doc.number, today) {
@@ -174,14 +192,17 @@ pub fn check_document(
         return Err(DomainError::invalid(
             code,
             "document.number",
-            "the document number is not valid for its type",
+            Detail::new(
+                "证件号码 document.number 与其证件类型不符",
+                "the document number is not valid for its type",
+            ),
         ));
     }
     if doc.name.trim().is_empty() {
         return Err(DomainError::invalid(
             Invalid::Document,
             "document.name",
-            "the document name is empty",
+            Detail::new("证件姓名 document.name 为空", "the document name is empty"),
         ));
     }
     if let Some(valid_until) = &doc.valid_until {
@@ -191,14 +212,17 @@ pub fn check_document(
                 DomainError::invalid(
                     Invalid::Document,
                     "document.valid_until",
-                    "valid_until must be YYYY-MM-DD",
+                    Detail::new(
+                        "有效期 valid_until 须为 YYYY-MM-DD 格式",
+                        "valid_until must be YYYY-MM-DD",
+                    ),
                 )
             })?;
             if outcome == Outcome::Match && until < today {
                 return Err(DomainError::invalid(
                     Invalid::Document,
                     "document.valid_until",
-                    "the document has expired",
+                    Detail::new("证件已过有效期 valid_until", "the document has expired"),
                 ));
             }
         }
@@ -222,7 +246,10 @@ pub fn check_name(
             Err(DomainError::invalid(
                 Invalid::NameMismatch,
                 "document.name",
-                "the name on the document differs from the expected name",
+                Detail::new(
+                    "证件 document.name 上的姓名与登记姓名不符",
+                    "the name on the document differs from the expected name",
+                ),
             ))
         }
         _ => Ok(()),

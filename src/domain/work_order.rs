@@ -7,7 +7,7 @@ use strum::{EnumIter, EnumString, IntoStaticStr};
 
 use super::access::{Actor, Permission};
 use super::audit_action::AuditAction;
-use super::error::{DomainError, Invalid};
+use super::error::{Detail, DomainError, Invalid};
 use super::ids::{HallId, Username, VerificationId, WorkOrderId};
 use super::masking::mask_name;
 use super::notice::{Audience, MailEvent, Notice};
@@ -133,10 +133,12 @@ impl WorkOrder {
     /// A new order, `open`, with its event and mail. The clerk's province is its home.
     pub fn open(new: NewOrder, by: &Actor, now: DateTime<Utc>) -> Result<Opening, DomainError> {
         by.require(Permission::OpenOrder)?;
-        let home_province = by
-            .province
-            .clone()
-            .ok_or_else(|| DomainError::Forbidden("a clerk without a province".into()))?;
+        let home_province = by.province.clone().ok_or_else(|| {
+            DomainError::Forbidden(Detail::new(
+                "该受理员没有归属省份",
+                "a clerk without a province",
+            ))
+        })?;
         let order = WorkOrder {
             id: WorkOrderId::new(),
             reference: new.reference,
@@ -302,7 +304,10 @@ impl Completion {
             return Err(DomainError::invalid(
                 Invalid::OutcomeNotMatch,
                 "verification.outcome",
-                "only a result whose outcome is match can complete; return or fail it instead",
+                Detail::new(
+                    "只有核验结论为 match（一致）的结果才能办结；请退回或置为失败",
+                    "only a result whose outcome is match can complete; return or fail it instead",
+                ),
             ));
         }
         Ok(CompletableResult {
@@ -456,6 +461,47 @@ impl Kind {
             Self::Expire => "expire",
         }
     }
+
+    /// What was attempted, in both languages, for an `invalid_state` refusal.
+    pub fn action(self) -> Detail {
+        let zh = match self {
+            Self::Claim => "认领该工单",
+            Self::Release => "释放该工单",
+            Self::SubmitResult => "为该工单提交核验结果",
+            Self::Approve => "审核通过该工单",
+            Self::Complete => "办结该工单",
+            Self::Return => "退回该工单",
+            Self::Fail => "将该工单置为失败",
+            Self::Cancel => "取消该工单",
+            Self::Reroute => "改派该工单",
+            Self::SetSuspension => "设置该工单的停机日期",
+            Self::Remind => "催办该工单",
+            Self::Escalate => "升级该工单",
+            Self::Expire => "使该工单过期",
+        };
+        Detail::new(zh, self.name())
+    }
+}
+
+impl State {
+    /// The state as an `invalid_state` refusal names it: the code, and in Chinese its name
+    /// with the code.
+    pub fn as_detail(self) -> Detail {
+        let zh = match self {
+            Self::Open => "待认领",
+            Self::Claimed => "已认领",
+            Self::Submitted => "已提交核验结果",
+            Self::AwaitingSecondApproval => "待第二位审核人办结",
+            Self::Completed => "已办结",
+            Self::Failed => "已失败",
+            Self::Cancelled => "已取消",
+            Self::Expired => "已过期",
+        };
+        Detail::new(
+            format!("工单当前状态为{zh}（{}）", self.as_str()),
+            self.as_str(),
+        )
+    }
 }
 
 /// The life cycle of the product brief: which command is allowed from which state, and where
@@ -483,8 +529,8 @@ pub fn next_state(from: State, kind: Kind) -> Option<State> {
 /// Refuses a command the current state does not allow (409), before any field is validated.
 pub fn require_allowed(order: &WorkOrder, kind: Kind) -> Result<State, DomainError> {
     next_state(order.state, kind).ok_or(DomainError::InvalidState {
-        from: order.state.as_str(),
-        action: kind.name(),
+        from: order.state.as_detail(),
+        action: kind.action(),
     })
 }
 
@@ -581,9 +627,10 @@ pub fn authorize(order: &WorkOrder, kind: Kind, by: &Actor) -> Result<(), Domain
         && matches!(order.state, State::Claimed | State::Submitted)
         && !order.is_claimed_by(by)
     {
-        return Err(DomainError::Forbidden(
-            "only the staff member who claimed the order may do this".into(),
-        ));
+        return Err(DomainError::Forbidden(Detail::new(
+            "只有认领该工单的营业厅人员可以执行此操作",
+            "only the staff member who claimed the order may do this",
+        )));
     }
     Ok(())
 }
@@ -622,9 +669,9 @@ pub fn fire_timer(
         Kind::Escalate => Command::Escalate,
         Kind::Expire => Command::Expire,
         other => {
-            return Err(DomainError::Forbidden(format!(
-                "{} is not a timer",
-                other.name()
+            return Err(DomainError::Forbidden(Detail::new(
+                format!("{}（{}）不是定时操作", other.action().zh(), other.name()),
+                format!("{} is not a timer", other.name()),
             )))
         }
     };
@@ -655,7 +702,9 @@ fn transition(
     let event = |action, detail| Event { action, detail };
     let event = match cmd {
         Command::Claim => {
-            let by = by.ok_or_else(|| DomainError::Forbidden("claimed by nobody".into()))?;
+            let by = by.ok_or_else(|| {
+                DomainError::Forbidden(Detail::new("认领人缺失", "claimed by nobody"))
+            })?;
             next.claimed_by = Some(by.username.clone());
             next.claimed_hall_id = by.hall_id().cloned();
             next.claimed_at = Some(now);
@@ -708,7 +757,9 @@ fn transition(
             )
         }
         Command::Approve(result) => {
-            let by = by.ok_or_else(|| DomainError::Forbidden("approved by nobody".into()))?;
+            let by = by.ok_or_else(|| {
+                DomainError::Forbidden(Detail::new("无人审核", "approved by nobody"))
+            })?;
             next.review.approved_by = Some(by.username.clone());
             event(
                 AuditAction::WorkOrderApproved,
@@ -884,7 +935,10 @@ pub fn suspension_date(raw: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, D
             DomainError::invalid(
                 Invalid::Field,
                 "suspend_at",
-                "not an RFC 3339 time such as 2026-12-20T00:00:00+08:00",
+                Detail::new(
+                    "suspend_at 不是 RFC 3339 时间（例如 2026-12-20T00:00:00+08:00）",
+                    "not an RFC 3339 time such as 2026-12-20T00:00:00+08:00",
+                ),
             )
         })?
         .with_timezone(&Utc);
@@ -892,7 +946,10 @@ pub fn suspension_date(raw: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, D
         return Err(DomainError::invalid(
             Invalid::Field,
             "suspend_at",
-            "the suspension date has already passed",
+            Detail::new(
+                "停机日期 suspend_at 已过",
+                "the suspension date has already passed",
+            ),
         ));
     }
     // Stored to the microsecond, like every other time.
@@ -902,8 +959,8 @@ pub fn suspension_date(raw: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, D
 /// A timer that already fired is refused like any step its state does not allow.
 fn already_fired(order: &WorkOrder, kind: Kind) -> DomainError {
     DomainError::InvalidState {
-        from: order.state.as_str(),
-        action: kind.name(),
+        from: order.state.as_detail(),
+        action: kind.action(),
     }
 }
 
@@ -1069,7 +1126,7 @@ mod tests {
                         assert!(t.event().action.as_str().starts_with("work_order."));
                     }
                     (None, Err(DomainError::InvalidState { from: f, .. })) => {
-                        assert_eq!(f, from.as_str())
+                        assert_eq!(f.en(), from.as_str())
                     }
                     (want, got) => panic!("{from:?} {cmd:?}: expected {want:?}, got {got:?}"),
                 }

@@ -348,7 +348,7 @@ pub async fn advance_clock(req: HttpRequest, payload: web::Payload) -> Reply {
         return Err(ApiError::new(
             crate::http::problem::ErrorCode::NotFound,
             None,
-            "no such resource",
+            crate::domain::Detail::new("没有这个资源", "no such resource"),
         ));
     }
     let call = Call::<AdvanceClock>::from_request(&req, &mut payload.into_inner()).await?;

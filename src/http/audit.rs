@@ -42,7 +42,10 @@ pub async fn events(req: HttpRequest, caller: Caller) -> Reply {
                 ApiError::new(
                     ErrorCode::InvalidRequest,
                     Some("format"),
-                    "format must be ndjson or csv",
+                    crate::domain::Detail::new(
+                        "format 须为 ndjson 或 csv",
+                        "format must be ndjson or csv",
+                    ),
                 )
             })?;
             let pages = services.export_audit(caller.0, q, format).await?;

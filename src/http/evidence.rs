@@ -13,7 +13,7 @@ use super::openapi::{Binary, Operations, Problems};
 use super::problem::ApiError;
 use super::work_orders::OrderPath;
 use crate::domain::evidence::{EvidenceKind, MediaType, SNIFF_LEN};
-use crate::domain::WorkOrderId;
+use crate::domain::{Detail, WorkOrderId};
 use crate::http::problem::ErrorCode;
 use crate::service::evidence::{EvidenceList, EvidenceView};
 use crate::service::Error;
@@ -63,7 +63,10 @@ pub async fn upload(req: HttpRequest, mut body: web::Payload, path: web::Path<Or
         ApiError::new(
             ErrorCode::PayloadTooLarge,
             Some("body"),
-            format!("an evidence file may be at most {limit} bytes"),
+            Detail::new(
+                format!("核验材料文件不得超过 {limit} 字节"),
+                format!("an evidence file may be at most {limit} bytes"),
+            ),
         )
     };
     let declared = req
@@ -83,7 +86,10 @@ pub async fn upload(req: HttpRequest, mut body: web::Payload, path: web::Path<Or
             ApiError::new(
                 ErrorCode::UnsupportedMediaType,
                 Some("Content-Type"),
-                "an evidence file must be sent as image/jpeg, image/png or application/pdf",
+                Detail::new(
+                    "核验材料文件须以 image/jpeg、image/png 或 application/pdf 发送",
+                    "an evidence file must be sent as image/jpeg, image/png or application/pdf",
+                ),
             )
         })?;
     // The first bytes say what the file is: a mislabelled file is 415 whoever sends it.
@@ -91,7 +97,7 @@ pub async fn upload(req: HttpRequest, mut body: web::Payload, path: web::Path<Or
         ApiError::new(
             ErrorCode::InvalidRequest,
             None,
-            "the body could not be read",
+            super::extract::body_unreadable(),
         )
     };
     let mut head = web::BytesMut::new();
@@ -116,15 +122,19 @@ pub async fn upload(req: HttpRequest, mut body: web::Payload, path: web::Path<Or
             ApiError::new(
                 ErrorCode::InvalidRequest,
                 Some("kind"),
-                "kind must be one of id_front, id_back, live_photo, registration_form, other",
+                Detail::new(
+                    "kind 须为 id_front、id_back、live_photo、registration_form、other 之一",
+                    "kind must be one of id_front, id_back, live_photo, registration_form, other",
+                ),
             )
         })?;
     super::idempotency::refuse_malformed_key(&req)?;
     let actor = caller.admit(&services)?;
     // Past this point the size is counted as the bytes stream in (a body without
     // Content-Length is refused with 413 once it passes the limit).
-    let rest =
-        body.map(|chunk| chunk.map_err(|_| Error::bad_request(None, "the body could not be read")));
+    let rest = body.map(|chunk| {
+        chunk.map_err(|_| Error::bad_request(None, super::extract::body_unreadable()))
+    });
     let bytes = futures_util::stream::iter([Ok(head.freeze())]).chain(rest);
     let file = services
         .upload_evidence(actor, id.clone(), kind, media, bytes)

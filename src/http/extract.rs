@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::problem::ApiError;
 use crate::domain::access::{Actor, ClientCertificate};
 use crate::domain::text::TOO_LONG;
+use crate::domain::Detail;
 use crate::http::problem::ErrorCode;
 use crate::service::auth::{Admission, TokenHolder};
 use crate::service::{self, Services};
@@ -21,7 +22,13 @@ const MAX_JSON_DEPTH: usize = 64;
 pub fn services(req: &HttpRequest) -> Result<web::Data<Services>, ApiError> {
     req.app_data::<web::Data<Services>>()
         .cloned()
-        .ok_or_else(|| ApiError::new(ErrorCode::Internal, None, "services missing"))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Internal,
+                None,
+                Detail::new("服务未初始化", "services missing"),
+            )
+        })
 }
 
 /// A caller whose token is good, not yet admitted over its connection. The only way to its
@@ -74,15 +81,21 @@ fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or(service::Error::Unauthenticated(
-            "an Authorization: Bearer token is required",
-        ))?;
+        .ok_or_else(|| {
+            service::Error::unauthenticated(
+                "需要 Authorization: Bearer 令牌",
+                "an Authorization: Bearer token is required",
+            )
+        })?;
     let token = header
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))
-        .ok_or(service::Error::Unauthenticated(
-            "an Authorization: Bearer token is required",
-        ))?;
+        .ok_or_else(|| {
+            service::Error::unauthenticated(
+                "需要 Authorization: Bearer 令牌",
+                "an Authorization: Bearer token is required",
+            )
+        })?;
     Ok(token.trim().to_owned())
 }
 
@@ -140,7 +153,10 @@ async fn read_body(
         ApiError::new(
             ErrorCode::PayloadTooLarge,
             None,
-            format!("the body is larger than {limit} bytes"),
+            Detail::new(
+                format!("请求体超过 {limit} 字节"),
+                format!("the body is larger than {limit} bytes"),
+            ),
         )
     };
     let declared = req
@@ -153,13 +169,8 @@ async fn read_body(
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| {
-            ApiError::new(
-                ErrorCode::InvalidRequest,
-                None,
-                "the body could not be read",
-            )
-        })?;
+        let chunk =
+            chunk.map_err(|_| ApiError::new(ErrorCode::InvalidRequest, None, body_unreadable()))?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
@@ -207,46 +218,113 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         return Err(ApiError::new(
             ErrorCode::InvalidRequest,
             None,
-            "JSON nests deeper than 64 levels",
+            Detail::new(
+                format!("JSON 嵌套超过 {MAX_JSON_DEPTH} 层"),
+                format!("JSON nests deeper than {MAX_JSON_DEPTH} levels"),
+            ),
         ));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let e = e.into_inner();
-        describe(&e.to_string(), &path, !e.is_data(), (e.line(), e.column()))
+        describe(&e.to_string(), &path, Some(JsonAt::of(&e)))
     })?;
     de.end()
-        .map_err(|e| describe(&e.to_string(), ".", true, (e.line(), e.column())))?;
+        .map_err(|e| describe(&e.to_string(), ".", Some(JsonAt::of(&e))))?;
     Ok(value)
 }
 
-/// Says what is wrong and where, but never echoes a value the client sent (it may be a
-/// name or an ID number). serde names unknown and missing fields in backticks; `syntax` is
-/// true when the input is not JSON at all, at `at` (line, column).
-fn describe(msg: &str, path: &str, syntax: bool, at: (usize, usize)) -> ApiError {
-    let named = msg.split('`').nth(1).map(str::to_owned);
+/// What the caller is told when the body stops arriving midway.
+pub fn body_unreadable() -> Detail {
+    Detail::new("请求体无法读取", "the body could not be read")
+}
+
+/// Where and how a JSON body failed, from `serde_json::Error` itself (never its English).
+#[derive(Debug, Clone, Copy)]
+struct JsonAt {
+    category: serde_json::error::Category,
+    line: usize,
+    column: usize,
+}
+
+impl JsonAt {
+    fn of(e: &serde_json::Error) -> Self {
+        Self {
+            category: e.classify(),
+            line: e.line(),
+            column: e.column(),
+        }
+    }
+
+    /// Not JSON at all (as opposed to JSON of the wrong shape).
+    fn is_syntax(self) -> bool {
+        !matches!(self.category, serde_json::error::Category::Data)
+    }
+
+    fn kind_zh(self) -> &'static str {
+        use serde_json::error::Category;
+        match self.category {
+            Category::Syntax => "语法错误",
+            Category::Eof => "内容意外结束",
+            Category::Io => "读取失败",
+            Category::Data => "类型或取值错误",
+        }
+    }
+}
+
+/// Says what is wrong and where, in both languages, but never echoes a value the client sent
+/// (it may be a name or an ID number). serde names unknown and missing fields in backticks;
+/// `json` is where a JSON body failed (none for query strings).
+fn describe(msg: &str, path: &str, json: Option<JsonAt>) -> ApiError {
+    let named = msg.split('`').nth(1).unwrap_or_default().to_owned();
     let field = || Some(path.to_owned()).filter(|p| p != ".");
     let (field, detail) = if let Some(max) = msg.strip_prefix(TOO_LONG) {
         // serde_json appends the position after the bound: keep the digits only.
         let max: String = max.chars().take_while(char::is_ascii_digit).collect();
-        (field(), format!("{path} is longer than {max} characters"))
+        (
+            field(),
+            Detail::new(
+                format!("{path} 超过 {max} 个字符"),
+                format!("{path} is longer than {max} characters"),
+            ),
+        )
     } else if msg.starts_with("unknown field") {
         (
-            named.clone(),
-            format!("unknown field {}", named.unwrap_or_default()),
+            Some(named.clone()).filter(|n| !n.is_empty()),
+            Detail::new(
+                format!("未知字段 {named}"),
+                format!("unknown field {named}"),
+            ),
         )
     } else if msg.starts_with("missing field") {
         (
-            named.clone(),
-            format!("missing field {}", named.unwrap_or_default()),
+            Some(named.clone()).filter(|n| !n.is_empty()),
+            Detail::new(
+                format!("缺少字段 {named}"),
+                format!("missing field {named}"),
+            ),
         )
-    } else if !syntax {
-        (field(), format!("wrong type or value at {path}"))
-    } else {
+    } else if let Some(at) = json.filter(|at| at.is_syntax()) {
         (
             None,
-            format!("malformed JSON at line {} column {}", at.0, at.1),
+            Detail::new(
+                format!(
+                    "JSON 格式错误：第 {} 行第 {} 列（{}）",
+                    at.line,
+                    at.column,
+                    at.kind_zh()
+                ),
+                format!("malformed JSON at line {} column {}", at.line, at.column),
+            ),
+        )
+    } else {
+        (
+            field(),
+            Detail::new(
+                format!("{path} 处的类型或取值错误"),
+                format!("wrong type or value at {path}"),
+            ),
         )
     };
     ApiError {
@@ -267,7 +345,10 @@ async fn extract_body(
         return Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,
             None,
-            "the body must be sent as Content-Type: application/json",
+            Detail::new(
+                "请求体须以 Content-Type: application/json 发送",
+                "the body must be sent as Content-Type: application/json",
+            ),
         ));
     }
     Ok((services, body))
@@ -340,7 +421,7 @@ pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
     let pairs = form_urlencoded::parse(req.query_string().as_bytes());
     serde_path_to_error::deserialize(serde_urlencoded::Deserializer::new(pairs)).map_err(|e| {
         let path = e.path().to_string();
-        describe(&e.into_inner().to_string(), &path, false, (0, 0))
+        describe(&e.into_inner().to_string(), &path, None)
     })
 }
 
@@ -371,7 +452,9 @@ mod tests {
         let err = parse_json::<Named>("{\"name\":\"张三\"}".as_bytes()).unwrap_err();
         assert_eq!(err.field.as_deref(), Some("name"));
         assert!(
-            !err.detail.unwrap_or_default().contains("张三"),
+            !err.detail
+                .as_ref()
+                .is_some_and(|d| d.zh().contains("张三") || d.en().contains("张三")),
             "values are never echoed"
         );
         let err = parse_json::<Named>(b"{\"name\":1} trailing").unwrap_err();

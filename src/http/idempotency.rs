@@ -26,6 +26,7 @@ use super::extract;
 use super::problem::{ApiError, ErrorCode};
 use crate::crypto::replay::BodyDigest;
 use crate::domain::idempotency::{IdempotencyKey, Target};
+use crate::domain::Detail;
 use crate::service::idempotency::{Begin, Replay, StoredResponse, Ticket};
 use crate::service::Services;
 
@@ -51,7 +52,10 @@ pub fn refuse_malformed_key(req: &HttpRequest) -> Result<(), ApiError> {
         return Err(ApiError::new(
             ErrorCode::InvalidIdempotencyKey,
             Some("Idempotency-Key"),
-            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            Detail::new(
+                "Idempotency-Key 须为 1 到 255 个可见 ASCII 字符",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            ),
         ));
     }
     Ok(())
@@ -101,7 +105,10 @@ pub async fn keyed(
             let mut e = ApiError::new(
                 ErrorCode::IdempotencyKeyInFlight,
                 Some("Idempotency-Key"),
-                "a request with this Idempotency-Key is still in progress; retry it later",
+                Detail::new(
+                    "使用此 Idempotency-Key 的请求仍在处理中，请稍后重试",
+                    "a request with this Idempotency-Key is still in progress; retry it later",
+                ),
             );
             e.retry_after = Some(1);
             Ok(refused(req, e))
@@ -114,7 +121,10 @@ fn reused() -> ApiError {
     ApiError::new(
         ErrorCode::IdempotencyKeyReused,
         Some("Idempotency-Key"),
-        "this Idempotency-Key was used for a different request (method, path or body)",
+        Detail::new(
+            "此 Idempotency-Key 已用于另一个不同的请求（方法、路径或请求体不同）",
+            "this Idempotency-Key was used for a different request (method, path or body)",
+        ),
     )
 }
 
@@ -177,7 +187,11 @@ async fn proceed(
     let (head, body) = res.into_parts();
     let Ok(body) = actix_web::body::to_bytes(body).await else {
         release(services, ticket).await;
-        let e = ApiError::new(ErrorCode::Internal, None, "the response could not be read");
+        let e = ApiError::new(
+            ErrorCode::Internal,
+            None,
+            Detail::new("响应无法读取", "the response could not be read"),
+        );
         return Ok(ServiceResponse::new(req, e.error_response()));
     };
     let stored = StoredResponse {
@@ -223,11 +237,7 @@ async fn replay(
     let mut bytes = 0u64;
     while let Some(chunk) = payload.next().await {
         let Ok(chunk) = chunk else {
-            let e = ApiError::new(
-                ErrorCode::InvalidRequest,
-                None,
-                "the body could not be read",
-            );
+            let e = ApiError::new(ErrorCode::InvalidRequest, None, extract::body_unreadable());
             return Ok(refused(req, e));
         };
         bytes += chunk.len() as u64;

@@ -62,7 +62,11 @@ fn routes(cfg: &mut ServiceConfig) {
 /// Anything unrouted: 404 for unknown paths, 405 for a known path with another method.
 pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
     let _ = req;
-    Err(ApiError::new(ErrorCode::NotFound, None, "no such resource"))
+    Err(ApiError::new(
+        ErrorCode::NotFound,
+        None,
+        crate::domain::Detail::new("没有这个资源", "no such resource"),
+    ))
 }
 
 /// Serves the request inside its language, so every problem is rendered in it.

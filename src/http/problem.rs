@@ -6,7 +6,7 @@ use serde::Serialize;
 use strum::{EnumIter, IntoStaticStr};
 
 use crate::domain::error::Invalid;
-use crate::domain::DomainError;
+use crate::domain::{Detail, DomainError};
 use crate::service;
 use crate::storage::objects::ObjectError;
 use crate::storage::StorageError;
@@ -285,17 +285,17 @@ pub struct Problem {
 pub struct ApiError {
     pub code: ErrorCode,
     pub field: Option<String>,
-    /// English detail; never personal data, never an internal cause.
-    pub detail: Option<String>,
+    /// The detail in both languages; never personal data, never an internal cause.
+    pub detail: Option<Detail>,
     pub retry_after: Option<u64>,
 }
 
 impl ApiError {
-    pub fn new(code: ErrorCode, field: Option<&str>, detail: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, field: Option<&str>, detail: Detail) -> Self {
         Self {
             code,
             field: field.map(str::to_owned),
-            detail: Some(detail.into()),
+            detail: Some(detail),
             retry_after: None,
         }
     }
@@ -343,10 +343,11 @@ impl From<crate::domain::DomainError> for ApiError {
 impl ApiError {
     pub fn problem(&self, lang: Lang) -> Problem {
         let title = self.code.title(lang).to_owned();
-        let detail = match (lang, &self.detail, &self.field) {
-            (Lang::En, Some(d), _) => d.clone(),
-            (Lang::Zh, _, Some(field)) => format!("{title}（字段：{field}）"),
-            _ => title.clone(),
+        // Both languages carry the same specifics; without a detail, the title says it.
+        let detail = match (lang, &self.detail) {
+            (Lang::Zh, Some(d)) => d.zh().to_owned(),
+            (Lang::En, Some(d)) => d.en().to_owned(),
+            (_, None) => title.clone(),
         };
         Problem {
             type_uri: format!("https://crossprov.invalid/problems/{}", self.code.as_str()),
@@ -410,26 +411,26 @@ mod tests {
     #[test]
     fn every_domain_error_records_the_code_it_answers_with() {
         let mut all = vec![
-            DomainError::Forbidden("f".into()),
-            DomainError::ClientCertificateRequired("c".into()),
+            DomainError::Forbidden(Detail::new("禁", "f")),
+            DomainError::ClientCertificateRequired(Detail::new("证", "c")),
             DomainError::PasswordChangeRequired,
             DomainError::SecondApproverRequired,
-            DomainError::NotFound("n".into()),
+            DomainError::NotFound(Detail::new("无", "n")),
             DomainError::VersionConflict {
                 given: 1,
                 current: 2,
             },
             DomainError::InvalidState {
-                from: "open",
-                action: "complete",
+                from: Detail::new("待认领", "open"),
+                action: Detail::new("办结", "complete"),
             },
             DomainError::AlreadyExists {
-                what: "w".into(),
+                what: Detail::new("某物", "w"),
                 field: None,
             },
-            DomainError::MislabelledFile("m".into()),
+            DomainError::MislabelledFile(Detail::new("错", "m")),
         ];
-        all.extend(Invalid::iter().map(|w| DomainError::invalid(w, "f", "d")));
+        all.extend(Invalid::iter().map(|w| DomainError::invalid(w, "f", Detail::new("错", "d"))));
         for e in &all {
             match e {
                 DomainError::Forbidden(_)
@@ -445,6 +446,267 @@ mod tests {
             }
             assert_eq!(e.reason(), ErrorCode::from(e).as_str(), "{e:?}");
         }
+    }
+
+    /// Whether `s` holds a CJK character: Chinese text, not English passed off as it.
+    fn has_chinese(s: &str) -> bool {
+        s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
+    }
+
+    /// The runs of digits in `s` (limits, versions, line and column, seconds…).
+    fn numbers(s: &str) -> Vec<String> {
+        s.split(|c: char| !c.is_ascii_digit())
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The rule for one problem: the Chinese detail is specific exactly when the English one
+    /// is (differs from its title), is Chinese, and carries every number the English does.
+    #[track_caller]
+    fn assert_bilingual(e: &ApiError) {
+        let (zh, en) = (e.problem(Lang::Zh), e.problem(Lang::En));
+        assert_eq!(
+            zh.detail != zh.title,
+            en.detail != en.title,
+            "{}: zh {:?} / en {:?}",
+            e.code,
+            zh.detail,
+            en.detail
+        );
+        assert!(has_chinese(&zh.detail), "{}: {:?}", e.code, zh.detail);
+        for n in numbers(&en.detail) {
+            assert!(
+                zh.detail.contains(&n),
+                "{}: {n} is in {:?} but not in {:?}",
+                e.code,
+                en.detail,
+                zh.detail
+            );
+        }
+    }
+
+    fn domain_samples() -> Vec<DomainError> {
+        use crate::domain::evidence::MediaType;
+        use crate::domain::text::{required_text, Email, Reason};
+        use crate::domain::work_order::{suspension_date, Kind, State};
+        let now = chrono::Utc::now();
+        let kinds = [
+            Kind::Claim,
+            Kind::Release,
+            Kind::SubmitResult,
+            Kind::Complete,
+            Kind::Return,
+            Kind::Fail,
+            Kind::Cancel,
+            Kind::Reroute,
+            Kind::SetSuspension,
+            Kind::Remind,
+            Kind::Escalate,
+            Kind::Expire,
+        ];
+        let mut all = vec![
+            DomainError::PasswordChangeRequired,
+            DomainError::VersionConflict {
+                given: 3,
+                current: 5,
+            },
+            DomainError::NotFound(Detail::work_order()),
+        ];
+        for state in State::iter() {
+            for kind in kinds {
+                all.push(DomainError::InvalidState {
+                    from: state.as_detail(),
+                    action: kind.action(),
+                });
+            }
+        }
+        // The real messages, from the functions that refuse.
+        let refused = [
+            required_text("  ", "reason").map(drop),
+            Reason::parse(&"x".repeat(Reason::MAX_CHARS + 1)).map(drop),
+            Email::parse("no-at-sign", "email").map(drop),
+            crate::domain::Username::parse("bad name!").map(drop),
+            crate::domain::verification::check_fresh(0, now, 300),
+            suspension_date("tomorrow", now).map(drop),
+            suspension_date("2000-01-01T00:00:00Z", now).map(drop),
+            MediaType::Png.check_label(b"%PDF-1.7").map(drop),
+            crate::service::users::check_password("password", "short"),
+            crate::service::users::check_password("new_password", &"x".repeat(200)),
+        ];
+        all.extend(refused.into_iter().filter_map(Result::err));
+        all.extend(
+            [
+                crate::signing::jws::JwsError::Malformed,
+                crate::signing::jws::JwsError::BadHeader,
+                crate::signing::jws::JwsError::BadPayload,
+                crate::signing::jws::JwsError::WrongAlg,
+                crate::signing::jws::JwsError::BadSignature,
+            ]
+            .iter()
+            .map(|e| DomainError::invalid(Invalid::BadSignature, "result", e.detail())),
+        );
+        all.extend(
+            [
+                crate::signing::KeyError::NotPem,
+                crate::signing::KeyError::NotOfAlg("ES256"),
+            ]
+            .iter()
+            .map(|e| DomainError::invalid(Invalid::Key, "public_key_pem", e.detail())),
+        );
+        all
+    }
+
+    /// A message added without its Chinese fails here: every domain refusal, every service
+    /// error a caller is told about, every code, and the JSON and query refusals.
+    #[test]
+    fn every_specific_english_detail_has_a_specific_chinese_one() {
+        let domain = domain_samples();
+        assert!(domain.len() > 90, "{}", domain.len());
+        for e in domain {
+            assert_eq!(e.to_string(), e.detail().en(), "Display stays the English");
+            assert_bilingual(&ApiError::from(e));
+        }
+        // Every variant, also those no function above produces.
+        for e in [
+            DomainError::Forbidden(Detail::new("只有认领人可以执行", "only the claimer may")),
+            DomainError::ClientCertificateRequired(Detail::new("需要证书", "certificate")),
+            DomainError::SecondApproverRequired,
+            DomainError::AlreadyExists {
+                what: Detail::new("该代码的营业厅", "a hall with this code"),
+                field: Some("code".into()),
+            },
+        ] {
+            match &e {
+                DomainError::Forbidden(_)
+                | DomainError::ClientCertificateRequired(_)
+                | DomainError::PasswordChangeRequired
+                | DomainError::SecondApproverRequired
+                | DomainError::NotFound(_)
+                | DomainError::VersionConflict { .. }
+                | DomainError::InvalidState { .. }
+                | DomainError::AlreadyExists { .. }
+                | DomainError::MislabelledFile(_)
+                | DomainError::Invalid { .. } => {}
+            }
+            assert_bilingual(&ApiError::from(e));
+        }
+        use service::Error as E;
+        for e in [
+            E::unauthenticated("令牌已过期", "the token has expired"),
+            E::RateLimited {
+                retry_after_seconds: 42,
+            },
+            E::bad_request(
+                Some("limit"),
+                Detail::new(
+                    "limit 须在 1 到 200 之间",
+                    "limit must be between 1 and 200",
+                ),
+            ),
+            E::TooLarge { limit: 1_048_576 },
+            E::EvidenceCorrupted {
+                sha256: "ab".repeat(32),
+                missing: false,
+            },
+            E::EvidenceCorrupted {
+                sha256: "ab".repeat(32),
+                missing: true,
+            },
+            E::Evidence(ObjectError::Missing("x".into())),
+            E::Shredded,
+            E::Internal("a cause for the log only".into()),
+        ] {
+            assert_bilingual(&ApiError::from(e));
+        }
+        // Every code, even with no detail at all (the title then speaks for both).
+        for code in ErrorCode::iter() {
+            let bare = ApiError {
+                code,
+                field: None,
+                detail: None,
+                retry_after: None,
+            };
+            assert_bilingual(&bare);
+        }
+        // What the extractors say about bodies and query strings.
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Body {
+            name: crate::domain::text::Text<3>,
+            count: u32,
+        }
+        for body in [
+            &br#"{"name": "ab", "count": }"#[..],
+            br#"{"name": "ab", "count": 1"#,
+            br#"{"name": "ab", "count": 1} trailing"#,
+            br#"{"name": "ab", "count": 1, "extra": 2}"#,
+            br#"{"name": "ab"}"#,
+            br#"{"name": "ab", "count": "many"}"#,
+            br#"{"name": "abcd", "count": 1}"#,
+        ] {
+            let Err(e) = super::super::extract::parse_json::<Body>(body) else {
+                panic!("{body:?} was accepted")
+            };
+            assert_bilingual(&e);
+        }
+        let deep = "[".repeat(70) + &"]".repeat(70);
+        let Err(e) = super::super::extract::parse_json::<serde_json::Value>(deep.as_bytes()) else {
+            panic!("deep JSON was accepted")
+        };
+        assert_bilingual(&e);
+    }
+
+    /// Every `Detail::new` in the source starts with Chinese: a literal with a CJK character
+    /// (or a `zh` binding made from one), so no message is added in English alone.
+    #[test]
+    fn every_detail_in_the_source_is_written_in_chinese_too() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).expect("src") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(path);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        // Spelt in two so this test's own text is not taken for a call.
+        let needle = concat!("Detail", "::new(");
+        let mut seen = 0;
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("source");
+            for (at, _) in text.match_indices(needle) {
+                let rest = text[at + needle.len()..].trim_start();
+                let rest = rest.strip_prefix("format!(").unwrap_or(rest).trim_start();
+                if rest.starts_with("zh") {
+                    continue;
+                }
+                let first = rest
+                    .strip_prefix('"')
+                    .and_then(|r| r.split('"').next())
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "{}: {needle}{}",
+                            file.display(),
+                            &rest[..40.min(rest.len())]
+                        )
+                    });
+                assert!(
+                    has_chinese(first),
+                    "{}: {needle}\"{first}\" …) has no Chinese",
+                    file.display()
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen > 100, "{seen}");
     }
 
     #[test]

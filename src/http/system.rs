@@ -6,6 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::extract::services;
 use super::metrics::Metrics;
 use super::problem::ApiError;
+use crate::domain::Detail;
 use crate::http::problem::ErrorCode;
 
 type Reply = Result<HttpResponse, ApiError>;
@@ -21,15 +22,26 @@ pub async fn readyz(req: HttpRequest) -> Reply {
         return Err(ApiError::new(
             ErrorCode::Unavailable,
             None,
-            "the service is stopping",
+            Detail::new("服务正在停止", "the service is stopping"),
         ));
     }
     if let Some((store, why)) = services.storage_refusal().await {
+        let store_zh = match store {
+            crate::service::storage_health::RefusingStore::Database => "数据库",
+            crate::service::storage_health::RefusingStore::Evidence => "核验材料存储",
+        };
+        let why_zh = match why {
+            crate::storage::error::WriteRefusal::DiskFull => "空间已满",
+            crate::storage::error::WriteRefusal::ReadOnly => "只读",
+        };
         let store: &'static str = store.into();
         let mut refused = ApiError::new(
             ErrorCode::StorageFull,
             None,
-            format!("the {store} refuses writes ({why})"),
+            Detail::new(
+                format!("{store_zh}（{store}）拒绝写入：{why_zh}（{why}）"),
+                format!("the {store} refuses writes ({why})"),
+            ),
         );
         refused.retry_after = Some(crate::service::STORAGE_FULL_RETRY_SECONDS);
         return Err(refused);
@@ -45,7 +57,7 @@ pub async fn readyz(req: HttpRequest) -> Reply {
         Err(ApiError::new(
             ErrorCode::Unavailable,
             None,
-            "the database does not answer",
+            Detail::new("数据库没有响应", "the database does not answer"),
         ))
     }
 }

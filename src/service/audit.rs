@@ -18,6 +18,7 @@ use crate::audit::tree::{NodeId, Plan};
 use crate::audit::{AuditAction, Recorder};
 use crate::domain::access::{Actor, Permission};
 use crate::domain::masking::mask_id;
+use crate::domain::Detail;
 use crate::storage::{audit as store, secrets};
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema, utoipa::IntoParams)]
@@ -129,7 +130,13 @@ fn time_bound(raw: Option<&str>, field: &str) -> Result<Option<String>> {
         DateTime::parse_from_rfc3339(s)
             .map(|t| format_at(t.with_timezone(&Utc)))
             .map_err(|_| {
-                Error::bad_request(Some(field), format!("{field} must be an RFC 3339 time"))
+                Error::bad_request(
+                    Some(field),
+                    Detail::new(
+                        format!("{field} 须为 RFC 3339 时间"),
+                        format!("{field} must be an RFC 3339 time"),
+                    ),
+                )
             })
     })
     .transpose()
@@ -142,7 +149,10 @@ impl Services {
         if !(1..=1000).contains(&limit) {
             return Err(Error::bad_request(
                 Some("limit"),
-                "limit must be between 1 and 1000",
+                Detail::new(
+                    "limit 须在 1 到 1000 之间",
+                    "limit must be between 1 and 1000",
+                ),
             ));
         }
         let filter = self.event_filter(&actor, &q)?;
@@ -317,7 +327,12 @@ pub struct ConsistencyProof {
 }
 
 fn required(v: Option<i64>, field: &str) -> Result<i64> {
-    v.ok_or_else(|| Error::bad_request(Some(field), format!("{field} is required")))
+    v.ok_or_else(|| {
+        Error::bad_request(
+            Some(field),
+            Detail::new(format!("缺少 {field}"), format!("{field} is required")),
+        )
+    })
 }
 
 /// Refuses a size beyond the log's.
@@ -326,7 +341,10 @@ fn within_log(c: &mut crate::storage::DbConn, size: i64, field: &str) -> Result<
     if size > log_size {
         return Err(Error::bad_request(
             Some(field),
-            format!("{field} is beyond the log's {log_size} events"),
+            Detail::new(
+                format!("{field} 超出日志现有的 {log_size} 条事件"),
+                format!("{field} is beyond the log's {log_size} events"),
+            ),
         ));
     }
     Ok(())
@@ -401,7 +419,7 @@ impl Services {
         if seq < 1 || size < 1 || seq > size {
             return Err(Error::bad_request(
                 Some("seq"),
-                "seq must be between 1 and size",
+                Detail::new("seq 须在 1 到 size 之间", "seq must be between 1 and size"),
             ));
         }
         actor.require(Permission::ReadAudit)?;
@@ -409,8 +427,12 @@ impl Services {
             .read(move |c| {
                 within_log(c, size, "size")?;
                 let leaf = NodeId::leaf((seq - 1) as u64);
-                let plan = Plan::inclusion(leaf.index, size as u64)
-                    .ok_or_else(|| Error::bad_request(Some("seq"), "seq is beyond size"))?;
+                let plan = Plan::inclusion(leaf.index, size as u64).ok_or_else(|| {
+                    Error::bad_request(
+                        Some("seq"),
+                        Detail::new("seq 超出 size", "seq is beyond size"),
+                    )
+                })?;
                 let (path, known) = resolve(c, &plan, &[leaf])?;
                 let leaf_hash = known
                     .get(&leaf)
@@ -434,15 +456,19 @@ impl Services {
         if from < 1 || from > to {
             return Err(Error::bad_request(
                 Some("from"),
-                "from must be between 1 and to",
+                Detail::new("from 须在 1 到 to 之间", "from must be between 1 and to"),
             ));
         }
         actor.require(Permission::ReadAudit)?;
         self.store
             .read(move |c| {
                 within_log(c, to, "to")?;
-                let plan = Plan::consistency(from as u64, to as u64)
-                    .ok_or_else(|| Error::bad_request(Some("from"), "from is beyond to"))?;
+                let plan = Plan::consistency(from as u64, to as u64).ok_or_else(|| {
+                    Error::bad_request(
+                        Some("from"),
+                        Detail::new("from 超出 to", "from is beyond to"),
+                    )
+                })?;
                 let (path, _) = resolve(c, &plan, &[])?;
                 Ok(ConsistencyProof {
                     from,

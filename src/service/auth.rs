@@ -153,9 +153,12 @@ fn verify(token: &str, key: &DecodingKey, now: DateTime<Utc>) -> Result<TokenCla
     validation.validate_exp = false; // checked below against the service clock
     validation.required_spec_claims.clear();
     let data = jsonwebtoken::decode::<TokenClaims>(token, key, &validation)
-        .map_err(|_| Error::Unauthenticated("the token is not valid"))?;
+        .map_err(|_| Error::unauthenticated("令牌无效", "the token is not valid"))?;
     if data.claims.exp <= now.timestamp() {
-        return Err(Error::Unauthenticated("the token has expired"));
+        return Err(Error::unauthenticated(
+            "令牌已过期",
+            "the token has expired",
+        ));
     }
     Ok(data.claims)
 }
@@ -358,7 +361,10 @@ impl Services {
     async fn failed_login(&self, name: Option<String>, address: &str) -> Result<Error> {
         self.record_login_failure(name, address.to_owned()).await?;
         tracing::info!(address = %address, "failed login");
-        Ok(Error::Unauthenticated("wrong username or password"))
+        Ok(Error::unauthenticated(
+            "用户名或密码错误",
+            "wrong username or password",
+        ))
     }
 
     /// Admits an authenticated caller to a call: over the connection it came on first (with
@@ -422,7 +428,7 @@ impl Services {
     pub async fn authenticate(&self, token: &str) -> Result<TokenHolder> {
         let now = self.token_clock();
         let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| Error::Unauthenticated("the token is not valid"))?;
+            .map_err(|_| Error::unauthenticated("令牌无效", "the token is not valid"))?;
         let kid = header.kid.unwrap_or_else(|| LEGACY_KID.to_owned());
         let key = match self.tokens.decoding(&kid, now) {
             Some(key) => key,
@@ -431,26 +437,33 @@ impl Services {
                 self.reload_token_keys().await?;
                 self.tokens
                     .decoding(&kid, now)
-                    .ok_or(Error::Unauthenticated("the token is not valid"))?
+                    .ok_or_else(|| Error::unauthenticated("令牌无效", "the token is not valid"))?
             }
         };
         let c = verify(token, &key, now)?;
-        let role = Role::parse(&c.role).ok_or(Error::Unauthenticated("the token is not valid"))?;
+        let role = Role::parse(&c.role)
+            .ok_or_else(|| Error::unauthenticated("令牌无效", "the token is not valid"))?;
         let name = c.sub.as_str().to_owned();
         let state = self
             .store
             .read_one(move |conn| -> Result<_> { Ok(users::token_state(conn, &name)?) })
             .await?
-            .ok_or(Error::Unauthenticated("the token has been revoked"))?;
+            .ok_or_else(|| Error::unauthenticated("令牌已被吊销", "the token has been revoked"))?;
         if state.disabled {
-            return Err(Error::Unauthenticated("the account is disabled"));
+            return Err(Error::unauthenticated(
+                "账号已停用",
+                "the account is disabled",
+            ));
         }
         // Tokens from before the upgrade carry no generations: 0, what the migration set.
         let hall_revoked = state
             .hall_generation
             .is_some_and(|g| c.hgen.unwrap_or(0) != g);
         if state.generation != c.gen || hall_revoked {
-            return Err(Error::Unauthenticated("the token has been revoked"));
+            return Err(Error::unauthenticated(
+                "令牌已被吊销",
+                "the token has been revoked",
+            ));
         }
         let hall = match (c.hall_id, c.hall_province, c.hall_city) {
             (Some(id), Some(province), Some(city)) => Some(HallPost {

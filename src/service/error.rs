@@ -1,6 +1,6 @@
 //! The service layer's one error type; `http::problem` maps it to the contract's codes and statuses.
 
-use crate::domain::DomainError;
+use crate::domain::{Detail, DomainError};
 use crate::signing::KeyError;
 use crate::storage::error::WriteRefusal;
 use crate::storage::objects::ObjectError;
@@ -13,13 +13,13 @@ pub enum Error {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("unauthenticated: {0}")]
-    Unauthenticated(&'static str),
+    Unauthenticated(Detail),
     #[error("too many failed logins; try again in {retry_after_seconds} s")]
     RateLimited { retry_after_seconds: u64 },
     #[error("{detail}")]
     BadRequest {
         field: Option<String>,
-        detail: String,
+        detail: Detail,
     },
     #[error("an evidence file may be at most {limit} bytes")]
     TooLarge { limit: u64 },
@@ -45,11 +45,16 @@ impl From<diesel::result::Error> for Error {
 }
 
 impl Error {
-    pub fn bad_request(field: Option<&str>, detail: impl Into<String>) -> Self {
+    pub fn bad_request(field: Option<&str>, detail: Detail) -> Self {
         Self::BadRequest {
             field: field.map(str::to_owned),
-            detail: detail.into(),
+            detail,
         }
+    }
+
+    /// 401 with why, in both languages.
+    pub fn unauthenticated(zh: &str, en: &str) -> Self {
+        Self::Unauthenticated(Detail::new(zh, en))
     }
 
     /// Why a store refused the write, when that is what failed: the one rule that makes a
@@ -71,25 +76,34 @@ impl Error {
         }
     }
 
-    /// Detail safe to show a caller: internal causes stay in the logs.
-    pub fn public_detail(&self) -> Option<String> {
+    /// Detail safe to show a caller, in both languages: internal causes stay in the logs.
+    pub fn public_detail(&self) -> Option<Detail> {
         match self {
-            Self::Domain(e) => Some(e.to_string()),
-            Self::Unauthenticated(why) => Some((*why).to_owned()),
-            Self::RateLimited { .. }
-            | Self::BadRequest { .. }
-            | Self::TooLarge { .. }
-            | Self::Shredded => {
-                Some(self.to_string())
-            }
-            Self::EvidenceCorrupted { missing: false, .. } => Some(
-                "the stored file no longer matches its SHA-256; it is not served, and the failure is recorded"
-                    .to_owned(),
-            ),
-            Self::EvidenceCorrupted { missing: true, .. } | Self::Evidence(ObjectError::Missing(_)) => Some(
-                "the stored file is missing from the evidence store; the failure is recorded"
-                    .to_owned(),
-            ),
+            Self::Domain(e) => Some(e.detail()),
+            Self::Unauthenticated(why) => Some(why.clone()),
+            Self::BadRequest { detail, .. } => Some(detail.clone()),
+            Self::RateLimited {
+                retry_after_seconds,
+            } => Some(Detail::new(
+                format!("登录失败次数过多，请在 {retry_after_seconds} 秒后重试"),
+                self.to_string(),
+            )),
+            Self::TooLarge { limit } => Some(Detail::new(
+                format!("核验材料文件不得超过 {limit} 字节"),
+                self.to_string(),
+            )),
+            Self::Shredded => Some(Detail::new(
+                "该个人信息已超过保存期限并被销毁",
+                self.to_string(),
+            )),
+            Self::EvidenceCorrupted { missing: false, .. } => Some(Detail::new(
+                "存储的文件与其 SHA-256 摘要不再一致；该文件不会提供，故障已记录",
+                "the stored file no longer matches its SHA-256; it is not served, and the failure is recorded",
+            )),
+            Self::EvidenceCorrupted { missing: true, .. } | Self::Evidence(ObjectError::Missing(_)) => Some(Detail::new(
+                "存储的文件已从核验材料存储中缺失；故障已记录",
+                "the stored file is missing from the evidence store; the failure is recorded",
+            )),
             _ => None,
         }
     }

@@ -20,7 +20,7 @@ use crate::crypto::stream::{Opener, Sealer};
 use crate::crypto::DataKey;
 use crate::domain::access::Actor;
 use crate::domain::evidence::{self as rules, EvidenceKind, MediaType, SNIFF_LEN};
-use crate::domain::{DomainError, WorkOrderId};
+use crate::domain::{Detail, DomainError, WorkOrderId};
 use crate::storage::evidence::{self as rows, EvidenceRow};
 use crate::storage::objects::{EvidenceStore, ObjectError, ObjectName};
 use crate::storage::{data_keys, work_orders};
@@ -70,7 +70,7 @@ struct Received {
 }
 
 fn not_found_file() -> DomainError {
-    DomainError::NotFound("evidence file".into())
+    DomainError::NotFound(Detail::new("核验材料文件", "evidence file"))
 }
 
 impl Services {
@@ -95,7 +95,7 @@ impl Services {
             .store
             .read(move |c| -> Result<(String, Option<(String, DataKey)>)> {
                 let order = work_orders::get(c, &check_id)?
-                    .ok_or_else(|| DomainError::NotFound("work order".into()))?;
+                    .ok_or_else(|| DomainError::NotFound(Detail::work_order()))?;
                 rules::authorize_upload(&order, &check_actor)?;
                 let live = match data_keys::live_for(c, &order.msisdn)? {
                     Some(row) => crypto.unwrap(&row)?.map(|k| (row.id, k)),
@@ -151,7 +151,7 @@ impl Services {
         let key_id = key_id.to_owned();
         self.write(ChainLock::AtAppend, recorder(&actor), move |tx, now| {
             let order = work_orders::get_steady(tx, &id)?
-                .ok_or_else(|| DomainError::NotFound("work order".into()))?;
+                .ok_or_else(|| DomainError::NotFound(Detail::work_order()))?;
             rules::authorize_upload(&order, &actor)?;
             let existing = rows::find(tx, order.id.as_str(), kind.as_str(), &sha256)?;
             let again = existing.is_some();

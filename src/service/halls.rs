@@ -10,7 +10,7 @@ use super::{recorder, ChainLock, Refusal, Result, Services};
 use crate::audit::{self, AuditAction};
 use crate::domain::access::{Actor, Permission};
 use crate::domain::text::{required_text as require_text, Email};
-use crate::domain::{region, DomainError, HallId, Invalid};
+use crate::domain::{region, Detail, DomainError, HallId, Invalid};
 use crate::signing::{Alg, HallPublicKey};
 use crate::storage::halls::{self, Hall, HallChanges, HallKey};
 use crate::storage::DbConn;
@@ -156,14 +156,14 @@ impl Services {
         self.write(ChainLock::First, recorder(&actor), move |tx, now| {
             let code = require_text(&req.code, "code")?;
             if halls::code_exists(tx, &code)? {
-                return Err(DomainError::AlreadyExists { what: "a hall with this code".into(), field: Some("code".into()) }.into());
+                return Err(DomainError::AlreadyExists { what: Detail::new("该代码的营业厅", "a hall with this code"), field: Some("code".into()) }.into());
             }
             let name = require_text(&req.name, "name")?;
             if region::province(&req.province).is_none() {
-                return Err(DomainError::invalid(Invalid::Province, "province", "unknown province code").into());
+                return Err(DomainError::invalid(Invalid::Province, "province", Detail::new("未知的省份代码 province", "unknown province code")).into());
             }
             if !region::city_in_province(&req.city, &req.province) {
-                return Err(DomainError::invalid(Invalid::City, "city", "not a city code of the province").into());
+                return Err(DomainError::invalid(Invalid::City, "city", Detail::new("city 不是该省份下的城市代码", "not a city code of the province")).into());
             }
             let address = require_text(&req.address, "address")?;
             let email = Some(Email::parse(&req.email, "email")?.into_string());
@@ -197,21 +197,25 @@ impl Services {
         actor.require(Permission::Administer)?;
         self.write(ChainLock::First, recorder(&actor), move |tx, now| {
             if halls::get(tx, &hall_id)?.is_none() {
-                return Err(DomainError::NotFound("hall".into()).into());
+                return Err(DomainError::NotFound(Detail::new("营业厅", "hall")).into());
             }
             let kid = require_text(&req.kid, "kid")?;
             if halls::get_key(tx, &kid)?.is_some() {
                 return Err(DomainError::AlreadyExists {
-                    what: "a key with this kid".into(),
+                    what: Detail::new("该 kid 的密钥", "a key with this kid"),
                     field: Some("kid".into()),
                 }
                 .into());
             }
             let alg = Alg::parse(&req.alg).ok_or_else(|| {
-                DomainError::invalid(Invalid::Key, "alg", "alg must be ES256 or EdDSA")
+                DomainError::invalid(
+                    Invalid::Key,
+                    "alg",
+                    Detail::new("alg 须为 ES256 或 EdDSA", "alg must be ES256 or EdDSA"),
+                )
             })?;
             let public = HallPublicKey::from_pem(alg, &req.public_key_pem)
-                .map_err(|e| DomainError::invalid(Invalid::Key, "public_key_pem", e.to_string()))?;
+                .map_err(|e| DomainError::invalid(Invalid::Key, "public_key_pem", e.detail()))?;
             let key = HallKey {
                 kid,
                 hall_id: hall_id.to_string(),
@@ -245,11 +249,13 @@ impl Services {
         self.write(ChainLock::First, recorder(&actor), move |tx, now| {
             let key = halls::get_key(tx, &kid)?
                 .filter(|k| hall_id == *k.hall_id.as_str())
-                .ok_or_else(|| Refusal::from(DomainError::NotFound("hall key".into())))?;
+                .ok_or_else(|| {
+                    Refusal::from(DomainError::NotFound(Detail::new("营业厅密钥", "hall key")))
+                })?;
             if key.revoked_at.is_some() {
                 return Err(DomainError::InvalidState {
-                    from: "revoked",
-                    action: "revoke",
+                    from: Detail::new("该密钥已吊销（revoked）", "revoked"),
+                    action: Detail::new("吊销该密钥", "revoke"),
                 }
                 .into());
             }
@@ -268,8 +274,9 @@ impl Services {
                 &detail,
                 now,
             )?;
-            let revoked = halls::get_key(tx, &kid)?
-                .ok_or_else(|| Refusal::from(DomainError::NotFound("hall key".into())))?;
+            let revoked = halls::get_key(tx, &kid)?.ok_or_else(|| {
+                Refusal::from(DomainError::NotFound(Detail::new("营业厅密钥", "hall key")))
+            })?;
             Ok(HallKeyView::from(revoked))
         })
         .await
@@ -298,7 +305,8 @@ enum Activation {
 /// The hall an admin step acts on, checked in the contract's order: 404, then `If-Match`
 /// (412).
 fn hall_for_change(tx: &mut DbConn, id: &HallId, if_match: Option<i64>) -> Result<Hall, Refusal> {
-    let hall = halls::get(tx, id)?.ok_or_else(|| DomainError::NotFound("hall".into()))?;
+    let hall =
+        halls::get(tx, id)?.ok_or_else(|| DomainError::NotFound(Detail::new("营业厅", "hall")))?;
     match if_match {
         Some(given) if given != hall.version => Err(DomainError::VersionConflict {
             given,
@@ -317,7 +325,7 @@ fn changed_meanwhile(tx: &mut DbConn, hall: &Hall) -> Refusal {
             current: fresh.version,
         }
         .into(),
-        Ok(None) => DomainError::NotFound("hall".into()).into(),
+        Ok(None) => DomainError::NotFound(Detail::new("营业厅", "hall")).into(),
         Err(e) => e.into(),
     }
 }
@@ -329,7 +337,7 @@ impl Services {
             .read(move |c| -> Result<HallView> {
                 Ok(halls::get(c, &id)?
                     .map(HallView::from)
-                    .ok_or_else(|| DomainError::NotFound("hall".into()))?)
+                    .ok_or_else(|| DomainError::NotFound(Detail::new("营业厅", "hall")))?)
             })
             .await
     }
@@ -381,8 +389,8 @@ impl Services {
             // Which fields changed, not their values: an address may name a person's street.
             let detail = json!({ "hall_id": id, "code": hall.code, "changed": changed });
             audit::append(tx, &by, AuditAction::HallUpdated, None, &detail, now)?;
-            let updated =
-                halls::get(tx, &id)?.ok_or_else(|| DomainError::NotFound("hall".into()))?;
+            let updated = halls::get(tx, &id)?
+                .ok_or_else(|| DomainError::NotFound(Detail::new("营业厅", "hall")))?;
             Ok(HallView::from(updated))
         })
         .await
@@ -427,15 +435,15 @@ impl Services {
                 (Activation::Reactivate, Some(_)) => (None, AuditAction::HallReactivated),
                 (Activation::Deactivate, Some(_)) => {
                     return Err(DomainError::InvalidState {
-                        from: "deactivated",
-                        action: "deactivate",
+                        from: Detail::new("该营业厅已停用（deactivated）", "deactivated"),
+                        action: Detail::new("停用该营业厅", "deactivate"),
                     }
                     .into())
                 }
                 (Activation::Reactivate, None) => {
                     return Err(DomainError::InvalidState {
-                        from: "active",
-                        action: "reactivate",
+                        from: Detail::new("该营业厅正在使用中（active）", "active"),
+                        action: Detail::new("重新启用该营业厅", "reactivate"),
                     }
                     .into())
                 }
@@ -445,8 +453,8 @@ impl Services {
             }
             let detail = json!({ "hall_id": id, "code": hall.code });
             audit::append(tx, &by, action, None, &detail, now)?;
-            let changed =
-                halls::get(tx, &id)?.ok_or_else(|| DomainError::NotFound("hall".into()))?;
+            let changed = halls::get(tx, &id)?
+                .ok_or_else(|| DomainError::NotFound(Detail::new("营业厅", "hall")))?;
             Ok(HallView::from(changed))
         })
         .await

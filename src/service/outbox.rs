@@ -12,7 +12,7 @@ use super::{ChainLock, Error, Result, Services};
 use crate::audit::{self, AuditAction, Recorder};
 use crate::domain::access::{Actor, Permission};
 use crate::domain::notice::{retry_delay_seconds, DeliveryState, MailFacts};
-use crate::domain::{DomainError, Invalid};
+use crate::domain::{Detail, DomainError, Invalid};
 use crate::storage::outbox::{self, OutboxRow};
 
 /// A row a worker holds a lease on, ready to render and send.
@@ -266,14 +266,23 @@ impl Services {
         let state = match q.state.as_deref() {
             None => DeliveryState::Pending,
             Some(s) => DeliveryState::parse(s).ok_or_else(|| {
-                Error::bad_request(Some("state"), "state is pending, failed or sent")
+                Error::bad_request(
+                    Some("state"),
+                    Detail::new(
+                        "state 须为 pending、failed 或 sent",
+                        "state is pending, failed or sent",
+                    ),
+                )
             })?,
         };
         let limit = q.limit.unwrap_or(50);
         if !(1..=200).contains(&limit) {
             return Err(Error::bad_request(
                 Some("limit"),
-                "limit must be between 1 and 200",
+                Detail::new(
+                    "limit 须在 1 到 200 之间",
+                    "limit must be between 1 and 200",
+                ),
             ));
         }
         actor.require(Permission::Administer)?;
@@ -306,21 +315,25 @@ impl Services {
         let by = super::recorder(&actor);
         let view = self
             .write(ChainLock::AtAppend, by.clone(), move |tx, now| {
-                let row = outbox::get(tx, &id)?
-                    .ok_or_else(|| DomainError::NotFound("outbox row".into()))?;
+                let row = outbox::get(tx, &id)?.ok_or_else(|| {
+                    DomainError::NotFound(Detail::new("待发邮件记录", "outbox row"))
+                })?;
                 let from_state = row.state()?;
                 if from_state == DeliveryState::Sent {
                     return Err(DomainError::InvalidState {
-                        from: DeliveryState::Sent.as_str(),
-                        action: "retry",
+                        from: Detail::new(
+                            format!("邮件已发送（{}）", DeliveryState::Sent.as_str()),
+                            DeliveryState::Sent.as_str(),
+                        ),
+                        action: Detail::new("重发该邮件", "retry"),
                     }
                     .into());
                 }
                 if !outbox::retry(tx, &id, now, Utc::now())? {
                     // Being sent right now: its outcome will show in a moment.
                     return Err(DomainError::InvalidState {
-                        from: "being sent",
-                        action: "retry",
+                        from: Detail::new("该邮件正在发送中", "being sent"),
+                        action: Detail::new("重发该邮件", "retry"),
                     }
                     .into());
                 }
@@ -337,8 +350,9 @@ impl Services {
                     }),
                     now,
                 )?;
-                let row = outbox::get(tx, &id)?
-                    .ok_or_else(|| DomainError::NotFound("outbox row".into()))?;
+                let row = outbox::get(tx, &id)?.ok_or_else(|| {
+                    DomainError::NotFound(Detail::new("待发邮件记录", "outbox row"))
+                })?;
                 Ok(OutboxView::new(row, &from))
             })
             .await?;
@@ -349,7 +363,7 @@ impl Services {
     /// Moves the clock of every instance on this database forward (`testing.movable_clock`).
     pub(crate) async fn advance_clock(&self, actor: Actor, seconds: i64) -> Result<DateTime<Utc>> {
         if !self.settings.testing.movable_clock {
-            return Err(DomainError::NotFound("resource".into()).into());
+            return Err(DomainError::NotFound(Detail::new("资源", "resource")).into());
         }
         actor.require(Permission::Administer)?;
         // Ten years at a time is plenty for any test, and keeps every time representable.
@@ -358,7 +372,10 @@ impl Services {
             return Err(DomainError::invalid(
                 Invalid::Field,
                 "advance_seconds",
-                "advance_seconds must be a whole number from 1 to 316224000 (ten years)",
+                Detail::new(
+                    "advance_seconds 须为 1 到 316224000（十年）之间的整数",
+                    "advance_seconds must be a whole number from 1 to 316224000 (ten years)",
+                ),
             )
             .into());
         }

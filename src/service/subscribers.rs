@@ -9,7 +9,7 @@ use super::work_orders::parse_msisdn;
 use super::{recorder, ChainLock, Result, Services};
 use crate::audit::{self, AuditAction};
 use crate::domain::access::{Actor, Permission};
-use crate::domain::DomainError;
+use crate::domain::{Detail, DomainError};
 use crate::storage::{subscribers, work_orders};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -39,7 +39,7 @@ impl Services {
         self.write(ChainLock::First, recorder(&actor), move |tx, now| {
             let s = subscribers::get(tx, &msisdn)?
                 .filter(|s| actor.sees_subscriber(&s.home_province))
-                .ok_or_else(|| DomainError::NotFound("subscriber".into()))?;
+                .ok_or_else(|| DomainError::NotFound(Detail::new("用户信息", "subscriber")))?;
             let work_order = match &s.work_order_id {
                 Some(id) => work_orders::get(tx, &id.as_str().into())?.map(|o| OrderRef {
                     id: o.id.into_string(),

@@ -9,7 +9,7 @@ use super::halls::optional_email;
 use super::{auth, recorder, write_blocking, ChainLock, Clock, Refusal, Result, Services};
 use crate::audit::{self, AuditAction, Recorder};
 use crate::domain::access::{Actor, Permission, Role};
-use crate::domain::{region, DomainError, Invalid, Username};
+use crate::domain::{region, Detail, DomainError, Invalid, Username};
 use crate::storage::{halls, login_throttle, users, DbConn, Store};
 use chrono::{DateTime, Utc};
 
@@ -66,20 +66,26 @@ pub fn check_password(field: &str, password: &str) -> Result<(), DomainError> {
         return Err(DomainError::invalid(
             Invalid::Field,
             field,
-            "the password must have at least 8 characters",
+            Detail::new(
+                format!("{field} 至少需要 {MIN_PASSWORD_CHARS} 个字符"),
+                format!("the password must have at least {MIN_PASSWORD_CHARS} characters"),
+            ),
         ));
     }
     if n > MAX_PASSWORD_CHARS {
         return Err(DomainError::invalid(
             Invalid::Field,
             field,
-            "the password must have at most 128 characters",
+            Detail::new(
+                format!("{field} 最多 {MAX_PASSWORD_CHARS} 个字符"),
+                format!("the password must have at most {MAX_PASSWORD_CHARS} characters"),
+            ),
         ));
     }
     Ok(())
 }
 
-fn invalid(field: &str, detail: &str) -> Refusal {
+fn invalid(field: &str, detail: Detail) -> Refusal {
     DomainError::invalid(Invalid::Field, field, detail).into()
 }
 
@@ -93,40 +99,58 @@ fn insert_user(
     let username = req.username.trim();
     if users::username_exists(conn, username)? {
         return Err(DomainError::AlreadyExists {
-            what: "a user with this username".into(),
+            what: Detail::new("该用户名的用户", "a user with this username"),
             field: Some("username".into()),
         }
         .into());
     }
     let username = Username::parse(username)?;
     check_password("password", &req.password)?;
-    let role = Role::parse(&req.role)
-        .ok_or_else(|| invalid("role", "role must be clerk, hall_staff, auditor or admin"))?;
+    let role = Role::parse(&req.role).ok_or_else(|| {
+        invalid(
+            "role",
+            Detail::new(
+                "role 须为 clerk、hall_staff、auditor 或 admin",
+                "role must be clerk, hall_staff, auditor or admin",
+            ),
+        )
+    })?;
     let mut province = req.province.clone().map(String::from);
     if let Some(p) = &province {
         if region::province(p).is_none() {
             return Err(DomainError::invalid(
                 Invalid::Province,
                 "province",
-                "unknown province code",
+                Detail::new("未知的省份代码 province", "unknown province code"),
             )
             .into());
         }
     }
     match role {
         Role::Clerk if province.is_none() => {
-            return Err(invalid("province", "a clerk needs a home province"))
+            return Err(invalid(
+                "province",
+                Detail::new(
+                    "受理员（clerk）需要归属省份 province",
+                    "a clerk needs a home province",
+                ),
+            ))
         }
         Role::HallStaff => {
-            let hall_id = req
-                .hall_id
-                .as_deref()
-                .ok_or_else(|| invalid("hall_id", "hall staff need a hall"))?;
+            let hall_id = req.hall_id.as_deref().ok_or_else(|| {
+                invalid(
+                    "hall_id",
+                    Detail::new(
+                        "营业厅人员（hall_staff）需要所属营业厅 hall_id",
+                        "hall staff need a hall",
+                    ),
+                )
+            })?;
             let hall = halls::get(conn, &hall_id.into())?.ok_or_else(|| {
                 Refusal::from(DomainError::invalid(
                     Invalid::UnknownHall,
                     "hall_id",
-                    "no such hall",
+                    Detail::new("hall_id 指定的营业厅不存在", "no such hall"),
                 ))
             })?;
             // A staff member's province is their hall's.
@@ -135,10 +159,19 @@ fn insert_user(
         _ => {}
     }
     if role != Role::HallStaff && req.hall_id.is_some() {
-        return Err(invalid("hall_id", "only hall staff belong to a hall"));
+        return Err(invalid(
+            "hall_id",
+            Detail::new(
+                "只有营业厅人员（hall_staff）才属于营业厅",
+                "only hall staff belong to a hall",
+            ),
+        ));
     }
     if role == Role::Admin && province.is_some() {
-        return Err(invalid("province", "admins are national"));
+        return Err(invalid(
+            "province",
+            Detail::new("管理员（admin）面向全国，不设省份", "admins are national"),
+        ));
     }
     let email = optional_email(req.email.as_deref())?.map(|e| e.into_string());
     let user = users::User {
@@ -157,7 +190,7 @@ fn insert_user(
     match users::insert(conn, &user) {
         Err(e) if e.is_unique_violation() => {
             return Err(DomainError::AlreadyExists {
-                what: "a user with this username".into(),
+                what: Detail::new("该用户名的用户", "a user with this username"),
                 field: Some("username".into()),
             }
             .into())
@@ -241,7 +274,8 @@ pub struct PasswordChange {
 
 /// The user a step acts on, or `not_found`.
 fn existing(tx: &mut DbConn, username: &str) -> Result<users::User, Refusal> {
-    users::by_username(tx, username)?.ok_or_else(|| DomainError::NotFound("user".into()).into())
+    users::by_username(tx, username)?
+        .ok_or_else(|| DomainError::NotFound(Detail::new("用户", "user")).into())
 }
 
 /// Hashes `password` off the async threads (argon2 takes a while; the chain lock must not wait).
@@ -260,16 +294,16 @@ impl Services {
             let mut user = existing(tx, &username)?;
             if user.disabled_at.is_some() {
                 return Err(DomainError::InvalidState {
-                    from: "disabled",
-                    action: "disable",
+                    from: Detail::new("该用户已停用（disabled）", "disabled"),
+                    action: Detail::new("停用该用户", "disable"),
                 }
                 .into());
             }
             // The last admin locking themselves out would leave only the command line.
             if user.username == actor.username.as_str() {
                 return Err(DomainError::InvalidState {
-                    from: "your own account",
-                    action: "disable",
+                    from: Detail::new("这是您自己的账号", "your own account"),
+                    action: Detail::new("停用该用户", "disable"),
                 }
                 .into());
             }
@@ -289,8 +323,8 @@ impl Services {
             let mut user = existing(tx, &username)?;
             if user.disabled_at.is_none() {
                 return Err(DomainError::InvalidState {
-                    from: "enabled",
-                    action: "enable",
+                    from: Detail::new("该用户已启用（enabled）", "enabled"),
+                    action: Detail::new("启用该用户", "enable"),
                 }
                 .into());
             }
@@ -348,13 +382,18 @@ impl Services {
             .store
             .read(move |c| -> Result<_> { Ok(users::by_username(c, &lookup)?) })
             .await?
-            .ok_or(super::Error::Unauthenticated("the token has been revoked"))?;
+            .ok_or_else(|| {
+                super::Error::unauthenticated("令牌已被吊销", "the token has been revoked")
+            })?;
         if !auth::password_matches(req.current_password.into(), Some(user.password_hash)).await? {
             self.record_login_failure(Some(name), address).await?;
             return Err(DomainError::invalid(
                 Invalid::Field,
                 "current_password",
-                "the current password is wrong",
+                Detail::new(
+                    "当前密码 current_password 不正确",
+                    "the current password is wrong",
+                ),
             )
             .into());
         }
@@ -426,19 +465,25 @@ impl Services {
         if !(1..=200).contains(&limit) {
             return Err(super::Error::bad_request(
                 Some("limit"),
-                "limit must be between 1 and 200",
+                Detail::new(
+                    "limit 须在 1 到 200 之间",
+                    "limit must be between 1 and 200",
+                ),
             ));
         }
         if let Some(role) = q.role.as_deref() {
             if Role::parse(role).is_none() {
-                return Err(super::Error::bad_request(Some("role"), "unknown role"));
+                return Err(super::Error::bad_request(
+                    Some("role"),
+                    Detail::new("未知的角色 role", "unknown role"),
+                ));
             }
         }
         if let Some(p) = q.province.as_deref() {
             if region::province(p).is_none() {
                 return Err(super::Error::bad_request(
                     Some("province"),
-                    "unknown province code",
+                    Detail::new("未知的省份代码 province", "unknown province code"),
                 ));
             }
         }
@@ -471,7 +516,7 @@ impl Services {
             .read(move |c| -> Result<UserView> {
                 Ok(users::by_username(c, &username)?
                     .map(UserView::from)
-                    .ok_or_else(|| DomainError::NotFound("user".into()))?)
+                    .ok_or_else(|| DomainError::NotFound(Detail::new("用户", "user")))?)
             })
             .await
     }

@@ -17,7 +17,7 @@ use crate::domain::evidence::{check_binding, UploadedFile};
 use crate::domain::quality::{self, Facts, QualitySettings, Verdict};
 use crate::domain::verification::{self as rules, ResultClaims};
 use crate::domain::work_order::{self, AcceptedResult, Command, Kind, WorkOrder};
-use crate::domain::{sha256_hex, DomainError, Invalid, VerificationId, WorkOrderId};
+use crate::domain::{sha256_hex, Detail, DomainError, Invalid, VerificationId, WorkOrderId};
 use crate::signing::jws::{CompactJws, JwsError};
 use crate::signing::{Alg, HallPublicKey};
 use crate::storage::evidence as evidence_rows;
@@ -32,7 +32,7 @@ pub struct SubmitResult {
     pub result: Jws,
 }
 
-fn reject(code: Invalid, field: &str, detail: impl Into<String>) -> DomainError {
+fn reject(code: Invalid, field: &str, detail: Detail) -> DomainError {
     DomainError::invalid(code, field, detail)
 }
 
@@ -72,14 +72,17 @@ fn check_result(
     now: DateTime<Utc>,
     limits: &ResultLimits,
 ) -> Result<(ResultClaims, rules::Outcome, String, Alg), CheckError> {
-    let bad = |d: &str| reject(Invalid::BadSignature, "result", d);
-    let parsed = CompactJws::parse(jws).map_err(|e| bad(&e.to_string()))?;
+    let bad = |d: Detail| reject(Invalid::BadSignature, "result", d);
+    let parsed = CompactJws::parse(jws).map_err(|e| bad(e.detail()))?;
 
     // 1. The key must be one of the claiming hall's.
-    let kid = parsed
-        .kid
-        .clone()
-        .ok_or_else(|| reject(Invalid::UnknownKey, "result", "the JWS header names no kid"))?;
+    let kid = parsed.kid.clone().ok_or_else(|| {
+        reject(
+            Invalid::UnknownKey,
+            "result",
+            Detail::new("JWS 头未指定 kid", "the JWS header names no kid"),
+        )
+    })?;
     let key = halls::get_key(conn, &kid)?
         .filter(|k| {
             order
@@ -91,7 +94,10 @@ fn check_result(
             reject(
                 Invalid::UnknownKey,
                 "result",
-                "the kid is not a key of the claiming hall",
+                Detail::new(
+                    "该 kid 不是认领营业厅的密钥",
+                    "the kid is not a key of the claiming hall",
+                ),
             )
         })?;
 
@@ -104,19 +110,30 @@ fn check_result(
             return Err(CheckError::Refused(reject(
                 Invalid::RevokedKey,
                 "result",
-                "the key was revoked before this result was signed",
+                Detail::new(
+                    "该密钥在此结果签发前已被吊销",
+                    "the key was revoked before this result was signed",
+                ),
             )));
         }
     }
 
     // 3. The signature, with exactly the registered key's algorithm (never none or HS*).
-    let alg =
-        Alg::parse(&key.alg).ok_or_else(|| bad("the registered key has an unknown algorithm"))?;
-    let public = HallPublicKey::from_pem(alg, &key.public_key_pem)
-        .map_err(|_| bad("the registered key is unusable"))?;
+    let alg = Alg::parse(&key.alg).ok_or_else(|| {
+        bad(Detail::new(
+            "登记的密钥算法未知",
+            "the registered key has an unknown algorithm",
+        ))
+    })?;
+    let public = HallPublicKey::from_pem(alg, &key.public_key_pem).map_err(|_| {
+        bad(Detail::new(
+            "登记的密钥无法使用",
+            "the registered key is unusable",
+        ))
+    })?;
     parsed
         .verify(&public)
-        .map_err(|e: JwsError| bad(&e.to_string()))?;
+        .map_err(|e: JwsError| bad(e.detail()))?;
     // Say where the payload is wrong, never what it held: it carries an ID number and a name.
     let mut de = serde_json::Deserializer::from_slice(&parsed.payload);
     let claims: ResultClaims = serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -125,7 +142,10 @@ fn check_result(
         reject(
             Invalid::MalformedResult,
             &field,
-            format!("the payload is not a verification result: wrong, missing or malformed field at {path}"),
+            Detail::new(
+                format!("载荷不是核验结果：{path} 处的字段错误、缺失或格式不对"),
+                format!("the payload is not a verification result: wrong, missing or malformed field at {path}"),
+            ),
         )
     })?;
 
@@ -138,7 +158,7 @@ fn check_result(
         return Err(CheckError::Refused(reject(
             Invalid::ReplayedResult,
             "jti",
-            "this result was already submitted",
+            Detail::new("该核验结果已提交过", "this result was already submitted"),
         )));
     }
     // 7. Every file it names was uploaded to this order by the claiming hall, and a match
@@ -324,7 +344,7 @@ impl Services {
                     return Err(DomainError::invalid(
                         Invalid::ReplayedResult,
                         "jti",
-                        "this result was already submitted",
+                        Detail::new("该核验结果已提交过", "this result was already submitted"),
                     )
                     .into())
                 }
@@ -369,17 +389,17 @@ impl Services {
         self.write(ChainLock::AtAppend, recorder(&actor), move |tx, now| {
             let order = super::work_orders::load_visible(tx, &id, &actor)?;
             if !(actor.role == Role::Auditor || actor.is_home_clerk_of(&order)) {
-                return Err(DomainError::Forbidden(
-                    "only auditors and the home province's clerks may export the signed result"
-                        .into(),
-                )
+                return Err(DomainError::Forbidden(Detail::new(
+                    "只有审计员和归属省的受理员可以导出签名的核验结果",
+                    "only auditors and the home province's clerks may export the signed result",
+                ))
                 .into());
             }
             let row = match &order.verification_id {
                 Some(v) => verification_results::get(tx, v.as_str())?,
                 None => None,
             }
-            .ok_or_else(|| DomainError::NotFound("verification result".into()))?;
+            .ok_or_else(|| DomainError::NotFound(Detail::new("核验结果", "verification result")))?;
             let jws = crypto
                 .open(tx, &row.jws, &personal::jws_ad(&row.id))?
                 .ok_or(Error::Shredded)?;

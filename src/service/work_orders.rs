@@ -20,7 +20,7 @@ use crate::domain::work_order::{
     self, Command, Completion, Effect, Kind, NewOrder, Opening, State, Target, Transition,
     WorkOrder,
 };
-use crate::domain::{region, DomainError, HallId, Invalid, WorkOrderId};
+use crate::domain::{region, Detail, DomainError, HallId, Invalid, WorkOrderId};
 use crate::signing::receipt::{self, ReceiptClaims};
 use crate::storage::{self, halls, subscribers, verification_results, work_orders, DbConn};
 
@@ -93,7 +93,10 @@ pub fn parse_msisdn(raw: &str, field: &str) -> Result<Msisdn, DomainError> {
         DomainError::invalid(
             Invalid::Msisdn,
             field,
-            "not a mainland mobile number (11 digits, 1[3-9]…)",
+            Detail::new(
+                format!("{field} 不是有效的中国大陆手机号码（11 位数字，以 1[3-9] 开头）"),
+                "not a mainland mobile number (11 digits, 1[3-9]…)",
+            ),
         )
     })
 }
@@ -109,7 +112,7 @@ fn validate_target(
         return Err(DomainError::invalid(
             Invalid::Province,
             "target_province",
-            "unknown province code",
+            Detail::new("未知的省份代码 target_province", "unknown province code"),
         )
         .into());
     }
@@ -117,7 +120,10 @@ fn validate_target(
         return Err(DomainError::invalid(
             Invalid::City,
             "target_city",
-            "not a city code of the target province",
+            Detail::new(
+                "target_city 不是目标省份下的城市代码",
+                "not a city code of the target province",
+            ),
         )
         .into());
     }
@@ -129,7 +135,10 @@ fn validate_target(
             return Err(DomainError::invalid(
                 Invalid::UnknownHall,
                 "target_hall_id",
-                "no such hall in the target city",
+                Detail::new(
+                    "目标城市中没有 target_hall_id 指定的营业厅",
+                    "no such hall in the target city",
+                ),
             )
             .into());
         };
@@ -137,7 +146,10 @@ fn validate_target(
             return Err(DomainError::invalid(
                 Invalid::HallDeactivated,
                 "target_hall_id",
-                "the hall is deactivated and takes no new orders",
+                Detail::new(
+                    "target_hall_id 指定的营业厅已停用，不再接收新工单",
+                    "the hall is deactivated and takes no new orders",
+                ),
             )
             .into());
         }
@@ -173,7 +185,7 @@ fn check_for(
 ) -> Result<WorkOrder, Refusal> {
     let Some(order) = found else {
         return Err(denied(
-            DomainError::NotFound("work order".into()),
+            DomainError::NotFound(Detail::work_order()),
             None,
             kind,
         ));
@@ -192,7 +204,7 @@ pub(super) fn load_visible(
 ) -> Result<WorkOrder> {
     Ok(work_orders::get(conn, id)?
         .filter(|o| actor.sees(o))
-        .ok_or_else(|| DomainError::NotFound("work order".into()))?)
+        .ok_or_else(|| DomainError::NotFound(Detail::work_order()))?)
 }
 
 /// A refused attempt on an order is itself an audit event (scope and role violations).
@@ -215,7 +227,7 @@ pub(super) fn lost_race(conn: &mut DbConn, current: &WorkOrder, kind: Kind) -> R
             }
             .into(),
         },
-        Ok(None) => DomainError::NotFound("work order".into()).into(),
+        Ok(None) => DomainError::NotFound(Detail::work_order()).into(),
         Err(e) => e.into(),
     }
 }
@@ -399,14 +411,22 @@ impl Services {
         if !(1..=200).contains(&limit) {
             return Err(Error::bad_request(
                 Some("limit"),
-                "limit must be between 1 and 200",
+                Detail::new(
+                    "limit 须在 1 到 200 之间",
+                    "limit must be between 1 and 200",
+                ),
             ));
         }
         let state = q
             .state
             .as_deref()
             .map(|s| {
-                State::parse(s).ok_or_else(|| Error::bad_request(Some("state"), "unknown state"))
+                State::parse(s).ok_or_else(|| {
+                    Error::bad_request(
+                        Some("state"),
+                        Detail::new("未知的状态 state", "unknown state"),
+                    )
+                })
             })
             .transpose()?;
         let msisdn = q
@@ -420,7 +440,15 @@ impl Services {
             .map(|raw| {
                 DateTime::parse_from_rfc3339(raw.trim())
                     .map(|t| t.with_timezone(&Utc).naive_utc())
-                    .map_err(|_| Error::bad_request(Some("suspend_before"), "not an RFC 3339 time"))
+                    .map_err(|_| {
+                        Error::bad_request(
+                            Some("suspend_before"),
+                            Detail::new(
+                                "suspend_before 不是 RFC 3339 时间",
+                                "not an RFC 3339 time",
+                            ),
+                        )
+                    })
             })
             .transpose()?;
         let flagged = match q.flagged.as_deref() {
@@ -430,21 +458,30 @@ impl Services {
             Some(_) => {
                 return Err(Error::bad_request(
                     Some("flagged"),
-                    "flagged is true or false",
+                    Detail::new("flagged 只能是 true 或 false", "flagged is true or false"),
                 ))
             }
         };
         let by_suspension = match q.sort.as_deref() {
             None | Some("id") => false,
             Some("suspend_at") => true,
-            Some(_) => return Err(Error::bad_request(Some("sort"), "sort is id or suspend_at")),
+            Some(_) => {
+                return Err(Error::bad_request(
+                    Some("sort"),
+                    Detail::new("sort 须为 id 或 suspend_at", "sort is id or suspend_at"),
+                ))
+            }
         };
         let order = match (by_suspension, q.cursor.map(String::from)) {
             (false, None) => work_orders::ListOrder::Oldest,
             (false, Some(after)) => work_orders::ListOrder::AfterId(after),
             (true, None) => work_orders::ListOrder::SoonestSuspension,
-            (true, Some(cursor)) => suspension_cursor(&cursor)
-                .ok_or_else(|| Error::bad_request(Some("cursor"), "not a cursor of this list"))?,
+            (true, Some(cursor)) => suspension_cursor(&cursor).ok_or_else(|| {
+                Error::bad_request(
+                    Some("cursor"),
+                    Detail::new("cursor 不是此列表的游标", "not a cursor of this list"),
+                )
+            })?,
         };
         // Searched by blind index: the value itself is neither stored nor logged.
         let document_number_index = q
@@ -460,7 +497,7 @@ impl Services {
                 if trimmed.is_empty() || trimmed.chars().count() > 64 {
                     return Err(Error::bad_request(
                         Some("name"),
-                        "a name of 1 to 64 characters",
+                        Detail::new("name 须为 1 到 64 个字符", "a name of 1 to 64 characters"),
                     ));
                 }
                 Ok(self.crypto.index(IndexKind::Name, trimmed))
@@ -682,7 +719,10 @@ impl Services {
             .map_err(|_| {
                 Error::bad_request(
                     Some("document_number"),
-                    "not a resident ID number (18 characters, valid check digit)",
+                    Detail::new(
+                        "document_number 不是有效的居民身份证号码（18 位，校验位正确）",
+                        "not a resident ID number (18 characters, valid check digit)",
+                    ),
                 )
             })
     }
@@ -696,8 +736,8 @@ fn refuse_claims_of_a_deactivated_hall(tx: &mut DbConn, actor: &Actor) -> Result
     };
     match halls::get(tx, &post.id)? {
         Some(hall) if hall.deactivated_at.is_some() => Err(DomainError::InvalidState {
-            from: "at a deactivated hall",
-            action: "claim",
+            from: Detail::new("该营业厅已停用", "at a deactivated hall"),
+            action: Detail::new("认领该工单", "claim"),
         }
         .into()),
         _ => Ok(()),
@@ -706,7 +746,10 @@ fn refuse_claims_of_a_deactivated_hall(tx: &mut DbConn, actor: &Actor) -> Result
 
 fn already_active() -> DomainError {
     DomainError::AlreadyExists {
-        what: "an active work order for this number".into(),
+        what: Detail::new(
+            "该手机号码的在办工单",
+            "an active work order for this number",
+        ),
         field: Some("msisdn".into()),
     }
 }

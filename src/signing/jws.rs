@@ -20,6 +20,20 @@ pub enum JwsError {
     BadSignature,
 }
 
+impl JwsError {
+    /// What a caller is told, in both languages (the English is `Display`).
+    pub fn detail(&self) -> crate::domain::Detail {
+        let zh = match self {
+            Self::Malformed => "不是紧凑格式的 JWS",
+            Self::BadHeader => "JWS 头无法解码，或指定了不被接受的算法",
+            Self::BadPayload => "载荷不是 JSON",
+            Self::WrongAlg => "算法与登记的密钥不一致",
+            Self::BadSignature => "签名校验不通过",
+        };
+        crate::domain::Detail::new(zh, self.to_string())
+    }
+}
+
 /// A compact JWS split into its parts; nothing verified yet.
 #[derive(Debug, Clone)]
 pub struct CompactJws<'a> {

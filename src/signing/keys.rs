@@ -56,6 +56,20 @@ pub enum KeyError {
     Signing(String),
 }
 
+impl KeyError {
+    /// What a caller is told about a refused key, in both languages (the English is `Display`).
+    pub fn detail(&self) -> crate::domain::Detail {
+        let zh = match self {
+            Self::NotPem => "不是 PEM 文档".to_owned(),
+            Self::NotOfAlg(alg) => format!("不是 {alg} 公钥（SubjectPublicKeyInfo）"),
+            Self::BadPrivateKey => "不是 PKCS#8 格式的 Ed25519 或 P-256 私钥".to_owned(),
+            Self::Io(_) => "密钥文件无法读取".to_owned(),
+            Self::Signing(_) => "签名失败".to_owned(),
+        };
+        crate::domain::Detail::new(zh, self.to_string())
+    }
+}
+
 // DER prefixes of SubjectPublicKeyInfo for the two key types; what follows is the raw key.
 const ED25519_SPKI_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,

@@ -1021,6 +1021,89 @@ async fn accept_language_en_gives_an_english_title(app: TestApp) {
     w.app.answers(NotFound, [get(&path).by(&w.clerk)]).await;
 }
 
+/// Sends `call` once in Chinese and once in English; both must be the problem `code`. The
+/// Chinese detail must be Chinese, say more than the title whenever the English does, and
+/// hold every one of `specifics` the English holds.
+async fn in_both_languages(
+    app: &TestApp,
+    call: &Call,
+    code: ErrorCode,
+    specifics: &[&str],
+) -> (String, String) {
+    let mut details = vec![];
+    for lang in ["zh-CN", "en"] {
+        let r = app
+            .call(&call.clone().header("Accept-Language", lang))
+            .await;
+        r.problem(code);
+        let title = r.body["title"].as_str().unwrap().to_owned();
+        let detail = r.body["detail"].as_str().unwrap().to_owned();
+        assert_ne!(detail, title, "{lang}: only the title for {call:?}");
+        for s in specifics {
+            assert!(detail.contains(s), "{lang}: {s:?} missing from {detail:?}");
+        }
+        details.push(detail);
+    }
+    let (zh, en) = (details.remove(0), details.remove(0));
+    let chinese = |s: &str| s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+    assert!(chinese(&zh), "not Chinese: {zh:?}");
+    assert!(!chinese(&en), "not English: {en:?}");
+    (zh, en)
+}
+
+async fn the_chinese_detail_is_as_precise_as_the_english(app: TestApp) {
+    let w = World::new(app).await;
+    // Malformed JSON: the same line and column, from serde_json's own position.
+    let broken = post(OPEN).by(&w.clerk).json_bytes("{\n  \"reason\": ]\n}");
+    let (zh, en) = in_both_languages(&w.app, &broken, InvalidRequest, &[]).await;
+    let at: Vec<&str> = en
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|n| !n.is_empty())
+        .collect();
+    assert_eq!(at.len(), 2, "{en}");
+    assert_eq!(en, format!("malformed JSON at line 2 column {}", at[1]));
+    assert!(
+        zh.starts_with(&format!("JSON 格式错误：第 2 行第 {} 列", at[1])),
+        "{zh}"
+    );
+    // An unknown field, named.
+    let unknown = post(OPEN)
+        .by(&w.clerk)
+        .json(&open_body_with("nickname", json!("小张")));
+    let (zh, _) = in_both_languages(&w.app, &unknown, InvalidRequest, &["nickname"]).await;
+    assert!(zh.contains("未知字段") && !zh.contains("小张"), "{zh}");
+    // A bad mobile number: the rule's 11 digits (and in Chinese the field too).
+    let msisdn = post(OPEN).by(&w.clerk).json(&open_body("123"));
+    let (zh, _) = in_both_languages(&w.app, &msisdn, InvalidMsisdn, &["11", "1[3-9]"]).await;
+    assert!(zh.contains("msisdn") && zh.contains("手机号码"), "{zh}");
+    // A stale If-Match: both versions.
+    let order = w.claimed_order().await;
+    assert_eq!(order["version"], 2);
+    let stale = post(order_path(&order, "cancel"))
+        .by(&w.clerk)
+        .if_match("\"1\"")
+        .json(&json!({ "reason": "用户撤回" }));
+    let (zh, en) = in_both_languages(&w.app, &stale, VersionConflict, &["1", "2"]).await;
+    assert_eq!(en, "version 1 is stale; the current version is 2");
+    assert!(zh.contains("版本 1") && zh.contains("当前版本为 2"), "{zh}");
+    // A wrong state: what was attempted and the state it is in.
+    let claim = post(order_path(&order, "claim"))
+        .by(&w.staff_same_hall)
+        .json(&json!({}));
+    let (zh, en) = in_both_languages(&w.app, &claim, InvalidState, &["claimed"]).await;
+    assert_eq!(en, "cannot claim: it is claimed");
+    assert!(zh.contains("认领该工单") && zh.contains("已认领"), "{zh}");
+    // Too long: a domain bound and a ceiling of the body's form, each with field and limit.
+    let reason = post(OPEN)
+        .by(&w.clerk)
+        .json(&open_body_with("reason", json!("长".repeat(501))));
+    in_both_languages(&w.app, &reason, InvalidField, &["reason", "500"]).await;
+    let hall = json!({"code": "QD-3", "name": "青岛", "province": "37", "city": "370200",
+                      "address": "长".repeat(2001), "email": "qd@halls.example.cn"});
+    let address = post(HALLS).by(&w.admin).json(&hall);
+    in_both_languages(&w.app, &address, InvalidRequest, &["address", "2000"]).await;
+}
+
 // ---------------------------------------------------------------------------------------
 // The table: each scenario under the code it provokes.
 
@@ -1100,6 +1183,7 @@ on_both_backends!(
     an_admin_lists_no_orders_rather_than_being_forbidden,
     every_problem_is_problem_json_with_the_contract_members,
     accept_language_en_gives_an_english_title,
+    the_chinese_detail_is_as_precise_as_the_english,
 );
 
 /// Codes no request from outside can provoke: the test below fails if one of them is

@@ -22,6 +22,7 @@ pub mod service;
 pub(crate) mod signing;
 pub mod startup;
 pub mod storage;
+pub mod witness;
 pub(crate) mod telemetry;
 pub(crate) mod terminal;
 pub(crate) mod tls;

@@ -2,6 +2,7 @@
 //! transaction; used alike by HTTP handlers, the CLI and background work.
 
 pub(crate) mod audit;
+pub(crate) mod cosigning;
 pub(crate) mod auth;
 pub mod error;
 pub(crate) mod evidence;

@@ -707,7 +707,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
                 .map(|k| VerifierKey::parse(k).map_err(|e| format!("--log-key {k}: {e}")))
                 .collect::<Result<Vec<_>, _>>()?;
             let witness = crate::witness::Witness::open(&name, key, logs, &state)?;
-            println!("{}", json!({ "witness": name, "vkey": witness.vkey().encode() }));
+            println!(
+                "{}",
+                json!({ "witness": name, "vkey": witness.vkey().encode() })
+            );
             actix_web::rt::System::new()
                 .block_on(crate::witness::server::serve(witness, &listen))
                 .map_err(|e| format!("{listen}: {e}"))?;

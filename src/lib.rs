@@ -22,10 +22,10 @@ pub mod service;
 pub(crate) mod signing;
 pub mod startup;
 pub mod storage;
-pub mod witness;
 pub(crate) mod telemetry;
 pub(crate) mod terminal;
 pub(crate) mod tls;
+pub mod witness;
 
 /// The contract's error codes, for the black-box tests that walk them.
 pub use http::problem::ErrorCode;

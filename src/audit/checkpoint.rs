@@ -53,7 +53,9 @@ impl WitnessPolicy {
             .map(|k| {
                 let key = VerifierKey::parse(k).map_err(|e| format!("--witness-key {k}: {e}"))?;
                 if key.sig_type != note::TYPE_COSIGNATURE {
-                    return Err(format!("--witness-key {k}: not a cosignature key (type 0x04)"));
+                    return Err(format!(
+                        "--witness-key {k}: not a cosignature key (type 0x04)"
+                    ));
                 }
                 Ok(key)
             })
@@ -112,7 +114,8 @@ pub fn signed_claims(
             serde_json::from_slice(&parsed.payload).map_err(|_| CheckpointError::Malformed)
         }
         Kept::Note(signed) => {
-            let body = CheckpointBody::parse(&signed.text).map_err(|_| CheckpointError::Malformed)?;
+            let body =
+                CheckpointBody::parse(&signed.text).map_err(|_| CheckpointError::Malformed)?;
             let keys = note_keys(&body.origin);
             let named: Vec<&VerifierKey> = keys
                 .iter()
@@ -148,8 +151,8 @@ pub fn signed_claims(
 
 /// The service keys recorded in the database (every instance's), as JWS keys.
 fn published(conn: &mut DbConn) -> Result<Vec<(String, HallPublicKey)>, CheckpointError> {
-    let stored = secrets::published_keys(conn)
-        .map_err(|e| CheckpointError::Unreadable(e.to_string()))?;
+    let stored =
+        secrets::published_keys(conn).map_err(|e| CheckpointError::Unreadable(e.to_string()))?;
     Ok(stored
         .iter()
         .filter_map(|jwk| {
@@ -193,7 +196,11 @@ pub fn check_kept(
     let claims = signed_claims(
         kept,
         |origin| note_keys_of(&keys, origin),
-        |kid| keys.iter().find(|(k, _)| k == kid).map(|(_, key)| key.clone()),
+        |kid| {
+            keys.iter()
+                .find(|(k, _)| k == kid)
+                .map(|(_, key)| key.clone())
+        },
         policy,
     )?;
     let intact = report.leaves.len() as u64;

@@ -89,18 +89,20 @@ impl VerifierKey {
         let material = STANDARD
             .decode(material)
             .map_err(|_| NoteError::BadKey("the key is not base64"))?;
-        let (&sig_type, public) = material
-            .split_first()
-            .ok_or(NoteError::BadKey("no key"))?;
+        let (&sig_type, public) = material.split_first().ok_or(NoteError::BadKey("no key"))?;
         if sig_type != TYPE_ED25519 && sig_type != TYPE_COSIGNATURE {
-            return Err(NoteError::BadKey("not an Ed25519 (0x01) or cosignature (0x04) key"));
+            return Err(NoteError::BadKey(
+                "not an Ed25519 (0x01) or cosignature (0x04) key",
+            ));
         }
         let public: [u8; 32] = public
             .try_into()
             .map_err(|_| NoteError::BadKey("an Ed25519 key is 32 bytes"))?;
         let key = Self::new(name, sig_type, public)?;
         if hex::encode(key.id()) != id.to_ascii_lowercase() {
-            return Err(NoteError::BadKey("the key ID does not match the name and key"));
+            return Err(NoteError::BadKey(
+                "the key ID does not match the name and key",
+            ));
         }
         Ok(key)
     }
@@ -122,9 +124,9 @@ impl NoteSignature {
     }
 
     fn parse_line(line: &str) -> Result<Self, NoteError> {
-        let rest = line
-            .strip_prefix("\u{2014} ")
-            .ok_or(NoteError::Malformed("a signature line starts with an em dash"))?;
+        let rest = line.strip_prefix("\u{2014} ").ok_or(NoteError::Malformed(
+            "a signature line starts with an em dash",
+        ))?;
         let (name, b64) = rest
             .split_once(' ')
             .ok_or(NoteError::Malformed("a signature line names its key"))?;
@@ -176,7 +178,9 @@ pub struct SignedNote {
 impl SignedNote {
     pub fn parse(note: &str) -> Result<Self, NoteError> {
         if note.chars().any(|c| c < ' ' && c != '\n') {
-            return Err(NoteError::Malformed("control characters other than newline"));
+            return Err(NoteError::Malformed(
+                "control characters other than newline",
+            ));
         }
         // The text ends at the last blank line.
         let split = note
@@ -333,12 +337,16 @@ impl CheckpointBody {
             .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
             .filter(|s| *s == "0" || !s.starts_with('0'))
             .and_then(|s| s.parse::<u64>().ok())
-            .ok_or(NoteError::NotACheckpoint("the size is not a decimal number"))?;
+            .ok_or(NoteError::NotACheckpoint(
+                "the size is not a decimal number",
+            ))?;
         let root = lines
             .next()
             .and_then(|r| STANDARD.decode(r).ok())
             .and_then(|r| Hash::try_from(r.as_slice()).ok())
-            .ok_or(NoteError::NotACheckpoint("the root hash is not 32 bytes of base64"))?;
+            .ok_or(NoteError::NotACheckpoint(
+                "the root hash is not 32 bytes of base64",
+            ))?;
         let extensions: Vec<String> = lines.map(str::to_owned).collect();
         if extensions.iter().any(String::is_empty) {
             return Err(NoteError::NotACheckpoint("an empty extension line"));
@@ -410,7 +418,10 @@ mod tests {
         assert_eq!(count_cosignatures(&note, &[wk.clone(), wk.clone()]), 1);
         // A cosignature is no log signature, and the log's key is no witness's.
         assert!(!note.signed_by(&key("example.com/w1", TYPE_ED25519, &w)));
-        assert_eq!(note.cosigned_by(&key("example.com/log", TYPE_COSIGNATURE, &log)), None);
+        assert_eq!(
+            note.cosigned_by(&key("example.com/log", TYPE_COSIGNATURE, &log)),
+            None
+        );
         // Another text: nothing verifies.
         let other = SignedNote {
             text: CheckpointBody::new("example.com/log", 8, [9; 32]).text(),

@@ -81,8 +81,7 @@ fn check_file(
     let jwks: Vec<(String, HallPublicKey)> = match jwks {
         None => Vec::new(),
         Some(p) => {
-            let set: Value =
-                serde_json::from_str(&read(p)?).map_err(|e| format!("--jwks: {e}"))?;
+            let set: Value = serde_json::from_str(&read(p)?).map_err(|e| format!("--jwks: {e}"))?;
             set["keys"]
                 .as_array()
                 .ok_or("--jwks: not a JWK Set")?
@@ -140,7 +139,11 @@ fn verify(
             keys.extend(checkpoint::note_keys_of(jwks, origin));
             keys
         },
-        |kid| jwks.iter().find(|(k, _)| k == kid).map(|(_, key)| key.clone()),
+        |kid| {
+            jwks.iter()
+                .find(|(k, _)| k == kid)
+                .map(|(_, key)| key.clone())
+        },
         policy,
     )
     .map_err(|e| e.to_string())?;

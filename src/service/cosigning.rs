@@ -38,8 +38,8 @@ pub fn witnesses(settings: &Settings) -> std::result::Result<Vec<ConfiguredWitne
         .iter()
         .enumerate()
         .map(|(i, w)| {
-            let key = VerifierKey::parse(&w.key)
-                .map_err(|e| format!("audit.witnesses[{i}].key: {e}"))?;
+            let key =
+                VerifierKey::parse(&w.key).map_err(|e| format!("audit.witnesses[{i}].key: {e}"))?;
             if key.sig_type != note::TYPE_COSIGNATURE {
                 return Err(format!(
                     "audit.witnesses[{i}].key: not a witness cosignature key (type 0x04)"
@@ -91,9 +91,10 @@ pub fn check_settings(settings: &Settings) -> Vec<String> {
 impl Services {
     /// The service key as the log's note key (name = `audit.origin`, type 0x01).
     pub(crate) fn log_vkey(&self) -> Result<VerifierKey> {
-        let public = self.service_key.key.ed25519_public().ok_or_else(|| {
-            Error::Internal("signed notes need an Ed25519 service key".into())
-        })?;
+        let public =
+            self.service_key.key.ed25519_public().ok_or_else(|| {
+                Error::Internal("signed notes need an Ed25519 service key".into())
+            })?;
         VerifierKey::new(&self.settings.audit.origin, note::TYPE_ED25519, public)
             .map_err(|e| Error::Internal(e.to_string()))
     }
@@ -354,4 +355,3 @@ pub async fn run(services: Services) {
         tokio::time::sleep(Duration::from_secs(every)).await;
     }
 }
-

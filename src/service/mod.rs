@@ -2,8 +2,8 @@
 //! transaction; used alike by HTTP handlers, the CLI and background work.
 
 pub(crate) mod audit;
-pub(crate) mod cosigning;
 pub(crate) mod auth;
+pub(crate) mod cosigning;
 pub mod error;
 pub(crate) mod evidence;
 pub(crate) mod halls;

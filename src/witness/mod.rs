@@ -101,8 +101,9 @@ impl Witness {
         std::fs::create_dir_all(state_dir).map_err(|e| format!("{}: {e}", state_dir.display()))?;
         let state_file = state_dir.join("state.json");
         let state = match std::fs::read_to_string(&state_file) {
-            Ok(text) => serde_json::from_str(&text)
-                .map_err(|e| format!("{}: {e}", state_file.display()))?,
+            Ok(text) => {
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", state_file.display()))?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
             Err(e) => return Err(format!("{}: {e}", state_file.display())),
         };
@@ -163,13 +164,12 @@ impl Witness {
                         return Err(Refusal::Fork);
                     }
                 } else if !chain::verify_consistency(
-                        c.size,
-                        sub.body.size,
-                        &old_root,
-                        &sub.body.root,
-                        &sub.proof,
-                    )
-                {
+                    c.size,
+                    sub.body.size,
+                    &old_root,
+                    &sub.body.root,
+                    &sub.proof,
+                ) {
                     return Err(Refusal::BadProof);
                 }
             }
@@ -273,9 +273,8 @@ mod tests {
     impl Log {
         fn new(origin: &str) -> Self {
             let key = PrivateKey::generate(Alg::EdDsa).unwrap();
-            let vkey =
-                VerifierKey::new(origin, note::TYPE_ED25519, key.ed25519_public().unwrap())
-                    .unwrap();
+            let vkey = VerifierKey::new(origin, note::TYPE_ED25519, key.ed25519_public().unwrap())
+                .unwrap();
             Self {
                 key,
                 vkey,
@@ -309,7 +308,10 @@ mod tests {
             } else {
                 chain::consistency_proof(&self.leaves[..size], old).unwrap()
             };
-            w.add_checkpoint(&submission(old as u64, &proof, &self.note(size)), 1_700_000_000)
+            w.add_checkpoint(
+                &submission(old as u64, &proof, &self.note(size)),
+                1_700_000_000,
+            )
         }
     }
 

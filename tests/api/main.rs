@@ -23,3 +23,4 @@ mod smtp_sink;
 mod tls;
 mod tokens;
 mod verification;
+mod witness;

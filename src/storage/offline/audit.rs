@@ -9,10 +9,10 @@ use diesel::prelude::*;
 use super::OfflineDb;
 use crate::audit::checkpoint::{self, CheckpointClaims, Kept, WitnessPolicy};
 use crate::audit::note::{self, SignedNote};
-use crate::storage::notes;
 use crate::audit::tree::NodeId;
 use crate::audit::{chain, VerifyReport};
 use crate::storage::audit::{self as store, Head};
+use crate::storage::notes;
 use crate::storage::schema::{audit_events, audit_msisdn, work_orders};
 use crate::storage::{DatabaseUrl, DbConn, StorageError};
 
@@ -41,7 +41,10 @@ fn latest_cosigned_note(c: &mut DbConn) -> Result<Option<Kept>, StorageError> {
         return Ok(None);
     };
     let Ok(mut signed) = SignedNote::parse(&row.note) else {
-        return Err(StorageError::Corrupt(format!("the note kept at {} does not parse", row.size)));
+        return Err(StorageError::Corrupt(format!(
+            "the note kept at {} does not parse",
+            row.size
+        )));
     };
     for kept in notes::cosignatures_at(c, row.size)? {
         if let Ok(lines) = note::parse_signature_lines(&kept.line) {
@@ -123,8 +126,9 @@ impl OfflineDb {
                 // A quorum asked for without a file: the latest note this database keeps,
                 // with every cosignature kept for it.
                 None if policy.quorum > 0 => Some(match latest_cosigned_note(c)? {
-                    Some(kept) => checkpoint::check_kept(c, &kept, &report, policy)
-                        .map_err(|e| e.to_string()),
+                    Some(kept) => {
+                        checkpoint::check_kept(c, &kept, &report, policy).map_err(|e| e.to_string())
+                    }
                     None => Err("the database keeps no signed note to check".to_owned()),
                 }),
                 None => None,
@@ -150,7 +154,9 @@ impl OfflineDb {
             };
             let size = claims.size;
             if seq < 1 || seq as u64 > size {
-                return Ok(Err(format!("--seq must be between 1 and the checkpoint's size {size}")));
+                return Ok(Err(format!(
+                    "--seq must be between 1 and the checkpoint's size {size}"
+                )));
             }
             let Some(row) = store::page(c, seq - 1, 1)?.into_iter().next() else {
                 return Ok(Err(format!("event {seq} is not in the log")));

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use crossprov::audit::chain;
 use crossprov::config::{Settings, WitnessSettings};
 
-use crate::audit::sql;
+use crate::audit::{audit_verify, sql};
 use crate::helpers::ErrorCode::*;
 use crate::helpers::{free_port, spawn_app_with, Backend, TestApp, World};
 
@@ -245,26 +245,16 @@ async fn app_with_witnesses(
     .await
 }
 
-fn crossprov(app: &TestApp, args: &[&str]) -> (i32, Value) {
+/// `crossprov audit prove …` on the app's database, its one JSON object.
+fn prove(app: &TestApp, args: &[&str]) -> (i32, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_crossprov"))
+        .args(["audit", "prove", "--database-url", &app.database_url])
         .args(args)
         .env("CROSSPROV_DATA_DIR", app.dir.path())
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
-        panic!(
-            "not JSON: {stdout} / {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (out.status.code().unwrap_or(-1), report)
-}
-
-fn audit_verify(app: &TestApp, extra: &[&str]) -> (i32, Value) {
-    let mut args = vec!["audit", "verify", "--database-url", &app.database_url];
-    args.extend_from_slice(extra);
-    crossprov(app, &args)
 }
 
 fn text(reply: &crate::helpers::Reply) -> String {
@@ -404,18 +394,9 @@ async fn two_witnesses_cosign_and_refuse_a_fork_and_a_rollback(backend: Backend)
     );
 
     // A single event's proof, handed over and checked with no database.
-    let (code, proof) = crossprov(
+    let (code, proof) = prove(
         &w.app,
-        &[
-            "audit",
-            "prove",
-            "--database-url",
-            &w.app.database_url,
-            "--seq",
-            "2",
-            "--checkpoint",
-            note_file.to_str().unwrap(),
-        ],
+        &["--seq", "2", "--checkpoint", note_file.to_str().unwrap()],
     );
     assert_eq!(code, 0, "{proof}");
     assert_eq!(

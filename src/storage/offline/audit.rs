@@ -167,17 +167,7 @@ impl OfflineDb {
                 return Ok(Err(format!("no inclusion proof of {seq} at {size}")));
             };
             Ok(Ok(Proven {
-                event: chain::StoredEvent {
-                    seq: row.seq,
-                    at: row.at,
-                    actor: row.actor,
-                    role: row.role,
-                    action: row.action,
-                    work_order: row.work_order,
-                    detail: row.detail,
-                    prev_hash: row.prev_hash,
-                    hash: row.hash,
-                },
+                event: crate::audit::log::stored(row),
                 leaf_hash: leaves[index],
                 size,
                 path,

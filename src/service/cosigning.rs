@@ -327,15 +327,20 @@ fn assemble(c: &mut DbConn, size: i64, configured: &[ConfiguredWitness]) -> Resu
 }
 
 /// Runs inside `serve`: every `audit.checkpoint_seconds`, the instance holding the lease
-/// runs a round (another takes over when its holder stops renewing).
+/// runs a round (another takes over when its holder stops renewing, after three periods).
 pub async fn run(services: Services) {
     let every = services.settings().audit.checkpoint_seconds;
     if every == 0 {
         return std::future::pending().await;
     }
+    if let Err(e) = services.log_vkey() {
+        tracing::warn!(error = %e, "no periodic checkpoint notes: signed notes need an Ed25519 service key");
+        return std::future::pending().await;
+    }
     let me = uuid::Uuid::new_v4().to_string();
     let lease = chrono::Duration::seconds(i64::try_from(every.saturating_mul(3)).unwrap_or(3600));
     loop {
+        tokio::time::sleep(Duration::from_secs(every)).await;
         let owner = me.clone();
         let taken = services
             .write(ChainLock::NotNeeded, Recorder::system(), move |c, _| {
@@ -352,6 +357,5 @@ pub async fn run(services: Services) {
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "the checkpoint lease could not be read"),
         }
-        tokio::time::sleep(Duration::from_secs(every)).await;
     }
 }

@@ -12,7 +12,7 @@ use crate::audit::note::{self, CheckpointBody, SignedNote, VerifierKey};
 use crate::audit::Recorder;
 use crate::config::Settings;
 use crate::domain::access::{Actor, Permission};
-use crate::domain::DomainError;
+use crate::domain::{Detail, DomainError};
 use crate::storage::notes::{self, CosignatureRow, NoteRow};
 use crate::storage::{audit as store, DbConn};
 
@@ -287,8 +287,9 @@ impl Services {
                         .copied()
                 };
                 let size = size.ok_or_else(|| {
-                    DomainError::NotFound(format!(
-                        "no checkpoint note has been cosigned by {quorum} witnesses yet"
+                    DomainError::NotFound(Detail::new(
+                        format!("尚无经 {quorum} 个见证方联署的检查点"),
+                        format!("no checkpoint note has been cosigned by {quorum} witnesses yet"),
                     ))
                 })?;
                 assemble(c, size, &configured)

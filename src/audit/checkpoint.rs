@@ -254,6 +254,58 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_kept_file_is_read_as_a_note_when_it_has_signature_lines() {
+        let note = "o.test/log\n1\nCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=\n\n\u{2014} o.test/log AAAAAAAA\n";
+        assert!(matches!(Kept::read(note), Ok(Kept::Note(_))));
+        assert!(matches!(Kept::read("a.b.c\n"), Ok(Kept::Jws(_))));
+        let broken = "o.test/log\n1\n\n\u{2014} o.test/log !!\n";
+        assert_eq!(Kept::read(broken).err(), Some(CheckpointError::Malformed));
+    }
+
+    #[test]
+    fn a_quorum_needs_that_many_witness_keys_of_the_cosignature_type() {
+        let w = |ty| VerifierKey::new("w.test/1", ty, [7; 32]).unwrap().encode();
+        assert_eq!(
+            WitnessPolicy::parse(&[w(note::TYPE_COSIGNATURE)], 1)
+                .unwrap()
+                .quorum,
+            1
+        );
+        assert!(WitnessPolicy::parse(&[w(note::TYPE_COSIGNATURE)], 2).is_err());
+        assert!(WitnessPolicy::parse(&[w(note::TYPE_ED25519)], 1).is_err());
+        assert!(WitnessPolicy::parse(&["not a key".into()], 0).is_err());
+        // A JWS carries no cosignatures: any quorum refuses it, after its signature.
+        let key = crate::signing::keys::PrivateKey::generate(crate::signing::Alg::EdDsa).unwrap();
+        let jws = key
+            .sign(
+                "k1",
+                &CheckpointClaims {
+                    size: 1,
+                    head: "00".repeat(32),
+                    at: 1,
+                },
+            )
+            .unwrap();
+        let policy = WitnessPolicy {
+            keys: vec![],
+            quorum: 1,
+        };
+        let got = signed_claims(
+            &Kept::Jws(jws),
+            |_| vec![],
+            |_| Some(key.public().clone()),
+            &policy,
+        );
+        assert_eq!(
+            got,
+            Err(CheckpointError::NoQuorum {
+                valid: 0,
+                quorum: 1
+            })
+        );
+    }
+
+    #[test]
     fn a_kept_checkpoint_is_the_jws_or_the_endpoint_s_answer() {
         assert_eq!(checkpoint_jws("a.b.c\n").unwrap(), "a.b.c");
         assert_eq!(

@@ -360,3 +360,43 @@ pub async fn run(services: Services) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::config::WitnessSettings;
+
+    #[test]
+    fn witness_settings_that_could_never_work_are_refused() {
+        let good = VerifierKey::new("w.test/1", note::TYPE_COSIGNATURE, [7; 32])
+            .unwrap()
+            .encode();
+        let log_key = VerifierKey::new("w.test/1", note::TYPE_ED25519, [7; 32])
+            .unwrap()
+            .encode();
+        let mut s = Settings::defaults().unwrap();
+        s.data_dir = std::env::temp_dir().join("crossprov-no-such-folder");
+        assert!(check_settings(&s).is_empty(), "{:?}", check_settings(&s));
+        let cases: [(&str, &str, usize, &str); 4] = [
+            ("http://w.test", "nonsense", 0, "audit.witnesses[0].key"),
+            ("http://w.test", log_key.as_str(), 0, "type 0x04"),
+            ("ftp://w.test", good.as_str(), 0, "audit.witnesses[0].url"),
+            ("http://w.test", good.as_str(), 2, "audit.quorum = 2"),
+        ];
+        for (url, key, quorum, says) in cases {
+            s.audit.witnesses = vec![WitnessSettings {
+                url: url.into(),
+                key: key.into(),
+            }];
+            s.audit.quorum = quorum;
+            let refused = check_settings(&s);
+            assert_eq!(refused.len(), 1, "{refused:?}");
+            assert!(refused[0].contains(says), "{refused:?}");
+        }
+        s.audit.quorum = 1;
+        s.audit.witnesses[0].url = "https://w.test/prefix/".into();
+        assert!(check_settings(&s).is_empty());
+        assert_eq!(witnesses(&s).unwrap()[0].url, "https://w.test/prefix");
+    }
+}

@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
+use crate::audit::checkpoint::WitnessPolicy;
+use crate::audit::note::VerifierKey;
 use crate::config::{Overrides, Settings};
 use crate::domain::text::Text;
 use crate::offline::backup::RestoreError;
@@ -107,6 +109,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Witness of another organisation's audit log (C2SP tlog-witness).
+    Witness {
+        #[command(subcommand)]
+        command: WitnessCommand,
     },
     /// Audit-trail tools.
     Audit {
@@ -273,9 +280,102 @@ enum AuditCommand {
         #[command(flatten)]
         settings: SettingsArgs,
         /// A checkpoint kept elsewhere that the log must still agree with: the compact JWS,
-        /// or the JSON `GET /api/v1/audit/checkpoint` answers.
+        /// the JSON `GET /api/v1/audit/checkpoint` answers, or a signed note
+        /// (`GET /api/v1/audit/checkpoint/note`).
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
+        #[command(flatten)]
+        witnesses: WitnessArgs,
+    },
+    /// Print the inclusion proof of one event against a kept checkpoint, which must verify
+    /// against the database: one JSON object (the event, its leaf hash, the path, the
+    /// checkpoint) that `audit check-proof` verifies with no database; exit 1 when the
+    /// checkpoint does not match the log.
+    Prove {
+        #[command(flatten)]
+        settings: SettingsArgs,
+        /// The event's seq.
+        #[arg(long)]
+        seq: i64,
+        /// The kept checkpoint: a signed note, a compact JWS, or the JSON of
+        /// `GET /api/v1/audit/checkpoint`.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: PathBuf,
+        #[command(flatten)]
+        witnesses: WitnessArgs,
+    },
+    /// Verify a proof `audit prove` printed, with no database: the event hashes to its leaf,
+    /// the path leads to the checkpoint's head, the checkpoint is signed by the service (and
+    /// cosigned by a quorum of witnesses); exit 0 when it holds, 1 otherwise.
+    CheckProof {
+        /// The proof (JSON, as `audit prove` prints it).
+        file: PathBuf,
+        /// The service's JWK Set (`/.well-known/jwks.json`, saved when the checkpoint was
+        /// taken): verifies JWS checkpoints, and notes signed by its Ed25519 keys.
+        #[arg(long, value_name = "FILE")]
+        jwks: Option<PathBuf>,
+        /// The log's note vkey (`<origin>+<key ID>+<base64(0x01 || key)>`), repeatable.
+        #[arg(long = "log-key", value_name = "VKEY")]
+        log_key: Vec<String>,
+        #[command(flatten)]
+        witnesses: WitnessArgs,
+    },
+}
+
+/// The witnesses whose cosignatures a checkpoint must carry.
+#[derive(Debug, clap::Args)]
+struct WitnessArgs {
+    /// A witness's cosignature vkey (`<name>+<key ID>+<base64(0x04 || key)>`), repeatable.
+    #[arg(long = "witness-key", value_name = "VKEY")]
+    witness_key: Vec<String>,
+    /// How many of the --witness-key witnesses must have cosigned the checkpoint (a signed
+    /// note); `audit verify` without --checkpoint then checks the latest note the database
+    /// keeps.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    quorum: usize,
+}
+
+impl WitnessArgs {
+    fn policy(&self) -> Result<WitnessPolicy, String> {
+        WitnessPolicy::parse(&self.witness_key, self.quorum)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum WitnessCommand {
+    /// Run a C2SP tlog-witness: cosign a log's checkpoints that are consistent with the last
+    /// one it cosigned (POST /add-checkpoint), refuse forks and rollbacks. Its own key and
+    /// state; meant to run at another organisation. Prints its vkey at start.
+    Serve {
+        /// HOST:PORT to listen on.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8090")]
+        listen: String,
+        /// The witness's key name (a schema-less URL, e.g. witness.regulator.example/w1).
+        #[arg(long)]
+        name: String,
+        /// The witness's Ed25519 private key (PKCS#8 PEM); made there when missing.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Where the witness keeps the last checkpoint it cosigned of each log.
+        #[arg(long, value_name = "DIR")]
+        state: PathBuf,
+        /// A log it witnesses, as its note vkey (the key name is the checkpoint origin;
+        /// `crossprov witness vkey --log`), repeatable; an origin may have several keys.
+        #[arg(long = "log-key", value_name = "VKEY", required = true)]
+        log_key: Vec<String>,
+    },
+    /// Print the vkey of an Ed25519 key: a witness's cosignature key, or with --log the
+    /// service's note key (name = audit.origin, key = the service key file).
+    Vkey {
+        /// The key name (witness name, or the log's origin).
+        #[arg(long)]
+        name: String,
+        /// The Ed25519 private key (PKCS#8 PEM).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The log's note key (type 0x01) instead of a witness's cosignature key (0x04).
+        #[arg(long)]
+        log: bool,
     },
 }
 
@@ -543,15 +643,106 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
                 AuditCommand::Verify {
                     settings: args,
                     checkpoint,
+                    witnesses,
                 },
-        } => match settings(args) {
-            Ok(s) => {
-                crate::telemetry::init(&s.log);
-                audit_verify(&s, checkpoint)
+        } => {
+            let policy = match witnesses.policy() {
+                Ok(policy) => policy,
+                Err(why) => return Ok(not_checked(&why)),
+            };
+            match settings(args) {
+                Ok(s) => {
+                    crate::telemetry::init(&s.log);
+                    audit_verify(&s, checkpoint, &policy)
+                }
+                Err(why) => Ok(not_checked(&why)),
             }
-            Err(why) => Ok(not_checked(&why)),
-        },
+        }
+        Command::Audit {
+            command:
+                AuditCommand::Prove {
+                    settings: args,
+                    seq,
+                    checkpoint,
+                    witnesses,
+                },
+        } => {
+            let policy = witnesses.policy()?;
+            let s = settings(args)?;
+            crate::telemetry::init(&s.log);
+            crate::offline::proof::prove(&s, seq, &checkpoint, &policy)
+        }
+        Command::Audit {
+            command:
+                AuditCommand::CheckProof {
+                    file,
+                    jwks,
+                    log_key,
+                    witnesses,
+                },
+        } => {
+            let policy = witnesses.policy()?;
+            Ok(crate::offline::proof::check(
+                &file,
+                jwks.as_deref(),
+                &log_key,
+                &policy,
+            ))
+        }
+        Command::Witness {
+            command:
+                WitnessCommand::Serve {
+                    listen,
+                    name,
+                    key,
+                    state,
+                    log_key,
+                },
+        } => {
+            let defaults = Settings::defaults().map_err(|e| e.to_string())?;
+            crate::telemetry::init(&defaults.log);
+            let key = witness_key(&key)?;
+            let logs = log_key
+                .iter()
+                .map(|k| VerifierKey::parse(k).map_err(|e| format!("--log-key {k}: {e}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let witness = crate::witness::Witness::open(&name, key, logs, &state)?;
+            println!(
+                "{}",
+                json!({ "witness": name, "vkey": witness.vkey().encode() })
+            );
+            actix_web::rt::System::new()
+                .block_on(crate::witness::server::serve(witness, &listen))
+                .map_err(|e| format!("{listen}: {e}"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Witness {
+            command: WitnessCommand::Vkey { name, key, log },
+        } => {
+            let key = PrivateKey::from_file(&key).map_err(|e| e.to_string())?;
+            let public = key
+                .ed25519_public()
+                .ok_or("the key is not Ed25519 (crossprov keygen --alg EdDSA)")?;
+            let sig_type = if log {
+                crate::audit::note::TYPE_ED25519
+            } else {
+                crate::audit::note::TYPE_COSIGNATURE
+            };
+            let vkey = VerifierKey::new(&name, sig_type, public).map_err(|e| e.to_string())?;
+            println!("{}", vkey.encode());
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// A witness's key: the file, or a new Ed25519 key written there (readable by its owner).
+fn witness_key(path: &std::path::Path) -> Result<PrivateKey, String> {
+    if path.exists() {
+        return PrivateKey::from_file(path).map_err(|e| e.to_string());
+    }
+    let key = PrivateKey::generate(Alg::EdDsa).map_err(|e| e.to_string())?;
+    write_private(path, &key.to_pem()).map_err(|e| e.to_string())?;
+    Ok(key)
 }
 
 /// `--password-stdin`: the first line, without its line ending.
@@ -612,13 +803,17 @@ fn config_check(args: ServeArgs) -> ExitCode {
 
 /// Exit 0 for an intact log, 1 for a broken one (a log that cannot be read once reached
 /// included), 2 when the database cannot be reached: one JSON object on standard output.
-fn audit_verify(s: &Settings, checkpoint: Option<PathBuf>) -> Result<ExitCode, String> {
+fn audit_verify(
+    s: &Settings,
+    checkpoint: Option<PathBuf>,
+    policy: &WitnessPolicy,
+) -> Result<ExitCode, String> {
     // Reached at once or not at all: an unreachable database is said now, not after retries.
     let db = match OfflineDb::open_existing(s.database_url().expose_secret()) {
         Ok(db) => db,
         Err(e) => return Ok(not_checked(&format!("cannot reach the database: {e}"))),
     };
-    match verify_report(&db, checkpoint) {
+    match verify_report(&db, checkpoint, policy) {
         Ok(code) => Ok(code),
         Err(why) => Ok(broken(&why)),
     }
@@ -647,9 +842,13 @@ fn print_unread(why: &str, kind: &str) {
     );
 }
 
-fn verify_report(db: &OfflineDb, checkpoint: Option<PathBuf>) -> Result<ExitCode, String> {
+fn verify_report(
+    db: &OfflineDb,
+    checkpoint: Option<PathBuf>,
+    policy: &WitnessPolicy,
+) -> Result<ExitCode, String> {
     let verdict = db
-        .verify_audit(checkpoint.as_deref())
+        .verify_audit(checkpoint.as_deref(), policy)
         .map_err(|e| e.to_string())?;
     let report = verdict.report;
     let mut out = json!({
@@ -698,6 +897,7 @@ mod tests {
             "retention run",
             "evidence verify",
             "audit verify",
+            "audit prove",
             "backup",
             "restore",
         ];

@@ -41,6 +41,7 @@ pub struct Settings {
     pub crypto: CryptoSettings,
     pub retention: RetentionSettings,
     pub idempotency: IdempotencySettings,
+    pub audit: AuditSettings,
     pub testing: TestingSettings,
 }
 
@@ -67,6 +68,29 @@ pub struct RetentionSettings {
     pub days: i64,
     pub interval_seconds: u64,
     pub batch_size: i64,
+}
+
+/// Checkpoints as signed notes, and the witnesses that cosign them (docs/audit.md).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuditSettings {
+    /// A checkpoint is taken (and pushed to the witnesses) this often; 0: only on demand.
+    pub checkpoint_seconds: u64,
+    /// The checkpoint's origin line and the key name of its note signature.
+    pub origin: String,
+    /// The witnesses each checkpoint is pushed to.
+    pub witnesses: Vec<WitnessSettings>,
+    /// `GET /api/v1/audit/checkpoint/note` serves the latest note with at least this many
+    /// cosignatures of the configured witnesses.
+    pub quorum: usize,
+}
+
+/// One witness: where its `add-checkpoint` is, and its cosignature vkey.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WitnessSettings {
+    /// The submission prefix; `<url>/add-checkpoint` is posted to.
+    pub url: String,
+    /// `<name>+<key ID>+<base64(0x04 || Ed25519 public key)>`.
+    pub key: String,
 }
 
 /// Idempotent retries (`Idempotency-Key`): how long keys are kept and held.

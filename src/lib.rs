@@ -25,6 +25,7 @@ pub mod storage;
 pub(crate) mod telemetry;
 pub(crate) mod terminal;
 pub(crate) mod tls;
+pub mod witness;
 
 /// The contract's error codes, for the black-box tests that walk them.
 pub use http::problem::ErrorCode;

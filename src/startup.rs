@@ -212,6 +212,10 @@ impl Application {
                 })
             });
         let services = self.services.clone();
+        let cosigning = supervised("checkpoint cosigning", &self.services, move || {
+            crate::service::cosigning::run(services.clone())
+        });
+        let services = self.services.clone();
         let idempotency = supervised("idempotency keys", &self.services, move || {
             crate::service::idempotency::run(services.clone())
         });
@@ -248,6 +252,7 @@ impl Application {
             checkpointer.abort();
         }
         idempotency.abort();
+        cosigning.abort();
         if let Some(reloader) = reloader {
             reloader.abort();
         }

@@ -196,7 +196,8 @@ impl StoredNodes {
     }
 }
 
-fn stored(row: AuditRow) -> StoredEvent {
+/// An event row as the chain reads it.
+pub(crate) fn stored(row: AuditRow) -> StoredEvent {
     StoredEvent {
         seq: row.seq,
         at: row.at,

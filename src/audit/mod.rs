@@ -6,6 +6,7 @@
 pub mod chain;
 pub(crate) mod checkpoint;
 pub mod log;
+pub mod note;
 pub mod tree;
 
 pub use crate::domain::AuditAction;

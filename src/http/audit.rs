@@ -22,6 +22,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .op(__path_events, events)
             .op(__path_verify, verify)
             .op(__path_checkpoint, checkpoint)
+            .op(__path_checkpoint_note, checkpoint_note)
+            .op(__path_checkpoint_note_now, checkpoint_note_now)
             .op(__path_inclusion, inclusion)
             .op(__path_consistency, consistency),
     );
@@ -76,6 +78,30 @@ pub async fn verify(req: HttpRequest, caller: Caller) -> Reply {
     responses((status = 200, body = CheckpointView), Problems))]
 pub async fn checkpoint(req: HttpRequest, caller: Caller) -> Reply {
     Ok(HttpResponse::Ok().json(services(&req)?.audit_checkpoint(caller.0).await?))
+}
+
+/// The latest checkpoint as a C2SP signed note cosigned by `audit.quorum` witnesses, with
+/// their cosignature lines.
+#[utoipa::path(get, path = "/audit/checkpoint/note", tag = "audit",
+    responses((status = 200, description = "the signed note", content((String = "text/plain"))), Problems))]
+pub async fn checkpoint_note(req: HttpRequest, caller: Caller) -> Reply {
+    let note = services(&req)?.cosigned_note(caller.0).await?;
+    Ok(note_reply(note))
+}
+
+/// Takes a checkpoint now (JWS and signed note), pushes it to the witnesses, and answers
+/// the note with the cosignatures gathered.
+#[utoipa::path(post, path = "/audit/checkpoint/note", operation_id = "audit_checkpoint_note_now", tag = "audit",
+    responses((status = 200, description = "the signed note", content((String = "text/plain"))), Problems))]
+pub async fn checkpoint_note_now(req: HttpRequest, caller: Caller) -> Reply {
+    let note = services(&req)?.checkpoint_note_now(caller.0).await?;
+    Ok(note_reply(note))
+}
+
+fn note_reply(note: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"))
+        .body(note)
 }
 
 /// RFC 9162 inclusion proof of event `seq` in the tree of the first `size` events.

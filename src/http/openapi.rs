@@ -329,6 +329,8 @@ mod tests {
         ("patch", "/api/v1/halls/{id}"),
         ("post", "/api/v1/halls/{id}/deactivate"),
         ("post", "/api/v1/halls/{id}/reactivate"),
+        ("get", "/api/v1/audit/checkpoint/note"),
+        ("post", "/api/v1/audit/checkpoint/note"),
     ];
 
     fn document() -> serde_json::Value {

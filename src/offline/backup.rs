@@ -202,7 +202,10 @@ pub async fn backup(s: &Settings, out: &Path) -> Result<Value, String> {
         .map_err(|e| format!("copying {}: {e}", db_path.display()))?;
 
     let copy = OfflineDb::open_existing(&sqlite_url(&snapshot)).map_err(|e| e.to_string())?;
-    let report = copy.verify_audit(None).map_err(|e| e.to_string())?.report;
+    let report = copy
+        .verify_audit(None, &Default::default())
+        .map_err(|e| e.to_string())?
+        .report;
     if !report.ok {
         return Err(format!(
             "the audit chain is not intact (first bad event {:?}): `crossprov audit verify` \

@@ -3,3 +3,4 @@
 
 pub mod backup;
 pub mod evidence;
+pub mod proof;

@@ -350,6 +350,17 @@ fn within_log(c: &mut crate::storage::DbConn, size: i64, field: &str) -> Result<
     Ok(())
 }
 
+/// The RFC 9162 consistency proof from `from` to `to` leaves (both within the log).
+pub(super) fn consistency_path(
+    c: &mut crate::storage::DbConn,
+    from: u64,
+    to: u64,
+) -> Result<Vec<chain::Hash>> {
+    let plan = Plan::consistency(from, to)
+        .ok_or_else(|| Error::Internal(format!("no consistency proof from {from} to {to}")))?;
+    Ok(resolve(c, &plan, &[])?.0)
+}
+
 /// The hashes a plan lists, from the few stored subtrees it needs (never every leaf).
 fn resolve(
     c: &mut crate::storage::DbConn,
@@ -373,6 +384,12 @@ impl Services {
     /// racing at one size both get the one stored first.
     pub(crate) async fn audit_checkpoint(&self, actor: Actor) -> Result<CheckpointView> {
         actor.require(Permission::ReadAudit)?;
+        self.keep_current_checkpoint().await
+    }
+
+    /// The JWS checkpoint at the current size, signed and kept unless it is already (see
+    /// `audit_checkpoint`); also what each cosigning round keeps beside its signed note.
+    pub(crate) async fn keep_current_checkpoint(&self) -> Result<CheckpointView> {
         let (size, head, latest) = self
             .store
             .read(|c| -> Result<_> {

@@ -3,6 +3,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod cosigning;
 pub mod error;
 pub(crate) mod evidence;
 pub(crate) mod halls;

@@ -136,6 +136,14 @@ impl HallPublicKey {
         .map_err(|e| KeyError::Signing(e.to_string()))
     }
 
+    /// The raw 32-byte key of an Ed25519 public key (what signed notes name).
+    pub fn ed25519_raw(&self) -> Option<[u8; 32]> {
+        match self.alg {
+            Alg::EdDsa => self.raw.as_slice().try_into().ok(),
+            Alg::Es256 => None,
+        }
+    }
+
     /// The JWK (RFC 7517/8037) form, for `/.well-known/jwks.json`.
     pub fn jwk(&self, kid: &str) -> Value {
         match self.alg {
@@ -264,6 +272,22 @@ impl PrivateKey {
 
     pub fn public(&self) -> &HallPublicKey {
         &self.public
+    }
+
+    /// The raw 32-byte public key of an Ed25519 key (what signed notes name); `None` for P-256.
+    pub fn ed25519_public(&self) -> Option<[u8; 32]> {
+        match self.alg {
+            Alg::EdDsa => self.public.raw.as_slice().try_into().ok(),
+            Alg::Es256 => None,
+        }
+    }
+
+    /// A bare Ed25519 signature over `message` (signed notes and cosignatures); a P-256 key
+    /// cannot make one.
+    pub fn sign_ed25519(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&self.pkcs8_der)
+            .map_err(|_| KeyError::Signing("signed notes need an Ed25519 key".into()))?;
+        Ok(pair.sign(message).as_ref().to_vec())
     }
 
     /// Signs `claims` as a compact JWS with `typ: JWT` and the given `kid`.

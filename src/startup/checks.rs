@@ -51,5 +51,7 @@ pub fn refusals(settings: &Settings) -> Vec<String> {
             refused.push(e.to_string());
         }
     }
+    // Witnesses whose keys do not parse, a quorum they could never reach, a bad origin.
+    refused.extend(crate::service::cosigning::check_settings(settings));
     refused
 }

@@ -10,6 +10,7 @@ pub(crate) mod halls;
 pub(crate) mod idempotency;
 pub(crate) mod login_throttle;
 pub(crate) mod migrate;
+pub(crate) mod notes;
 pub(crate) mod objects;
 pub mod offline;
 pub(crate) mod outbox;

@@ -201,6 +201,31 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_checkpoint_notes (size) {
+        size -> BigInt,
+        note -> Text,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_cosignatures (witness, size) {
+        witness -> Text,
+        size -> BigInt,
+        line -> Text,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_witness_lease (id) {
+        id -> Integer,
+        owner -> Nullable<Text>,
+        until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     service_keys (kid) {
         kid -> Text,
         alg -> Text,
@@ -302,6 +327,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_head,
     audit_tree_nodes,
     audit_checkpoints,
+    audit_checkpoint_notes,
+    audit_cosignatures,
+    audit_witness_lease,
     service_keys,
     service_secrets,
     evidence_files,

@@ -58,7 +58,7 @@ async fn proof(w: &World, kind: &str, query: &str) -> Value {
     r.assert_status(200).clone()
 }
 
-fn audit_verify(app: &TestApp, extra: &[&str]) -> (i32, Value) {
+pub fn audit_verify(app: &TestApp, extra: &[&str]) -> (i32, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_crossprov"))
         .args(["audit", "verify", "--database-url", &app.database_url])
         .args(extra)

@@ -163,6 +163,11 @@ const CONTRADICTIONS: &[(&[(&str, &str)], &str)] = &[
     ),
     (&[("CROSSPROV_EVIDENCE__STORE", "s3")], "evidence.s3_url"),
     (&[("CROSSPROV_MAIL__TRANSPORT", "pigeon")], "mail.transport"),
+    (&[("CROSSPROV_AUDIT__QUORUM", "1")], "audit.quorum = 1"),
+    (
+        &[("CROSSPROV_AUDIT__ORIGIN", "audit log+1")],
+        "audit.origin",
+    ),
 ];
 
 #[test]

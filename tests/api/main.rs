@@ -24,3 +24,4 @@ mod smtp_sink;
 mod tls;
 mod tokens;
 mod verification;
+mod witness;

@@ -7,10 +7,12 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
 use super::OfflineDb;
-use crate::audit::checkpoint::{self, CheckpointClaims};
+use crate::audit::checkpoint::{self, CheckpointClaims, Kept, WitnessPolicy};
+use crate::audit::note::{self, SignedNote};
 use crate::audit::tree::NodeId;
 use crate::audit::{chain, VerifyReport};
 use crate::storage::audit::{self as store, Head};
+use crate::storage::notes;
 use crate::storage::schema::{audit_events, audit_msisdn, work_orders};
 use crate::storage::{DatabaseUrl, DbConn, StorageError};
 
@@ -22,6 +24,34 @@ pub struct AuditVerdict {
     pub report: VerifyReport,
     /// `Err` says why the log does not agree with the checkpoint (or why it could not be read).
     pub checkpoint: Option<Result<CheckpointClaims, String>>,
+}
+
+/// One event's inclusion proof in the tree of a checkpoint (`audit prove`).
+#[derive(Debug, Clone)]
+pub struct Proven {
+    pub event: chain::StoredEvent,
+    pub leaf_hash: chain::Hash,
+    pub size: u64,
+    pub path: Vec<chain::Hash>,
+}
+
+/// The latest note kept, with every cosignature line kept for its size.
+fn latest_cosigned_note(c: &mut DbConn) -> Result<Option<Kept>, StorageError> {
+    let Some(row) = notes::latest_note(c)? else {
+        return Ok(None);
+    };
+    let Ok(mut signed) = SignedNote::parse(&row.note) else {
+        return Err(StorageError::Corrupt(format!(
+            "the note kept at {} does not parse",
+            row.size
+        )));
+    };
+    for kept in notes::cosignatures_at(c, row.size)? {
+        if let Ok(lines) = note::parse_signature_lines(&kept.line) {
+            signed.add(lines);
+        }
+    }
+    Ok(Some(Kept::Note(signed)))
 }
 
 /// A work order as the seeding writes it: its row as the service would have left it.
@@ -86,12 +116,62 @@ impl OfflineDb {
     pub fn verify_audit(
         &self,
         checkpoint_file: Option<&Path>,
+        policy: &WitnessPolicy,
     ) -> Result<AuditVerdict, StorageError> {
         let mut conn = self.store.connection()?;
         conn.transaction(|c| {
             let report = crate::audit::verify_all(c)?;
-            let checkpoint = checkpoint_file.map(|path| checkpoint::check_file(c, path, &report));
+            let checkpoint = match checkpoint_file {
+                Some(path) => Some(checkpoint::check_file(c, path, &report, policy)),
+                // A quorum asked for without a file: the latest note this database keeps,
+                // with every cosignature kept for it.
+                None if policy.quorum > 0 => Some(match latest_cosigned_note(c)? {
+                    Some(kept) => {
+                        checkpoint::check_kept(c, &kept, &report, policy).map_err(|e| e.to_string())
+                    }
+                    None => Err("the database keeps no signed note to check".to_owned()),
+                }),
+                None => None,
+            };
             Ok(AuditVerdict { report, checkpoint })
+        })
+    }
+
+    /// `audit prove`: event `seq`, its leaf hash and its inclusion proof in the tree of a
+    /// kept checkpoint, which must verify against this database (signature, quorum, head).
+    pub fn prove(
+        &self,
+        seq: i64,
+        kept: &Kept,
+        policy: &WitnessPolicy,
+    ) -> Result<Result<Proven, String>, StorageError> {
+        let mut conn = self.store.connection()?;
+        conn.transaction(|c| {
+            let report = crate::audit::verify_all(c)?;
+            let claims = match checkpoint::check_kept(c, kept, &report, policy) {
+                Ok(claims) => claims,
+                Err(e) => return Ok(Err(e.to_string())),
+            };
+            let size = claims.size;
+            if seq < 1 || seq as u64 > size {
+                return Ok(Err(format!(
+                    "--seq must be between 1 and the checkpoint's size {size}"
+                )));
+            }
+            let Some(row) = store::page(c, seq - 1, 1)?.into_iter().next() else {
+                return Ok(Err(format!("event {seq} is not in the log")));
+            };
+            let leaves = &report.leaves[..size as usize];
+            let index = (seq - 1) as usize;
+            let Some(path) = chain::inclusion_proof(leaves, index) else {
+                return Ok(Err(format!("no inclusion proof of {seq} at {size}")));
+            };
+            Ok(Ok(Proven {
+                event: crate::audit::log::stored(row),
+                leaf_hash: leaves[index],
+                size,
+                path,
+            }))
         })
     }
 

@@ -95,9 +95,14 @@ pub struct Tally {
 impl Tally {
     /// Counts one result of this outcome.
     pub fn add(&mut self, outcome: Outcome) {
-        self.results += 1;
+        self.add_many(outcome, 1);
+    }
+
+    /// Counts `n` results of this outcome.
+    pub fn add_many(&mut self, outcome: Outcome, n: i64) {
+        self.results += n;
         if matches!(outcome, Outcome::Mismatch | Outcome::NoShow) {
-            self.mismatch_or_no_show += 1;
+            self.mismatch_or_no_show += n;
         }
     }
 

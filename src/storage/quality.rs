@@ -52,25 +52,33 @@ pub fn outcome_rates(
     let province_halls = halls::table
         .filter(halls::province.eq(province))
         .select(halls::id);
-    let rows: Vec<(String, String, String)> = verification_results::table
+    // Counted by the database, a row per staff member, hall and outcome: the window's results
+    // are never loaded one by one inside the submitting transaction.
+    let groups: Vec<(String, String, String, i64)> = verification_results::table
         .filter(verification_results::submitted_at.ge(since.naive_utc()))
         .filter(verification_results::hall_id.eq_any(province_halls))
-        .select((
+        .group_by((
             verification_results::staff,
             verification_results::hall_id,
             verification_results::outcome,
         ))
+        .select((
+            verification_results::staff,
+            verification_results::hall_id,
+            verification_results::outcome,
+            diesel::dsl::count_star(),
+        ))
         .load(conn)?;
     let mut rates = OutcomeRates::default();
-    for (who, hall, outcome) in rows {
+    for (who, hall, outcome, n) in groups {
         let Some(outcome) = Outcome::parse(&outcome) else {
             continue;
         };
-        rates.province.add(outcome);
+        rates.province.add_many(outcome, n);
         if hall == hall_id {
-            rates.hall.add(outcome);
+            rates.hall.add_many(outcome, n);
             if who == staff {
-                rates.staff.add(outcome);
+                rates.staff.add_many(outcome, n);
             }
         }
     }

@@ -216,6 +216,9 @@ pub struct MailSettings {
     pub poll_interval_ms: u64,
     pub outage_probe_seconds: u64,
     pub batch_size: i64,
+    /// Days a sent row is kept after it was sent; 0 keeps it for good.
+    pub keep_sent_days: u32,
+    pub prune_interval_seconds: u64,
 }
 
 /// `mail.transport`: where mail will go.

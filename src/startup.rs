@@ -219,6 +219,10 @@ impl Application {
         let idempotency = supervised("idempotency keys", &self.services, move || {
             crate::service::idempotency::run(services.clone())
         });
+        let services = self.services.clone();
+        let mail_pruning = supervised("sent mail pruning", &self.services, move || {
+            crate::service::outbox::prune_run(services.clone())
+        });
         let reloader = self
             .tls
             .map(|tls| supervised("TLS reloader", &self.services, move || tls.clone().run()));
@@ -252,6 +256,7 @@ impl Application {
             checkpointer.abort();
         }
         idempotency.abort();
+        mail_pruning.abort();
         cosigning.abort();
         if let Some(reloader) = reloader {
             reloader.abort();

@@ -412,3 +412,48 @@ impl Services {
         Ok(())
     }
 }
+
+/// Sent rows deleted per transaction: a pass never holds the writer for long.
+const PRUNE_BATCH: i64 = 500;
+
+impl Services {
+    /// Deletes the rows sent more than `mail.keep_sent_days` ago (service clock), a batch per
+    /// transaction; returns how many. Pending and failed rows are never deleted.
+    pub async fn prune_sent_mail(&self) -> Result<usize> {
+        let days = self.settings.mail.keep_sent_days;
+        if days == 0 {
+            return Ok(0);
+        }
+        let mut deleted = 0;
+        loop {
+            let n = self
+                .write(ChainLock::NotNeeded, Recorder::system(), move |tx, now| {
+                    let before = (now - Duration::days(i64::from(days))).naive_utc();
+                    Ok(outbox::prune_sent(tx, before, PRUNE_BATCH)?)
+                })
+                .await?;
+            deleted += n;
+            if n < PRUNE_BATCH as usize {
+                return Ok(deleted);
+            }
+        }
+    }
+}
+
+/// The pass every `serve` instance runs every `mail.prune_interval_seconds`: sent rows past
+/// `mail.keep_sent_days` deleted (they hold addresses; the audit trail keeps what happened).
+/// Safe on many instances: each batch is a plain DELETE of rows that stay deletable.
+pub async fn prune_run(services: Services) {
+    let every = std::time::Duration::from_secs(services.settings().mail.prune_interval_seconds);
+    loop {
+        match services.prune_sent_mail().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                deleted = n,
+                "sent mail rows past mail.keep_sent_days deleted"
+            ),
+            Err(e) => tracing::warn!(error = %e, "deleting old sent mail rows failed"),
+        }
+        tokio::time::sleep(every.max(std::time::Duration::from_secs(1))).await;
+    }
+}

@@ -226,6 +226,31 @@ pub fn mark_unreachable(
 }
 
 /// A leased row not tried after all: lease cleared, still pending and due, nothing charged.
+/// Deletes at most `limit` rows sent before `before`, oldest first; returns how many.
+pub fn prune_sent(
+    conn: &mut DbConn,
+    before: NaiveDateTime,
+    limit: i64,
+) -> Result<usize, StorageError> {
+    use outbox::dsl as o;
+    // Ids are UUIDv7, whose first 48 bits are the creation time in ms, and a row is made
+    // before it is sent: the primary key bounds the search to rows made before `before`.
+    let ms = u64::try_from(before.and_utc().timestamp_millis()).unwrap_or(0);
+    let bound = format!("{:08x}-{:04x}-", ms >> 16, ms & 0xffff);
+    let ids: Vec<String> = o::outbox
+        .filter(o::id.lt(bound))
+        .filter(o::state.eq(DeliveryState::Sent.as_str()))
+        .filter(o::sent_at.lt(before))
+        .order(o::id.asc())
+        .limit(limit)
+        .select(o::id)
+        .load(conn)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::delete(o::outbox.filter(o::id.eq_any(&ids))).execute(conn)?)
+}
+
 pub fn hand_back(conn: &mut DbConn, id: &str) -> Result<(), StorageError> {
     use outbox::dsl as o;
     diesel::update(

@@ -1443,6 +1443,44 @@ async fn a_sent_row(w: &World) -> Value {
     .await
 }
 
+/// The movable clock on, sent rows kept one day, and the pruning pass every second.
+fn movable_clock_and_a_day_of_sent_mail(s: &mut Settings) {
+    movable_clock(s);
+    s.mail.keep_sent_days = 1;
+    s.mail.prune_interval_seconds = 1;
+}
+
+/// Sent rows (which hold addresses) go `mail.keep_sent_days` after they were sent, by the
+/// pass `serve` runs; rows sent since stay.
+async fn sent_mail_is_deleted_once_kept_long_enough(app: TestApp) {
+    let mut w = World::new(app).await;
+    let old = a_sent_row(&w).await;
+    let old_order = old["work_order"].as_str().unwrap().to_owned();
+    advance(&w.app, &w.admin, 2 * 86_400).await;
+    fresh_tokens(&mut w).await;
+    let new = a_sent_row(&w).await;
+    let new_order = new["work_order"].as_str().unwrap().to_owned();
+    let w = &w;
+    let (old_order, new_order) = (&old_order, &new_order);
+    eventually(
+        MAIL_WAIT,
+        "the old order's sent rows deleted, the new one's kept",
+        || async move {
+            let sent = w
+                .app
+                .get(&format!("{OUTBOX}?state=sent&limit=200"), &w.admin)
+                .await
+                .items();
+            let of = |order: &str| sent.iter().filter(|r| r["work_order"] == order).count();
+            match (of(old_order), of(new_order)) {
+                (0, n) if n > 0 => Ok(()),
+                (o, n) => Err(format!("{o} old rows, {n} new rows")),
+            }
+        },
+    )
+    .await;
+}
+
 async fn only_an_admin_sees_or_retries_the_outbox(app: TestApp) {
     let w = World::new(app).await;
     let row = a_sent_row(&w).await;
@@ -1700,6 +1738,10 @@ each_backend!(
 on_both_backends!(
     the_file_transport_writes_each_message_atomically_to_the_outbox_folder,
     a_suspension_date_caps_the_deadline_is_told_in_the_mail_and_sorts_the_list,
+);
+
+on_both_backends!(with movable_clock_and_a_day_of_sent_mail:
+    sent_mail_is_deleted_once_kept_long_enough,
 );
 
 on_both_backends!(with movable_clock:

@@ -93,13 +93,8 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// Counts one result of this outcome.
-    pub fn add(&mut self, outcome: Outcome) {
-        self.add_many(outcome, 1);
-    }
-
     /// Counts `n` results of this outcome.
-    pub fn add_many(&mut self, outcome: Outcome, n: i64) {
+    pub fn add(&mut self, outcome: Outcome, n: i64) {
         self.results += n;
         if matches!(outcome, Outcome::Mismatch | Outcome::NoShow) {
             self.mismatch_or_no_show += n;

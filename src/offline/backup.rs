@@ -40,8 +40,6 @@ pub const FORMAT: &str = "crossprov-backup/1";
 const DATABASE_ENTRY: &str = "crossprov.db";
 const MANIFEST_ENTRY: &str = "manifest.jws";
 const EVIDENCE_PREFIX: &str = "evidence/";
-/// Evidence rows read per page: the backup never holds the whole list.
-const PAGE: i64 = 500;
 /// A manifest names every object; even a million stay far below this.
 const MAX_MANIFEST_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -238,18 +236,7 @@ pub async fn backup(s: &Settings, out: &Path) -> Result<Value, String> {
     let objects = EvidenceStore::open(s).map_err(|e| e.to_string())?;
     let objects_dir = work.path().join("evidence");
     std::fs::create_dir_all(&objects_dir).map_err(|e| e.to_string())?;
-    let mut names = BTreeSet::new();
-    let mut after = String::new();
-    loop {
-        let page = copy
-            .evidence_files_after(&after, PAGE)
-            .map_err(|e| e.to_string())?;
-        let Some(last) = page.last().map(|r| r.id.clone()) else {
-            break;
-        };
-        names.extend(page.iter().map(|row| row.object()));
-        after = last;
-    }
+    let names = copy.named_evidence_objects().map_err(|e| e.to_string())?;
     drop(copy);
     let mut evidence = Vec::with_capacity(names.len());
     let mut evidence_files = Vec::with_capacity(names.len());
@@ -561,24 +548,16 @@ fn check_database(
         )));
     }
     let kept = kept.map_err(|why| RestoreError::Refused(format!("the checkpoint: {why}")))?;
-    let mut after = String::new();
-    loop {
-        let page = db
-            .evidence_files_after(&after, PAGE)
-            .map_err(|e| RestoreError::Refused(e.to_string()))?;
-        let Some(last) = page.last().map(|r| r.id.clone()) else {
-            break;
-        };
-        if let Some(row) = page
-            .iter()
-            .find(|row| !listed.contains(row.object().to_string().as_str()))
-        {
-            return Err(RestoreError::Refused(format!(
-                "the database names evidence object {} that the backup does not hold",
-                row.object()
-            )));
-        }
-        after = last;
+    let named = db
+        .named_evidence_objects()
+        .map_err(|e| RestoreError::Refused(e.to_string()))?;
+    if let Some(name) = named
+        .iter()
+        .find(|name| !listed.contains(name.to_string().as_str()))
+    {
+        return Err(RestoreError::Refused(format!(
+            "the database names evidence object {name} that the backup does not hold"
+        )));
     }
     if let Some(row) = db.a_live_data_key().map_err(failed)? {
         let opens = keyring(s, Backend::Sqlite).and_then(|ring| {

@@ -221,12 +221,8 @@ impl Services {
 /// `idempotency.prune_interval_seconds`. Safe on many instances (a plain DELETE by time).
 pub async fn run(services: Services) {
     let every = StdDuration::from_secs(services.settings().idempotency.prune_interval_seconds);
-    loop {
-        match services.prune_idempotency_keys().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(deleted = n, "expired idempotency keys deleted"),
-            Err(e) => tracing::warn!(error = %e, "deleting expired idempotency keys failed"),
-        }
-        tokio::time::sleep(every.max(StdDuration::from_secs(1))).await;
-    }
+    super::prune_periodically(every, "expired idempotency keys", || {
+        services.prune_idempotency_keys()
+    })
+    .await
 }

@@ -279,3 +279,24 @@ impl Services {
 pub fn recorder(actor: &Actor) -> Recorder {
     Recorder::new(actor.username.as_str(), actor.role_name())
 }
+
+/// A pass `serve` runs every `every` (at least a second) that deletes what has outlived its
+/// time, logging how many rows went, or why it could not: `what` names the rows in the log.
+/// Safe on many instances when `prune` is a plain DELETE by time.
+pub(crate) async fn prune_periodically<F, Fut>(
+    every: std::time::Duration,
+    what: &'static str,
+    prune: F,
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<usize>>,
+{
+    loop {
+        match prune().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, rows = what, "old rows deleted"),
+            Err(e) => tracing::warn!(error = %e, rows = what, "deleting old rows failed"),
+        }
+        tokio::time::sleep(every.max(std::time::Duration::from_secs(1))).await;
+    }
+}

@@ -445,15 +445,8 @@ impl Services {
 /// Safe on many instances: each batch is a plain DELETE of rows that stay deletable.
 pub async fn prune_run(services: Services) {
     let every = std::time::Duration::from_secs(services.settings().mail.prune_interval_seconds);
-    loop {
-        match services.prune_sent_mail().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                deleted = n,
-                "sent mail rows past mail.keep_sent_days deleted"
-            ),
-            Err(e) => tracing::warn!(error = %e, "deleting old sent mail rows failed"),
-        }
-        tokio::time::sleep(every.max(std::time::Duration::from_secs(1))).await;
-    }
+    super::prune_periodically(every, "sent mail past mail.keep_sent_days", || {
+        services.prune_sent_mail()
+    })
+    .await
 }

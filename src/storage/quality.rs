@@ -74,11 +74,11 @@ pub fn outcome_rates(
         let Some(outcome) = Outcome::parse(&outcome) else {
             continue;
         };
-        rates.province.add_many(outcome, n);
+        rates.province.add(outcome, n);
         if hall == hall_id {
-            rates.hall.add_many(outcome, n);
+            rates.hall.add(outcome, n);
             if who == staff {
-                rates.staff.add_many(outcome, n);
+                rates.staff.add(outcome, n);
             }
         }
     }

@@ -1,11 +1,14 @@
 //! What `evidence verify` asks of the database: the files on record, a page at a time, and
 //! the (wrapped) data keys their objects are sealed under.
 
+use std::collections::BTreeSet;
+
 use diesel::prelude::*;
 
 use super::OfflineDb;
 use crate::storage::data_keys::{self, DataKeyRow};
 use crate::storage::evidence::EvidenceRow;
+use crate::storage::objects::ObjectName;
 use crate::storage::schema::evidence_files;
 use crate::storage::StorageError;
 
@@ -25,6 +28,21 @@ impl OfflineDb {
             .limit(limit)
             .select(EvidenceRow::as_select())
             .load(&mut *conn)?)
+    }
+
+    /// Every object the files on record name (not shredded), read a page at a time.
+    pub fn named_evidence_objects(&self) -> Result<BTreeSet<ObjectName>, StorageError> {
+        const PAGE: i64 = 500;
+        let mut names = BTreeSet::new();
+        let mut after = String::new();
+        loop {
+            let page = self.evidence_files_after(&after, PAGE)?;
+            let Some(last) = page.last().map(|r| r.id.clone()) else {
+                return Ok(names);
+            };
+            names.extend(page.iter().map(EvidenceRow::object));
+            after = last;
+        }
     }
 
     /// A data key's row (wrapped; `wrapped` NULL once shredded).

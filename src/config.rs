@@ -75,6 +75,8 @@ pub struct RetentionSettings {
 pub struct AuditSettings {
     /// A checkpoint is taken (and pushed to the witnesses) this often; 0: only on demand.
     pub checkpoint_seconds: u64,
+    /// PostgreSQL: the longest a queued audit event waits for the sequencer.
+    pub sequencing_delay_ms: u64,
     /// The checkpoint's origin line and the key name of its note signature.
     pub origin: String,
     /// The witnesses each checkpoint is pushed to.

@@ -99,6 +99,7 @@ impl Application {
             .port();
         let metrics = Metrics::new()?;
         metrics.register(Box::new(services.evidence_failures()))?;
+        metrics.register(Box::new(crate::storage::STATEMENTS.clone()))?;
         for collector in services.storage_health_collectors() {
             metrics.register(collector)?;
         }
@@ -216,6 +217,12 @@ impl Application {
             crate::service::cosigning::run(services.clone())
         });
         let services = self.services.clone();
+        let sequencer = (self.services.backend() == crate::storage::Backend::Postgres).then(|| {
+            supervised("audit sequencer", &self.services, move || {
+                crate::service::sequencer::run(services.clone())
+            })
+        });
+        let services = self.services.clone();
         let idempotency = supervised("idempotency keys", &self.services, move || {
             crate::service::idempotency::run(services.clone())
         });
@@ -251,6 +258,14 @@ impl Application {
             tracing::warn!("the mail worker did not finish its batch in time; its leases run out");
         }
         scheduler.abort();
+        if let Some(sequencer) = sequencer {
+            sequencer.abort();
+        }
+        // What this instance's last steps queued goes into the chain now rather than at the
+        // next pass of another instance (or this one's next start).
+        if let Err(e) = self.services.integrate_queued(true).await {
+            tracing::warn!(error = %e, "queued audit events are left for the next sequencer pass");
+        }
         retention.abort();
         if let Some(checkpointer) = checkpointer {
             checkpointer.abort();

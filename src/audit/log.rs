@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use super::chain::{self, ChainVerifier, EventFields, StoredEvent};
 use super::tree::{Frontier, NodeId};
 use crate::domain::{AuditAction, WorkOrderId};
-use crate::storage::audit::{self as store, AuditRow, Head};
+use crate::storage::audit::{self as store, AuditRow, Head, QueuedEvent};
 use crate::storage::{DbConn, StorageError};
 
 /// Who an event is attributed to: a user, the CLI, or the system itself.
@@ -45,10 +45,11 @@ pub(crate) fn lock(conn: &mut DbConn) -> Result<(), StorageError> {
     store::lock_head(conn)
 }
 
-/// Appends one event after the current head and advances the head, storing the Merkle
-/// subtrees the new leaf completes and the new frontier with it. On SQLite the caller holds
-/// the lock (`lock` first in the transaction); on PostgreSQL reading the head takes it if
-/// the transaction has not already.
+/// Records a step's event, in the step's transaction. PostgreSQL: queued for the sequencer
+/// (`super::sequencer`), which gives it its place in the chain within
+/// `audit.sequencing_delay_ms`; the step takes no row other writers take. SQLite: appended to
+/// the chain at once, under the write lock the transaction holds (`lock` first, or the group
+/// commit's `BEGIN IMMEDIATE`).
 pub(crate) fn append(
     conn: &mut DbConn,
     by: &Recorder,
@@ -56,48 +57,110 @@ pub(crate) fn append(
     work_order: Option<&WorkOrderId>,
     detail: &Value,
     now: DateTime<Utc>,
-) -> Result<AuditRow, StorageError> {
-    let (action, work_order) = (action.as_str(), work_order.map(WorkOrderId::as_str));
-    let head = store::head_for_append(conn)?;
-    let mut frontier = head.frontier()?;
-    let seq = head.size + 1;
-    let at = format_at(now);
-    let detail = chain::canonical_detail(detail);
-    let fields = EventFields {
-        seq,
-        at: &at,
-        actor: &by.actor,
-        role: &by.role,
-        action,
-        work_order,
-        detail: &detail,
-        prev_hash: &head.hash,
-    };
-    let leaf = chain::leaf_hash(&fields);
-    let hash = chain::to_hex(&leaf);
-    let completed = frontier.push(leaf);
-    let row = AuditRow {
-        seq,
-        at,
+) -> Result<(), StorageError> {
+    let event = QueuedEvent {
+        at: format_at(now),
         actor: by.actor.clone(),
         role: by.role.clone(),
-        action: action.to_owned(),
-        work_order: work_order.map(str::to_owned),
-        detail,
-        prev_hash: head.hash,
-        hash: hash.clone(),
+        action: action.as_str().to_owned(),
+        work_order: work_order.map(|w| w.as_str().to_owned()),
+        detail: chain::canonical_detail(detail),
     };
-    store::insert(conn, &row)?;
-    if let Some(msisdn) = named_msisdn(&row.detail) {
-        store::index_msisdn(conn, &msisdn, seq)?;
+    match conn {
+        DbConn::Pg(_) => store::enqueue(conn, &event),
+        DbConn::Sqlite(_) => append_now(conn, event),
     }
-    let head = Head {
-        size: seq,
-        hash,
-        frontier: Some(frontier.encode()),
-    };
-    store::advance_head(conn, &head, &completed)?;
-    Ok(row)
+}
+
+/// Appends one event after the current head and advances the head, storing the Merkle
+/// subtrees the new leaf completes and the new frontier with it. The caller holds the chain.
+fn append_now(conn: &mut DbConn, event: QueuedEvent) -> Result<(), StorageError> {
+    let head = store::head_for_append(conn)?;
+    let mut chained = Chained::after(&head)?;
+    chained.push(event);
+    chained.store(conn)
+}
+
+/// Events given their place after a head: `seq`, `prev_hash`, leaf hash, the Merkle subtrees
+/// they complete and the head they lead to. The one place both backends chain events.
+pub(crate) struct Chained {
+    rows: Vec<AuditRow>,
+    msisdns: Vec<(String, i64)>,
+    completed: Vec<(NodeId, chain::Hash)>,
+    frontier: Frontier,
+    size: i64,
+    hash: String,
+}
+
+impl Chained {
+    pub(crate) fn after(head: &Head) -> Result<Self, StorageError> {
+        Ok(Self {
+            rows: Vec::new(),
+            msisdns: Vec::new(),
+            completed: Vec::new(),
+            frontier: head.frontier()?,
+            size: head.size,
+            hash: head.hash.clone(),
+        })
+    }
+
+    pub(crate) fn push(&mut self, e: QueuedEvent) {
+        let seq = self.size + 1;
+        let fields = EventFields {
+            seq,
+            at: &e.at,
+            actor: &e.actor,
+            role: &e.role,
+            action: &e.action,
+            work_order: e.work_order.as_deref(),
+            detail: &e.detail,
+            prev_hash: &self.hash,
+        };
+        let leaf = chain::leaf_hash(&fields);
+        let hash = chain::to_hex(&leaf);
+        self.completed.extend(self.frontier.push(leaf));
+        if let Some(msisdn) = named_msisdn(&e.detail) {
+            self.msisdns.push((msisdn, seq));
+        }
+        self.rows.push(AuditRow {
+            seq,
+            at: e.at,
+            actor: e.actor,
+            role: e.role,
+            action: e.action,
+            work_order: e.work_order,
+            detail: e.detail,
+            prev_hash: std::mem::replace(&mut self.hash, hash.clone()),
+            hash,
+        });
+        self.size = seq;
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Writes the events, the numbers they name, the completed subtrees and the new head.
+    pub(crate) fn store(self, conn: &mut DbConn) -> Result<(), StorageError> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        match self.rows.as_slice() {
+            [one] => {
+                store::insert(conn, one)?;
+                for (msisdn, seq) in &self.msisdns {
+                    store::index_msisdn(conn, msisdn, *seq)?;
+                }
+            }
+            many => store::insert_many(conn, many, &self.msisdns)?,
+        }
+        let head = Head {
+            size: self.size,
+            hash: self.hash,
+            frontier: Some(self.frontier.encode()),
+        };
+        store::advance_head(conn, &head, &self.completed)
+    }
 }
 
 /// The mobile number an event's detail names at its top level, if any (for the auditor's

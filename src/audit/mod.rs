@@ -7,6 +7,7 @@ pub mod chain;
 pub(crate) mod checkpoint;
 pub mod log;
 pub mod note;
+pub(crate) mod sequencer;
 pub mod tree;
 
 pub use crate::domain::AuditAction;

@@ -156,6 +156,7 @@ impl Services {
             ));
         }
         let filter = self.event_filter(&actor, &q)?;
+        self.settle_audit().await?;
         self.store
             .read(move |c| {
                 let mut rows = store::query(c, &filter, limit + 1)?;
@@ -215,6 +216,7 @@ impl Services {
         format: ExportFormat,
     ) -> Result<impl futures_util::Stream<Item = Result<Vec<u8>>> + 'static> {
         let filter = self.event_filter(&actor, &q)?;
+        self.settle_audit().await?;
         let filters = json!({
             "work_order": q.work_order, "msisdn": q.msisdn, "actor": q.actor, "action": q.action,
             // Recorded masked: the trail never holds a full ID number.
@@ -256,6 +258,7 @@ impl Services {
 
     pub(crate) async fn verify_audit(&self, actor: Actor) -> Result<VerifyView> {
         actor.require(Permission::ReadAudit)?;
+        self.settle_audit().await?;
         let report = self
             .store
             .read(|c| -> Result<_> { Ok(crate::audit::verify_all(c)?) })
@@ -390,6 +393,7 @@ impl Services {
     /// The JWS checkpoint at the current size, signed and kept unless it is already (see
     /// `audit_checkpoint`); also what each cosigning round keeps beside its signed note.
     pub(crate) async fn keep_current_checkpoint(&self) -> Result<CheckpointView> {
+        self.settle_audit().await?;
         let (size, head, latest) = self
             .store
             .read(|c| -> Result<_> {
@@ -440,6 +444,7 @@ impl Services {
             ));
         }
         actor.require(Permission::ReadAudit)?;
+        self.settle_audit().await?;
         self.store
             .read(move |c| {
                 within_log(c, size, "size")?;
@@ -477,6 +482,7 @@ impl Services {
             ));
         }
         actor.require(Permission::ReadAudit)?;
+        self.settle_audit().await?;
         self.store
             .read(move |c| {
                 within_log(c, to, "to")?;

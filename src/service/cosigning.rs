@@ -74,6 +74,12 @@ pub fn check_settings(settings: &Settings) -> Vec<String> {
         )),
         Ok(_) => {}
     }
+    if settings.audit.sequencing_delay_ms < 10 {
+        refused.push(format!(
+            "audit.sequencing_delay_ms = {}: at least 10",
+            settings.audit.sequencing_delay_ms
+        ));
+    }
     if !settings.audit.witnesses.is_empty() {
         let path = settings.service_key_path();
         if let Ok(key) = crate::signing::keys::PrivateKey::from_file(&path) {

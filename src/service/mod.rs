@@ -13,6 +13,7 @@ pub(crate) mod outbox;
 pub(crate) mod personal;
 pub(crate) mod retention;
 pub(crate) mod rotation;
+pub(crate) mod sequencer;
 pub(crate) mod sla;
 pub mod storage_health;
 pub(crate) mod subscribers;
@@ -86,6 +87,8 @@ impl Clock {
 pub struct Wake {
     pub mail: tokio::sync::Notify,
     pub timers: tokio::sync::Notify,
+    /// A step committed audit events: on PostgreSQL the sequencer integrates them.
+    pub audit: tokio::sync::Notify,
     /// Set when a step writes outbox rows; the write path wakes the worker once it commits.
     mail_written: std::sync::atomic::AtomicBool,
     /// True once the instance is stopping (SIGTERM): `/readyz` answers 503, the mail worker
@@ -112,6 +115,10 @@ impl Wake {
     /// From now on the instance is stopping.
     pub(crate) fn stop(&self) {
         self.stop.send_replace(true);
+    }
+
+    pub(crate) fn events_queued(&self) {
+        self.audit.notify_one();
     }
 
     /// After a commit: wakes the mail worker if the step wrote mail.

@@ -101,6 +101,8 @@ pub struct BackgroundMetrics {
     pub sent: IntCounter,
     pub delivery_failures: IntCounterVec,
     pub timers_fired: IntCounterVec,
+    /// PostgreSQL: how long each audit event waited in the queue for the sequencer.
+    pub sequencer_delay: Histogram,
 }
 
 impl BackgroundMetrics {
@@ -134,6 +136,16 @@ impl BackgroundMetrics {
                 ),
                 &["timer"],
             )?,
+            sequencer_delay: Histogram::with_opts(
+                HistogramOpts::new(
+                    "audit_sequencer_delay_seconds",
+                    "Time from a step's commit of an audit event to its place in the chain \
+                     (PostgreSQL; SQLite appends in the step's transaction)",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0,
+                ]),
+            )?,
         })
     }
 
@@ -146,6 +158,7 @@ impl BackgroundMetrics {
             Box::new(self.sent.clone()),
             Box::new(self.delivery_failures.clone()),
             Box::new(self.timers_fired.clone()),
+            Box::new(self.sequencer_delay.clone()),
         ]
     }
 }

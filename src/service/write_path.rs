@@ -16,18 +16,22 @@ use crate::storage::{Backend, DbConn, Durability, StorageError, Store};
 pub struct WritePermit(());
 
 /// When a step takes the audit chain's lock (the head row every event is appended after).
+/// On SQLite every write holds the database's one write lock anyway (the group commit's
+/// `BEGIN IMMEDIATE`, or `lock` first on the CLI's path). On PostgreSQL a step's events are
+/// queued for the sequencer (`audit::sequencer`), so only `First` takes the head row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChainLock {
-    /// First thing in the transaction: the step reads what the chain must agree with.
+    /// First thing in the transaction: the step reads what the chain must agree with, or
+    /// must not run beside another step of its kind (rare administrative steps).
     First,
-    /// On PostgreSQL only when the step appends its event, so the row every writer queues on
-    /// is held for the append and the commit, not the whole step. The step must be safe
-    /// against concurrent writers by itself: version-guarded updates (`lost_race`), unique
-    /// indexes, atomic counters. `at` is then the time the step began, which under
-    /// concurrency may precede the previous event's by a few milliseconds; `seq` is the order.
+    /// The step appends events but reads nothing the chain orders: on PostgreSQL it takes no
+    /// row every other writer takes. The step must be safe against concurrent writers by
+    /// itself: version-guarded updates (`lost_race`), unique indexes, atomic counters. `at` is
+    /// the time the step began, which may precede the previous event's by a few milliseconds;
+    /// `seq` is the order.
     AtAppend,
     /// The step appends no event and reads nothing the chain orders (a checkpoint already
-    /// signed being kept): PostgreSQL does not lock the chain at all.
+    /// signed being kept, the sequencer's own batch, which locks what it needs).
     NotNeeded,
 }
 
@@ -165,19 +169,75 @@ impl Services {
         T: Send + 'static,
     {
         let (store, clock) = (self.store.clone(), self.clock.clone());
-        // Off the async threads, inside the request's span so the step's logs keep its id.
-        let span = tracing::Span::current();
-        let done = tokio::task::spawn_blocking(move || {
-            span.in_scope(|| write_blocking_as(&store, &clock, lock, &by, durability, step))
-        })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?;
+        let done = match store.backend() {
+            Backend::Sqlite => write_grouped(&store, clock, by, step).await,
+            Backend::Postgres => {
+                // Off the async threads, inside the request's span so the step's logs keep
+                // its id.
+                let span = tracing::Span::current();
+                tokio::task::spawn_blocking(move || {
+                    span.in_scope(|| write_blocking_as(&store, &clock, lock, &by, durability, step))
+                })
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?
+            }
+        };
+        if done.is_ok() && lock != ChainLock::NotNeeded {
+            self.wake.events_queued();
+        }
         self.wake.after_commit();
         match &done {
             Ok(_) => self.after_successful_write().await,
             Err(e) => self.storage_health.note(e),
         }
         done
+    }
+}
+
+/// `Services::write` on SQLite: the step joins the group committer's next transaction (one
+/// sync for every step waiting), in a savepoint of its own. A refusal worth auditing rolls the
+/// step back to its savepoint and writes only its audit event, in the same transaction.
+/// `durability` does not apply: the batch's one sync is shared by every step in it.
+async fn write_grouped<T, F>(
+    store: &Store,
+    clock: std::sync::Arc<Clock>,
+    by: Recorder,
+    step: F,
+) -> Result<T>
+where
+    F: FnOnce(&mut DbConn, DateTime<Utc>) -> std::result::Result<T, Refusal> + Send + 'static,
+    T: Send + 'static,
+{
+    let recover_clock = clock.clone();
+    let attempt = store
+        .write_grouped(
+            WritePermit(()),
+            move |tx| -> std::result::Result<Result<T>, RolledBack> {
+                if clock.is_shared() {
+                    clock.follow(crate::storage::clock::clock_offset(tx)?);
+                }
+                step(tx, clock.now()).map(Ok).map_err(RolledBack)
+            },
+            move |tx, RolledBack(refusal)| match refusal {
+                Refusal::Plain(e) => Err(RolledBack(Refusal::Plain(e))),
+                Refusal::Audited(refusal) => {
+                    let AuditedRefusal {
+                        error,
+                        action,
+                        work_order,
+                        detail,
+                    } = *refusal;
+                    let now = recover_clock.now();
+                    crate::audit::append(tx, &by, action, work_order.as_ref(), &detail, now)?;
+                    Ok(Err(error))
+                }
+            },
+        )
+        .await;
+    store.writes_refused(matches!(&attempt, Err(RolledBack(r)) if r.write_refusal().is_some()));
+    match attempt {
+        Ok(answer) => answer,
+        Err(RolledBack(refusal)) => Err(refusal.into()),
     }
 }
 
@@ -192,7 +252,28 @@ pub(crate) fn write_blocking<T, F>(
 where
     F: FnOnce(&mut DbConn, DateTime<Utc>) -> std::result::Result<T, Refusal>,
 {
-    write_blocking_as(store, clock, lock, by, Durability::Synced, step)
+    let done = write_blocking_as(store, clock, lock, by, Durability::Synced, step)?;
+    if lock != ChainLock::NotNeeded {
+        // The CLI's events are in the chain when it returns, service running or not (an
+        // offline `audit verify` next sees them).
+        integrate_blocking(store)?;
+    }
+    Ok(done)
+}
+
+/// Integrates every queued audit event (PostgreSQL), waiting behind a running sequencer.
+fn integrate_blocking(store: &Store) -> Result<()> {
+    if store.backend() != Backend::Postgres {
+        return Ok(());
+    }
+    loop {
+        let pass = store.write_blocking(WritePermit(()), |tx| -> Result<_> {
+            Ok(crate::audit::sequencer::integrate(tx, true)?)
+        })?;
+        if pass.is_none_or(|p| p.events() < crate::audit::sequencer::BATCH as usize) {
+            return Ok(());
+        }
+    }
 }
 
 fn write_blocking_as<T, F>(
@@ -235,7 +316,9 @@ where
                 detail,
             } = *refusal;
             store.write_blocking(WritePermit(()), |tx| -> Result<()> {
-                crate::audit::lock(tx)?;
+                if ChainLock::AtAppend.first_on(store.backend()) {
+                    crate::audit::lock(tx)?;
+                }
                 crate::audit::append(tx, by, action, work_order.as_ref(), &detail, clock.now())?;
                 Ok(())
             })?;

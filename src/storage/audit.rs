@@ -8,7 +8,8 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
 use super::schema::{
-    audit_checkpoints, audit_events, audit_head, audit_msisdn, audit_tree_nodes, work_orders,
+    audit_checkpoints, audit_events, audit_head, audit_msisdn, audit_queue, audit_tree_nodes,
+    work_orders,
 };
 use super::{DbConn, MultiBackend, StorageError};
 use crate::audit::chain::{self, Hash};
@@ -130,6 +131,134 @@ pub fn insert(conn: &mut DbConn, row: &AuditRow) -> Result<(), StorageError> {
     diesel::insert_into(audit_events::table)
         .values(row)
         .execute(conn)?;
+    Ok(())
+}
+
+/// An event committed by a step and waiting for the sequencer (PostgreSQL): every field of
+/// the event but those the chain assigns (`seq`, `prev_hash`, `hash`).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_queue)]
+pub struct QueuedEvent {
+    pub at: String,
+    pub actor: String,
+    pub role: String,
+    pub action: String,
+    pub work_order: Option<String>,
+    pub detail: String,
+}
+
+/// A queued event as the sequencer takes it: its place in the queue and how long it waited.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Waiting {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub at: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub actor: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub role: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub action: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub work_order: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub detail: String,
+    /// Seconds from the step's insert to now, on the database's clock (one clock for every
+    /// instance).
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    pub waited: f64,
+}
+
+/// The key of the advisory lock only the sequencer holds (an arbitrary constant: "seq" in
+/// ASCII); the integration's transaction holds it, so a killed sequencer's lock goes with its
+/// connection.
+const SEQUENCER_LOCK: i64 = 0x0073_6571;
+
+/// Queues a step's event for the sequencer: one INSERT, no lock beyond the new row.
+pub fn enqueue(conn: &mut DbConn, event: &QueuedEvent) -> Result<(), StorageError> {
+    diesel::insert_into(audit_queue::table)
+        .values(event)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Takes the sequencer's lock for the rest of the transaction. `wait`: queue behind the
+/// instance integrating now (a reader that must see its own writes); otherwise answer false
+/// at once when another instance holds it.
+pub fn sequencer_lock(conn: &mut DbConn, wait: bool) -> Result<bool, StorageError> {
+    let DbConn::Pg(pg) = conn else {
+        return Ok(true);
+    };
+    #[derive(QueryableByName)]
+    struct Taken {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        taken: bool,
+    }
+    let sql = if wait {
+        "SELECT true AS taken FROM (SELECT pg_advisory_xact_lock($1)) AS l"
+    } else {
+        "SELECT pg_try_advisory_xact_lock($1) AS taken"
+    };
+    let taken: Taken = diesel::sql_query(sql)
+        .bind::<diesel::sql_types::BigInt, _>(SEQUENCER_LOCK)
+        .get_result(pg)?;
+    Ok(taken.taken)
+}
+
+/// The oldest queued events, at most `limit`, in queue order.
+pub fn waiting(conn: &mut DbConn, limit: i64) -> Result<Vec<Waiting>, StorageError> {
+    let DbConn::Pg(pg) = conn else {
+        return Ok(Vec::new());
+    };
+    Ok(diesel::sql_query(
+        "SELECT id, at, actor, role, action, work_order, detail, \
+         EXTRACT(EPOCH FROM clock_timestamp() - queued_at)::DOUBLE PRECISION AS waited \
+         FROM audit_queue ORDER BY id LIMIT $1",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(limit)
+    .load(pg)?)
+}
+
+/// Whether any event waits for the sequencer.
+pub fn anything_queued(conn: &mut DbConn) -> Result<bool, StorageError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        audit_queue::table.select(audit_queue::id),
+    ))
+    .get_result(conn)?)
+}
+
+/// Removes integrated events from the queue.
+pub fn dequeue(conn: &mut DbConn, ids: &[i64]) -> Result<(), StorageError> {
+    diesel::delete(audit_queue::table.filter(audit_queue::id.eq_any(ids))).execute(conn)?;
+    Ok(())
+}
+
+/// Appends integrated events (and the numbers they name) in multi-row INSERTs.
+pub fn insert_many(
+    conn: &mut DbConn,
+    rows: &[AuditRow],
+    msisdns: &[(String, i64)],
+) -> Result<(), StorageError> {
+    // Nine parameters an event: far under either backend's limit per statement.
+    for chunk in rows.chunks(1000) {
+        let insert = diesel::insert_into(audit_events::table).values(chunk);
+        match conn {
+            DbConn::Pg(c) => insert.execute(c)?,
+            DbConn::Sqlite(c) => insert.execute(c)?,
+        };
+    }
+    for chunk in msisdns.chunks(1000) {
+        let values: Vec<_> = chunk
+            .iter()
+            .map(|(m, seq)| (audit_msisdn::msisdn.eq(m), audit_msisdn::seq.eq(*seq)))
+            .collect();
+        let insert = diesel::insert_into(audit_msisdn::table).values(values);
+        match conn {
+            DbConn::Pg(c) => insert.execute(c)?,
+            DbConn::Sqlite(c) => insert.execute(c)?,
+        };
+    }
     Ok(())
 }
 

@@ -19,6 +19,25 @@ pub enum StorageError {
     Corrupt(String),
 }
 
+impl StorageError {
+    /// The same error for another waiter (a batch's failed commit answers every step in it):
+    /// the kind and message are kept, a database error's diesel value only as its message.
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::Connect(m) => Self::Connect(m.clone()),
+            Self::Pool(m) => Self::Pool(m.clone()),
+            Self::Migration(m) => Self::Migration(m.clone()),
+            Self::WritesRefused { why, message } => Self::WritesRefused {
+                why: *why,
+                message: message.clone(),
+            },
+            Self::Query(e) => Self::Query(DieselError::QueryBuilderError(e.to_string().into())),
+            Self::Task(m) => Self::Task(m.clone()),
+            Self::Corrupt(m) => Self::Corrupt(m.clone()),
+        }
+    }
+}
+
 /// Why a store refuses writes: the one classification every store (the database, the
 /// evidence store) maps its failures to, so each is answered alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::Display)]

@@ -6,6 +6,7 @@ pub(crate) mod clock;
 pub(crate) mod data_keys;
 pub(crate) mod error;
 pub(crate) mod evidence;
+mod group_commit;
 pub(crate) mod halls;
 pub(crate) mod idempotency;
 pub(crate) mod login_throttle;
@@ -93,6 +94,34 @@ pub enum Durability {
     Relaxed,
 }
 
+/// Statements run by this process's connections, every one (reads, writes, BEGIN and
+/// COMMIT): `crossprov_db_statements_total`, what the benchmark divides by the steps it made.
+pub static STATEMENTS: std::sync::LazyLock<prometheus::IntCounter> =
+    std::sync::LazyLock::new(|| {
+        prometheus::IntCounter::new(
+            "db_statements_total",
+            "SQL statements sent to the database by this instance (BEGIN and COMMIT included)",
+        )
+        .unwrap_or_else(|_| unreachable!("a fixed, valid metric name and help"))
+    });
+
+/// Counts every statement, and logs its SQL (never its bound values) at TRACE under the
+/// target `crossprov::sql`: how the statements of a step are listed.
+struct CountStatements;
+
+impl diesel::connection::Instrumentation for CountStatements {
+    fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        if let diesel::connection::InstrumentationEvent::StartQuery { query, .. } = event {
+            STATEMENTS.inc();
+            if tracing::enabled!(target: "crossprov::sql", tracing::Level::TRACE) {
+                let text = query.to_string();
+                let sql = text.split(" -- binds:").next().unwrap_or_default();
+                tracing::trace!(target: "crossprov::sql", sql);
+            }
+        }
+    }
+}
+
 /// Opens connections of the kind the URL names, each prepared the same way.
 #[derive(Debug, Clone)]
 pub(crate) struct Connector {
@@ -131,6 +160,7 @@ impl Connector {
             DatabaseUrl::Postgres(url) => {
                 let mut conn = diesel::PgConnection::establish(url)
                     .map_err(|e| StorageError::Connect(e.to_string()))?;
+                conn.set_instrumentation(CountStatements);
                 if self.read_only {
                     conn.batch_execute("SET default_transaction_read_only = on")?;
                 }
@@ -145,6 +175,7 @@ impl Connector {
                 let path = path.to_string_lossy();
                 let mut conn = diesel::SqliteConnection::establish(&path)
                     .map_err(|e| StorageError::Connect(e.to_string()))?;
+                conn.set_instrumentation(CountStatements);
                 // WAL + synchronous=FULL: an acknowledged write survives a power cut; the busy
                 // timeout makes writers queue for the lock instead of failing.
                 // The log is copied into the database file by `Store::checkpoint_wal`, off the
@@ -190,6 +221,15 @@ impl r2d2::ManageConnection for Connector {
             DbConn::Sqlite(c) => c.is_broken(),
         }
     }
+}
+
+/// `PRAGMA max_page_count` as `Store::sqlite_page_cap` says, on a SQLite writer.
+fn apply_page_cap(conn: &mut DbConn, cap: u64) -> Result<(), StorageError> {
+    if let (DbConn::Sqlite(c), false) = (conn, cap == NO_CAP_SET) {
+        let pages = if cap == 0 { SQLITE_MAX_PAGES } else { cap };
+        c.batch_execute(&format!("PRAGMA max_page_count = {pages}"))?;
+    }
+    Ok(())
 }
 
 /// One transaction on a connection from `pool`.
@@ -256,6 +296,8 @@ pub(crate) struct Store {
     /// `PRAGMA max_page_count` for SQLite writers: `NO_CAP_SET` until `cap_sqlite_pages` is
     /// called, then the cap, or `0` once lifted.
     sqlite_page_cap: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// SQLite's group committer, started with the first grouped write.
+    committer: std::sync::Arc<std::sync::OnceLock<group_commit::Committer>>,
 }
 
 /// `Store::sqlite_page_cap` before any cap was set: writers run no extra statement.
@@ -322,6 +364,7 @@ impl Store {
             reader_connector,
             refusing,
             sqlite_page_cap: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(NO_CAP_SET)),
+            committer: Default::default(),
         })
     }
 
@@ -367,13 +410,11 @@ impl Store {
             .pool
             .get()
             .map_err(|e| StorageError::Pool(e.to_string()))?;
-        let cap = self
-            .sqlite_page_cap
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if let (DbConn::Sqlite(c), false) = (&mut *pooled, cap == NO_CAP_SET) {
-            let pages = if cap == 0 { SQLITE_MAX_PAGES } else { cap };
-            c.batch_execute(&format!("PRAGMA max_page_count = {pages}"))?;
-        }
+        apply_page_cap(
+            &mut pooled,
+            self.sqlite_page_cap
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )?;
         match (durability, &mut *pooled) {
             (Durability::Synced, _) => run_transaction(&mut pooled, f),
             (Durability::Relaxed, DbConn::Pg(_)) => run_transaction(&mut pooled, |tx| {
@@ -392,6 +433,45 @@ impl Store {
                 done
             }
         }
+    }
+
+    /// SQLite: runs `step` in the group committer's next transaction, in a savepoint of its
+    /// own (see `group_commit`); when it fails, `recover` may write what the refusal leaves in
+    /// a fresh savepoint. Answers once the commit that makes the step durable returned.
+    /// PostgreSQL commits each writer on its own connection: use `write_blocking_as`.
+    pub async fn write_grouped<T, E, F, R>(
+        &self,
+        _permit: WritePermit,
+        step: F,
+        recover: R,
+    ) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        R: FnOnce(&mut DbConn, E) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StorageError> + From<diesel::result::Error> + Send + 'static,
+    {
+        let Some(gate) = &self.write_gate else {
+            return Err(StorageError::Task("group commit is for SQLite only".into()).into());
+        };
+        let committer = match self.committer.get() {
+            Some(c) => c,
+            None => {
+                let started = group_commit::Committer::start(
+                    self.pool.clone(),
+                    gate.clone(),
+                    self.sqlite_page_cap.clone(),
+                )?;
+                // Two first writers at once: one committer is kept, the other's thread ends
+                // with its dropped handle.
+                self.committer.get_or_init(|| started)
+            }
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        committer.submit(group_commit::job(step, recover, reply))?;
+        answer
+            .await
+            .map_err(|_| E::from(StorageError::Task("the SQLite committer stopped".into())))?
     }
 
     /// Whether the last write was refused (full, read-only): while it was, writer

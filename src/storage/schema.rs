@@ -270,6 +270,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_queue (id) {
+        id -> BigInt,
+        at -> Text,
+        actor -> Text,
+        role -> Text,
+        action -> Text,
+        work_order -> Nullable<Text>,
+        detail -> Text,
+    }
+}
+
+diesel::table! {
     audit_msisdn (msisdn, seq) {
         msisdn -> Text,
         seq -> BigInt,
@@ -324,6 +336,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     verification_results,
     reference_counters,
     audit_events,
+    audit_queue,
     audit_head,
     audit_tree_nodes,
     audit_checkpoints,

@@ -18,6 +18,7 @@ mod people;
 mod pg_cluster;
 mod pg_tls;
 mod quality;
+mod sequencing;
 mod service;
 mod shutdown;
 mod smtp_sink;

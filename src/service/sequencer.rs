@@ -1,0 +1,87 @@
+//! The audit sequencer on PostgreSQL (see `audit::sequencer`): a pass on every instance, one
+//! integrating at a time; and the catch-up every audit read makes first, so a reader sees
+//! every step that answered before it asked.
+
+use std::time::Duration;
+
+use super::write_path::ChainLock;
+use super::{Result, Services};
+use crate::audit::{sequencer, Recorder};
+use crate::storage::Backend;
+
+/// After a wake, how long the pass waits for more steps to commit, so a busy instance
+/// integrates them in one batch rather than one each.
+const GATHER: Duration = Duration::from_millis(2);
+
+impl Services {
+    /// Integrates what is queued, batch after batch, until the queue is empty or another
+    /// instance holds the sequencer (`wait` false). Returns the events integrated.
+    pub(crate) async fn integrate_queued(&self, wait: bool) -> Result<usize> {
+        if self.store.backend() != Backend::Postgres {
+            return Ok(0);
+        }
+        let mut total = 0;
+        loop {
+            let pass = self
+                .write(ChainLock::NotNeeded, Recorder::system(), move |tx, _| {
+                    Ok(sequencer::integrate(tx, wait)?)
+                })
+                .await?;
+            let Some(pass) = pass else {
+                return Ok(total);
+            };
+            for waited in &pass.waited_seconds {
+                self.background.sequencer_delay.observe(*waited);
+            }
+            total += pass.events();
+            if pass.events() < sequencer::BATCH as usize {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Before an audit read: integrates what is queued (waiting behind the instance
+    /// integrating now, if any), so the read sees every event committed before it.
+    pub(crate) async fn settle_audit(&self) -> Result<()> {
+        if self.store.backend() != Backend::Postgres {
+            return Ok(());
+        }
+        let queued = self
+            .store
+            .read_one(|c| crate::storage::audit::anything_queued(c))
+            .await?;
+        if queued {
+            match self.integrate_queued(true).await {
+                // A database refusing writes can still be read: what is integrated is answered
+                // (and the refusal is on /readyz and the metrics already).
+                Err(e) if e.write_refusal().is_some() => {
+                    tracing::warn!(error = %e, "audit read without integrating queued events");
+                }
+                other => {
+                    other?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The sequencer's loop on PostgreSQL (`serve` runs none on SQLite): a pass when a step of
+/// this instance committed events, and at least four times per `audit.sequencing_delay_ms`
+/// for those of other instances.
+pub async fn run(services: Services) {
+    let every = Duration::from_millis(services.settings().audit.sequencing_delay_ms.max(10) / 4);
+    loop {
+        match services.integrate_queued(false).await {
+            Ok(n) if n > 0 => tracing::debug!(events = n, "audit events integrated"),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "integrating queued audit events failed; trying again")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = services.wake().audit.notified() => tokio::time::sleep(GATHER).await,
+        }
+    }
+}

@@ -156,7 +156,8 @@ impl Services {
             ));
         }
         let filter = self.event_filter(&actor, &q)?;
-        self.settle_audit().await?;
+        // Filtered to one order, only that order's queued events matter.
+        self.settle_audit_of(filter.work_order.clone()).await?;
         self.store
             .read(move |c| {
                 let mut rows = store::query(c, &filter, limit + 1)?;

@@ -43,12 +43,18 @@ impl Services {
     /// Before an audit read: integrates what is queued (waiting behind the instance
     /// integrating now, if any), so the read sees every event committed before it.
     pub(crate) async fn settle_audit(&self) -> Result<()> {
+        self.settle_audit_of(None).await
+    }
+
+    /// `settle_audit` for a read of one order's events: only when that order has events
+    /// queued.
+    pub(crate) async fn settle_audit_of(&self, work_order: Option<String>) -> Result<()> {
         if self.store.backend() != Backend::Postgres {
             return Ok(());
         }
         let queued = self
             .store
-            .read_one(|c| crate::storage::audit::anything_queued(c))
+            .read_one(move |c| crate::storage::audit::anything_queued(c, work_order.as_deref()))
             .await?;
         if queued {
             match self.integrate_queued(true).await {

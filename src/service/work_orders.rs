@@ -699,7 +699,7 @@ impl Services {
         id: WorkOrderId,
     ) -> Result<EventList> {
         actor.require(Permission::ReadOrderEvents)?;
-        self.settle_audit().await?;
+        self.settle_audit_of(Some(id.to_string())).await?;
         self.store
             .read(move |c| {
                 let order = load_visible(c, &id, &actor)?;

@@ -220,12 +220,17 @@ pub fn waiting(conn: &mut DbConn, limit: i64) -> Result<Vec<Waiting>, StorageErr
     .load(pg)?)
 }
 
-/// Whether any event waits for the sequencer.
-pub fn anything_queued(conn: &mut DbConn) -> Result<bool, StorageError> {
-    Ok(diesel::select(diesel::dsl::exists(
-        audit_queue::table.select(audit_queue::id),
-    ))
-    .get_result(conn)?)
+/// Whether any event waits for the sequencer: of one order, or at all. (The queue holds what
+/// the last pass left, a few hundred rows at most: no index is worth keeping for it.)
+pub fn anything_queued(conn: &mut DbConn, work_order: Option<&str>) -> Result<bool, StorageError> {
+    let queued = audit_queue::table.select(audit_queue::id);
+    Ok(match work_order {
+        Some(id) => diesel::select(diesel::dsl::exists(
+            queued.filter(audit_queue::work_order.eq(id)),
+        ))
+        .get_result(conn)?,
+        None => diesel::select(diesel::dsl::exists(queued)).get_result(conn)?,
+    })
 }
 
 /// Removes integrated events from the queue.

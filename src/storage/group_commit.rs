@@ -91,7 +91,7 @@ fn commit(
             Ok(c) => c,
             Err(e) => return refuse_all(batch, StorageError::Pool(e.to_string())),
         };
-        let begun = apply_page_cap(&mut *conn, page_cap.load(Ordering::Relaxed))
+        let begun = apply_page_cap(&mut conn, page_cap.load(Ordering::Relaxed))
             .and_then(|()| Ok(conn.batch_execute("BEGIN IMMEDIATE")?));
         if let Err(e) = begun {
             return refuse_all(batch, e);
@@ -99,7 +99,7 @@ fn commit(
         let mut kept = Vec::with_capacity(batch.len());
         let mut lost = None;
         while let Some(job) = batch.pop_front() {
-            let ran = job(Turn::Run(&mut *conn));
+            let ran = job(Turn::Run(&mut conn));
             if ran.kept {
                 kept.push(ran.answer);
             } else {

@@ -13,6 +13,9 @@ use crate::storage::Backend;
 /// integrates them in one batch rather than one each.
 const GATHER: Duration = Duration::from_millis(2);
 
+/// How often a reader waiting for queued events looks again.
+const SETTLE_POLL: Duration = Duration::from_millis(3);
+
 impl Services {
     /// Integrates what is queued, batch after batch, until the queue is empty or another
     /// instance holds the sequencer (`wait` false). Returns the events integrated.
@@ -40,35 +43,50 @@ impl Services {
         }
     }
 
-    /// Before an audit read: integrates what is queued (waiting behind the instance
-    /// integrating now, if any), so the read sees every event committed before it.
+    /// Before an audit read: waits until every event queued when it began is in the chain,
+    /// so the read sees every step that answered before it asked.
     pub(crate) async fn settle_audit(&self) -> Result<()> {
         self.settle_audit_of(None).await
     }
 
-    /// `settle_audit` for a read of one order's events: only when that order has events
-    /// queued.
+    /// `settle_audit` for a read of one order's events: only that order's queued events are
+    /// waited for. The reader wakes this instance's sequencer and looks again every few
+    /// milliseconds (readers never queue on the sequencer's lock one behind the other); if the
+    /// events are still queued after twice `audit.sequencing_delay_ms` (no sequencer running
+    /// here), it integrates them itself.
     pub(crate) async fn settle_audit_of(&self, work_order: Option<String>) -> Result<()> {
         if self.store.backend() != Backend::Postgres {
             return Ok(());
         }
-        let queued = self
+        let mark = self
             .store
-            .read_one(move |c| crate::storage::audit::anything_queued(c, work_order.as_deref()))
+            .read_one(move |c| crate::storage::audit::last_queued(c, work_order.as_deref()))
             .await?;
-        if queued {
-            match self.integrate_queued(true).await {
-                // A database refusing writes can still be read: what is integrated is answered
-                // (and the refusal is on /readyz and the metrics already).
-                Err(e) if e.write_refusal().is_some() => {
-                    tracing::warn!(error = %e, "audit read without integrating queued events");
-                }
-                other => {
-                    other?;
-                }
+        let Some(mark) = mark else {
+            return Ok(());
+        };
+        let patience = Duration::from_millis(2 * self.settings.audit.sequencing_delay_ms);
+        let started = std::time::Instant::now();
+        while started.elapsed() < patience {
+            self.wake.events_queued();
+            tokio::time::sleep(SETTLE_POLL).await;
+            let waiting = self
+                .store
+                .read_one(move |c| crate::storage::audit::queued_through(c, mark))
+                .await?;
+            if !waiting {
+                return Ok(());
             }
         }
-        Ok(())
+        match self.integrate_queued(true).await {
+            // A database refusing writes can still be read: what is integrated is answered
+            // (and the refusal is on /readyz and the metrics already).
+            Err(e) if e.write_refusal().is_some() => {
+                tracing::warn!(error = %e, "audit read without integrating queued events");
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        }
     }
 }
 

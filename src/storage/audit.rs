@@ -220,17 +220,29 @@ pub fn waiting(conn: &mut DbConn, limit: i64) -> Result<Vec<Waiting>, StorageErr
     .load(pg)?)
 }
 
-/// Whether any event waits for the sequencer: of one order, or at all. (The queue holds what
-/// the last pass left, a few hundred rows at most: no index is worth keeping for it.)
-pub fn anything_queued(conn: &mut DbConn, work_order: Option<&str>) -> Result<bool, StorageError> {
-    let queued = audit_queue::table.select(audit_queue::id);
+/// The last queued event (of one order, or of all): what a reader waits to see integrated.
+/// (The queue holds what the last pass left, a few hundred rows at most: no index beyond its
+/// key is worth keeping for it.)
+pub fn last_queued(
+    conn: &mut DbConn,
+    work_order: Option<&str>,
+) -> Result<Option<i64>, StorageError> {
+    use diesel::dsl::max;
+    let last = audit_queue::table.select(max(audit_queue::id));
     Ok(match work_order {
-        Some(id) => diesel::select(diesel::dsl::exists(
-            queued.filter(audit_queue::work_order.eq(id)),
-        ))
-        .get_result(conn)?,
-        None => diesel::select(diesel::dsl::exists(queued)).get_result(conn)?,
+        Some(id) => last
+            .filter(audit_queue::work_order.eq(id))
+            .get_result(conn)?,
+        None => last.get_result(conn)?,
     })
+}
+
+/// Whether an event queued at or before `mark` still waits.
+pub fn queued_through(conn: &mut DbConn, mark: i64) -> Result<bool, StorageError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        audit_queue::table.filter(audit_queue::id.le(mark)),
+    ))
+    .get_result(conn)?)
 }
 
 /// Removes integrated events from the queue.

@@ -1,10 +1,11 @@
 //! The database's own ceiling on this machine: how many small durable write transactions per
 //! second it commits with N concurrent clients, with nothing of the service in the way.
 //!
-//! - PostgreSQL: `pgbench -i -s 1` on a scratch database, then `pgbench -c N -j 2 -T S`
-//!   (TPC-B-like: 3 UPDATEs, 1 SELECT, 1 INSERT per transaction; at scale 1 every transaction
-//!   updates the one `pgbench_branches` row, much as every service write updates the one
-//!   `audit_head` row).
+//! - PostgreSQL: `pgbench -i -s K` on a scratch database, then `pgbench -c N -j 2 -T S`
+//!   (TPC-B-like: 3 UPDATEs, 1 SELECT, 1 INSERT per transaction). At scale 1 every transaction
+//!   updates the one `pgbench_branches` row, much as every service write used to update the one
+//!   `audit_head` row; at scale 10 there are ten branches, so writers mostly do not queue on
+//!   one row, and that is the ceiling the targets are held against (`PG_TARGET_SCALE`).
 //! - SQLite: N threads, each with its own connection prepared like the service's (WAL,
 //!   `synchronous=FULL`, `busy_timeout`), each transaction `BEGIN IMMEDIATE`; update one head
 //!   row; insert one row; `COMMIT`.
@@ -30,6 +31,9 @@ pub struct Opts {
     pub clients: usize,
     #[arg(long, default_value_t = 30)]
     pub seconds: u64,
+    /// pgbench's scale factor (`-i -s`): branches, each one row every transaction updates.
+    #[arg(long, default_value_t = 1)]
+    pub scale: u32,
     /// The pgbench binary (default: PATH, then /usr/lib/postgresql/*/bin/pgbench).
     #[arg(long)]
     pub pgbench: Option<PathBuf>,
@@ -38,10 +42,37 @@ pub struct Opts {
     pub keep: bool,
 }
 
+/// The pgbench scale whose tps the PostgreSQL throughput target is a fraction of.
+pub const PG_TARGET_SCALE: u32 = 10;
+
 pub struct Ceiling {
+    /// What was measured, e.g. "pgbench scale 10" or "raw SQLite loop".
+    pub label: String,
+    /// The ceiling the throughput target is held against (pgbench at `PG_TARGET_SCALE`, the
+    /// raw SQLite loop).
+    pub target: bool,
     pub tps: f64,
     pub json: Value,
     pub text: String,
+}
+
+/// A lifecycle run's ceilings, measured one after the other with the same clients and
+/// seconds: for PostgreSQL pgbench at each of `pg_scales`, for SQLite the raw loop.
+pub fn measure_all(
+    backend: Backend,
+    clients: usize,
+    seconds: u64,
+    pg_scales: &[u32],
+    pgbench: Option<&Path>,
+    keep: bool,
+) -> Res<Vec<Ceiling>> {
+    match backend {
+        Backend::Postgres => pg_scales
+            .iter()
+            .map(|&scale| measure(backend, clients, seconds, scale, pgbench, keep))
+            .collect(),
+        Backend::Sqlite => Ok(vec![measure(backend, clients, seconds, 1, pgbench, keep)?]),
+    }
 }
 
 pub fn run_mode(o: &Opts) -> Res<Outcome> {
@@ -49,6 +80,7 @@ pub fn run_mode(o: &Opts) -> Res<Outcome> {
         o.backend,
         o.clients,
         o.seconds,
+        o.scale,
         o.pgbench.as_deref(),
         o.keep,
     )?;
@@ -64,16 +96,22 @@ pub fn measure(
     backend: Backend,
     clients: usize,
     seconds: u64,
+    scale: u32,
     pgbench: Option<&Path>,
     keep: bool,
 ) -> Res<Ceiling> {
     let clients = clients.max(1);
+    let scale = scale.max(1);
     eprintln!(
-        "ceiling: {} with {clients} clients for {seconds} s …",
-        backend.as_str()
+        "ceiling: {}{} with {clients} clients for {seconds} s …",
+        backend.as_str(),
+        match backend {
+            Backend::Postgres => format!(" (pgbench scale {scale})"),
+            Backend::Sqlite => String::new(),
+        }
     );
     match backend {
-        Backend::Postgres => pg_ceiling(clients, seconds, pgbench, keep),
+        Backend::Postgres => pg_ceiling(clients, seconds, scale, pgbench, keep),
         Backend::Sqlite => sqlite_ceiling(clients, seconds, keep),
     }
 }
@@ -84,12 +122,18 @@ fn number_after<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
         .and_then(|rest| rest.split_whitespace().next())
 }
 
-fn pg_ceiling(clients: usize, seconds: u64, pgbench: Option<&Path>, keep: bool) -> Res<Ceiling> {
+fn pg_ceiling(
+    clients: usize,
+    seconds: u64,
+    scale: u32,
+    pgbench: Option<&Path>,
+    keep: bool,
+) -> Res<Ceiling> {
     let bin = find_pgbench(pgbench)
         .ok_or("pgbench not found (PATH, /usr/lib/postgresql/*/bin); pass --pgbench")?;
     let db = PgDb::create("ceiling", keep)?;
     let init = Command::new(&bin)
-        .args(["-i", "-s", "1", "-q", &db.url])
+        .args(["-i", "-s", &scale.to_string(), "-q", &db.url])
         .output()
         .map_err(|e| format!("{}: {e}", bin.display()))?;
     if !init.status.success() {
@@ -127,15 +171,18 @@ fn pg_ceiling(clients: usize, seconds: u64, pgbench: Option<&Path>, keep: bool) 
         .unwrap_or(0);
     let text =
         format!(
-        "ceiling (PostgreSQL, pgbench TPC-B-like, scale 1): {tps:.1} tps with {clients} clients, \
+        "ceiling (PostgreSQL, pgbench TPC-B-like, scale {scale}): {tps:.1} tps with {clients} clients, \
          -j {threads}, {seconds} s; latency avg {} ms; {} transactions, {failed} failed\n",
         latency.map(|l| format!("{l:.2}")).unwrap_or_else(|| "?".into()),
         processed.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
     );
     Ok(Ceiling {
+        label: format!("pgbench scale {scale}"),
+        target: scale == PG_TARGET_SCALE,
         tps,
         json: json!({
-            "backend": "postgres", "method": "pgbench TPC-B-like (-i -s 1)", "pgbench": bin.display().to_string(),
+            "backend": "postgres", "method": format!("pgbench TPC-B-like (-i -s {scale})"),
+            "pgbench": bin.display().to_string(), "scale": scale, "target": scale == PG_TARGET_SCALE,
             "clients": clients, "threads": threads, "seconds": seconds, "tps": r2(tps),
             "latency_avg_ms": latency, "transactions": processed, "failed": failed,
         }),
@@ -251,9 +298,11 @@ fn sqlite_ceiling(clients: usize, seconds: u64, keep: bool) -> Res<Ceiling> {
         ));
     }
     Ok(Ceiling {
+        label: "raw SQLite loop".into(),
+        target: true,
         tps,
         json: json!({
-            "backend": "sqlite", "method": "BEGIN IMMEDIATE; UPDATE head; INSERT event; COMMIT (WAL, synchronous=FULL)",
+            "backend": "sqlite", "target": true, "method": "BEGIN IMMEDIATE; UPDATE head; INSERT event; COMMIT (WAL, synchronous=FULL)",
             "clients": clients, "seconds": seconds, "tps": r2(tps), "transactions": row.count,
             "latency": row.json(), "errors": errors, "first_error": first_error,
         }),

@@ -9,6 +9,10 @@
 //! outbox rows (opened → the hall; claimed, submitted → the clerk; completed → both); after
 //! the load the run waits for the server's worker to deliver them all and reports how long
 //! that took.
+//!
+//! The server's `/metrics` is scraped just before the load and again after it (and the outbox
+//! drain); the difference of the audit sequencer's delay histogram is what the load's events
+//! waited to join the chain.
 
 use std::cell::Cell;
 use std::path::PathBuf;
@@ -23,7 +27,8 @@ use crate::ceiling::{self, Ceiling};
 use crate::client::{jpeg, sha256_hex, Api, Stats};
 use crate::env::{mib, r2, rss_summary, sample_rss, BenchEnv, CpuSnap};
 use crate::mail::{self, Drained};
-use crate::report;
+use crate::metrics::{self, SequencerDelay};
+use crate::report::{self, Row};
 use crate::signer::HallKey;
 use crate::{Backend, Mail, Outcome, Res, ServerArgs};
 
@@ -40,9 +45,13 @@ pub struct Opts {
     /// Measure the database's ceiling first (same number of clients) and report the ratio.
     #[arg(long)]
     pub with_ceiling: bool,
-    /// Length of the ceiling run (default: min(seconds, 30)).
+    /// Length of each ceiling run (default: min(seconds, 30)).
     #[arg(long)]
     pub ceiling_seconds: Option<u64>,
+    /// pgbench scale factors of the PostgreSQL ceiling, each measured in turn (comma-separated
+    /// or repeated); the throughput target is held against scale 10.
+    #[arg(long = "pgbench-scale", value_delimiter = ',', default_values_t = [1u32, 10])]
+    pub pgbench_scales: Vec<u32>,
     /// The pgbench binary for the PostgreSQL ceiling.
     #[arg(long)]
     pub pgbench: Option<PathBuf>,
@@ -368,21 +377,55 @@ pub struct Measured {
     pub baseline_rss_kib: Option<u64>,
     pub cpu: Value,
     pub mail: Drained,
+    pub sequencer_delay: SequencerDelay,
+}
+
+/// The numbers of one run the targets are judged on (`all --runs N` takes their medians).
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub steps_per_s: f64,
+    /// (what was measured, whether the target is held against it, tps).
+    pub ceilings: Vec<(String, bool, f64)>,
+    /// Every endpoint's row, with whether it changes state.
+    pub endpoints: Vec<(bool, Row)>,
+    /// p99 of all state-changing requests together, and of all reads together.
+    pub steps_p99: f64,
+    pub reads_p99: f64,
+    pub sequencer_delay_p99_ms: Option<f64>,
+    pub errors: u64,
+    pub peak_rss_kib: Option<u64>,
+    pub chain_ok: bool,
+}
+
+impl Summary {
+    /// steps/s over the ceiling the target is held against, when it was measured.
+    pub fn target_ratio(&self) -> Option<f64> {
+        self.ceilings
+            .iter()
+            .find(|c| c.1)
+            .map(|c| self.steps_per_s / c.2.max(1e-9))
+    }
 }
 
 pub fn run(o: &Opts, args: &ServerArgs) -> Res<Outcome> {
+    measure(o, args).map(|(out, _)| out)
+}
+
+/// One run: its report and the summary the targets are judged on.
+pub fn measure(o: &Opts, args: &ServerArgs) -> Res<(Outcome, Summary)> {
     let clients = o.clients.max(1);
-    let ceiling = if o.with_ceiling {
+    let ceilings = if o.with_ceiling {
         let secs = o.ceiling_seconds.unwrap_or(o.seconds.min(30));
-        Some(ceiling::measure(
+        ceiling::measure_all(
             o.backend,
             clients,
             secs,
+            &o.pgbench_scales,
             o.pgbench.as_deref(),
             args.keep,
-        )?)
+        )?
     } else {
-        None
+        Vec::new()
     };
     let busy_before = crate::env::idle_check("lifecycle");
     let env = BenchEnv::prepare(o.backend, args, "lifecycle")?;
@@ -415,6 +458,7 @@ pub fn run(o: &Opts, args: &ServerArgs) -> Res<Outcome> {
             args.mail.as_str()
         );
         let baseline_rss_kib = crate::env::proc_status_kib(pid, "VmRSS");
+        let metrics_before = metrics::scrape(&api).await?;
         let stop = Cell::new(false);
         let cpu0 = CpuSnap::take(pid);
         let started = Instant::now();
@@ -443,6 +487,7 @@ pub fn run(o: &Opts, args: &ServerArgs) -> Res<Outcome> {
             env.dir.path(),
         )
         .await?;
+        let metrics_after = metrics::scrape(&api).await?;
         let mut stats = Stats::default();
         for s in per_client {
             stats.merge(s);
@@ -454,6 +499,7 @@ pub fn run(o: &Opts, args: &ServerArgs) -> Res<Outcome> {
             baseline_rss_kib,
             cpu,
             mail,
+            sequencer_delay: SequencerDelay::between(&metrics_before, &metrics_after),
         })
     })?;
     let peak = server.status_kib("VmHWM");
@@ -461,7 +507,7 @@ pub fn run(o: &Opts, args: &ServerArgs) -> Res<Outcome> {
     let warnings = server.log_warnings(5);
     let (chain, verify_secs) = env.verify_chain()?;
     server.stop();
-    let mut out = render(
+    let (mut out, summary) = render(
         o,
         clients,
         &env,
@@ -469,7 +515,7 @@ pub fn run(o: &Opts, args: &ServerArgs) -> Res<Outcome> {
         peak,
         alive,
         &warnings,
-        ceiling,
+        &ceilings,
         &chain.raw,
         chain.ok,
         verify_secs,
@@ -480,7 +526,7 @@ pub fn run(o: &Opts, args: &ServerArgs) -> Res<Outcome> {
             "WARNING: the machine was {b:.0}% busy with other processes just before the run\n"
         ));
     }
-    Ok(out)
+    Ok((out, summary))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -492,25 +538,37 @@ fn render(
     peak: Option<u64>,
     alive: bool,
     warnings: &[String],
-    ceiling: Option<Ceiling>,
+    ceilings: &[Ceiling],
     chain: &Value,
     chain_ok: bool,
     verify_secs: f64,
-) -> Outcome {
+) -> (Outcome, Summary) {
     let st = &m.stats;
     let secs = m.secs;
     let mut rows = report::rows(st, secs);
-    // The state-changing steps together: what a change to the write path (such as the outbox
-    // rows each step now writes) shows in.
-    let step_lat: Vec<u32> = st
-        .eps
-        .iter()
-        .filter(|e| e.write)
-        .flat_map(|e| e.lat_us.iter().copied())
-        .collect();
-    let step_errors = st.eps.iter().filter(|e| e.write).map(|e| e.errors).sum();
-    let step_row = report::Row::new("state-changing steps", &step_lat, step_errors, secs, None);
-    rows.insert(rows.len().saturating_sub(1), step_row.clone());
+    let endpoints: Vec<(bool, Row)> = st.eps.iter().map(|e| e.write).zip(rows.clone()).collect();
+    // The state-changing steps together (what a change to the write path shows in), and the
+    // reads together (held to their own, tighter target).
+    let together = |write: bool, label: &str| {
+        let lat: Vec<u32> = st
+            .eps
+            .iter()
+            .filter(|e| e.write == write)
+            .flat_map(|e| e.lat_us.iter().copied())
+            .collect();
+        let errors = st
+            .eps
+            .iter()
+            .filter(|e| e.write == write)
+            .map(|e| e.errors)
+            .sum();
+        Row::new(label, &lat, errors, secs, None)
+    };
+    let step_row = together(true, "state-changing steps");
+    let read_row = together(false, "reads");
+    let at = rows.len().saturating_sub(1);
+    rows.insert(at, read_row.clone());
+    rows.insert(at, step_row.clone());
     let steps: u64 = st
         .eps
         .iter()
@@ -519,7 +577,6 @@ fn render(
         .sum();
     let requests: u64 = st.eps.iter().map(|e| e.lat_us.len() as u64).sum();
     let steps_per_s = steps as f64 / secs;
-    let ratio = ceiling.as_ref().map(|c| steps_per_s / c.tps.max(1e-9));
     let rss = rss_summary(&m.rss);
     let mut t = format!(
         "crossprov-bench lifecycle — backend {}, {clients} clients, mail {}, {} s requested, \
@@ -563,12 +620,19 @@ fn render(
         m.cpu["cores"]
     ));
     t.push_str(&m.mail.text(steps, st.cycles));
-    if let Some(c) = &ceiling {
+    t.push_str(&m.sequencer_delay.text());
+    for c in ceilings {
         t.push_str(&c.text);
         t.push_str(&format!(
-            "service steps/s ÷ ceiling tps = {steps_per_s:.1} / {:.1} = {:.3}\n",
+            "service steps/s ÷ {} tps = {steps_per_s:.1} / {:.1} = {:.3}{}\n",
+            c.label,
             c.tps,
-            ratio.unwrap_or(0.0)
+            steps_per_s / c.tps.max(1e-9),
+            if c.target {
+                " (the ceiling the target is held against)"
+            } else {
+                ""
+            }
         ));
     }
     t.push_str(&format!(
@@ -632,6 +696,8 @@ fn render(
         "first_errors": st.first_errors,
         "endpoints": rows.iter().map(|r| r.json()).collect::<Vec<_>>(),
         "steps_latency": step_row.json(),
+        "reads_latency": read_row.json(),
+        "sequencer_delay": m.sequencer_delay.json(),
         "server": {
             "peak_rss_kib": peak,
             "rss_before_load_kib": m.baseline_rss_kib,
@@ -641,14 +707,32 @@ fn render(
         },
         "cpu": m.cpu,
         "mail": m.mail.json(steps, st.cycles),
-        "ceiling": ceiling.as_ref().map(|c| c.json.clone()),
-        "steps_per_s_over_ceiling_tps": ratio.map(|r| (r * 1000.0).round() / 1000.0),
+        "ceilings": ceilings.iter().map(|c| {
+            let mut v = c.json.clone();
+            v["steps_per_s_over_tps"] = json!((steps_per_s / c.tps.max(1e-9) * 1000.0).round() / 1000.0);
+            v
+        }).collect::<Vec<_>>(),
         "chain": { "ok": chain_ok, "verify": chain, "verify_s": r2(verify_secs) },
         "cpu_note": "server/bench/other in % of one core; other = machine busy minus server and bench (database processes, kernel)",
     });
-    Outcome {
+    let summary = Summary {
+        steps_per_s,
+        ceilings: ceilings
+            .iter()
+            .map(|c| (c.label.clone(), c.target, c.tps))
+            .collect(),
+        endpoints,
+        steps_p99: step_row.p99,
+        reads_p99: read_row.p99,
+        sequencer_delay_p99_ms: m.sequencer_delay.p99_ms(),
+        errors: st.errors,
+        peak_rss_kib: peak,
+        chain_ok,
+    };
+    let outcome = Outcome {
         json,
         table: t,
         problems,
-    }
+    };
+    (outcome, summary)
 }

@@ -8,9 +8,12 @@
 //! Modes:
 //! - `lifecycle`: N clients loop through complete life cycles (open → claim → 3 evidence
 //!   uploads → signed verification result → complete) with reads interleaved; per-endpoint
-//!   latency, throughput, errors, the server's RSS and CPU, optionally against the ceiling.
+//!   latency, throughput, errors, the server's RSS and CPU, the audit sequencer's delay (from
+//!   `/metrics`), optionally against the ceilings.
 //! - `ceiling`: the database's own durable-commit ceiling on this machine (pgbench TPC-B for
-//!   PostgreSQL, an equivalent raw write loop for SQLite).
+//!   PostgreSQL, at a chosen scale; an equivalent raw write loop for SQLite).
+//! - `all`: the life cycle repeated on both backends with medians and a verdict per target,
+//!   then evidence and the audit trail.
 //! - `evidence`: large evidence uploads and downloads, MiB/s and the server's peak RSS.
 //! - `seed-audit`: seeds a valid, realistic audit trail quickly (the chain verifies).
 //! - `audit`: filtered audit queries and full-chain verification on a (seeded) database.
@@ -27,9 +30,11 @@ mod env;
 mod evidence;
 mod lifecycle;
 mod mail;
+mod metrics;
 mod report;
 mod signer;
 mod smoke;
+mod targets;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -132,7 +137,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Everything docs/performance.md reports, one run after the other (about 8 minutes).
+    /// Everything docs/performance.md reports, one run after the other, life cycles 3 times per
+    /// backend with medians and a verdict per target (about 20 minutes).
     All(all::Opts),
     /// N clients loop through complete work-order life cycles for S seconds.
     Lifecycle(lifecycle::Opts),

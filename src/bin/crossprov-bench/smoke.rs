@@ -90,6 +90,8 @@ pub fn run(o: &Opts, args: &ServerArgs) -> Res<Outcome> {
             seconds: o.seconds,
             with_ceiling,
             ceiling_seconds: Some(1),
+            // Both scales, so the two-ceiling report is exercised (scale 10's init: ~6 s).
+            pgbench_scales: vec![1, crate::ceiling::PG_TARGET_SCALE],
             pgbench: None,
             evidence_size: 1024,
             setup_concurrency: 2,

@@ -228,6 +228,10 @@ impl SequencerDelay {
         let Some(h) = &self.during_load else {
             return format!("sequencer delay: n/a (the server exports no {SEQUENCER_DELAY})\n");
         };
+        if h.total() <= 0.0 {
+            // SQLite appends in the step's own transaction: the histogram is there, empty.
+            return format!("sequencer delay: n/a (no event went through {SEQUENCER_DELAY})\n");
+        }
         let ms = |v: Option<f64>| v.map_or("n/a".to_owned(), |s| format!("{:.2}", s * 1000.0));
         format!(
             "sequencer delay ({SEQUENCER_DELAY}, events committed during the load, from the \
@@ -334,5 +338,9 @@ crossprov_http_requests_total{method="GET",route="/metrics",status="200"} 3 1700
             .unwrap()
             .quantile(0.99)
             .is_none());
+        let exported_but_empty = empty.replace("x_", &format!("{SEQUENCER_DELAY}_"));
+        let d = SequencerDelay::between("", &exported_but_empty);
+        assert!(d.p99_ms().is_none());
+        assert!(d.text().contains("n/a (no event went through"));
     }
 }

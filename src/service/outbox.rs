@@ -139,7 +139,8 @@ impl BackgroundMetrics {
             sequencer_delay: Histogram::with_opts(
                 HistogramOpts::new(
                     "audit_sequencer_delay_seconds",
-                    "Time from a step's commit of an audit event to its place in the chain \
+                    "Time from a step's queueing of an audit event (near the end of its \
+                     transaction, so its commit included) to its place in the chain \
                      (PostgreSQL; SQLite appends in the step's transaction)",
                 )
                 .buckets(vec![

@@ -246,6 +246,14 @@ pub(super) fn save(
     if !work_orders::update(conn, &t)? {
         return Err(lost_race(conn, current, t.kind()));
     }
+    for effect in t.effects() {
+        match effect {
+            Effect::RecordVerified(record) => subscribers::record_verified(conn, record)?,
+        }
+    }
+    mail.enqueue(conn, t.notices(), now)?;
+    // Last before the commit: on PostgreSQL the queued event's wait for the sequencer is
+    // measured from here.
     for event in t.events() {
         audit::append(
             conn,
@@ -256,12 +264,6 @@ pub(super) fn save(
             now,
         )?;
     }
-    for effect in t.effects() {
-        match effect {
-            Effect::RecordVerified(record) => subscribers::record_verified(conn, record)?,
-        }
-    }
-    mail.enqueue(conn, t.notices(), now)?;
     Ok(t.into_next())
 }
 

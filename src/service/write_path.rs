@@ -92,6 +92,20 @@ plain_refusal_from!(
     crate::crypto::CryptoError
 );
 
+impl AuditedRefusal {
+    /// Writes the refusal's audit event (the step itself rolled back); the error to answer.
+    fn record(
+        self,
+        tx: &mut DbConn,
+        by: &Recorder,
+        now: DateTime<Utc>,
+    ) -> std::result::Result<Error, StorageError> {
+        let detail = &self.detail;
+        crate::audit::append(tx, by, self.action, self.work_order.as_ref(), detail, now)?;
+        Ok(self.error)
+    }
+}
+
 impl Refusal {
     fn write_refusal(&self) -> Option<crate::storage::error::WriteRefusal> {
         match self {
@@ -221,15 +235,7 @@ where
             move |tx, RolledBack(refusal)| match refusal {
                 Refusal::Plain(e) => Err(RolledBack(Refusal::Plain(e))),
                 Refusal::Audited(refusal) => {
-                    let AuditedRefusal {
-                        error,
-                        action,
-                        work_order,
-                        detail,
-                    } = *refusal;
-                    let now = recover_clock.now();
-                    crate::audit::append(tx, &by, action, work_order.as_ref(), &detail, now)?;
-                    Ok(Err(error))
+                    Ok(Err(refusal.record(tx, &by, recover_clock.now())?))
                 }
             },
         )
@@ -309,18 +315,11 @@ where
         Ok(v) => Ok(v),
         Err(RolledBack(Refusal::Plain(e))) => Err(e),
         Err(RolledBack(Refusal::Audited(refusal))) => {
-            let AuditedRefusal {
-                error,
-                action,
-                work_order,
-                detail,
-            } = *refusal;
-            store.write_blocking(WritePermit(()), |tx| -> Result<()> {
+            let error = store.write_blocking(WritePermit(()), |tx| -> Result<Error> {
                 if ChainLock::AtAppend.first_on(store.backend()) {
                     crate::audit::lock(tx)?;
                 }
-                crate::audit::append(tx, by, action, work_order.as_ref(), &detail, clock.now())?;
-                Ok(())
+                Ok(refusal.record(tx, by, clock.now())?)
             })?;
             Err(error)
         }

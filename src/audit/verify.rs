@@ -7,12 +7,13 @@
 //! thread re-hashes the page before. Buffers go back and forth, so nothing is allocated per
 //! event.
 
+use std::ops::Range;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
 
 use super::chain::{self, EventFields};
 use super::tree::{Frontier, NodeId};
 use crate::storage::audit::{self as store, Head};
-use crate::storage::audit_scan as scan;
+use crate::storage::audit_scan::{self as scan, CopiedEvent};
 use crate::storage::{DbConn, StorageError};
 
 /// The outcome of walking the whole chain.
@@ -121,70 +122,35 @@ pub(crate) fn verify_all(conn: &mut DbConn, leaves: Leaves) -> Result<VerifyRepo
 struct Page {
     text: String,
     events: Vec<CopiedEvent>,
-    /// The stored subtrees the page's leaves complete, level L at `levels[L - 1]`, by index.
-    levels: Vec<Vec<StoredNode>>,
-}
-
-struct CopiedEvent {
-    seq: i64,
-    has_work_order: bool,
-    /// Where each text field starts and ends in `Page::text`: `at`, `actor`, `role`,
-    /// `action`, `work_order`, `detail`, `prev_hash`, then the stored `hash`.
-    bounds: [usize; 9],
-}
-
-struct StoredNode {
-    idx: u64,
-    /// The stored text's first 64 bytes, and its length (a well-formed hash has 64).
-    hex: [u8; 64],
-    len: usize,
+    /// The stored subtrees the page's leaves complete, level L at `levels[L - 1]`, by index,
+    /// with where each stored hash is in `node_text`.
+    levels: Vec<Vec<(u64, Range<usize>)>>,
+    node_text: String,
 }
 
 impl Page {
     fn clear(&mut self) {
         self.text.clear();
         self.events.clear();
+        self.node_text.clear();
         self.levels.iter_mut().for_each(Vec::clear);
-    }
-
-    fn push(&mut self, e: &EventFields<'_>, hash: &str) {
-        let mut bounds = [self.text.len(); 9];
-        let fields = [
-            e.at,
-            e.actor,
-            e.role,
-            e.action,
-            e.work_order.unwrap_or_default(),
-            e.detail,
-            e.prev_hash,
-            hash,
-        ];
-        for (end, field) in bounds[1..].iter_mut().zip(fields) {
-            self.text.push_str(field);
-            *end = self.text.len();
-        }
-        self.events.push(CopiedEvent {
-            seq: e.seq,
-            has_work_order: e.work_order.is_some(),
-            bounds,
-        });
     }
 
     /// Event `i`'s hashed fields and stored hash.
     fn event(&self, i: usize) -> (EventFields<'_>, &str) {
         let e = &self.events[i];
-        let field = |k: usize| &self.text[e.bounds[k]..e.bounds[k + 1]];
+        let text = |at: &Range<usize>| &self.text[at.clone()];
         let fields = EventFields {
             seq: e.seq,
-            at: field(0),
-            actor: field(1),
-            role: field(2),
-            action: field(3),
-            work_order: e.has_work_order.then(|| field(4)),
-            detail: field(5),
-            prev_hash: field(6),
+            at: text(&e.at),
+            actor: text(&e.actor),
+            role: text(&e.role),
+            action: text(&e.action),
+            work_order: e.work_order.as_ref().map(text),
+            detail: text(&e.detail),
+            prev_hash: text(&e.prev_hash),
         };
-        (fields, field(7))
+        (fields, text(&e.hash))
     }
 
     /// Reads the stored subtrees that leaves `lo..hi` (0-based) complete.
@@ -194,17 +160,13 @@ impl Page {
             if self.levels.len() <= at {
                 self.levels.resize_with(at + 1, Vec::new);
             }
-            let nodes = &mut self.levels[at];
-            scan::each_node_between(conn, level, from, to, |idx, stored| {
-                let mut hex = [0u8; 64];
-                let kept = stored.len().min(64);
-                hex[..kept].copy_from_slice(&stored.as_bytes()[..kept]);
-                nodes.push(StoredNode {
-                    idx,
-                    hex,
-                    len: stored.len(),
-                });
-            })?;
+            scan::copy_nodes_between(
+                conn,
+                level,
+                (from, to),
+                &mut self.node_text,
+                &mut self.levels[at],
+            )?;
         }
         Ok(())
     }
@@ -232,10 +194,11 @@ fn read_pages(
     loop {
         let mut page = spent.try_recv().unwrap_or_default();
         page.clear();
-        let (rows, last) = scan::each_event_after(conn, after, PAGE, |e, hash| page.push(e, hash))?;
-        if rows == 0 {
+        scan::copy_events_after(conn, after, PAGE, &mut page.text, &mut page.events)?;
+        let Some(last) = page.events.last() else {
             return Ok(());
-        }
+        };
+        let (rows, last) = (page.events.len() as u64, last.seq);
         after = last;
         let hi = lo + rows;
         if tree_kept {
@@ -326,17 +289,17 @@ fn compare_node(
     hash: &chain::Hash,
 ) -> Option<String> {
     let (level, index) = (id.level, id.index);
-    let at = level as usize;
+    let slot = level as usize;
     let stored = page
         .levels
-        .get(at.wrapping_sub(1))
-        .and_then(|nodes| nodes.get(next_at[at]));
+        .get(slot.wrapping_sub(1))
+        .and_then(|nodes| nodes.get(next_at[slot]));
     match stored {
-        Some(node) if node.idx == index => {
-            next_at[at] += 1;
+        Some((idx, text_at)) if *idx == index => {
+            next_at[slot] += 1;
             let mut hex = [0u8; 64];
-            let same =
-                hex::encode_to_slice(hash, &mut hex).is_ok() && node.len == 64 && node.hex == hex;
+            let same = hex::encode_to_slice(hash, &mut hex).is_ok()
+                && page.node_text[text_at.clone()].as_bytes() == hex;
             (!same).then(|| {
                 format!("the stored tree node at level {level}, index {index} is not the hash of its two children")
             })
@@ -426,30 +389,6 @@ mod tests {
                 .flat_map(|(level, from, to)| (from..to).map(move |i| NodeId::new(level, i)))
                 .collect();
             assert_eq!(ranged, pushed, "leaves {lo}..{hi}");
-        }
-    }
-
-    #[test]
-    fn a_page_lends_back_the_fields_it_copied() {
-        let mut page = Page::default();
-        let fields = |seq, work_order| EventFields {
-            seq,
-            at: "2026-12-04T10:00:00.000000Z",
-            actor: "clerk.53.0",
-            role: "clerk",
-            action: "work_order.opened",
-            work_order,
-            detail: "{\"a\":\"é\"}",
-            prev_hash: chain::GENESIS_PREV_HASH,
-        };
-        for _ in 0..2 {
-            page.clear();
-            page.push(&fields(1, Some("wo-1")), "h1");
-            page.push(&fields(2, None), "");
-            page.push(&fields(3, Some("")), "h3");
-            assert_eq!(page.event(0), (fields(1, Some("wo-1")), "h1"));
-            assert_eq!(page.event(1), (fields(2, None), ""));
-            assert_eq!(page.event(2), (fields(3, Some("")), "h3"));
         }
     }
 }

@@ -1,36 +1,110 @@
-//! The whole audit log read in `seq` order for verification, without a `String` per field: each
-//! row's text is lent to the caller while the row is current, and the caller copies what it
-//! keeps into its own reused buffers.
+//! The whole audit log read in `seq` order for verification, without a `String` per field:
+//! each text column is appended to the caller's buffer while diesel still holds its value,
+//! and the caller gets where it landed.
+
+use std::cell::RefCell;
+use std::ops::Range;
 
 use diesel::connection::DefaultLoadingMode;
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::pg::{Pg, PgValue};
 use diesel::prelude::*;
+use diesel::sql_types::Text;
+use diesel::sqlite::{Sqlite, SqliteValue};
 
 use super::schema::{audit_events, audit_tree_nodes};
 use super::{DbConn, StorageError};
-use crate::audit::chain::EventFields;
 
-/// An event row as the database lends it: text columns as pointers into the row.
-type LentEvent = (
+thread_local! {
+    /// The buffer the rows being read on this thread are copied into; the caller's own,
+    /// lent for the duration of one statement (see [`with_text`]).
+    static READ_TEXT: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// A text column, copied into `READ_TEXT` inside `from_sql`, where the value it borrows
+/// from is still alive (SQLite may hand a converted copy that dies with the value).
+#[derive(Debug, Clone, PartialEq, Eq, FromSqlRow)]
+pub struct CopiedText(pub Range<usize>);
+
+fn copy_text(text: &str) -> CopiedText {
+    READ_TEXT.with_borrow_mut(|buffer| {
+        let start = buffer.len();
+        buffer.push_str(text);
+        CopiedText(start..buffer.len())
+    })
+}
+
+impl FromSql<Text, Sqlite> for CopiedText {
+    fn from_sql(mut value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
+        // Invalid UTF-8 reads lossily, as diesel's `String` does.
+        Ok(copy_text(value.read_text()))
+    }
+}
+
+impl FromSql<Text, Pg> for CopiedText {
+    fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
+        Ok(copy_text(std::str::from_utf8(value.as_bytes())?))
+    }
+}
+
+/// Runs `read` with `text` as this thread's `READ_TEXT`, and gives it back after.
+fn with_text<T>(text: &mut String, read: impl FnOnce() -> T) -> T {
+    READ_TEXT.with_borrow_mut(|lent| std::mem::swap(lent, text));
+    let out = read();
+    READ_TEXT.with_borrow_mut(|lent| std::mem::swap(lent, text));
+    out
+}
+
+/// An event row as copied: where each text column is in the buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopiedEvent {
+    pub seq: i64,
+    pub at: Range<usize>,
+    pub actor: Range<usize>,
+    pub role: Range<usize>,
+    pub action: Range<usize>,
+    pub work_order: Option<Range<usize>>,
+    pub detail: Range<usize>,
+    pub prev_hash: Range<usize>,
+    pub hash: Range<usize>,
+}
+
+type EventColumns = (
     i64,
-    *const str,
-    *const str,
-    *const str,
-    *const str,
-    Option<*const str>,
-    *const str,
-    *const str,
-    *const str,
+    CopiedText,
+    CopiedText,
+    CopiedText,
+    CopiedText,
+    Option<CopiedText>,
+    CopiedText,
+    CopiedText,
+    CopiedText,
 );
 
-/// Lends events `after_seq + 1 …` in `seq` order, at most `limit`, to `each` (the hashed
-/// fields and the stored `hash`), one statement stepping the rows. Returns how many rows
-/// there were and the last `seq`.
-pub fn each_event_after(
+fn copied_event(row: EventColumns) -> CopiedEvent {
+    let (seq, at, actor, role, action, work_order, detail, prev_hash, hash) = row;
+    CopiedEvent {
+        seq,
+        at: at.0,
+        actor: actor.0,
+        role: role.0,
+        action: action.0,
+        work_order: work_order.map(|w| w.0),
+        detail: detail.0,
+        prev_hash: prev_hash.0,
+        hash: hash.0,
+    }
+}
+
+/// Copies events `after_seq + 1 …` in `seq` order, at most `limit`, appending their text
+/// to `text` and their rows to `events`, one statement stepping the rows.
+pub fn copy_events_after(
     conn: &mut DbConn,
     after_seq: i64,
     limit: i64,
-    mut each: impl FnMut(&EventFields<'_>, &str),
-) -> Result<(u64, i64), StorageError> {
+    text: &mut String,
+    events: &mut Vec<CopiedEvent>,
+) -> Result<(), StorageError> {
     use audit_events::dsl as a;
     let query = a::audit_events
         .filter(a::seq.gt(after_seq))
@@ -47,54 +121,32 @@ pub fn each_event_after(
             a::prev_hash,
             a::hash,
         ));
-    let (mut rows, mut last) = (0, after_seq);
-    let mut lend = |row: LentEvent| {
-        let (seq, at, actor, role, action, work_order, detail, prev_hash, hash) = row;
-        // SAFETY: each pointer points into the row the iterator has just read: into the
-        // statement's current row on SQLite, valid until the statement is stepped again (the
-        // iterator's next call), and into the page's result on PostgreSQL, which the iterator
-        // owns. `each` gets them as borrows that cannot outlive this call, before the
-        // iterator moves on.
-        let fields = unsafe {
-            EventFields {
-                seq,
-                at: &*at,
-                actor: &*actor,
-                role: &*role,
-                action: &*action,
-                work_order: work_order.map(|w| &*w),
-                detail: &*detail,
-                prev_hash: &*prev_hash,
+    with_text(text, || -> Result<(), StorageError> {
+        // Each backend's own connection: the copying type is read per backend.
+        match conn {
+            DbConn::Pg(pg) => {
+                for row in query.load_iter::<EventColumns, DefaultLoadingMode>(pg)? {
+                    events.push(copied_event(row?));
+                }
             }
-        };
-        each(&fields, unsafe { &*hash });
-        rows += 1;
-        last = seq;
-    };
-    // Each backend's own connection: MultiBackend does not lend text.
-    match conn {
-        DbConn::Pg(pg) => {
-            for row in query.load_iter::<LentEvent, DefaultLoadingMode>(pg)? {
-                lend(row?);
+            DbConn::Sqlite(lite) => {
+                for row in query.load_iter::<EventColumns, DefaultLoadingMode>(lite)? {
+                    events.push(copied_event(row?));
+                }
             }
         }
-        DbConn::Sqlite(lite) => {
-            for row in query.load_iter::<LentEvent, DefaultLoadingMode>(lite)? {
-                lend(row?);
-            }
-        }
-    }
-    Ok((rows, last))
+        Ok(())
+    })
 }
 
-/// Lends the stored subtrees of `level` with `from_idx <= idx < to_idx` to `each` (index
-/// and stored hash), in index order.
-pub fn each_node_between(
+/// Copies the stored subtrees of `level` with `from_idx <= idx < to_idx`, in index order,
+/// appending their hashes to `text` and `(idx, where its hash is)` to `nodes`.
+pub fn copy_nodes_between(
     conn: &mut DbConn,
     level: u32,
-    from_idx: u64,
-    to_idx: u64,
-    mut each: impl FnMut(u64, &str),
+    (from_idx, to_idx): (u64, u64),
+    text: &mut String,
+    nodes: &mut Vec<(u64, Range<usize>)>,
 ) -> Result<(), StorageError> {
     use audit_tree_nodes::dsl as t;
     let (Ok(level), Ok(from), Ok(to)) = (
@@ -112,23 +164,22 @@ pub fn each_node_between(
         .filter(t::idx.lt(to))
         .order(t::idx.asc())
         .select((t::idx, t::hash));
-    let mut lend = |(idx, hash): (i64, *const str)| {
-        // SAFETY: as in `each_event_after`: the text lives as long as the current row.
-        each(u64::try_from(idx).unwrap_or_default(), unsafe { &*hash });
-    };
-    match conn {
-        DbConn::Pg(pg) => {
-            for row in query.load_iter::<(i64, *const str), DefaultLoadingMode>(pg)? {
-                lend(row?);
+    let copied = |(idx, hash): (i64, CopiedText)| (u64::try_from(idx).unwrap_or_default(), hash.0);
+    with_text(text, || -> Result<(), StorageError> {
+        match conn {
+            DbConn::Pg(pg) => {
+                for row in query.load_iter::<(i64, CopiedText), DefaultLoadingMode>(pg)? {
+                    nodes.push(copied(row?));
+                }
+            }
+            DbConn::Sqlite(lite) => {
+                for row in query.load_iter::<(i64, CopiedText), DefaultLoadingMode>(lite)? {
+                    nodes.push(copied(row?));
+                }
             }
         }
-        DbConn::Sqlite(lite) => {
-            for row in query.load_iter::<(i64, *const str), DefaultLoadingMode>(lite)? {
-                lend(row?);
-            }
-        }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Whether any subtree is stored.

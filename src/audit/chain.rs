@@ -84,36 +84,100 @@ fn push_json_string(out: &mut String, s: &str) {
 /// `detail` is inserted verbatim because it is already canonical JSON as
 /// stored; re-serialising it could silently change what was signed off.
 pub fn canonical_encoding(e: &EventFields) -> Vec<u8> {
-    let mut out = String::with_capacity(192 + e.detail.len());
-    out.push_str("{\"seq\":");
-    out.push_str(&e.seq.to_string());
-    out.push_str(",\"at\":");
-    push_json_string(&mut out, e.at);
-    out.push_str(",\"actor\":");
-    push_json_string(&mut out, e.actor);
-    out.push_str(",\"role\":");
-    push_json_string(&mut out, e.role);
-    out.push_str(",\"action\":");
-    push_json_string(&mut out, e.action);
-    out.push_str(",\"work_order\":");
+    let mut out = Vec::with_capacity(192 + e.detail.len());
+    encode_into(e, &mut out);
+    out
+}
+
+/// [`canonical_encoding`] appended to `out`, so a caller hashing many events reuses one
+/// buffer.
+pub fn encode_into(e: &EventFields, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"seq\":");
+    push_i64(out, e.seq);
+    out.extend_from_slice(b",\"at\":");
+    push_json_str(out, e.at);
+    out.extend_from_slice(b",\"actor\":");
+    push_json_str(out, e.actor);
+    out.extend_from_slice(b",\"role\":");
+    push_json_str(out, e.role);
+    out.extend_from_slice(b",\"action\":");
+    push_json_str(out, e.action);
+    out.extend_from_slice(b",\"work_order\":");
     match e.work_order {
-        Some(w) => push_json_string(&mut out, w),
-        None => out.push_str("null"),
+        Some(w) => push_json_str(out, w),
+        None => out.extend_from_slice(b"null"),
     }
-    out.push_str(",\"detail\":");
-    out.push_str(e.detail);
-    out.push_str(",\"prev_hash\":");
-    push_json_string(&mut out, e.prev_hash);
-    out.push('}');
-    out.into_bytes()
+    out.extend_from_slice(b",\"detail\":");
+    out.extend_from_slice(e.detail.as_bytes());
+    out.extend_from_slice(b",\"prev_hash\":");
+    push_json_str(out, e.prev_hash);
+    out.push(b'}');
+}
+
+/// `n` in decimal, as `i64::to_string` writes it.
+fn push_i64(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    let mut rest = n.unsigned_abs();
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// A JSON string exactly as serde_json writes it (see [`push_json_string`]), without
+/// allocating: `"` and `\` escaped, control characters as `\b \t \n \f \r` or `\u00xx`
+/// (lowercase hex), every other character verbatim.
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    let mut unicode = *b"\\u0000";
+    out.push(b'"');
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x00..=0x1f => {
+                unicode[4] = HEX[usize::from(b >> 4)];
+                unicode[5] = HEX[usize::from(b & 0xf)];
+                &unicode
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(short);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
 }
 
 /// RFC 9162 leaf hash: SHA-256(0x00 ‖ canonical_encoding).
 pub fn leaf_hash(e: &EventFields) -> Hash {
-    let mut h = Sha256::new();
-    h.update([LEAF_PREFIX]);
-    h.update(canonical_encoding(e));
-    h.finalize().into()
+    leaf_hash_in(e, &mut Vec::with_capacity(192 + e.detail.len()))
+}
+
+/// [`leaf_hash`], encoding into `scratch` (cleared first), so hashing many events reuses
+/// one buffer.
+pub fn leaf_hash_in(e: &EventFields, scratch: &mut Vec<u8>) -> Hash {
+    scratch.clear();
+    scratch.push(LEAF_PREFIX);
+    encode_into(e, scratch);
+    Sha256::digest(&scratch[..]).into()
 }
 
 pub fn leaf_hash_hex(e: &EventFields) -> String {
@@ -833,6 +897,30 @@ mod tests {
         // The encoding is valid JSON with the fields in the stated order.
         let parsed: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
         assert_eq!(parsed["actor"], tricky);
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut every_ascii: String = (0u8..=0x7f).map(char::from).collect();
+        every_ascii.push_str("é😀\u{2028}\u{ffff}");
+        let singles: Vec<String> = (0u32..0x800)
+            .filter_map(char::from_u32)
+            .map(String::from)
+            .collect();
+        let tricky = ["", "plain", "\"\\", "a\u{0}b\u{1f}c\u{7f}", &every_ascii];
+        for s in tricky.into_iter().chain(singles.iter().map(String::as_str)) {
+            let mut out = Vec::new();
+            push_json_str(&mut out, s);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(s).unwrap()
+            );
+        }
+        for n in [0, 7, -1, 10, 1_000_000, i64::MAX, i64::MIN] {
+            let mut out = Vec::new();
+            push_i64(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
     }
 
     #[test]

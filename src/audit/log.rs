@@ -1,15 +1,14 @@
-//! Appending to and verifying the stored chain.
+//! Appending to the stored chain (verifying it is `verify`).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
-use std::collections::VecDeque;
-
-use super::chain::{self, ChainVerifier, EventFields, StoredEvent};
-use super::tree::{Frontier, NodeId};
+use super::chain::{self, EventFields, StoredEvent};
 use crate::domain::{AuditAction, WorkOrderId};
 use crate::storage::audit::{self as store, AuditRow, Head, QueuedEvent};
 use crate::storage::{DbConn, StorageError};
+
+pub use super::verify::{TreeCheck, VerifyReport};
 
 /// Who an event is attributed to: a user, the CLI, or the system itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,92 +172,6 @@ fn named_msisdn(detail: &str) -> Option<String> {
     value.get("msisdn")?.as_str().map(str::to_owned)
 }
 
-/// The outcome of walking the whole chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifyReport {
-    pub ok: bool,
-    pub checked: u64,
-    pub head: String,
-    pub first_bad_seq: Option<i64>,
-    /// Whether the stored Merkle tree is the one the chain rebuilds.
-    pub tree: TreeCheck,
-    /// Leaf hashes of the intact prefix, for checkpoint comparison.
-    pub leaves: Vec<chain::Hash>,
-}
-
-/// The stored tree (subtrees and the head's frontier), against the tree rebuilt from the
-/// re-hashed events. Proofs and checkpoints are computed from the stored one, so a stored
-/// tree that differs makes the log not intact even when every event is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TreeCheck {
-    /// Every stored subtree and the frontier are the rebuilt ones, and nothing more is stored.
-    Agrees,
-    /// A log from before the tree was kept, whose tree the service builds at its next start
-    /// (the frontier is not set, and no subtree is stored).
-    NotBuilt,
-    /// The chain is broken, so there is no one tree to compare with.
-    Unchecked,
-    /// What differs first.
-    Differs(String),
-}
-
-impl TreeCheck {
-    /// A sentence for reports, `None` when there is nothing to say.
-    pub fn problem(&self) -> Option<String> {
-        match self {
-            Self::Differs(why) => Some(why.clone()),
-            _ => None,
-        }
-    }
-}
-
-/// `stored` is exactly `hash` in lowercase hex (compared without allocating: a million times
-/// per million events).
-fn same_hex(stored: &str, hash: &chain::Hash) -> bool {
-    let mut buf = [0u8; 64];
-    hex::encode_to_slice(hash, &mut buf).is_ok() && stored.as_bytes() == buf
-}
-
-/// Compares each subtree the rebuilt tree completes with the stored one, reading each
-/// level's stored subtrees in index order, a page at a time (they complete in that order).
-#[derive(Default)]
-struct StoredNodes {
-    levels: Vec<VecDeque<(u64, String)>>,
-    first_difference: Option<String>,
-}
-
-impl StoredNodes {
-    const PAGE: i64 = 4096;
-
-    fn check(
-        &mut self,
-        conn: &mut DbConn,
-        id: NodeId,
-        hash: &chain::Hash,
-    ) -> Result<(), StorageError> {
-        if self.first_difference.is_some() {
-            return Ok(());
-        }
-        let level = id.level as usize;
-        if self.levels.len() <= level {
-            self.levels.resize_with(level + 1, VecDeque::new);
-        }
-        if self.levels[level].is_empty() {
-            self.levels[level] = store::node_page(conn, id.level, id.index, Self::PAGE)?.into();
-        }
-        let (level_n, index) = (id.level, id.index);
-        self.first_difference = match self.levels[level].pop_front() {
-            Some((idx, stored)) if idx == id.index => (!same_hex(&stored, hash)).then(|| {
-                format!("the stored tree node at level {level_n}, index {index} is not the hash of its two children")
-            }),
-            _ => Some(format!(
-                "the stored tree node at level {level_n}, index {index} is missing"
-            )),
-        };
-        Ok(())
-    }
-}
-
 /// An event row as the chain reads it.
 pub(crate) fn stored(row: AuditRow) -> StoredEvent {
     StoredEvent {
@@ -272,99 +185,4 @@ pub(crate) fn stored(row: AuditRow) -> StoredEvent {
         prev_hash: row.prev_hash,
         hash: row.hash,
     }
-}
-
-/// Re-hashes every event in `seq` order, page by page, stopping at the first bad one, and
-/// rebuilds the Merkle tree from the re-hashed leaves. The head row must agree too (a log
-/// whose tail was cut no longer reaches it), and so must the stored tree: every subtree,
-/// the frontier, and nothing more. Call first in a read transaction: it makes it one
-/// snapshot, so a log growing meanwhile is seen as it was.
-pub(crate) fn verify_all(conn: &mut DbConn) -> Result<VerifyReport, StorageError> {
-    const PAGE: i64 = 5000;
-    store::snapshot(conn)?;
-    let mut verifier = ChainVerifier::new();
-    let mut rebuilt = Frontier::default();
-    let mut nodes = StoredNodes::default();
-    let mut after = 0;
-    let mut ok = true;
-    'pages: loop {
-        let rows = store::page(conn, after, PAGE)?;
-        let Some(last) = rows.last() else { break };
-        after = last.seq;
-        for row in rows {
-            if !verifier.push(&stored(row)) {
-                ok = false;
-                break 'pages;
-            }
-            if let Some(leaf) = verifier.leaves().last() {
-                for (id, hash) in rebuilt.push(*leaf) {
-                    nodes.check(conn, id, &hash)?;
-                }
-            }
-        }
-    }
-    let mut first_bad_seq = verifier.first_bad_seq();
-    let mut tree = TreeCheck::Unchecked;
-    if ok {
-        // The head row is written in the same transaction as each event; a cut tail or a
-        // rewritten last event leaves it pointing elsewhere.
-        let head = store::head(conn)?;
-        tree = check_tree(conn, &head, &rebuilt, nodes)?;
-        let checked = verifier.checked() as i64;
-        let last_hash = verifier
-            .leaves()
-            .last()
-            .map(chain::to_hex)
-            .unwrap_or_else(|| chain::GENESIS_PREV_HASH.to_owned());
-        if head.size != checked {
-            // Events missing at the tail: the first one missing is the first bad one.
-            ok = false;
-            first_bad_seq = Some(checked.min(head.size) + 1);
-        } else if head.hash != last_hash {
-            // Hashes recomputed consistently: broken, but no single event can be named.
-            ok = false;
-        }
-        ok &= matches!(tree, TreeCheck::Agrees | TreeCheck::NotBuilt);
-    }
-    Ok(VerifyReport {
-        ok,
-        checked: verifier.checked(),
-        head: chain::to_hex(&verifier.head()),
-        first_bad_seq,
-        tree,
-        leaves: verifier.leaves().to_vec(),
-    })
-}
-
-/// The stored tree against the one rebuilt from the intact chain (see [`TreeCheck`]).
-fn check_tree(
-    conn: &mut DbConn,
-    head: &Head,
-    rebuilt: &Frontier,
-    nodes: StoredNodes,
-) -> Result<TreeCheck, StorageError> {
-    let stored_count = store::count_nodes(conn)?;
-    let Some(frontier) = &head.frontier else {
-        return Ok(if stored_count == 0 {
-            TreeCheck::NotBuilt
-        } else {
-            TreeCheck::Differs("tree nodes are stored but the head has no frontier".into())
-        });
-    };
-    if let Some(why) = nodes.first_difference {
-        return Ok(TreeCheck::Differs(why));
-    }
-    let expected = Frontier::stored_nodes(rebuilt.size());
-    if u64::try_from(stored_count).ok() != Some(expected) {
-        return Ok(TreeCheck::Differs(format!(
-            "{stored_count} tree nodes are stored, the log of {} events has {expected}",
-            rebuilt.size()
-        )));
-    }
-    if *frontier != rebuilt.encode() {
-        return Ok(TreeCheck::Differs(
-            "the head's frontier is not the right edge of the rebuilt tree".into(),
-        ));
-    }
-    Ok(TreeCheck::Agrees)
 }

@@ -204,17 +204,22 @@ impl Frontier {
     /// Appends a leaf; returns the subtrees of level ≥ 1 it completes, lowest first, which
     /// is what gets stored (merging equal neighbours, like a carry in binary addition).
     pub fn push(&mut self, leaf: Hash) -> Vec<(NodeId, Hash)> {
-        let completed = self.size.trailing_ones();
+        let mut made = Vec::with_capacity(self.size.trailing_ones() as usize);
+        self.push_each(leaf, |id, hash| made.push((id, *hash)));
+        made
+    }
+
+    /// [`Frontier::push`], handing each completed subtree to `completed` instead of
+    /// collecting them (a verification pushes every leaf of the log).
+    pub fn push_each(&mut self, leaf: Hash, mut completed: impl FnMut(NodeId, &Hash)) {
         let mut hash = leaf;
-        let mut made = Vec::with_capacity(completed as usize);
-        for level in 1..=completed {
+        for level in 1..=self.size.trailing_ones() {
             let Some(left) = self.roots.pop() else { break };
             hash = chain::node_hash(&left, &hash);
-            made.push((NodeId::new(level, ((self.size + 1) >> level) - 1), hash));
+            completed(NodeId::new(level, ((self.size + 1) >> level) - 1), &hash);
         }
         self.roots.push(hash);
         self.size += 1;
-        made
     }
 
     /// RFC 9162 head: the roots folded right to left (the empty tree's for size 0).

@@ -25,7 +25,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::audit::chain;
 use crate::audit::checkpoint::CheckpointClaims;
 use crate::config::Settings;
 use crate::service::personal::keyring;
@@ -219,8 +218,8 @@ pub async fn backup(s: &Settings, out: &Path) -> Result<Value, String> {
         ));
     }
     let audit = AuditHead {
-        size: report.leaves.len() as u64,
-        head: chain::to_hex(&chain::tree_head(&report.leaves)),
+        size: report.checked,
+        head: report.head.clone(),
     };
     let now = Utc::now();
     let checkpoint = key
@@ -538,8 +537,8 @@ fn check_database(
         )));
     }
     let head = AuditHead {
-        size: report.leaves.len() as u64,
-        head: chain::to_hex(&chain::tree_head(&report.leaves)),
+        size: report.checked,
+        head: report.head.clone(),
     };
     if head != manifest.audit {
         return Err(RestoreError::Refused(format!(

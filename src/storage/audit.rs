@@ -427,31 +427,6 @@ pub fn node_hashes(
     Ok(out)
 }
 
-/// A page of one level's stored subtrees, by index from `from_idx`, for verification.
-pub fn node_page(
-    conn: &mut DbConn,
-    level: u32,
-    from_idx: u64,
-    limit: i64,
-) -> Result<Vec<(u64, String)>, StorageError> {
-    let (level, from_idx) = node_key(NodeId::new(level, from_idx))?;
-    let rows: Vec<(i64, String)> = audit_tree_nodes::table
-        .filter(audit_tree_nodes::level.eq(level))
-        .filter(audit_tree_nodes::idx.ge(from_idx))
-        .order(audit_tree_nodes::idx.asc())
-        .limit(limit)
-        .select((audit_tree_nodes::idx, audit_tree_nodes::hash))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(idx, hash)| (u64::try_from(idx).unwrap_or_default(), hash))
-        .collect())
-}
-
-pub fn count_nodes(conn: &mut DbConn) -> Result<i64, StorageError> {
-    Ok(audit_tree_nodes::table.count().get_result(conn)?)
-}
-
 /// Builds the stored tree of a log written before the tree was kept: streams the events'
 /// hashes in `seq` order, stores every completed subtree and sets the frontier, in one
 /// transaction under the chain lock. Run at every start after the migrations; a log whose

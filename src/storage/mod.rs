@@ -2,6 +2,7 @@
 //! transaction opened by [`Store::write`] or [`Store::read`].
 
 pub(crate) mod audit;
+pub(crate) mod audit_scan;
 pub(crate) mod clock;
 pub(crate) mod data_keys;
 pub(crate) mod error;

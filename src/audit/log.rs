@@ -4,6 +4,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
 use super::chain::{self, EventFields, StoredEvent};
+use super::tree::{Frontier, NodeId};
 use crate::domain::{AuditAction, WorkOrderId};
 use crate::storage::audit::{self as store, AuditRow, Head, QueuedEvent};
 use crate::storage::{DbConn, StorageError};

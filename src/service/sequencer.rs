@@ -9,10 +9,6 @@ use super::{Result, Services};
 use crate::audit::{sequencer, Recorder};
 use crate::storage::Backend;
 
-/// After a wake, how long the pass waits for more steps to commit, so a busy instance
-/// integrates them in one batch rather than one each.
-const GATHER: Duration = Duration::from_millis(2);
-
 /// How often a reader waiting for queued events looks again.
 const SETTLE_POLL: Duration = Duration::from_millis(3);
 
@@ -91,10 +87,15 @@ impl Services {
 }
 
 /// The sequencer's loop on PostgreSQL (`serve` runs none on SQLite): a pass when a step of
-/// this instance committed events, and at least four times per `audit.sequencing_delay_ms`
-/// for those of other instances.
+/// this instance committed events (at most eight per `audit.sequencing_delay_ms`), and at
+/// least four times per delay for those of other instances.
 pub async fn run(services: Services) {
-    let every = Duration::from_millis(services.settings().audit.sequencing_delay_ms.max(10) / 4);
+    let delay = services.settings().audit.sequencing_delay_ms.max(10);
+    // Between two passes at least an eighth of the delay goes by, so a busy instance
+    // integrates many steps' events in one transaction rather than a few each (a pass costs
+    // a handful of statements and a commit, however many events it takes).
+    let gather = Duration::from_millis(delay / 8);
+    let idle = Duration::from_millis(delay / 4) - gather;
     loop {
         match services.integrate_queued(false).await {
             Ok(n) if n > 0 => tracing::debug!(events = n, "audit events integrated"),
@@ -103,9 +104,11 @@ pub async fn run(services: Services) {
                 tracing::warn!(error = %e, "integrating queued audit events failed; trying again")
             }
         }
+        tokio::time::sleep(gather).await;
+        // A step that committed meanwhile left a wake-up behind: the next pass is at once.
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = services.wake().audit.notified() => tokio::time::sleep(GATHER).await,
+            _ = tokio::time::sleep(idle) => {}
+            _ = services.wake().audit.notified() => {}
         }
     }
 }

@@ -136,16 +136,14 @@ impl Chained {
         self.size = seq;
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.rows.len()
-    }
-
     /// Writes the events, the numbers they name, the completed subtrees and the new head.
     pub(crate) fn store(self, conn: &mut DbConn) -> Result<(), StorageError> {
         if self.rows.is_empty() {
             return Ok(());
         }
         match self.rows.as_slice() {
+            // One event (every SQLite step): plain INSERTs; `insert_many`'s multi-row INSERT
+            // failed on SQLite for an event without an order.
             [one] => {
                 store::insert(conn, one)?;
                 for (msisdn, seq) in &self.msisdns {

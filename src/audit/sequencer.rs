@@ -43,16 +43,8 @@ pub(crate) fn integrate(conn: &mut DbConn, wait: bool) -> Result<Option<Integrat
     for w in waiting {
         ids.push(w.id);
         waited_seconds.push(w.waited);
-        chained.push(store::QueuedEvent {
-            at: w.at,
-            actor: w.actor,
-            role: w.role,
-            action: w.action,
-            work_order: w.work_order,
-            detail: w.detail,
-        });
+        chained.push(w.event);
     }
-    debug_assert_eq!(chained.len(), ids.len());
     chained.store(conn)?;
     store::dequeue(conn, &ids)?;
     Ok(Some(Integrated { waited_seconds }))

@@ -136,7 +136,7 @@ pub fn insert(conn: &mut DbConn, row: &AuditRow) -> Result<(), StorageError> {
 
 /// An event committed by a step and waiting for the sequencer (PostgreSQL): every field of
 /// the event but those the chain assigns (`seq`, `prev_hash`, `hash`).
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = audit_queue)]
 pub struct QueuedEvent {
     pub at: String,
@@ -152,18 +152,8 @@ pub struct QueuedEvent {
 pub struct Waiting {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     pub id: i64,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    pub at: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    pub actor: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    pub role: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    pub action: String,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    pub work_order: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    pub detail: String,
+    #[diesel(embed)]
+    pub event: QueuedEvent,
     /// Seconds from the step's insert to now, on the database's clock (one clock for every
     /// instance).
     #[diesel(sql_type = diesel::sql_types::Double)]

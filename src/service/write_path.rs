@@ -240,7 +240,9 @@ where
             },
         )
         .await;
-    store.writes_refused(matches!(&attempt, Err(RolledBack(r)) if r.write_refusal().is_some()));
+    if matches!(&attempt, Err(RolledBack(r)) if r.write_refusal().is_some()) {
+        store.write_refused();
+    }
     match attempt {
         Ok(answer) => answer,
         Err(RolledBack(refusal)) => Err(refusal.into()),
@@ -310,7 +312,9 @@ where
             step(tx, now).map_err(RolledBack)
         },
     );
-    store.writes_refused(matches!(&attempt, Err(RolledBack(r)) if r.write_refusal().is_some()));
+    if matches!(&attempt, Err(RolledBack(r)) if r.write_refusal().is_some()) {
+        store.write_refused();
+    }
     match attempt {
         Ok(v) => Ok(v),
         Err(RolledBack(Refusal::Plain(e))) => Err(e),
@@ -349,7 +353,7 @@ pub(crate) fn probe_space(store: &Store) -> Result<()> {
         Err(End::Fits)
     });
     let refused = matches!(&probed, Err(End::Failed(e)) if e.write_refusal().is_some());
-    store.writes_refused(refused);
+    store.probe_refused(refused);
     match probed {
         Ok(()) | Err(End::Fits) => Ok(()),
         Err(End::Failed(e)) => Err(e.into()),

@@ -318,7 +318,7 @@ mod tests {
         }
         want.sort_unstable();
         let stored: Vec<i64> = diesel::sql_query("SELECT n FROM t ORDER BY n")
-            .load::<N>(&mut *store.connection().unwrap())
+            .load::<N>(&mut **store.connection().unwrap())
             .unwrap()
             .into_iter()
             .map(|r| r.n)

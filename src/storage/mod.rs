@@ -131,10 +131,52 @@ pub(crate) struct Connector {
     /// Connections of the readers' pool refuse to write, so `Store::read` cannot become a
     /// second write path.
     read_only: bool,
-    /// Set while the database refuses writes: writer connections are then dropped when they
-    /// come back to the pool, so fresh ones see a database made writable again (a PostgreSQL
-    /// session keeps the `default_transaction_read_only` it started with).
-    refusing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Whether the database refuses writes, shared by the writers' pool and its `Store`.
+    refusals: std::sync::Arc<Refusals>,
+}
+
+/// A PostgreSQL session keeps the `default_transaction_read_only` it started with, so a
+/// writer connection opened while the database refused writes would refuse them for ever.
+/// While a refusal stands, writer connections are dropped as they come back to the pool; and
+/// every time a refusal begins or ends the epoch moves on, so a connection opened in another
+/// epoch (say, by a pass that wrote nothing before any write was refused) is replaced when it
+/// is next taken from the pool, never used for a write.
+#[derive(Debug, Default)]
+struct Refusals {
+    refusing: std::sync::atomic::AtomicBool,
+    epoch: std::sync::atomic::AtomicU64,
+}
+
+impl Refusals {
+    fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn set(&self, refusing: bool) {
+        use std::sync::atomic::Ordering;
+        if self.refusing.swap(refusing, Ordering::AcqRel) != refusing {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// A pooled connection and the refusal epoch it was opened in (`Refusals`).
+pub(crate) struct Pooled {
+    conn: DbConn,
+    opened_in: u64,
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = DbConn;
+    fn deref(&self) -> &DbConn {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut DbConn {
+        &mut self.conn
+    }
 }
 
 impl Connector {
@@ -143,7 +185,7 @@ impl Connector {
             url: DatabaseUrl::parse(url),
             sqlite_busy_timeout_ms,
             read_only: false,
-            refusing: Default::default(),
+            refusals: Default::default(),
         }
     }
 
@@ -199,25 +241,42 @@ impl Connector {
 }
 
 impl r2d2::ManageConnection for Connector {
-    type Connection = DbConn;
+    type Connection = Pooled;
     type Error = StorageError;
 
-    fn connect(&self) -> Result<DbConn, StorageError> {
-        Connector::connect(self)
+    fn connect(&self) -> Result<Pooled, StorageError> {
+        // The epoch before connecting: one that moves on meanwhile makes the connection stale.
+        let opened_in = self.refusals.epoch();
+        Ok(Pooled {
+            conn: Connector::connect(self)?,
+            opened_in,
+        })
     }
 
-    fn is_valid(&self, conn: &mut DbConn) -> Result<(), StorageError> {
-        conn.batch_execute("SELECT 1").map_err(StorageError::from)
+    /// Checked at every checkout, without a round trip: a writer opened in another refusal
+    /// epoch is replaced (see `Refusals`).
+    fn is_valid(&self, conn: &mut Pooled) -> Result<(), StorageError> {
+        if !self.read_only && conn.opened_in != self.refusals.epoch() {
+            return Err(StorageError::Connect(
+                "opened before the database's refusal of writes began or ended".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// A connection whose server went away is dropped when it comes back to the pool, so
     /// the pool need not ping each one on checkout (a round trip per request saved).
-    fn has_broken(&self, conn: &mut DbConn) -> bool {
+    fn has_broken(&self, conn: &mut Pooled) -> bool {
         use diesel::r2d2::R2D2Connection;
-        if !self.read_only && self.refusing.load(std::sync::atomic::Ordering::Relaxed) {
+        if !self.read_only
+            && self
+                .refusals
+                .refusing
+                .load(std::sync::atomic::Ordering::Acquire)
+        {
             return true;
         }
-        match conn {
+        match &mut conn.conn {
             DbConn::Pg(c) => c.is_broken(),
             DbConn::Sqlite(c) => c.is_broken(),
         }
@@ -292,8 +351,8 @@ pub(crate) struct Store {
     write_gate: Option<std::sync::Arc<std::sync::Mutex<()>>>,
     /// How the readers connect: what replaces a dead reader (`read_one`).
     reader_connector: Connector,
-    /// The writers' `Connector::refusing`.
-    refusing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The writers' `Connector::refusals`.
+    refusals: std::sync::Arc<Refusals>,
     /// `PRAGMA max_page_count` for SQLite writers: `NO_CAP_SET` until `cap_sqlite_pages` is
     /// called, then the cap, or `0` once lifted.
     sqlite_page_cap: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -343,17 +402,18 @@ impl Store {
             r2d2::Pool::builder()
                 .max_size(pool_size.max(1))
                 .min_idle(min_idle)
-                .test_on_check_out(false)
+                // `Connector::is_valid` makes no round trip.
+                .test_on_check_out(true)
                 .connection_timeout(Duration::from_secs(30))
                 .build(connector)
                 .map_err(|e| StorageError::Connect(e.to_string()))
         };
         let reader_connector = connector.clone().read_only();
         let readers = build(reader_connector.clone(), None)?;
-        let refusing = connector.refusing.clone();
+        let refusals = connector.refusals.clone();
         // Writers are opened on demand, never ahead in the background: while the database
         // refuses writes, none is opened and kept idle with a session that stays read-only
-        // after the database is writable again (see `Connector::refusing`).
+        // after the database is writable again (see `Refusals`).
         let pool = build(connector, Some(0))?;
         let write_gate = matches!(backend, Backend::Sqlite)
             .then(|| std::sync::Arc::new(std::sync::Mutex::new(())));
@@ -363,7 +423,7 @@ impl Store {
             backend,
             write_gate,
             reader_connector,
-            refusing,
+            refusals,
             sqlite_page_cap: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(NO_CAP_SET)),
             committer: Default::default(),
         })
@@ -416,7 +476,7 @@ impl Store {
             self.sqlite_page_cap
                 .load(std::sync::atomic::Ordering::Relaxed),
         )?;
-        match (durability, &mut *pooled) {
+        match (durability, &mut **pooled) {
             (Durability::Synced, _) => run_transaction(&mut pooled, f),
             (Durability::Relaxed, DbConn::Pg(_)) => run_transaction(&mut pooled, |tx| {
                 tx.batch_execute("SET LOCAL synchronous_commit = off")?;
@@ -475,11 +535,16 @@ impl Store {
             .map_err(|_| E::from(StorageError::Task("the SQLite committer stopped".into())))?
     }
 
-    /// Whether the last write was refused (full, read-only): while it was, writer
-    /// connections are replaced as they come back to the pool.
-    pub fn writes_refused(&self, refused: bool) {
-        self.refusing
-            .store(refused, std::sync::atomic::Ordering::Relaxed);
+    /// A write was refused (full, read-only): until a probe write fits again, writer
+    /// connections are replaced as they come back to the pool (see `Refusals`).
+    pub fn write_refused(&self) {
+        self.refusals.set(true);
+    }
+
+    /// Whether a probe write (one that really writes a row) was refused. Only a probe ends a
+    /// refusal: a step that happened to write nothing proves nothing about the session.
+    pub fn probe_refused(&self, refused: bool) {
+        self.refusals.set(refused);
     }
 
     /// Caps a SQLite database at `pages` pages on every writer connection, or lifts the cap
@@ -521,7 +586,7 @@ impl Store {
             // failure, one that no longer answers is replaced in place.
             if done.is_err() && pooled.batch_execute("SELECT 1").is_err() {
                 if let Ok(fresh) = reconnect.connect() {
-                    *pooled = fresh;
+                    **pooled = fresh;
                 }
             }
             done

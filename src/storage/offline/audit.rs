@@ -183,7 +183,7 @@ impl OfflineDb {
 
     /// The log's size and last event hash (the seeding continues from there).
     pub fn audit_head(&self) -> Result<(i64, String), StorageError> {
-        store::size_and_hash(&mut *self.store.connection()?)
+        store::size_and_hash(&mut **self.store.connection()?)
     }
 
     /// A seeding tool, not a way to record events: appends the batch's events in multi-row
@@ -251,7 +251,7 @@ impl OfflineDb {
     /// it. Reports the size on disk.
     pub fn finish_audit_seeding(&self, url: &str) -> Result<SeededSize, StorageError> {
         let mut conn = self.store.connection()?;
-        match &mut *conn {
+        match &mut **conn {
             DbConn::Pg(c) => {
                 let t0 = std::time::Instant::now();
                 c.batch_execute(
@@ -295,7 +295,7 @@ impl OfflineDb {
                 audit_events::actor,
                 audit_events::action,
             ))
-            .load(&mut *self.store.connection()?)?)
+            .load(&mut **self.store.connection()?)?)
     }
 
     /// The mobile numbers of these orders (those that exist).
@@ -303,6 +303,6 @@ impl OfflineDb {
         Ok(work_orders::table
             .filter(work_orders::id.eq_any(ids))
             .select(work_orders::msisdn)
-            .load(&mut *self.store.connection()?)?)
+            .load(&mut **self.store.connection()?)?)
     }
 }

@@ -20,7 +20,7 @@ impl OfflineDb {
             .to_str()
             .ok_or_else(|| StorageError::Connect(format!("{} is not UTF-8", path.display())))?;
         let mut conn = self.store.connection()?;
-        match &mut *conn {
+        match &mut **conn {
             DbConn::Sqlite(c) => {
                 use diesel::connection::SimpleConnection;
                 // Readers are query-only; this one writes the copy's file, never the database.
@@ -66,12 +66,12 @@ impl OfflineDb {
         Ok(data_keys::table
             .filter(data_keys::wrapped.is_not_null())
             .select(DataKeyRow::as_select())
-            .first(&mut *conn)
+            .first(&mut **conn)
             .optional()?)
     }
 
     pub fn count_work_orders(&self) -> Result<i64, StorageError> {
         let mut conn = self.store.connection()?;
-        Ok(work_orders::table.count().get_result(&mut *conn)?)
+        Ok(work_orders::table.count().get_result(&mut **conn)?)
     }
 }

@@ -27,7 +27,7 @@ impl OfflineDb {
             .order(evidence_files::id.asc())
             .limit(limit)
             .select(EvidenceRow::as_select())
-            .load(&mut *conn)?)
+            .load(&mut **conn)?)
     }
 
     /// Every object the files on record name (not shredded), read a page at a time.

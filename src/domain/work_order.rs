@@ -635,6 +635,55 @@ pub fn authorize(order: &WorkOrder, kind: Kind, by: &Actor) -> Result<(), Domain
     Ok(())
 }
 
+/// A step a person can ask for, named as its API call (`POST /work-orders/{id}/<call>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumIter)]
+#[strum(serialize_all = "snake_case")]
+pub enum Call {
+    Claim,
+    Release,
+    Verification,
+    /// Completes, or gives a flagged result its first approval (`WorkOrder::completion_step`).
+    Complete,
+    Return,
+    Fail,
+    Cancel,
+    Reroute,
+    Suspension,
+}
+
+impl Call {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// The command the call takes on this order now.
+    fn kind_on(self, order: &WorkOrder) -> Kind {
+        match self {
+            Self::Claim => Kind::Claim,
+            Self::Release => Kind::Release,
+            Self::Verification => Kind::SubmitResult,
+            Self::Complete => order.completion_step(),
+            Self::Return => Kind::Return,
+            Self::Fail => Kind::Fail,
+            Self::Cancel => Kind::Cancel,
+            Self::Reroute => Kind::Reroute,
+            Self::Suspension => Kind::SetSuspension,
+        }
+    }
+}
+
+/// The calls `by` may make on the order now: the state table and `authorize`, nothing more,
+/// so a client offers exactly the buttons the service would accept.
+pub fn calls_for(order: &WorkOrder, by: &Actor) -> Vec<Call> {
+    use strum::IntoEnumIterator;
+    Call::iter()
+        .filter(|call| {
+            let kind = call.kind_on(order);
+            next_state(order.state, kind).is_some() && authorize(order, kind, by).is_ok()
+        })
+        .collect()
+}
+
 /// `If-Match` carries the version the caller last saw; a stale one is refused (412).
 pub fn check_version(order: &WorkOrder, if_match: Option<i64>) -> Result<(), DomainError> {
     match if_match {
@@ -1249,6 +1298,33 @@ mod tests {
             WorkOrder::open(new, &staff, at()),
             Err(DomainError::Forbidden(_))
         ));
+    }
+
+    #[test]
+    fn the_calls_offered_are_those_the_state_and_the_caller_allow() {
+        let names = |o: &WorkOrder, by: &Actor| -> Vec<&str> {
+            calls_for(o, by).into_iter().map(Call::as_str).collect()
+        };
+        let home = clerk("53");
+        let claimer = staff("staff", "hall-a", "370100");
+        let colleague = staff("other", "hall-a", "370100");
+        assert_eq!(
+            names(&order(State::Open), &home),
+            ["cancel", "reroute", "suspension"]
+        );
+        assert_eq!(names(&order(State::Open), &colleague), ["claim"]);
+        assert_eq!(
+            names(&order(State::Claimed), &claimer),
+            ["release", "verification"]
+        );
+        // Only the claimer acts on a claimed order; another province's clerk sees nothing.
+        assert!(names(&order(State::Claimed), &colleague).is_empty());
+        assert!(names(&order(State::Submitted), &clerk("11")).is_empty());
+        assert_eq!(
+            names(&order(State::Submitted), &home),
+            ["complete", "return", "fail", "suspension"]
+        );
+        assert!(names(&order(State::Completed), &home).is_empty());
     }
 
     #[test]

@@ -69,7 +69,15 @@ pub async fn authenticate(
     req: &HttpRequest,
     services: &Services,
 ) -> Result<Authenticated, ApiError> {
-    let token = bearer(req)?;
+    // Without `Authorization`, the web console's session cookie, with its CSRF token.
+    let token = match bearer(req) {
+        Ok(token) => token,
+        Err(bad) if req.headers().contains_key(header::AUTHORIZATION) => return Err(bad),
+        Err(no_bearer) => match super::console::session::api_session_token(req)? {
+            Some(token) => token,
+            None => return Err(no_bearer),
+        },
+    };
     Ok(Authenticated {
         holder: services.authenticate(&token).await?,
         certificate: client_certificate(req),
@@ -418,7 +426,12 @@ pub fn if_match(req: &HttpRequest) -> Option<i64> {
 /// Query parameters, parsed after authentication so 401 outranks 400; refusals name the
 /// parameter, as a body's name the field.
 pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
-    let pairs = form_urlencoded::parse(req.query_string().as_bytes());
+    query_str(req.query_string())
+}
+
+/// `query` over a query string of one's own (the console drops a form's empty fields first).
+pub fn query_str<T: DeserializeOwned>(query_string: &str) -> Result<T, ApiError> {
+    let pairs = form_urlencoded::parse(query_string.as_bytes());
     serde_path_to_error::deserialize(serde_urlencoded::Deserializer::new(pairs)).map_err(|e| {
         let path = e.path().to_string();
         describe(&e.into_inner().to_string(), &path, None)

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod console;
 pub mod evidence;
 pub mod extract;
 pub mod headers;
@@ -37,7 +38,8 @@ where
         .configure(routes)
         .split_for_parts();
     openapi::declare_idempotency_keys(&mut document);
-    (app, document)
+    // The console's pages are not API operations: outside the document.
+    (app.configure(console::routes), document)
 }
 
 /// Every route of the service. Those under `/api/v1` are `openapi::Operations`, so each is in
@@ -74,10 +76,13 @@ pub async fn language(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let lang = problem::negotiate(
-        req.headers()
-            .get(header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok()),
-    );
+    // The console's language switch wins over the browser's preference.
+    let lang = console::cookie_language(&req).unwrap_or_else(|| {
+        problem::negotiate(
+            req.headers()
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok()),
+        )
+    });
     problem::LANG.scope(lang, next.call(req)).await
 }

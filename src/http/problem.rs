@@ -21,6 +21,7 @@ pub enum ErrorCode {
     ClientCertificateRequired,
     PasswordChangeRequired,
     SecondApproverRequired,
+    CsrfRejected,
     NotFound,
     InvalidState,
     AlreadyExists,
@@ -85,6 +86,10 @@ impl ErrorCode {
             Self::SecondApproverRequired => (
                 "该工单有质量标记，须由另一位审核人（非发起人、非首次审核人）办结",
                 "A flagged order needs a second clerk, neither its opener nor its first approver",
+            ),
+            Self::CsrfRejected => (
+                "页面已过期或请求并非来自本控制台，请刷新页面后重试",
+                "The page is stale or the request did not come from this console: reload and retry",
             ),
             Self::NotFound => ("未找到", "Not found"),
             Self::InvalidState => ("当前状态不允许此操作", "Not allowed in the current state"),
@@ -244,9 +249,11 @@ pub fn status(code: ErrorCode) -> StatusCode {
     match code {
         InvalidRequest | InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
         Unauthenticated => StatusCode::UNAUTHORIZED,
-        Forbidden | ClientCertificateRequired | PasswordChangeRequired | SecondApproverRequired => {
-            StatusCode::FORBIDDEN
-        }
+        Forbidden
+        | ClientCertificateRequired
+        | PasswordChangeRequired
+        | SecondApproverRequired
+        | CsrfRejected => StatusCode::FORBIDDEN,
         NotFound => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         InvalidState | AlreadyExists | IdempotencyKeyInFlight => StatusCode::CONFLICT,

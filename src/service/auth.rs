@@ -215,6 +215,8 @@ pub struct TokenHolder {
     /// An admin reset the password: every call but changing it answers 403
     /// `password_change_required` (see [`Services::admit`]).
     pub password_change_required: bool,
+    /// When the token stops being accepted (the console shows it before it bites).
+    pub expires_at: DateTime<Utc>,
 }
 
 /// What a call admits a caller to.
@@ -482,6 +484,7 @@ impl Services {
                 hall,
             },
             password_change_required: state.password_change_required,
+            expires_at: DateTime::from_timestamp(c.exp, 0).unwrap_or(now),
         })
     }
 

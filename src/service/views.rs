@@ -158,6 +158,9 @@ pub struct WorkOrderView {
     pub quality: Option<QualityView>,
     /// Compact JWS signed by the service, once completed.
     pub receipt: Option<String>,
+    /// The calls the viewer may make on the order now (`claim`, `release`, `verification`,
+    /// `complete`, `return`, `fail`, `cancel`, `reroute`, `suspension`): what a client offers.
+    pub actions: Vec<&'static str>,
 }
 
 impl WorkOrderView {
@@ -198,6 +201,10 @@ impl WorkOrderView {
             verification: verification.map(VerificationView::from),
             quality: verification.map(|r| QualityView::of(o, r)),
             receipt: o.receipt.clone(),
+            actions: crate::domain::work_order::calls_for(o, viewer)
+                .into_iter()
+                .map(crate::domain::work_order::Call::as_str)
+                .collect(),
         }
     }
 }

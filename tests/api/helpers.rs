@@ -278,9 +278,11 @@ pub fn contract_status(code: ErrorCode) -> u16 {
     match code {
         InvalidRequest | InvalidIdempotencyKey => 400,
         Unauthenticated => 401,
-        Forbidden | ClientCertificateRequired | PasswordChangeRequired | SecondApproverRequired => {
-            403
-        }
+        Forbidden
+        | ClientCertificateRequired
+        | PasswordChangeRequired
+        | SecondApproverRequired
+        | CsrfRejected => 403,
         NotFound => 404,
         MethodNotAllowed => 405,
         InvalidState | AlreadyExists | IdempotencyKeyInFlight => 409,

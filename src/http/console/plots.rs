@@ -1,0 +1,1 @@
+//! SVG plots for the operations page (drawn on the server).

@@ -26,6 +26,7 @@ mod all;
 mod audit;
 mod ceiling;
 mod client;
+mod console;
 mod env;
 mod evidence;
 mod lifecycle;
@@ -152,6 +153,8 @@ enum Command {
     Audit(audit::MeasureOpts),
     /// Everything tiny on SQLite and, when reachable, PostgreSQL; exit 1 on any error.
     Smoke(smoke::Opts),
+    /// The web console's busiest list: page loads with N orders in a clerk's scope.
+    Console(console::Opts),
 }
 
 /// What a mode hands back: every number as JSON, a table for people, and what went wrong.
@@ -165,7 +168,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         _ if cli.smoke => smoke::run(&smoke::Opts::default(), &cli.server),
-        None => Err("a mode is required: all, lifecycle, ceiling, evidence, seed-audit, audit or smoke (see --help)".into()),
+        None => Err("a mode is required: all, lifecycle, ceiling, evidence, seed-audit, audit, console or smoke (see --help)".into()),
         Some(Command::All(o)) => all::run(&o, &cli.server),
         Some(Command::Lifecycle(o)) => lifecycle::run(&o, &cli.server),
         Some(Command::Ceiling(o)) => ceiling::run_mode(&o),
@@ -173,6 +176,7 @@ fn main() -> ExitCode {
         Some(Command::SeedAudit(o)) => audit::run_seed(&o, &cli.server),
         Some(Command::Audit(o)) => audit::run_measure(&o, &cli.server),
         Some(Command::Smoke(o)) => smoke::run(&o, &cli.server),
+        Some(Command::Console(o)) => console::run(&o, &cli.server),
     };
     match result {
         Ok(outcome) => {

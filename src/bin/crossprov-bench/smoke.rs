@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::{audit, evidence, lifecycle};
+use crate::{audit, console, evidence, lifecycle};
 use crate::{Backend, Outcome, Res, ServerArgs};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -116,6 +116,18 @@ pub fn run(o: &Opts, args: &ServerArgs) -> Res<Outcome> {
             &mut problems,
         );
         one.insert("evidence".into(), v);
+        let con = console::Opts {
+            backend: b,
+            orders: 40,
+            loads: 2,
+        };
+        let v = section(
+            "console",
+            console::run(&con, args),
+            &mut table,
+            &mut problems,
+        );
+        one.insert("console".into(), v);
         let seed = audit::SeedOpts {
             database_url: None,
             backend: b,

@@ -26,6 +26,8 @@ use crate::storage::{audit as store, secrets};
 #[into_params(parameter_in = Query)]
 pub struct EventQuery {
     pub work_order: Option<Id>,
+    /// Only the events of orders sent to this hall or claimed by it.
+    pub hall_id: Option<Id>,
     pub msisdn: Option<Id>,
     /// Exact search by ID number (blind index): the events of orders with a result whose
     /// document has it.
@@ -203,6 +205,7 @@ impl Services {
             after_seq: q.after,
             // A provincial auditor sees the events of orders in their province.
             province: actor.province.clone(),
+            hall: q.hall_id.clone().map(String::from),
             document_number_index,
         })
     }
@@ -219,7 +222,8 @@ impl Services {
         let filter = self.event_filter(&actor, &q)?;
         self.settle_audit().await?;
         let filters = json!({
-            "work_order": q.work_order, "msisdn": q.msisdn, "actor": q.actor, "action": q.action,
+            "work_order": q.work_order, "hall_id": q.hall_id, "msisdn": q.msisdn,
+            "actor": q.actor, "action": q.action,
             // Recorded masked: the trail never holds a full ID number.
             "document_number": q.document_number.as_deref().map(|n| mask_id(n.trim())),
             "since": q.since, "until": q.until, "after": q.after,

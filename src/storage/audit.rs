@@ -482,6 +482,8 @@ pub struct EventFilter {
     pub after_seq: Option<i64>,
     /// Only orders whose home or target province is this (province auditors).
     pub province: Option<String>,
+    /// Only orders sent to this hall or claimed by it.
+    pub hall: Option<String>,
     /// Blind index of an ID number: the events of orders with a result whose document has it.
     pub document_number_index: Option<String>,
 }
@@ -530,6 +532,16 @@ pub fn query(
                 work_orders::home_province
                     .eq(p.clone())
                     .or(work_orders::target_province.eq(p.clone())),
+            )
+            .select(work_orders::id.nullable());
+        q = q.filter(a::work_order.eq_any(orders));
+    }
+    if let Some(hall) = &f.hall {
+        let orders = work_orders::table
+            .filter(
+                work_orders::target_hall_id
+                    .eq(hall.clone())
+                    .or(work_orders::claimed_hall_id.eq(hall.clone())),
             )
             .select(work_orders::id.nullable());
         q = q.filter(a::work_order.eq_any(orders));

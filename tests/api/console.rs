@@ -258,6 +258,18 @@ async fn each_role_sees_its_pages_and_nothing_outside_its_scope(app: TestApp) {
     assert!(text.contains("work_order.opened"), "{text}");
     assert!(text.contains("id=\"integrity-result\" ") || text.contains("banner ok"));
 
+    // The auditor's search by hall: the events of orders sent to it or claimed by it.
+    let at_a = w.audit_events(&format!("hall_id={}", w.hall_a)).await;
+    assert!(
+        at_a.iter().any(|e| e["work_order"] == order["id"]),
+        "{at_a:?}"
+    );
+    let at_b = w.audit_events(&format!("hall_id={}", w.hall_b)).await;
+    assert!(
+        at_b.iter().all(|e| e["work_order"] != order["id"]),
+        "{at_b:?}"
+    );
+
     let admin = sign_in(&w.app, crate::helpers::ADMIN).await;
     for path in [
         "/console/admin/halls",

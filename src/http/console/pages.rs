@@ -564,6 +564,7 @@ struct AuditPage {
 #[derive(Deserialize, Default)]
 struct AuditFilter {
     work_order: Option<String>,
+    hall_id: Option<String>,
     msisdn: Option<String>,
     actor: Option<String>,
     action: Option<String>,
@@ -593,6 +594,7 @@ pub async fn audit(req: HttpRequest) -> Page {
         .extend_pairs(
             [
                 ("work_order", &f.work_order),
+                ("hall_id", &f.hall_id),
                 ("msisdn", &f.msisdn),
                 ("actor", &f.actor),
                 ("action", &f.action),

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod device_keys;
 pub mod evidence;
 pub mod extract;
 pub mod headers;
@@ -55,6 +56,7 @@ fn routes(cfg: &mut ServiceConfig) {
                 .configure(work_orders::routes)
                 .configure(evidence::routes)
                 .configure(admin::routes)
+                .configure(device_keys::routes)
                 .configure(audit::routes),
         );
 }

@@ -1209,6 +1209,7 @@ fn every_error_code_is_provoked_by_a_test() {
         crate::people::PROVOKED,
         crate::quality::PROVOKED,
         crate::console::PROVOKED,
+        crate::device_keys::PROVOKED,
     ]
     .concat()
     .into_iter()

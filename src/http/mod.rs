@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod console;
 pub mod evidence;
 pub mod extract;
 pub mod headers;

@@ -10,6 +10,7 @@ pub mod headers;
 pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
+pub mod operations;
 pub mod problem;
 pub mod system;
 pub mod work_orders;
@@ -56,6 +57,7 @@ fn routes(cfg: &mut ServiceConfig) {
                 .configure(work_orders::routes)
                 .configure(evidence::routes)
                 .configure(admin::routes)
+                .configure(operations::routes)
                 .configure(audit::routes),
         );
 }

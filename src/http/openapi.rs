@@ -331,6 +331,7 @@ mod tests {
         ("post", "/api/v1/halls/{id}/reactivate"),
         ("get", "/api/v1/audit/checkpoint/note"),
         ("post", "/api/v1/audit/checkpoint/note"),
+        ("get", "/api/v1/operations/overview"),
     ];
 
     fn document() -> serde_json::Value {

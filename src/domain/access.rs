@@ -76,6 +76,8 @@ pub enum Permission {
     ReadAudit,
     /// Device-key enrolment requests: an admin reads all, a staff member their own.
     ReadDeviceKeys,
+    /// The operations overview: counts of orders by state, province and day.
+    ReadOperations,
     Administer,
 }
 
@@ -96,6 +98,7 @@ impl Actor {
             ReadSubscriber => matches!(self.role, Role::Clerk | Role::Auditor),
             ReadAudit => self.role == Role::Auditor,
             ReadDeviceKeys => matches!(self.role, Role::Admin | Role::HallStaff),
+            ReadOperations => matches!(self.role, Role::Admin | Role::Auditor),
             Administer => self.role == Role::Admin,
         };
         if allowed {
@@ -124,6 +127,16 @@ impl Actor {
                 .clone()
                 .map_or(Scope::All, Scope::HomeOrTargetProvince),
             Role::Admin => Scope::Nothing,
+        }
+    }
+
+    /// The orders the operations overview counts for this caller: an auditor's scope; every
+    /// order for an admin, who sees no order itself but runs the service, and whose overview
+    /// holds counts and the oldest active order's id and reference, never personal data.
+    pub fn operations_scope(&self) -> Scope {
+        match self.role {
+            Role::Admin => Scope::All,
+            _ => self.scope(),
         }
     }
 
@@ -275,5 +288,41 @@ mod tests {
         };
         assert_eq!(clerk.require_hall_certificate(None), Ok(()));
         assert_eq!(clerk.require_hall_certificate(Some(&other)), Ok(()));
+    }
+
+    #[test]
+    fn the_operations_overview_is_for_admins_and_auditors_each_over_their_orders() {
+        let person = |role, province: Option<&str>| Actor {
+            username: "someone".into(),
+            role,
+            province: province.map(str::to_owned),
+            hall: None,
+        };
+        let admin = person(Role::Admin, None);
+        let national = person(Role::Auditor, None);
+        let yunnan = person(Role::Auditor, Some("53"));
+        for allowed in [&admin, &national, &yunnan] {
+            assert_eq!(allowed.require(Permission::ReadOperations), Ok(()));
+        }
+        for refused in [
+            person(Role::Clerk, Some("53")),
+            person(Role::HallStaff, None),
+        ] {
+            assert!(matches!(
+                refused.require(Permission::ReadOperations),
+                Err(DomainError::Forbidden(_))
+            ));
+        }
+        assert_eq!(
+            admin.scope(),
+            Scope::Nothing,
+            "an admin sees no order itself"
+        );
+        assert_eq!(admin.operations_scope(), Scope::All);
+        assert_eq!(national.operations_scope(), Scope::All);
+        assert_eq!(
+            yunnan.operations_scope(),
+            Scope::HomeOrTargetProvince("53".into())
+        );
     }
 }

@@ -14,6 +14,7 @@ pub mod login_throttle;
 pub mod masking;
 pub mod msisdn;
 pub mod notice;
+pub mod operations;
 pub mod person_name;
 pub mod quality;
 pub mod region;

@@ -17,8 +17,21 @@ use super::text::Reason;
 use super::verification::{MaskedDocument, Outcome};
 
 /// Where an order is in its life cycle. The strings are the contract's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, IntoStaticStr, EnumString, EnumIter)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    IntoStaticStr,
+    EnumString,
+    EnumIter,
+    serde::Serialize,
+    utoipa::ToSchema,
+)]
 #[strum(serialize_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum State {
     Open,
     Claimed,
@@ -1032,6 +1045,16 @@ mod tests {
 
     fn reason() -> Reason {
         Reason::parse("r").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_state_serialises_as_its_contract_string() {
+        for state in State::iter() {
+            assert_eq!(
+                serde_json::to_value(state).ok(),
+                Some(Value::from(state.as_str()))
+            );
+        }
     }
 
     fn approval() -> Command {

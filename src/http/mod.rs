@@ -11,6 +11,7 @@ pub mod headers;
 pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
+pub mod operations;
 pub mod problem;
 pub mod system;
 pub mod work_orders;
@@ -59,6 +60,7 @@ fn routes(cfg: &mut ServiceConfig) {
                 .configure(evidence::routes)
                 .configure(admin::routes)
                 .configure(device_keys::routes)
+                .configure(operations::routes)
                 .configure(audit::routes),
         );
 }

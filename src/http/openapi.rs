@@ -336,6 +336,7 @@ mod tests {
         ("get", "/api/v1/device-keys/{id}"),
         ("post", "/api/v1/device-keys/{id}/approve"),
         ("post", "/api/v1/device-keys/{id}/reject"),
+        ("get", "/api/v1/operations/overview"),
     ];
 
     fn document() -> serde_json::Value {

@@ -10,6 +10,7 @@ pub(crate) mod evidence;
 pub(crate) mod halls;
 pub mod idempotency;
 pub(crate) mod notices;
+pub mod operations;
 pub(crate) mod outbox;
 pub(crate) mod personal;
 pub(crate) mod retention;

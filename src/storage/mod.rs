@@ -16,6 +16,7 @@ pub(crate) mod migrate;
 pub(crate) mod notes;
 pub(crate) mod objects;
 pub mod offline;
+pub(crate) mod operations;
 pub(crate) mod outbox;
 pub mod pg_url;
 pub(crate) mod quality;

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Nullable};
 
 use super::schema::{reference_counters, work_orders};
 use super::{DbConn, MultiBackend, StorageError};
@@ -423,6 +424,37 @@ pub fn next_reference_seq(
         .first(conn)?)
 }
 
+/// A condition on a `work_orders` row, on either backend.
+pub(crate) type OrderPredicate =
+    Box<dyn BoxableExpression<work_orders::table, MultiBackend, SqlType = Nullable<Bool>>>;
+
+/// `Scope::admits` in SQL, for every query that counts or lists orders in a caller's scope
+/// (`tests::the_list_query_and_sees_agree` holds the two together); `None` when the scope
+/// admits nothing, so the query need not run.
+pub(crate) fn scope_predicate(scope: &Scope) -> Option<OrderPredicate> {
+    use work_orders::dsl as w;
+    Some(match scope {
+        // Always true (the column is NOT NULL), so every query takes one shape.
+        Scope::All => Box::new(w::id.is_not_null().nullable()),
+        Scope::HomeProvince(p) => Box::new(w::home_province.eq(p.clone()).nullable()),
+        Scope::Hall { id, city } => Box::new(
+            w::target_hall_id
+                .eq(id.to_string())
+                .or(w::target_hall_id
+                    .is_null()
+                    .and(w::target_city.eq(city.clone())))
+                .or(w::claimed_hall_id.eq(id.to_string())),
+        ),
+        Scope::HomeOrTargetProvince(p) => Box::new(
+            w::home_province
+                .eq(p.clone())
+                .or(w::target_province.eq(p.clone()))
+                .nullable(),
+        ),
+        Scope::Nothing => return None,
+    })
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
     pub state: Option<State>,
@@ -461,26 +493,10 @@ pub fn list(
 ) -> Result<Vec<WorkOrder>, StorageError> {
     use super::schema::verification_results::dsl as v;
     use work_orders::dsl as w;
-    let mut q = w::work_orders.into_boxed::<MultiBackend>();
-    // `Scope::admits` in SQL; `tests::the_list_query_and_sees_agree` holds the two together.
-    q = match scope {
-        Scope::All => q,
-        Scope::HomeProvince(p) => q.filter(w::home_province.eq(p.clone())),
-        Scope::Hall { id, city } => q.filter(
-            w::target_hall_id
-                .eq(id.to_string())
-                .or(w::target_hall_id
-                    .is_null()
-                    .and(w::target_city.eq(city.clone())))
-                .or(w::claimed_hall_id.eq(id.to_string())),
-        ),
-        Scope::HomeOrTargetProvince(p) => q.filter(
-            w::home_province
-                .eq(p.clone())
-                .or(w::target_province.eq(p.clone())),
-        ),
-        Scope::Nothing => return Ok(Vec::new()),
+    let Some(in_scope) = scope_predicate(scope) else {
+        return Ok(Vec::new());
     };
+    let mut q = w::work_orders.into_boxed::<MultiBackend>().filter(in_scope);
     if let Some(s) = &f.state {
         q = q.filter(w::state.eq(s.as_str()));
     }

@@ -16,6 +16,7 @@ mod idempotency;
 mod lifecycle;
 mod mail;
 mod openapi;
+mod operations;
 mod people;
 mod pg_cluster;
 mod pg_tls;

@@ -354,6 +354,7 @@ fn nav(role: Role, path: &str, lang: Lang) -> Vec<NavItem> {
         Role::Auditor => &[
             ("/console/audit", "审计查询", "Audit"),
             ("/console/orders", "工单", "Orders"),
+            ("/console/admin/operations", "运行概况", "Operations"),
         ],
         Role::Admin => &[
             ("/console/admin/operations", "运行概况", "Operations"),

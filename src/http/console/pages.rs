@@ -690,10 +690,90 @@ pub async fn users(req: HttpRequest) -> Page {
 #[template(path = "console/operations.html")]
 struct OperationsPage {
     c: Chrome,
+    o: crate::service::operations::OperationsOverview,
+    days: u32,
+    backlog_plot: String,
+    past_due_plot: String,
+    completions_plot: String,
 }
 
+impl OperationsPage {
+    /// The oldest active order's age as people say it: days and hours.
+    fn age(&self, seconds: &i64) -> String {
+        let hours = seconds / 3600;
+        let (d, h) = (hours / 24, hours % 24);
+        match self.c.lang {
+            Lang::Zh => format!("{d} 天 {h} 小时"),
+            Lang::En => format!("{d} d {h} h"),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct DaysFilter {
+    days: Option<u32>,
+}
+
+/// Backlog by province and state, orders past due by province, completions per day: the
+/// overview the API gives, drawn as SVG on the server.
 pub async fn operations(req: HttpRequest) -> Page {
-    let v = viewer(&req).await?;
-    v.require(&[Role::Admin])?;
-    ok(OperationsPage { c: v.chrome }.render())
+    use crate::domain::work_order::State;
+    let services = services(&req)?;
+    let v = Viewer::of(&req, &services).await?;
+    v.require(&[Role::Admin, Role::Auditor])?;
+    let f: DaysFilter = query_lenient(&req);
+    let o = services.operations_overview(v.actor.clone(), f.days).await?;
+    let c = v.chrome;
+    let mut provinces: Vec<String> = o.backlog.iter().map(|b| b.province.clone()).collect();
+    provinces.dedup();
+    let series: Vec<(String, Vec<u64>)> = State::ACTIVE
+        .iter()
+        .map(|state| {
+            let counts = provinces
+                .iter()
+                .map(|p| {
+                    o.backlog
+                        .iter()
+                        .filter(|b| b.state == *state && &b.province == p)
+                        .map(|b| b.count)
+                        .sum()
+                })
+                .collect();
+            (c.state_label(state.as_str()).to_owned(), counts)
+        })
+        .collect();
+    let names: Vec<String> = provinces.iter().map(|p| c.province_name(p)).collect();
+    let backlog_plot = super::plots::stacked_bars(
+        c.t("在办工单（按归属省份、状态）", "Active orders by home province and state"),
+        &names,
+        &series,
+    );
+    let past_due: Vec<(String, u64)> = o
+        .past_due
+        .iter()
+        .map(|p| (c.province_name(&p.province), p.count))
+        .collect();
+    let past_due_plot = super::plots::bars(
+        c.t("已超办理时限的工单（按归属省份）", "Orders past due by home province"),
+        &past_due,
+    );
+    let per_day: Vec<(chrono::NaiveDate, u64)> = o
+        .completions_per_day
+        .iter()
+        .map(|d| (d.date, d.count))
+        .collect();
+    let completions_plot = super::plots::daily_bars(
+        c.t("每日办结量", "Completions per day"),
+        &per_day,
+    );
+    let days = u32::try_from(o.completions_per_day.len()).unwrap_or(30);
+    ok(OperationsPage {
+        c,
+        o,
+        days,
+        backlog_plot,
+        past_due_plot,
+        completions_plot,
+    }
+    .render())
 }

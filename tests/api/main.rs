@@ -8,6 +8,7 @@ mod audit;
 mod backup;
 mod cli;
 mod config_check;
+mod console_e2e;
 mod error_codes;
 mod evidence;
 mod idempotency;

@@ -91,11 +91,11 @@ run() {
 }
 run clerk "$CLERK" "\"path.id\" = \"$CLERKS_ORDER\"" \
   --exclude-path-regex '^/api/v1/(admin|audit|halls|users)'
-run staff "$STAFF" "\"path.id\" = \"$STAFFS_ORDER\"" --include-path-regex '^/api/v1/work-orders/'
+run staff "$STAFF" "\"path.id\" = \"$STAFFS_ORDER\"" --include-path-regex '^/api/v1/(work-orders/|device-keys)'
 run auditor "$AUDITOR" "\"path.id\" = \"$CLERKS_ORDER\"" --include-path-regex '^/api/v1/(audit|subscribers)'
 # Last: the admin's calls disable, enable and reset the password of `someone`.
 run admin "$ADMIN" "\"path.id\" = \"$HALL\"
-\"path.username\" = \"someone\"" --include-path-regex '^/api/v1/(admin|halls|users)'
+\"path.username\" = \"someone\"" --include-path-regex '^/api/v1/(admin|halls|users|device-keys)'
 
 # The service must have kept going through all of it.
 curl -sf "$BASE/readyz" >/dev/null || { echo "FAIL: the service stopped answering" >&2; exit 1; }

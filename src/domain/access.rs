@@ -74,6 +74,8 @@ pub enum Permission {
     ReadOrderEvents,
     ReadSubscriber,
     ReadAudit,
+    /// Device-key enrolment requests: an admin reads all, a staff member their own.
+    ReadDeviceKeys,
     Administer,
 }
 
@@ -93,6 +95,7 @@ impl Actor {
             }
             ReadSubscriber => matches!(self.role, Role::Clerk | Role::Auditor),
             ReadAudit => self.role == Role::Auditor,
+            ReadDeviceKeys => matches!(self.role, Role::Admin | Role::HallStaff),
             Administer => self.role == Role::Admin,
         };
         if allowed {

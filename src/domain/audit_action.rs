@@ -70,6 +70,14 @@ pub enum AuditAction {
     HallKeyRegistered,
     #[strum(serialize = "hall_key.revoked")]
     HallKeyRevoked,
+    /// A staff member asked for their browser's key to become one of their hall's keys.
+    #[strum(serialize = "device_key.requested")]
+    DeviceKeyRequested,
+    /// An admin approved a device key: it is registered as a hall key in the same step.
+    #[strum(serialize = "device_key.approved")]
+    DeviceKeyApproved,
+    #[strum(serialize = "device_key.rejected")]
+    DeviceKeyRejected,
     #[strum(serialize = "user.created")]
     UserCreated,
     /// An admin disabled a user (no login; every token refused at once).

@@ -78,6 +78,11 @@ id_type!(
     VerificationId,
     fresh
 );
+id_type!(
+    /// A device-key enrolment request's id.
+    EnrolmentId,
+    fresh
+);
 
 impl Username {
     /// A new user's name: 1–64 letters, digits and `. _ - @` (names already stored or carried

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod audit_action;
 pub mod calendar;
+pub mod device_key;
 pub mod document;
 pub mod error;
 pub mod evidence;
@@ -23,7 +24,7 @@ pub mod work_order;
 
 pub use audit_action::AuditAction;
 pub use error::{Detail, DomainError, Invalid};
-pub use ids::{HallId, Username, VerificationId, WorkOrderId};
+pub use ids::{EnrolmentId, HallId, Username, VerificationId, WorkOrderId};
 
 /// Lowercase hex SHA-256, the digest every hash in the contract uses.
 pub fn sha256_hex(bytes: &[u8]) -> String {

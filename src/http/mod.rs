@@ -4,6 +4,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod console;
+pub mod device_keys;
 pub mod evidence;
 pub mod extract;
 pub mod headers;
@@ -57,6 +58,7 @@ fn routes(cfg: &mut ServiceConfig) {
                 .configure(work_orders::routes)
                 .configure(evidence::routes)
                 .configure(admin::routes)
+                .configure(device_keys::routes)
                 .configure(audit::routes),
         );
 }

@@ -331,6 +331,11 @@ mod tests {
         ("post", "/api/v1/halls/{id}/reactivate"),
         ("get", "/api/v1/audit/checkpoint/note"),
         ("post", "/api/v1/audit/checkpoint/note"),
+        ("post", "/api/v1/device-keys"),
+        ("get", "/api/v1/device-keys"),
+        ("get", "/api/v1/device-keys/{id}"),
+        ("post", "/api/v1/device-keys/{id}/approve"),
+        ("post", "/api/v1/device-keys/{id}/reject"),
     ];
 
     fn document() -> serde_json::Value {

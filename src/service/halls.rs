@@ -1,13 +1,13 @@
 //! Halls, their signing keys, and the province list.
 
 use crate::domain::text::ceiling::{Code, Id, Name, Pem, Prose};
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
 use super::{recorder, ChainLock, Refusal, Result, Services};
-use crate::audit::{self, AuditAction};
+use crate::audit::{self, AuditAction, Recorder};
 use crate::domain::access::{Actor, Permission};
 use crate::domain::text::{required_text as require_text, Email};
 use crate::domain::{region, Detail, DomainError, HallId, Invalid};
@@ -118,6 +118,70 @@ fn secs(t: NaiveDateTime) -> i64 {
     t.and_utc().timestamp()
 }
 
+/// The hall-key rule, written once: `alg` is `ES256` or `EdDSA` and the PEM is a public key
+/// of exactly that algorithm (`invalid_key`, naming the field at fault). Checked when a key is
+/// registered and when a device asks to enrol one.
+pub(super) fn parse_public_key(
+    alg: &str,
+    public_key_pem: &str,
+) -> Result<HallPublicKey, DomainError> {
+    let alg = Alg::parse(alg).ok_or_else(|| {
+        DomainError::invalid(
+            Invalid::Key,
+            "alg",
+            Detail::new("alg 须为 ES256 或 EdDSA", "alg must be ES256 or EdDSA"),
+        )
+    })?;
+    HallPublicKey::from_pem(alg, public_key_pem)
+        .map_err(|e| DomainError::invalid(Invalid::Key, "public_key_pem", e.detail()))
+}
+
+/// Whether a registered key (of any hall: kids are unique) already has this `kid`.
+pub(super) fn kid_registered(tx: &mut DbConn, kid: &str) -> Result<bool, Refusal> {
+    Ok(halls::get_key(tx, kid)?.is_some())
+}
+
+pub(super) fn kid_taken() -> DomainError {
+    DomainError::AlreadyExists {
+        what: Detail::new("该 kid 的密钥", "a key with this kid"),
+        field: Some("kid".into()),
+    }
+}
+
+/// Registers a key for the hall, with its `hall_key.registered` event, in the caller's
+/// transaction: an admin's `POST /api/v1/halls/{id}/keys` and an approved device key alike.
+/// Checked in the contract's order: the hall (404), the kid (409), then the key (422).
+pub(super) fn register_key(
+    tx: &mut DbConn,
+    by: &Recorder,
+    hall_id: &HallId,
+    kid: &str,
+    alg: &str,
+    public_key_pem: &str,
+    now: DateTime<Utc>,
+) -> Result<HallKey, Refusal> {
+    if halls::get(tx, hall_id)?.is_none() {
+        return Err(DomainError::NotFound(Detail::new("营业厅", "hall")).into());
+    }
+    let kid = require_text(kid, "kid")?;
+    if kid_registered(tx, &kid)? {
+        return Err(kid_taken().into());
+    }
+    let public = parse_public_key(alg, public_key_pem)?;
+    let key = HallKey {
+        kid,
+        hall_id: hall_id.to_string(),
+        alg: public.alg.as_str().to_owned(),
+        public_key_pem: public.to_pem(),
+        created_at: now.naive_utc(),
+        revoked_at: None,
+    };
+    halls::insert_key(tx, &key)?;
+    let detail = json!({ "hall_id": hall_id, "kid": key.kid, "alg": key.alg });
+    audit::append(tx, by, AuditAction::HallKeyRegistered, None, &detail, now)?;
+    Ok(key)
+}
+
 impl Services {
     /// The GB/T 2260 list every role may read (compiled in; the seeded table mirrors it).
     pub fn provinces(&self) -> ProvinceList {
@@ -195,43 +259,15 @@ impl Services {
         req: NewHallKey,
     ) -> Result<HallKeyView> {
         actor.require(Permission::Administer)?;
-        self.write(ChainLock::First, recorder(&actor), move |tx, now| {
-            if halls::get(tx, &hall_id)?.is_none() {
-                return Err(DomainError::NotFound(Detail::new("营业厅", "hall")).into());
-            }
-            let kid = require_text(&req.kid, "kid")?;
-            if halls::get_key(tx, &kid)?.is_some() {
-                return Err(DomainError::AlreadyExists {
-                    what: Detail::new("该 kid 的密钥", "a key with this kid"),
-                    field: Some("kid".into()),
-                }
-                .into());
-            }
-            let alg = Alg::parse(&req.alg).ok_or_else(|| {
-                DomainError::invalid(
-                    Invalid::Key,
-                    "alg",
-                    Detail::new("alg 须为 ES256 或 EdDSA", "alg must be ES256 or EdDSA"),
-                )
-            })?;
-            let public = HallPublicKey::from_pem(alg, &req.public_key_pem)
-                .map_err(|e| DomainError::invalid(Invalid::Key, "public_key_pem", e.detail()))?;
-            let key = HallKey {
-                kid,
-                hall_id: hall_id.to_string(),
-                alg: alg.as_str().to_owned(),
-                public_key_pem: public.to_pem(),
-                created_at: now.naive_utc(),
-                revoked_at: None,
-            };
-            halls::insert_key(tx, &key)?;
-            let detail = json!({ "hall_id": hall_id, "kid": key.kid, "alg": key.alg });
-            audit::append(
+        let by = recorder(&actor);
+        self.write(ChainLock::First, by.clone(), move |tx, now| {
+            let key = register_key(
                 tx,
-                &recorder(&actor),
-                AuditAction::HallKeyRegistered,
-                None,
-                &detail,
+                &by,
+                &hall_id,
+                &req.kid,
+                &req.alg,
+                &req.public_key_pem,
                 now,
             )?;
             Ok(HallKeyView::from(key))

@@ -4,6 +4,7 @@
 pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod cosigning;
+pub(crate) mod device_keys;
 pub mod error;
 pub(crate) mod evidence;
 pub(crate) mod halls;

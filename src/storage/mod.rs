@@ -5,6 +5,7 @@ pub(crate) mod audit;
 pub(crate) mod audit_scan;
 pub(crate) mod clock;
 pub(crate) mod data_keys;
+pub(crate) mod device_keys;
 pub(crate) mod error;
 pub(crate) mod evidence;
 mod group_commit;

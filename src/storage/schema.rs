@@ -324,12 +324,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    device_key_requests (id) {
+        id -> Text,
+        kid -> Text,
+        alg -> Text,
+        hall_id -> Text,
+        username -> Text,
+        state -> Text,
+        public_key_pem -> Text,
+        requested_at -> Timestamp,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+        reason -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(hall_keys -> halls (hall_id));
+diesel::joinable!(device_key_requests -> halls (hall_id));
 diesel::joinable!(users -> halls (hall_id));
 diesel::allow_tables_to_appear_in_same_query!(
     provinces,
     halls,
     hall_keys,
+    device_key_requests,
     users,
     subscribers,
     work_orders,

@@ -1208,6 +1208,7 @@ fn every_error_code_is_provoked_by_a_test() {
         crate::tls::PROVOKED,
         crate::people::PROVOKED,
         crate::quality::PROVOKED,
+        crate::device_keys::PROVOKED,
     ]
     .concat()
     .into_iter()

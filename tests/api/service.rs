@@ -72,7 +72,7 @@ async fn every_operation_in_the_openapi_document_is_routed(app: TestApp) {
             );
         }
     }
-    assert_eq!(operations, 47, "the contract's 29 operations and our 18");
+    assert_eq!(operations, 52, "the contract's 29 operations and our 23");
 }
 
 async fn instances_sharing_a_database_accept_each_others_tokens_and_receipts(app: TestApp) {

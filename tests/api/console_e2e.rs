@@ -111,9 +111,7 @@ async fn a_registration_goes_through_the_console_from_every_desk(app: TestApp) {
         .text(&format!("#orders tr:has(a[href='{order_page}'])"))
         .await;
     assert!(row.contains(MSISDN) && row.contains("待认领"), "{row}");
-    let reference = clerk
-        .text(&format!("#orders a[href='{order_page}']"))
-        .await;
+    let reference = clerk.text(&format!("#orders a[href='{order_page}']")).await;
     clerk.shot("clerk-orders").await;
 
     // 3. The hall's staff member makes a signing key in their own browser and enrols it.
@@ -155,7 +153,10 @@ async fn a_registration_goes_through_the_console_from_every_desk(app: TestApp) {
     admin.click("a[href='/console/admin/keys']").await;
     let pending_row = format!("#pending-keys tr[data-kid='{kid}']");
     let pending = admin.text(&pending_row).await;
-    assert!(pending.contains(&hall) && pending.contains(STAFF), "{pending}");
+    assert!(
+        pending.contains(&hall) && pending.contains(STAFF),
+        "{pending}"
+    );
     admin.shot("admin-keys-pending").await;
     admin
         .click(&format!("{pending_row} button[data-approve]"))
@@ -184,7 +185,9 @@ async fn a_registration_goes_through_the_console_from_every_desk(app: TestApp) {
     assert!(new.contains(&reference) && new.contains(MSISDN), "{new}");
     staff.shot("staff-inbox").await;
     staff
-        .click(&format!("section[aria-labelledby='h-new'] a[href='{order_page}']"))
+        .click(&format!(
+            "section[aria-labelledby='h-new'] a[href='{order_page}']"
+        ))
         .await;
     staff.find("#do-claim").await;
     staff.shot("staff-order-open").await;
@@ -206,7 +209,9 @@ async fn a_registration_goes_through_the_console_from_every_desk(app: TestApp) {
             .expect("a file chosen");
         let sha = sha256_hex(bytes);
         staff
-            .find(&format!(".upload[data-kind='{kind}'][data-uploaded='{sha}']"))
+            .find(&format!(
+                ".upload[data-kind='{kind}'][data-uploaded='{sha}']"
+            ))
             .await;
         let shown = staff
             .text(&format!(".upload[data-kind='{kind}'] code.sha"))
@@ -232,7 +237,10 @@ async fn a_registration_goes_through_the_console_from_every_desk(app: TestApp) {
     staff.find("h1 .state-submitted").await;
     let result = staff.text("#result").await;
     assert!(result.contains("一致"), "{result}");
-    assert!(result.contains(&kid) && result.contains("ES256"), "{result}");
+    assert!(
+        result.contains(&kid) && result.contains("ES256"),
+        "{result}"
+    );
     assert!(result.contains(STAFF), "{result}");
     assert!(
         staff.text("#result .ok").await.contains("有效"),
@@ -272,7 +280,11 @@ async fn a_registration_goes_through_the_console_from_every_desk(app: TestApp) {
              return imgs.length === 2 && imgs.every(i => i.complete && i.naturalWidth > 0)",
         )
         .await;
-    assert_eq!(clerk.count("ul.evidence iframe").await, 1, "the PDF, framed");
+    assert_eq!(
+        clerk.count("ul.evidence iframe").await,
+        1,
+        "the PDF, framed"
+    );
     clerk.shot("clerk-order-submitted").await;
     clerk.scroll_to("#timeline").await;
     clerk.shot("clerk-order-timeline").await;
@@ -284,9 +296,7 @@ async fn a_registration_goes_through_the_console_from_every_desk(app: TestApp) {
     let receipt = clerk.text("#receipt").await;
     assert_eq!(receipt.split('.').count(), 3, "a compact JWS: {receipt}");
     let download = format!("{order_page}/receipt.jws");
-    clerk
-        .find(&format!("a[download][href='{download}']"))
-        .await;
+    clerk.find(&format!("a[download][href='{download}']")).await;
     let fetched = clerk.fetch("GET", &download, json!({}), None).await;
     assert_eq!(fetched["status"], 200, "{fetched}");
     assert_eq!(fetched["text"].as_str(), Some(receipt.as_str()));
@@ -299,7 +309,7 @@ async fn a_registration_goes_through_the_console_from_every_desk(app: TestApp) {
     clerk.scroll_to("#receipt").await;
     clerk.shot("clerk-order-completed").await;
     clerk.resize(TABLET).await;
-    clerk.scroll_to("h1").await;
+    clerk.run("window.scrollTo(0, 0)").await;
     clerk.shot("clerk-order-completed-tablet").await;
     clerk.resize(DESKTOP).await;
 
@@ -308,7 +318,9 @@ async fn a_registration_goes_through_the_console_from_every_desk(app: TestApp) {
     auditor.login(AUDITOR).await;
     assert_eq!(auditor.path().await, "/console/audit");
     auditor.fill("#a-msisdn", MSISDN).await;
-    auditor.click("form[role='search'] button[type='submit']").await;
+    auditor
+        .click("form[role='search'] button[type='submit']")
+        .await;
     auditor
         .reload_until(
             "the number's events up to the completion",
@@ -327,6 +339,8 @@ async fn a_registration_goes_through_the_console_from_every_desk(app: TestApp) {
     }
     auditor.find("#integrity-result.ok").await;
     auditor.shot("auditor-audit").await;
+    auditor.scroll_to("#h-events").await;
+    auditor.shot("auditor-audit-events").await;
     auditor.click("#export-csv").await;
     let csv_path = auditor.downloads.join("audit-events.csv");
     let csv = eventually(WAIT, "the CSV export saved", || {
@@ -357,7 +371,10 @@ async fn a_registration_goes_through_the_console_from_every_desk(app: TestApp) {
     })
     .await;
     assert_eq!(exported["detail"]["format"], "csv", "{exported}");
-    assert_eq!(exported["detail"]["filters"]["msisdn"], MSISDN, "{exported}");
+    assert_eq!(
+        exported["detail"]["filters"]["msisdn"], MSISDN,
+        "{exported}"
+    );
     auditor.refresh().await;
     let integrity = auditor.find("#integrity-result").await;
     assert_eq!(
@@ -427,9 +444,17 @@ async fn a_registration_goes_through_the_console_from_every_desk(app: TestApp) {
         stranger.goto(&path).await;
         let title = stranger.text("h1").await;
         assert!(title.contains("HTTP 404"), "{path}: {title}");
-        let page = stranger.run("return document.documentElement.outerHTML").await;
+        let page = stranger
+            .run("return document.documentElement.outerHTML")
+            .await;
         let page = page.as_str().expect("html");
-        for secret in [MSISDN, "189****5678", NAME, reference.as_str(), hall.as_str()] {
+        for secret in [
+            MSISDN,
+            "189****5678",
+            NAME,
+            reference.as_str(),
+            hall.as_str(),
+        ] {
             assert!(!page.contains(secret), "{path} shows {secret}");
         }
         let status = stranger.fetch("GET", &path, json!({}), None).await;
@@ -738,7 +763,11 @@ impl Browser {
                 .send_keys(&date.format(order).to_string())
                 .await
                 .expect("type the date");
-            let value = field.prop("value").await.expect("value").unwrap_or_default();
+            let value = field
+                .prop("value")
+                .await
+                .expect("value")
+                .unwrap_or_default();
             if value == wanted {
                 return;
             }
@@ -824,7 +853,10 @@ impl Browser {
                   disposition: r.headers.get('content-disposition'), text: await r.text() })) \
                .catch((e) => done({ status: 0, text: String(e) }));";
         self.c
-            .execute_async(script, vec![json!(method), json!(path), headers, json!(body)])
+            .execute_async(
+                script,
+                vec![json!(method), json!(path), headers, json!(body)],
+            )
             .await
             .unwrap_or_else(|e| panic!("{}: fetch {path}: {e}", self.who))
     }
@@ -882,6 +914,11 @@ impl Browser {
 
     /// Saves what the window shows now as the next numbered screenshot.
     async fn shot(&self, page: &str) {
+        // Chromium's PDF viewer paints a framed PDF a moment after the frame loads, with no
+        // event to wait for: a pause, for the picture only (no assertion depends on it).
+        if self.count("ul.evidence iframe").await > 0 {
+            actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
+        }
         let png = self.c.screenshot().await.expect("a screenshot");
         let path = self.shots.next(page);
         std::fs::write(&path, png).expect("save the screenshot");
@@ -913,8 +950,11 @@ impl Browser {
         self.select("#hall-province", "37").await;
         self.select("#hall-city", "370100").await;
         self.fill("#hall-address", address).await;
-        self.fill("#hall-email", &format!("{}@halls.example.cn", code.to_lowercase()))
-            .await;
+        self.fill(
+            "#hall-email",
+            &format!("{}@halls.example.cn", code.to_lowercase()),
+        )
+        .await;
         self.click("#new-hall button[type='submit']").await;
         let id = self
             .until(
@@ -979,9 +1019,17 @@ struct EvidenceFiles {
 impl EvidenceFiles {
     fn write(dir: &Path) -> Self {
         let files = [
-            ("id_front", "id-front.png", card_png([232, 240, 250], [70, 110, 170])),
-            ("id_back", "id-back.pdf", pdf("ID card, back / 国徽面")),
-            ("live_photo", "live-photo.png", card_png([245, 236, 226], [180, 120, 90])),
+            (
+                "id_front",
+                "id-front.png",
+                card_png([232, 240, 250], [70, 110, 170]),
+            ),
+            ("id_back", "id-back.pdf", pdf("ID card, back")),
+            (
+                "live_photo",
+                "live-photo.png",
+                card_png([245, 236, 226], [180, 120, 90]),
+            ),
         ];
         let items = files
             .into_iter()
@@ -1057,10 +1105,10 @@ fn crc32(bytes: &[u8]) -> u32 {
     !crc
 }
 
-/// A one-page PDF saying `text` (ASCII is drawn; the rest is only in the file).
+/// A one-page PDF saying `text` (ASCII: the built-in font has nothing else).
 fn pdf(text: &str) -> Vec<u8> {
-    let shown: String = text.chars().filter(char::is_ascii).collect();
-    let content = format!("BT /F1 14 Tf 16 50 Td ({}) Tj ET", shown.trim());
+    assert!(text.is_ascii(), "{text}");
+    let content = format!("BT /F1 14 Tf 16 50 Td ({text}) Tj ET");
     let objects = [
         "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
         "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
@@ -1080,7 +1128,9 @@ fn pdf(text: &str) -> Vec<u8> {
         out.extend_from_slice(format!("{} 0 obj\n{object}\nendobj\n", i + 1).as_bytes());
     }
     let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
     for offset in offsets {
         out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
     }

@@ -9,6 +9,7 @@ mod backup;
 mod cli;
 mod config_check;
 mod console;
+mod console_e2e;
 mod device_keys;
 mod error_codes;
 mod evidence;

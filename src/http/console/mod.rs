@@ -473,12 +473,18 @@ fn see_other(to: &str) -> HttpResponse {
         .finish()
 }
 
+/// Under the API's `no-referrer`, a browser sends `Origin: null` with a page's own form posts,
+/// which `session::cross_site` must refuse (a sandboxed frame of any site sends the same):
+/// console pages name their origin to themselves, and still nothing to other sites.
+const PAGE_REFERRER_POLICY: &str = "same-origin";
+
 /// A rendered page, with the console's security headers.
 fn html(status: StatusCode, rendered: askama::Result<String>) -> HttpResponse {
     match rendered {
         Ok(body) => HttpResponse::build(status)
             .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
             .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_CSP))
+            .insert_header((header::REFERRER_POLICY, PAGE_REFERRER_POLICY))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .body(body),
         Err(e) => {

@@ -155,9 +155,15 @@ pub struct LogoutForm {
 /// Ends the session in this browser. The form must carry the session's CSRF token, so
 /// another site cannot sign a clerk out.
 pub async fn logout(req: HttpRequest, form: web::Form<LogoutForm>) -> Page {
+    // Before looking for the cookie: SameSite=Strict keeps it off another site's post, yet
+    // the answer's removal cookie would still end the session (a top-level navigation may
+    // set any cookie).
+    if session::cross_site(&req) {
+        return Err(session::csrf_rejected().into());
+    }
     if let Some(token) = session::session_token(&req) {
         let presented = form.csrf_token.as_deref().unwrap_or_default();
-        if session::cross_site(&req) || !session::csrf_matches(&token, presented) {
+        if !session::csrf_matches(&token, presented) {
             return Err(session::csrf_rejected().into());
         }
     }

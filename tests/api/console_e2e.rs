@@ -237,6 +237,7 @@ async fn a_registration_goes_through_the_console_from_every_desk(app: TestApp) {
     staff.find("h1 .state-submitted").await;
     let result = staff.text("#result").await;
     assert!(result.contains("一致"), "{result}");
+    assert!(result.contains("人脸比对分数: 0.97"), "{result}");
     assert!(
         result.contains(&kid) && result.contains("ES256"),
         "{result}"
@@ -382,6 +383,29 @@ async fn a_registration_goes_through_the_console_from_every_desk(app: TestApp) {
         Some("banner ok")
     );
 
+    //    The admin's operations page counts today's completion (a Beijing date) in its plot,
+    //    and no order is left active.
+    admin.click("a[href='/console/admin/operations']").await;
+    let today = (chrono::Utc::now() + chrono::Duration::hours(8))
+        .format("%Y-%m-%d")
+        .to_string();
+    // The description is not drawn, so it is read from the document, not as visible text.
+    let completions = admin
+        .run(
+            "return document.querySelector(\"#plot-completions svg[role='img'] desc\").textContent",
+        )
+        .await;
+    assert!(
+        completions
+            .as_str()
+            .is_some_and(|d| d.ends_with(&format!("{today} 1"))),
+        "{completions}"
+    );
+    assert!(admin.count("#plot-completions svg rect").await > 0);
+    assert!(admin.text("#oldest-open").await.contains("没有在办工单"));
+    admin.scroll_to("#h-completions").await;
+    admin.shot("admin-operations-completed").await;
+
     // 8. Refusals. An API call with the session cookie but without the session's CSRF token
     //    (or with a forged one) is refused, and nothing is opened.
     let body = json!({
@@ -462,6 +486,77 @@ async fn a_registration_goes_through_the_console_from_every_desk(app: TestApp) {
     }
     stranger.goto(&order_page).await;
     stranger.shot("other-hall-order-not-found").await;
+
+    // 9. The admin looks after halls and people: renames the other hall, deactivates it, and
+    //    disables its staff member, whose open session ends at once.
+    admin.click("a[href='/console/admin/halls']").await;
+    let other_row = format!("#halls tr[data-hall='{other_hall}']");
+    admin.click(&format!("{other_row} details summary")).await;
+    admin
+        .fill(
+            &format!("{other_row} input[name='name']"),
+            "济南市中营业厅（经四路）",
+        )
+        .await;
+    admin.click(&format!("{other_row} button[data-save]")).await;
+    admin
+        .reload_until(
+            "the renamed hall",
+            &format!(
+                "return document.querySelector(\"{other_row}\")?.textContent.includes('经四路）')"
+            ),
+        )
+        .await;
+    admin
+        .click(&format!("{other_row} button[data-deactivate]"))
+        .await;
+    admin.accept_confirm().await;
+    admin
+        .reload_until(
+            "the hall deactivated",
+            &format!("return !!document.querySelector(\"{other_row} button[data-reactivate]\")"),
+        )
+        .await;
+    assert!(admin
+        .text(&format!("{other_row} td.status"))
+        .await
+        .contains("已停用"));
+    let shown = app
+        .get(
+            &format!("/api/v1/halls/{other_hall}"),
+            &app.token(ADMIN).await,
+        )
+        .await;
+    assert!(shown.body["deactivated_at"].is_string(), "{:?}", shown.body);
+    assert_eq!(shown.body["name"], "济南市中营业厅（经四路）");
+    admin.shot("admin-hall-deactivated").await;
+
+    admin.click("a[href='/console/admin/users']").await;
+    let user_row = format!("#users tr[data-username='{OTHER_STAFF}']");
+    admin
+        .click(&format!("{user_row} button[data-disable]"))
+        .await;
+    admin.accept_confirm().await;
+    admin
+        .reload_until(
+            "the user disabled",
+            &format!("return !!document.querySelector(\"{user_row} button[data-enable]\")"),
+        )
+        .await;
+    assert_eq!(
+        admin
+            .count("#users tr[data-username='admin'] button[data-disable]")
+            .await,
+        0,
+        "an admin is not offered to disable their own account"
+    );
+    admin.shot("admin-user-disabled").await;
+    stranger.goto("/console/inbox").await;
+    assert_eq!(
+        stranger.path().await,
+        "/console/login",
+        "a disabled user is signed out"
+    );
 
     for browser in [admin, clerk, staff, auditor, stranger] {
         browser.close().await;

@@ -171,6 +171,35 @@ impl Chrome {
         }
     }
 
+    /// The hall's verification method, one line per thing it says: the three the console's
+    /// form fills in by name, anything else a client sent as `key: value`.
+    pub fn method_lines(&self, method: &serde_json::Value) -> Vec<String> {
+        let Some(fields) = method.as_object() else {
+            return vec![method.to_string()];
+        };
+        fields
+            .iter()
+            .map(|(key, value)| {
+                let yes = |zh: &str, en: &str| -> String {
+                    let said = match value.as_bool() {
+                        Some(true) => self.t("是", "yes"),
+                        Some(false) => self.t("否", "no"),
+                        None => return format!("{}: {value}", self.t(zh, en)),
+                    };
+                    format!("{}: {said}", self.t(zh, en))
+                };
+                match key.as_str() {
+                    "chip_read" => yes("读取证件芯片", "ID chip read"),
+                    "operator_checked" => yes("工作人员人工核对", "Checked by staff"),
+                    "face_match_score" => {
+                        format!("{}: {value}", self.t("人脸比对分数", "Face match score"))
+                    }
+                    _ => format!("{key}: {value}"),
+                }
+            })
+            .collect()
+    }
+
     pub fn state_label(&self, state: &str) -> &'static str {
         let (zh, en) = match state {
             "open" => ("待认领", "Open"),

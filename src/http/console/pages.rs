@@ -675,6 +675,16 @@ struct UsersPage {
     provinces: &'static [region::Province],
 }
 
+impl UsersPage {
+    /// A hall as people know it (code and name), or its id if it is not in the list.
+    fn hall_label(&self, id: &str) -> String {
+        self.halls
+            .iter()
+            .find(|h| h.id == id)
+            .map_or_else(|| id.to_owned(), |h| format!("{} {}", h.code, h.name))
+    }
+}
+
 pub async fn users(req: HttpRequest) -> Page {
     let services = services(&req)?;
     let v = Viewer::of(&req, &services).await?;
@@ -728,7 +738,9 @@ pub async fn operations(req: HttpRequest) -> Page {
     let v = Viewer::of(&req, &services).await?;
     v.require(&[Role::Admin, Role::Auditor])?;
     let f: DaysFilter = query_lenient(&req);
-    let o = services.operations_overview(v.actor.clone(), f.days).await?;
+    let o = services
+        .operations_overview(v.actor.clone(), f.days)
+        .await?;
     let c = v.chrome;
     let mut provinces: Vec<String> = o.backlog.iter().map(|b| b.province.clone()).collect();
     provinces.dedup();
@@ -750,7 +762,10 @@ pub async fn operations(req: HttpRequest) -> Page {
         .collect();
     let names: Vec<String> = provinces.iter().map(|p| c.province_name(p)).collect();
     let backlog_plot = super::plots::stacked_bars(
-        c.t("在办工单（按归属省份、状态）", "Active orders by home province and state"),
+        c.t(
+            "在办工单（按归属省份、状态）",
+            "Active orders by home province and state",
+        ),
         &names,
         &series,
     );
@@ -760,7 +775,10 @@ pub async fn operations(req: HttpRequest) -> Page {
         .map(|p| (c.province_name(&p.province), p.count))
         .collect();
     let past_due_plot = super::plots::bars(
-        c.t("已超办理时限的工单（按归属省份）", "Orders past due by home province"),
+        c.t(
+            "已超办理时限的工单（按归属省份）",
+            "Orders past due by home province",
+        ),
         &past_due,
     );
     let per_day: Vec<(chrono::NaiveDate, u64)> = o
@@ -768,10 +786,8 @@ pub async fn operations(req: HttpRequest) -> Page {
         .iter()
         .map(|d| (d.date, d.count))
         .collect();
-    let completions_plot = super::plots::daily_bars(
-        c.t("每日办结量", "Completions per day"),
-        &per_day,
-    );
+    let completions_plot =
+        super::plots::daily_bars(c.t("每日办结量", "Completions per day"), &per_day);
     let days = u32::try_from(o.completions_per_day.len()).unwrap_or(30);
     ok(OperationsPage {
         c,

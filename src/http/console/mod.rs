@@ -317,6 +317,15 @@ pub struct Viewer {
 }
 
 impl Viewer {
+    /// The hall of a staff member, or an empty string for everyone else (pages use it as is).
+    fn hall_id(&self) -> String {
+        self.actor
+            .hall
+            .as_ref()
+            .map(|h| h.id.to_string())
+            .unwrap_or_default()
+    }
+
     /// The caller of a console page: its session cookie's token, admitted like an API call
     /// (a revoked, expired or disabled session goes back to the login page).
     async fn of(req: &HttpRequest, services: &Services) -> Result<Self, ConsoleError> {

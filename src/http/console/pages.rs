@@ -403,12 +403,7 @@ pub async fn verify(req: HttpRequest, path: web::Path<OrderPath>) -> Page {
     let o = services
         .get_work_order(v.actor.clone(), path.into_inner().id)
         .await?;
-    let hall_id = v
-        .actor
-        .hall
-        .as_ref()
-        .map(|h| h.id.to_string())
-        .unwrap_or_default();
+    let hall_id = v.hall_id();
     ok(VerifyPage {
         c: v.chrome,
         o,
@@ -522,12 +517,7 @@ struct KeysPage {
 pub async fn device_keys(req: HttpRequest) -> Page {
     let v = viewer(&req).await?;
     v.require(&[Role::HallStaff])?;
-    let hall_id = v
-        .actor
-        .hall
-        .as_ref()
-        .map(|h| h.id.to_string())
-        .unwrap_or_default();
+    let hall_id = v.hall_id();
     ok(KeysPage {
         c: v.chrome,
         hall_id,

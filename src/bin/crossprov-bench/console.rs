@@ -1,5 +1,6 @@
 //! The console's busiest list: a clerk with N orders in scope (10,000 by default) loads the
-//! queue page, one request at a time, R times; the time each page takes on the server (a
+//! queue page, one request at a time, R times (and likewise an order, the hall's inbox and the
+//! admin's operations overview over all N); the time each page takes on the server (a
 //! loopback request, the whole page read) against the 200 ms target.
 
 use std::time::{Duration, Instant};
@@ -29,7 +30,7 @@ pub struct Opts {
 const TARGET_MS: f64 = 200.0;
 const OPEN: &str = "POST /api/v1/work-orders (seeding)";
 /// Label, path (empty: the page of one order) and what the whole page must hold.
-const PAGES: [(&str, &str, &str); 4] = [
+const PAGES: [(&str, &str, &str); 5] = [
     ("GET /console/orders", "/console/orders", "id=\"orders\""),
     (
         "GET /console/orders?state=open&limit=200",
@@ -41,6 +42,11 @@ const PAGES: [(&str, &str, &str); 4] = [
         "GET /console/inbox (hall staff)",
         "/console/inbox",
         "id=\"h-new\"",
+    ),
+    (
+        "GET /console/admin/operations (admin)",
+        "/console/admin/operations",
+        "id=\"plot-completions\"",
     ),
 ];
 
@@ -116,6 +122,7 @@ pub fn run(o: &Opts, args: &ServerArgs) -> Res<Outcome> {
             let (path, token) = match path {
                 "" => (format!("/console/orders/{order}"), &clerk),
                 "/console/inbox" => (path.to_owned(), &staff),
+                "/console/admin/operations" => (path.to_owned(), &admin),
                 _ => (path.to_owned(), &clerk),
             };
             for _ in 0..o.loads {

@@ -221,7 +221,7 @@ async fn each_role_sees_its_pages_and_nothing_outside_its_scope(app: TestApp) {
         !text.contains("id=\"do-complete\""),
         "open: nothing to complete"
     );
-    assert!(text.contains("work_order.opened") || text.contains("开单"));
+    assert!(text.contains("<code>work_order.opened</code>") || text.contains("开单"));
     let (r, _) = page(&w.app, "/console/admin/users", Some(&clerk)).await;
     assert_eq!(r.status, 403);
 
@@ -255,8 +255,36 @@ async fn each_role_sees_its_pages_and_nothing_outside_its_scope(app: TestApp) {
     )
     .await;
     assert_eq!(r.status, 200, "{text}");
-    assert!(text.contains("work_order.opened"), "{text}");
+    assert!(text.contains("<code>work_order.opened</code>"), "{text}");
     assert!(text.contains("id=\"integrity-result\" ") || text.contains("banner ok"));
+
+    // The time pickers send Beijing wall time; the page searches, and exports, the instant.
+    let an_hour_ago = (chrono::Utc::now() + chrono::Duration::hours(7)).format("%Y-%m-%dT%H:%M");
+    let in_an_hour = (chrono::Utc::now() + chrono::Duration::hours(9)).format("%Y-%m-%dT%H:%M");
+    let (r, text) = page(
+        &w.app,
+        &format!(
+            "/console/audit?hall_id={}&since={an_hour_ago}&until=",
+            w.hall_a
+        ),
+        Some(&auditor),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{text}");
+    assert!(text.contains("<code>work_order.opened</code>"), "{text}");
+    let exported = format!(
+        "since={}%3A00%2B08%3A00",
+        an_hour_ago.to_string().replace(':', "%3A")
+    );
+    assert!(text.contains(&exported), "{exported} not in {text}");
+    let (r, text) = page(
+        &w.app,
+        &format!("/console/audit?since={in_an_hour}"),
+        Some(&auditor),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{text}");
+    assert!(!text.contains("<code>work_order.opened</code>"), "{text}");
 
     // The auditor's search by hall: the events of orders sent to it or claimed by it.
     let at_a = w.audit_events(&format!("hall_id={}", w.hall_a)).await;

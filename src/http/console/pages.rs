@@ -5,6 +5,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
+use strum::IntoEnumIterator;
 
 use super::session;
 use super::{html, see_other, start_page, Chrome, ConsoleError, Viewer, FRAMED_CSP};
@@ -260,12 +261,35 @@ pub async fn orders(req: HttpRequest) -> Page {
 
 /// A page's filters as the API reads them, without the fields a form left empty.
 fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
-    let filled = form_urlencoded::Serializer::new(String::new())
+    query_str(&filled_query(req))
+}
+
+/// The query without empty fields, and with `since` / `until` from a `datetime-local` picker
+/// (Beijing wall time, no offset) written as the RFC 3339 instants the API takes.
+fn filled_query(req: &HttpRequest) -> String {
+    form_urlencoded::Serializer::new(String::new())
         .extend_pairs(
-            form_urlencoded::parse(req.query_string().as_bytes()).filter(|(_, v)| !v.is_empty()),
+            form_urlencoded::parse(req.query_string().as_bytes())
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| {
+                    let v = match &*k {
+                        "since" | "until" => beijing_instant(&v).unwrap_or_else(|| v.into_owned()),
+                        _ => v.into_owned(),
+                    };
+                    (k, v)
+                }),
         )
-        .finish();
-    query_str(&filled)
+        .finish()
+}
+
+/// `2026-12-01T08:30` (or with seconds) as Beijing time, in RFC 3339; None for anything
+/// else, which the API then judges as given.
+fn beijing_instant(local: &str) -> Option<String> {
+    let naive = chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%dT%H:%M")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%dT%H:%M:%S"))
+        .ok()?;
+    let beijing = chrono::FixedOffset::east_opt(8 * 3600)?;
+    Some(naive.and_local_timezone(beijing).single()?.to_rfc3339())
 }
 
 /// The filter values to show back in a page's form (the service already refused bad ones).
@@ -548,6 +572,9 @@ pub async fn admin_keys(req: HttpRequest) -> Page {
 struct AuditPage {
     c: Chrome,
     f: AuditFilter,
+    halls: Vec<HallView>,
+    /// Every action the trail records, offered as the action field's suggestions.
+    actions: Vec<&'static str>,
     items: Vec<AuditEventView>,
     next_after: Option<i64>,
     searched: bool,
@@ -572,38 +599,56 @@ impl AuditFilter {
     fn value(v: &Option<String>) -> &str {
         v.as_deref().unwrap_or_default()
     }
+
+    /// A time filter as the picker shows it: Beijing wall time (a later page's link carries
+    /// the RFC 3339 instant).
+    fn local(v: &Option<String>) -> String {
+        let v = Self::value(v);
+        chrono::DateTime::parse_from_rfc3339(v)
+            .ok()
+            .and_then(|t| Some(t.with_timezone(&chrono::FixedOffset::east_opt(8 * 3600)?)))
+            .map_or_else(
+                || v.to_owned(),
+                |t| t.format("%Y-%m-%dT%H:%M:%S").to_string(),
+            )
+    }
 }
 
 pub async fn audit(req: HttpRequest) -> Page {
     let services = services(&req)?;
     let v = Viewer::of(&req, &services).await?;
     v.require(&[Role::Auditor])?;
-    let q: EventQuery = query(&req)?;
+    let filled = filled_query(&req);
+    let q: EventQuery = query_str(&filled)?;
     let f: AuditFilter = query_lenient(&req);
     let searched = !req.query_string().is_empty();
     let page = services.audit_events(v.actor.clone(), q).await?;
     let verify = services.verify_audit(v.actor.clone()).await?;
+    let halls = services.list_halls(None, None, None).await?.items;
     let checkpoint = services.audit_checkpoint(v.actor).await?;
     let checkpoint_payload = jws_payload(&checkpoint.checkpoint);
-    // The same filters, without paging, for the export buttons.
+    // The same filters as the API read them, without paging, for the export buttons.
+    const FILTERS: [&str; 7] = [
+        "work_order",
+        "hall_id",
+        "msisdn",
+        "actor",
+        "action",
+        "since",
+        "until",
+    ];
     let export_query = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(
-            [
-                ("work_order", &f.work_order),
-                ("hall_id", &f.hall_id),
-                ("msisdn", &f.msisdn),
-                ("actor", &f.actor),
-                ("action", &f.action),
-                ("since", &f.since),
-                ("until", &f.until),
-            ]
-            .into_iter()
-            .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| (k, v))),
+            form_urlencoded::parse(filled.as_bytes()).filter(|(k, _)| FILTERS.contains(&&**k)),
         )
         .finish();
     ok(AuditPage {
         c: v.chrome,
         f,
+        halls,
+        actions: crate::domain::AuditAction::iter()
+            .map(|a| a.as_str())
+            .collect(),
         items: page.items,
         next_after: page.next_after,
         searched,
@@ -788,4 +833,24 @@ pub async fn operations(req: HttpRequest) -> Page {
         completions_plot,
     }
     .render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::beijing_instant;
+
+    #[test]
+    fn a_picked_time_is_beijing_time_and_anything_else_is_left_to_the_api() {
+        assert_eq!(
+            beijing_instant("2026-12-01T08:30").as_deref(),
+            Some("2026-12-01T08:30:00+08:00")
+        );
+        assert_eq!(
+            beijing_instant("2026-12-01T08:30:15").as_deref(),
+            Some("2026-12-01T08:30:15+08:00")
+        );
+        for other in ["2026-12-01T08:30:00Z", "2026-12-01", "yesterday", ""] {
+            assert_eq!(beijing_instant(other), None, "{other}");
+        }
+    }
 }

@@ -558,6 +558,60 @@ async fn a_registration_goes_through_the_console_from_every_desk(app: TestApp) {
         "a disabled user is signed out"
     );
 
+    //    The admin resets the auditor's password: the auditor's session ends, the temporary
+    //    password opens only the password page, and the auditor picks their own.
+    const TEMPORARY: &str = "temporary-passphrase";
+    const OWN: &str = "auditor-own-passphrase";
+    let auditor_row = format!("#users tr[data-username='{AUDITOR}']");
+    admin.click(&format!("{auditor_row} details summary")).await;
+    admin
+        .fill(&format!("{auditor_row} input[name='password']"), TEMPORARY)
+        .await;
+    admin
+        .click(&format!("{auditor_row} button[data-reset]"))
+        .await;
+    admin
+        .reload_until(
+            "the reset shown in the list",
+            &format!(
+                "return document.querySelector(\"{auditor_row} td.status\")?.textContent.includes('待本人修改密码')"
+            ),
+        )
+        .await;
+    auditor.goto("/console/audit").await;
+    assert_eq!(
+        auditor.path().await,
+        "/console/login",
+        "the reset ends the session"
+    );
+    auditor.login_with(AUDITOR, TEMPORARY).await;
+    assert_eq!(auditor.path().await, "/console/password");
+    auditor.goto("/console/audit").await;
+    assert_eq!(
+        auditor.path().await,
+        "/console/password",
+        "only the password page opens"
+    );
+    assert_eq!(
+        auditor.count("header nav a").await,
+        0,
+        "no page offered but this one"
+    );
+    auditor.fill("#current_password", TEMPORARY).await;
+    auditor.fill("#new_password", OWN).await;
+    auditor.shot("auditor-password-change").await;
+    auditor
+        .click("form[data-api='POST /api/v1/me/password'] button[type='submit']")
+        .await;
+    auditor
+        .until(
+            "the login page after the change",
+            "return location.pathname === '/console/login' && document.readyState === 'complete'",
+        )
+        .await;
+    auditor.login_with(AUDITOR, OWN).await;
+    assert_eq!(auditor.path().await, "/console/audit");
+
     for browser in [admin, clerk, staff, auditor, stranger] {
         browser.close().await;
     }
@@ -1021,9 +1075,13 @@ impl Browser {
 
     /// Signs in on the login page; the console then shows the role's start page.
     async fn login(&self, username: &str) {
+        self.login_with(username, PASSWORD).await;
+    }
+
+    async fn login_with(&self, username: &str, password: &str) {
         self.goto("/console/login").await;
         self.fill("#username", username).await;
-        self.fill("#password", PASSWORD).await;
+        self.fill("#password", password).await;
         if self.shots.taken.get() == 0 {
             self.shot("login").await;
         }

@@ -354,7 +354,10 @@ impl Viewer {
         chrome.role = Some(actor.role);
         chrome.expires_at = expires.to_rfc3339();
         chrome.expires_local = chrome.time(&expires);
-        chrome.nav = nav(actor.role, &path, chrome.lang);
+        // Until the person picks their own password, no other page opens: none is offered.
+        if !must_change_password {
+            chrome.nav = nav(actor.role, &path, chrome.lang);
+        }
         Ok(Self {
             actor,
             chrome,

@@ -22,6 +22,7 @@ use crate::domain::work_order::{
 };
 use crate::domain::{region, Detail, DomainError, HallId, Invalid, WorkOrderId};
 use crate::signing::receipt::{self, ReceiptClaims};
+use crate::storage::work_orders::TimeKey;
 use crate::storage::{self, halls, subscribers, verification_results, work_orders, DbConn};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -79,7 +80,8 @@ pub struct ListQuery {
     pub name: Option<Name>,
     /// Only orders whose number is suspended by this time (RFC 3339).
     pub suspend_before: Option<Name>,
-    /// `suspend_at`: only orders with a suspension date, the earliest first.
+    /// `suspend_at`: only orders with a suspension date, the earliest first; `due_at`,
+    /// `deadline_at`: every order, the earliest first; `id` (the default): opening order.
     pub sort: Option<Code>,
     /// `true`: only orders whose current result the quality checks flagged; `false`: only
     /// the others.
@@ -464,26 +466,34 @@ impl Services {
                 ))
             }
         };
-        let by_suspension = match q.sort.as_deref() {
-            None | Some("id") => false,
-            Some("suspend_at") => true,
+        let by_time = match q.sort.as_deref() {
+            None | Some("id") => None,
+            Some("suspend_at") => Some(TimeKey::Suspension),
+            Some("due_at") => Some(TimeKey::Due),
+            Some("deadline_at") => Some(TimeKey::Deadline),
             Some(_) => {
                 return Err(Error::bad_request(
                     Some("sort"),
-                    Detail::new("sort 须为 id 或 suspend_at", "sort is id or suspend_at"),
+                    Detail::new(
+                        "sort 须为 id、due_at、deadline_at 或 suspend_at",
+                        "sort is id, due_at, deadline_at or suspend_at",
+                    ),
                 ))
             }
         };
-        let order = match (by_suspension, q.cursor.map(String::from)) {
-            (false, None) => work_orders::ListOrder::Oldest,
-            (false, Some(after)) => work_orders::ListOrder::AfterId(after),
-            (true, None) => work_orders::ListOrder::SoonestSuspension,
-            (true, Some(cursor)) => suspension_cursor(&cursor).ok_or_else(|| {
-                Error::bad_request(
-                    Some("cursor"),
-                    Detail::new("cursor 不是此列表的游标", "not a cursor of this list"),
-                )
-            })?,
+        let order = match (by_time, q.cursor.map(String::from)) {
+            (None, None) => work_orders::ListOrder::Oldest,
+            (None, Some(after)) => work_orders::ListOrder::AfterId(after),
+            (Some(key), None) => work_orders::ListOrder::Soonest(key, None),
+            (Some(key), Some(cursor)) => {
+                let after = time_cursor(&cursor).ok_or_else(|| {
+                    Error::bad_request(
+                        Some("cursor"),
+                        Detail::new("cursor 不是此列表的游标", "not a cursor of this list"),
+                    )
+                })?;
+                work_orders::ListOrder::Soonest(key, Some(after))
+            }
         };
         // Searched by blind index: the value itself is neither stored nor logged.
         let document_number_index = q
@@ -557,11 +567,14 @@ impl Services {
                         WorkOrderView::new(o, v, &actor, name)
                     })
                     .collect();
-                let next_cursor = match orders.last() {
-                    Some(last) if more && by_suspension => last
-                        .suspend_at
-                        .map(|at| format!("{}_{}", at.timestamp_micros(), last.id)),
-                    Some(last) if more => Some(last.id.to_string()),
+                let next_cursor = match (orders.last(), by_time) {
+                    (Some(last), Some(key)) if more => match key {
+                        TimeKey::Suspension => last.suspend_at,
+                        TimeKey::Due => Some(last.due_at),
+                        TimeKey::Deadline => Some(last.deadline_at),
+                    }
+                    .map(|at| format!("{}_{}", at.timestamp_micros(), last.id)),
+                    (Some(last), None) if more => Some(last.id.to_string()),
                     _ => None,
                 };
                 Ok(WorkOrderPage { items, next_cursor })
@@ -778,12 +791,9 @@ impl Step {
     }
 }
 
-/// `<suspend_at in µs>_<id>`: where a page sorted by suspension date ended.
-fn suspension_cursor(cursor: &str) -> Option<work_orders::ListOrder> {
+/// A cursor of a list sorted by a time: `<microseconds>_<id>` of the page's last order.
+fn time_cursor(cursor: &str) -> Option<(chrono::NaiveDateTime, String)> {
     let (micros, id) = cursor.split_once('_')?;
     let at = DateTime::<Utc>::from_timestamp_micros(micros.parse().ok()?)?;
-    Some(work_orders::ListOrder::AfterSuspension(
-        at.naive_utc(),
-        id.to_owned(),
-    ))
+    Some((at.naive_utc(), id.to_owned()))
 }

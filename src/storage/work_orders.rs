@@ -481,9 +481,19 @@ pub enum ListOrder {
     #[default]
     Oldest,
     AfterId(String),
-    /// By suspension date, then id; only orders that have one.
-    SoonestSuspension,
-    AfterSuspension(NaiveDateTime, String),
+    /// By one of the order's times, the earliest first, then id; after this time and id.
+    Soonest(TimeKey, Option<(NaiveDateTime, String)>),
+}
+
+/// The times a list can be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeKey {
+    /// The number's suspension date (only orders that have one).
+    Suspension,
+    /// When the hall's work is due (`due_at`).
+    Due,
+    /// When the order expires unless finished (`deadline_at`).
+    Deadline,
 }
 
 pub fn list(
@@ -540,19 +550,26 @@ pub fn list(
             )),
         );
     }
+    // The earliest first by `$time`, ties by id; a cursor continues after its (time, id).
+    macro_rules! soonest {
+        ($q:expr, $time:expr, $after:expr) => {{
+            let q = $q.order(($time.asc(), w::id.asc()));
+            match $after {
+                None => q,
+                Some((at, id)) => {
+                    q.filter($time.gt(*at).or($time.eq(*at).and(w::id.gt(id.clone()))))
+                }
+            }
+        }};
+    }
     q = match &f.order {
         ListOrder::Oldest => q.order(w::id.asc()),
         ListOrder::AfterId(after) => q.filter(w::id.gt(after.clone())).order(w::id.asc()),
-        ListOrder::SoonestSuspension => q
-            .filter(w::suspend_at.is_not_null())
-            .order((w::suspend_at.asc(), w::id.asc())),
-        ListOrder::AfterSuspension(at, id) => q
-            .filter(
-                w::suspend_at
-                    .gt(*at)
-                    .or(w::suspend_at.eq(*at).and(w::id.gt(id.clone()))),
-            )
-            .order((w::suspend_at.asc(), w::id.asc())),
+        ListOrder::Soonest(TimeKey::Suspension, after) => {
+            soonest!(q.filter(w::suspend_at.is_not_null()), w::suspend_at, after)
+        }
+        ListOrder::Soonest(TimeKey::Due, after) => soonest!(q, w::due_at, after),
+        ListOrder::Soonest(TimeKey::Deadline, after) => soonest!(q, w::deadline_at, after),
     };
     let rows: Vec<WorkOrderRow> = q
         .limit(f.limit)
@@ -685,12 +702,10 @@ mod tests {
         }
     }
 
-    fn list_and_sees_agree(url: &str) {
-        let store = Store::open(url, 1, 10_000).unwrap();
-        let mut conn = store.connection().unwrap();
+    fn insert_halls(conn: &mut DbConn) {
         for (id, province, city) in HALLS {
             halls::insert(
-                &mut conn,
+                conn,
                 &halls::Hall {
                     id: id.into(),
                     code: id.into(),
@@ -707,6 +722,12 @@ mod tests {
             )
             .unwrap();
         }
+    }
+
+    fn list_and_sees_agree(url: &str) {
+        let store = Store::open(url, 1, 10_000).unwrap();
+        let mut conn = store.connection().unwrap();
+        insert_halls(&mut conn);
         let all = orders();
         for o in &all {
             insert(&mut conn, o, None).unwrap();
@@ -727,6 +748,63 @@ mod tests {
                 .map(|o| o.id.clone())
                 .collect();
             assert_eq!(listed, seen, "{:?} {:?}", actor.role, actor.scope());
+        }
+    }
+
+    /// A list sorted by a time pages through every order once, the earliest first, ties in
+    /// id order, each page continuing after the last one's (time, id).
+    #[test]
+    fn sorted_by_a_time_pages_through_every_order_once_on_sqlite() {
+        let db = Scratch::sqlite();
+        sorted_pages(db.url());
+    }
+
+    #[test]
+    fn sorted_by_a_time_pages_through_every_order_once_on_postgres() {
+        if let Some(db) = Scratch::postgres("sorted") {
+            sorted_pages(db.url());
+        }
+    }
+
+    fn sorted_pages(url: &str) {
+        let store = Store::open(url, 1, 10_000).unwrap();
+        let mut conn = store.connection().unwrap();
+        insert_halls(&mut conn);
+        let mut all = orders();
+        for (n, o) in all.iter_mut().enumerate() {
+            let n = i64::try_from(n).unwrap();
+            // Ties on purpose: ten distinct due times, fifteen deadlines, a suspension on
+            // every third order.
+            o.due_at = at() + chrono::Duration::hours((n * 7) % 10);
+            o.deadline_at = at() + chrono::Duration::hours(30 - n % 15);
+            o.suspend_at = (n % 3 == 0).then(|| at() + chrono::Duration::hours(n % 4));
+            insert(&mut conn, o, None).unwrap();
+        }
+        for key in [TimeKey::Due, TimeKey::Deadline, TimeKey::Suspension] {
+            let time = |o: &WorkOrder| match key {
+                TimeKey::Due => Some(o.due_at),
+                TimeKey::Deadline => Some(o.deadline_at),
+                TimeKey::Suspension => o.suspend_at,
+            };
+            let mut expected: Vec<(DateTime<Utc>, WorkOrderId)> = all
+                .iter()
+                .filter_map(|o| Some((time(o)?, o.id.clone())))
+                .collect();
+            expected.sort();
+            let mut seen = Vec::new();
+            let mut after = None;
+            loop {
+                let filter = ListFilter {
+                    limit: 4,
+                    order: ListOrder::Soonest(key, after.clone()),
+                    ..ListFilter::default()
+                };
+                let page = list(&mut conn, &Scope::All, &filter).unwrap();
+                let Some(last) = page.last() else { break };
+                after = Some((time(last).unwrap().naive_utc(), last.id.to_string()));
+                seen.extend(page.iter().map(|o| (time(o).unwrap(), o.id.clone())));
+            }
+            assert_eq!(seen, expected, "{key:?}");
         }
     }
 }

@@ -290,6 +290,34 @@ async fn lists_are_scoped_filtered_and_paged(app: TestApp) {
         }
     }
     assert_eq!(seen.len(), 6);
+    // Sorted by due time, then by deadline, one at a time: the same six, each time never
+    // earlier than the one before.
+    for key in ["due_at", "deadline_at"] {
+        let mut times = vec![];
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/api/v1/work-orders?sort={key}&limit=1&cursor={c}"),
+                None => format!("/api/v1/work-orders?sort={key}&limit=1"),
+            };
+            let page = w.app.get(&path, &w.clerk).await;
+            let page = page.assert_status(200);
+            for o in page["items"].as_array().unwrap() {
+                let at = chrono::DateTime::parse_from_rfc3339(o[key].as_str().unwrap()).unwrap();
+                times.push((at, o["id"].as_str().unwrap().to_owned()));
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(times.len(), 6, "{key}");
+        assert!(times.windows(2).all(|p| p[0] <= p[1]), "{key}: {times:?}");
+    }
+    let bad = w.app.get("/api/v1/work-orders?sort=due", &w.clerk).await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.body["code"], "invalid_request");
+    assert_eq!(bad.body["field"], "sort");
     // Hall A's staff see hall A's five; hall B's staff one; another province's clerk none.
     let a = w.app.get("/api/v1/work-orders", &w.staff).await;
     assert_eq!(a.items().len(), 5);

@@ -220,6 +220,8 @@ struct OrdersPage {
     items: Vec<WorkOrderView>,
     state: String,
     msisdn: String,
+    /// `due_at`, `deadline_at`, or empty (the order they were opened in).
+    sort: String,
     next_cursor: Option<String>,
     states: &'static [&'static str],
 }
@@ -239,6 +241,7 @@ const STATES: &[&str] = &[
 struct OrderFilter {
     state: Option<String>,
     msisdn: Option<String>,
+    sort: Option<String>,
 }
 
 pub async fn orders(req: HttpRequest) -> Page {
@@ -253,6 +256,7 @@ pub async fn orders(req: HttpRequest) -> Page {
         items: page.items,
         state: filter.state.unwrap_or_default(),
         msisdn: filter.msisdn.unwrap_or_default(),
+        sort: filter.sort.unwrap_or_default(),
         next_cursor: page.next_cursor,
         states: STATES,
     }

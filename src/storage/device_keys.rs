@@ -160,7 +160,7 @@ mod tests {
     use crate::domain::access::{Actor, HallPost, Role};
     use crate::domain::device_key::Decision;
     use crate::domain::Username;
-    use crate::storage::scratch::Scratch;
+    use crate::storage::scratch::on_both_databases;
     use crate::storage::{halls, users, Store};
 
     const STAFF: [(&str, &str); 3] = [
@@ -228,18 +228,7 @@ mod tests {
         }
     }
 
-    #[test]
-    fn requests_keep_their_rules_on_sqlite() {
-        let db = Scratch::sqlite();
-        requests_keep_their_rules(db.url());
-    }
-
-    #[test]
-    fn requests_keep_their_rules_on_postgres() {
-        if let Some(db) = Scratch::postgres("device_keys") {
-            requests_keep_their_rules(db.url());
-        }
-    }
+    on_both_databases!(requests_keep_their_rules, "device_keys");
 
     /// The list and `EnrolmentScope::admits` agree for every caller, newest first; a kid is
     /// held by one live request at a time; a decision is written once.

@@ -147,9 +147,9 @@ mod tests {
 
     use chrono::{DateTime, Duration, Utc};
 
-    use super::super::scratch::Scratch;
     use super::super::Store;
     use super::*;
+    use crate::storage::scratch::on_both_databases;
 
     fn at(seconds: i64) -> NaiveDateTime {
         (DateTime::<Utc>::UNIX_EPOCH + Duration::days(20_000) + Duration::seconds(seconds))
@@ -214,16 +214,5 @@ mod tests {
         assert_eq!(prune(c, at(200)).unwrap(), 1);
     }
 
-    #[test]
-    fn a_key_changes_only_for_its_holder_on_sqlite() {
-        let db = Scratch::sqlite();
-        a_key_changes_only_for_its_holder(db.url());
-    }
-
-    #[test]
-    fn a_key_changes_only_for_its_holder_on_postgres() {
-        if let Some(db) = Scratch::postgres("idempotency") {
-            a_key_changes_only_for_its_holder(db.url());
-        }
-    }
+    on_both_databases!(a_key_changes_only_for_its_holder, "idempotency");
 }

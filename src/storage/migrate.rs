@@ -92,9 +92,9 @@ mod tests {
     use diesel::migration::MigrationSource;
     use diesel::prelude::*;
 
-    use super::super::scratch::Scratch;
     use super::super::{Connector, DbConn};
     use super::*;
+    use crate::storage::scratch::on_both_databases;
 
     /// Undoes the tokens migration, stores the one HMAC secret of earlier versions, and
     /// migrates again: the secret must come back as the key `tk-legacy`.
@@ -133,16 +133,5 @@ mod tests {
         assert_eq!(left, 0, "the secret lives in one place");
     }
 
-    #[test]
-    fn the_old_token_secret_becomes_the_first_key_on_sqlite() {
-        let db = Scratch::sqlite();
-        the_old_token_secret_becomes_the_first_key(db.url());
-    }
-
-    #[test]
-    fn the_old_token_secret_becomes_the_first_key_on_postgres() {
-        if let Some(db) = Scratch::postgres("legacy_token") {
-            the_old_token_secret_becomes_the_first_key(db.url());
-        }
-    }
+    on_both_databases!(the_old_token_secret_becomes_the_first_key, "legacy_token");
 }

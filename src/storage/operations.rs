@@ -150,7 +150,7 @@ mod tests {
     use super::*;
     use crate::domain::work_order::{Review, WorkOrder};
     use crate::domain::WorkOrderId;
-    use crate::storage::scratch::Scratch;
+    use crate::storage::scratch::on_both_databases;
     use crate::storage::{work_orders, Store};
 
     fn at(d: u32, h: u32, m: u32, s: u32) -> DateTime<Utc> {
@@ -201,18 +201,7 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_overview_counts_by_beijing_date_on_sqlite() {
-        let db = Scratch::sqlite();
-        counts_by_beijing_date(db.url());
-    }
-
-    #[test]
-    fn the_overview_counts_by_beijing_date_on_postgres() {
-        if let Some(db) = Scratch::postgres("overview") {
-            counts_by_beijing_date(db.url());
-        }
-    }
+    on_both_databases!(counts_by_beijing_date, "overview");
 
     fn counts_by_beijing_date(url: &str) {
         let store = Store::open(url, 1, 10_000).unwrap();

@@ -71,3 +71,26 @@ impl Drop for Scratch {
         }
     }
 }
+
+/// One storage test body, run on both backends: `<body>::sqlite` on a scratch SQLite file and
+/// `<body>::postgres` on a scratch PostgreSQL database named after `tag` (skipped, or failed
+/// when required, without a server). The body takes the database URL.
+macro_rules! on_both_databases {
+    ($body:ident, $tag:literal) => {
+        mod $body {
+            #[test]
+            fn sqlite() {
+                let db = $crate::storage::scratch::Scratch::sqlite();
+                super::$body(db.url());
+            }
+
+            #[test]
+            fn postgres() {
+                if let Some(db) = $crate::storage::scratch::Scratch::postgres($tag) {
+                    super::$body(db.url());
+                }
+            }
+        }
+    };
+}
+pub(crate) use on_both_databases;

@@ -589,7 +589,7 @@ mod tests {
     use super::*;
     use crate::domain::access::{Actor, HallPost, Role};
     use crate::domain::{HallId, Username};
-    use crate::storage::scratch::Scratch;
+    use crate::storage::scratch::on_both_databases;
     use crate::storage::{halls, Store};
 
     const HALLS: [(&str, &str, &str); 4] = [
@@ -687,20 +687,9 @@ mod tests {
         out
     }
 
-    /// `Scope::admits` and the list query are two spellings of one rule: for every caller,
-    /// the list shows exactly the orders `sees` lets through.
-    #[test]
-    fn the_list_query_and_sees_agree_on_sqlite() {
-        let db = Scratch::sqlite();
-        list_and_sees_agree(db.url());
-    }
-
-    #[test]
-    fn the_list_query_and_sees_agree_on_postgres() {
-        if let Some(db) = Scratch::postgres("scope") {
-            list_and_sees_agree(db.url());
-        }
-    }
+    // `Scope::admits` and the list query are two spellings of one rule: for every caller,
+    // the list shows exactly the orders `sees` lets through.
+    on_both_databases!(list_and_sees_agree, "scope");
 
     fn insert_halls(conn: &mut DbConn) {
         for (id, province, city) in HALLS {
@@ -751,20 +740,9 @@ mod tests {
         }
     }
 
-    /// A list sorted by a time pages through every order once, the earliest first, ties in
-    /// id order, each page continuing after the last one's (time, id).
-    #[test]
-    fn sorted_by_a_time_pages_through_every_order_once_on_sqlite() {
-        let db = Scratch::sqlite();
-        sorted_pages(db.url());
-    }
-
-    #[test]
-    fn sorted_by_a_time_pages_through_every_order_once_on_postgres() {
-        if let Some(db) = Scratch::postgres("sorted") {
-            sorted_pages(db.url());
-        }
-    }
+    // A list sorted by a time pages through every order once, the earliest first, ties in
+    // id order, each page continuing after the last one's (time, id).
+    on_both_databases!(sorted_pages, "sorted");
 
     fn sorted_pages(url: &str) {
         let store = Store::open(url, 1, 10_000).unwrap();

@@ -332,6 +332,52 @@ impl Api {
     }
 }
 
+/// The people of a one-hall run, each logged in once.
+pub struct OneHall {
+    pub admin: String,
+    /// The hall's id.
+    pub hall: String,
+    /// A Yunnan clerk (`clerk.<tag>`) whose orders go to the hall.
+    pub clerk: String,
+    /// The hall's staff member (`staff.<tag>`).
+    pub staff: String,
+}
+
+impl Api {
+    /// A hall in Jinan (`BENCH-<TAG>`), a Yunnan clerk and the hall's staff member.
+    pub async fn one_hall(&self, tag: &str) -> Res<OneHall> {
+        let admin = self.login("admin").await?;
+        let code = format!("BENCH-{}", tag.to_uppercase());
+        let hall = self.create_hall(&admin, &code, "37", "370100").await?;
+        let clerk = self
+            .user_with_token(
+                &admin,
+                &format!("clerk.{tag}"),
+                "clerk",
+                Some("53"),
+                None,
+                None,
+            )
+            .await?;
+        let staff = self
+            .user_with_token(
+                &admin,
+                &format!("staff.{tag}"),
+                "hall_staff",
+                None,
+                Some(&hall),
+                None,
+            )
+            .await?;
+        Ok(OneHall {
+            admin,
+            hall,
+            clerk,
+            staff,
+        })
+    }
+}
+
 /// A small JPEG-typed file: magic bytes, then a tag, then filler up to `size`.
 pub fn jpeg(tag: &str, size: usize) -> Vec<u8> {
     let mut b = vec![

@@ -68,14 +68,12 @@ pub fn run(o: &Opts, args: &ServerArgs) -> Res<Outcome> {
         .map_err(|e| format!("HTTP client: {e}"))?;
     let (stats, seeded, seed_secs) = actix_web::rt::System::new().block_on(async {
         server.wait_ready(&api, Duration::from_secs(120)).await?;
-        let admin = api.login("admin").await?;
-        let hall = api.create_hall(&admin, "BENCH-CON", "37", "370100").await?;
-        let clerk = api
-            .user_with_token(&admin, "clerk.con", "clerk", Some("53"), None, None)
-            .await?;
-        let staff = api
-            .user_with_token(&admin, "staff.con", "hall_staff", None, Some(&hall), None)
-            .await?;
+        let crate::client::OneHall {
+            admin,
+            hall,
+            clerk,
+            staff,
+        } = api.one_hall("con").await?;
         // Seeding: 32 clients open orders through the API, every one in the clerk's scope
         // and the hall's inbox.
         let started = Instant::now();

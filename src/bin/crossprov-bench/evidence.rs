@@ -56,14 +56,9 @@ pub fn run(o: &Opts, args: &ServerArgs) -> Res<Outcome> {
     let run_tag = crate::env::short_id();
     let (stats, rss, baseline, cpu) = actix_web::rt::System::new().block_on(async {
         server.wait_ready(&api, Duration::from_secs(120)).await?;
-        let admin = api.login("admin").await?;
-        let hall = api.create_hall(&admin, "BENCH-EV", "37", "370100").await?;
-        let clerk = api
-            .user_with_token(&admin, "clerk.ev", "clerk", Some("53"), None, None)
-            .await?;
-        let staff = api
-            .user_with_token(&admin, "staff.ev", "hall_staff", None, Some(&hall), None)
-            .await?;
+        let crate::client::OneHall {
+            hall, clerk, staff, ..
+        } = api.one_hall("ev").await?;
         let order = api
             .expect(
                 Method::POST,

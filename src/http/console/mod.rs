@@ -165,10 +165,7 @@ impl Chrome {
             "admin" => ("管理员", "Administrator"),
             _ => ("—", "—"),
         };
-        match self.lang {
-            Lang::Zh => zh,
-            Lang::En => en,
-        }
+        self.t(zh, en)
     }
 
     /// The hall's verification method, one line per thing it says: the three the console's
@@ -180,21 +177,23 @@ impl Chrome {
         fields
             .iter()
             .map(|(key, value)| {
-                let yes = |zh: &str, en: &str| -> String {
-                    let said = match value.as_bool() {
-                        Some(true) => self.t("是", "yes"),
-                        Some(false) => self.t("否", "no"),
-                        None => return format!("{}: {value}", self.t(zh, en)),
-                    };
-                    format!("{}: {said}", self.t(zh, en))
+                // The name people read, and whether a true/false is said as yes/no.
+                let (name, yes_no) = match key.as_str() {
+                    "chip_read" => (self.t("读取证件芯片", "ID chip read"), true),
+                    "operator_checked" => (self.t("工作人员人工核对", "Checked by staff"), true),
+                    "face_match_score" => (self.t("人脸比对分数", "Face match score"), false),
+                    other => (other, false),
                 };
-                match key.as_str() {
-                    "chip_read" => yes("读取证件芯片", "ID chip read"),
-                    "operator_checked" => yes("工作人员人工核对", "Checked by staff"),
-                    "face_match_score" => {
-                        format!("{}: {value}", self.t("人脸比对分数", "Face match score"))
+                match value.as_bool() {
+                    Some(b) if yes_no => {
+                        let said = if b {
+                            self.t("是", "yes")
+                        } else {
+                            self.t("否", "no")
+                        };
+                        format!("{name}: {said}")
                     }
-                    _ => format!("{key}: {value}"),
+                    _ => format!("{name}: {value}"),
                 }
             })
             .collect()
@@ -212,10 +211,7 @@ impl Chrome {
             "expired" => ("已过期", "Expired"),
             _ => ("—", "—"),
         };
-        match self.lang {
-            Lang::Zh => zh,
-            Lang::En => en,
-        }
+        self.t(zh, en)
     }
 
     pub fn province_name(&self, code: &str) -> String {
@@ -534,5 +530,36 @@ fn html(status: StatusCode, rendered: askama::Result<String>) -> HttpResponse {
                 .insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"))
                 .body("页面渲染失败 / the page failed to render")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_method_is_said_in_words_and_what_the_form_does_not_know_as_sent() {
+        let mut c = Chrome::anonymous("/");
+        c.lang = Lang::Zh;
+        let method = serde_json::json!({
+            "chip_read": true, "operator_checked": false, "face_match_score": 0.97,
+            "liveness": true, "note": "x"
+        });
+        assert_eq!(
+            c.method_lines(&method),
+            [
+                "读取证件芯片: 是",
+                "人脸比对分数: 0.97",
+                "liveness: true",
+                "note: \"x\"",
+                "工作人员人工核对: 否",
+            ]
+        );
+        c.lang = Lang::En;
+        assert_eq!(
+            c.method_lines(&serde_json::json!({"chip_read": "yes"})),
+            ["ID chip read: \"yes\""]
+        );
+        assert_eq!(c.method_lines(&serde_json::json!("by eye")), ["\"by eye\""]);
     }
 }

@@ -1,5 +1,6 @@
 fn main() -> std::process::ExitCode {
     tame_malloc();
+    sqlite_without_its_own_locks();
     system_roots_for_libpq();
     crossprov::cli::run()
 }
@@ -11,6 +12,23 @@ fn system_roots_for_libpq() {
     // SAFETY: sets environment variables before any other thread exists.
     unsafe {
         openssl_probe::try_init_openssl_env_vars();
+    }
+}
+
+/// In its default (serialized) mode SQLite takes a lock of its own on every call into a
+/// connection and on every allocation (for statistics nothing here reads). diesel never lets
+/// two threads use one connection at once (`Send`, not `Sync`; a pool lends it to one), which
+/// is all multi-thread mode asks, so those locks guard nothing.
+fn sqlite_without_its_own_locks() {
+    // SAFETY: sqlite3_config runs before any other thread exists and before SQLite is
+    // initialized (no connection is open yet), when it may change these settings; each
+    // option takes the arguments given (none, and one int).
+    unsafe {
+        libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MULTITHREAD);
+        libsqlite3_sys::sqlite3_config(
+            libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS,
+            std::ffi::c_int::from(false),
+        );
     }
 }
 

@@ -2,10 +2,12 @@
 //! the Merkle tree rebuilt from the re-hashed leaves and compared with every stored subtree,
 //! the frontier and the head.
 //!
-//! Two threads share the walk: the connection's thread reads pages of rows and copies their
-//! text into a reused buffer (and the stored subtrees those rows complete), while a hasher
-//! thread re-hashes the page before. Buffers go back and forth, so nothing is allocated per
-//! event.
+//! Pages of events are read and re-hashed by one reader thread per connection (two when the
+//! caller lends a second one: every other page each), which copy the rows' text into reused
+//! buffers (and the stored subtrees those rows complete) and hash each event's leaf. The
+//! calling thread joins the pages in order: each page's first event to the one before, then
+//! the leaves into the rebuilt tree, compared with the stored subtrees. Buffers go back to
+//! their reader, so nothing is allocated per event.
 
 use std::ops::Range;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
@@ -64,30 +66,60 @@ pub enum Leaves {
     Skip,
 }
 
-/// Events a page: one statement each, and about 10 MiB of text in the buffer it fills.
-const PAGE: i64 = 16_384;
+/// Events a page: one statement each, and about 10 MiB of text in the buffer it fills
+/// (four in unit tests, so a small log spans pages and both readers).
+#[cfg(not(test))]
+const PAGE: u64 = 16_384;
+#[cfg(test)]
+const PAGE: u64 = 4;
 
 /// Re-hashes every event in `seq` order, stopping at the first bad one, and rebuilds the
 /// Merkle tree from the re-hashed leaves. The head row must agree too (a log whose tail was
 /// cut no longer reaches it), and so must the stored tree: every subtree, the frontier, and
 /// nothing more. Call first in a read transaction: it makes it one snapshot, so a log
 /// growing meanwhile is seen as it was.
-pub(crate) fn verify_all(conn: &mut DbConn, leaves: Leaves) -> Result<VerifyReport, StorageError> {
+///
+/// `beside`, a second connection to the same database, reads and hashes every other page
+/// on a thread of its own. It needs no snapshot of its own: it reads only events up to the
+/// size the snapshot's head gives, and the log never changes below its head (appends only).
+pub(crate) fn verify_all(
+    conn: &mut DbConn,
+    beside: Option<&mut DbConn>,
+    leaves: Leaves,
+) -> Result<VerifyReport, StorageError> {
     store::snapshot(conn)?;
     let head = store::head(conn)?;
     // A log from before the tree has no subtree to compare (see `check_tree`).
     let tree_kept = head.frontier.is_some();
     let size = u64::try_from(head.size).unwrap_or(0);
+    let mut readers = vec![&mut *conn];
+    readers.extend(beside);
+    let every = readers.len();
     let walk = std::thread::scope(|s| -> Result<Walk, StorageError> {
-        let (full_tx, full_rx) = sync_channel::<Page>(2);
-        let (spent_tx, spent_rx) = channel::<Page>();
-        let hasher = s.spawn(move || hash_pages(&full_rx, &spent_tx, Walk::new(leaves, size)));
-        read_pages(conn, tree_kept, &full_tx, &spent_rx)?;
-        drop(full_tx);
-        match hasher.join() {
-            Ok(walk) => Ok(walk),
-            Err(panic) => std::panic::resume_unwind(panic),
+        let (mut full, mut spent, mut reading) = (Vec::new(), Vec::new(), Vec::new());
+        for (first, reader) in readers.into_iter().enumerate() {
+            let (full_tx, full_rx) = sync_channel::<Page>(2);
+            let (spent_tx, spent_rx) = channel::<Page>();
+            let share = Share {
+                first: first as u64,
+                every: every as u64,
+                size,
+                tree_kept,
+            };
+            reading.push(s.spawn(move || read_pages(reader, share, &full_tx, &spent_rx)));
+            full.push(full_rx);
+            spent.push(spent_tx);
         }
+        let walk = merge_pages(&full, &spent, Walk::new(leaves, size));
+        // A reader still going stops at its next page.
+        drop((full, spent));
+        for reader in reading {
+            match reader.join() {
+                Ok(read) => read?,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        Ok(walk)
     })?;
     let mut first_bad_seq = walk.first_bad_seq;
     let mut ok = first_bad_seq.is_none();
@@ -101,6 +133,10 @@ pub(crate) fn verify_all(conn: &mut DbConn, leaves: Leaves) -> Result<VerifyRepo
             // Events missing at the tail: the first one missing is the first bad one.
             ok = false;
             first_bad_seq = Some(checked.min(head.size) + 1);
+        } else if scan::any_event_after(conn, head.size)? {
+            // Events past the head: appended without it, so the first of them is bad.
+            ok = false;
+            first_bad_seq = Some(head.size + 1);
         } else if head.hash.as_bytes() != walk.last_hash {
             // Hashes recomputed consistently: broken, but no single event can be named.
             ok = false;
@@ -117,11 +153,25 @@ pub(crate) fn verify_all(conn: &mut DbConn, leaves: Leaves) -> Result<VerifyRepo
     })
 }
 
-/// A page of rows as read: their text in one buffer, reused from page to page.
+/// The pages one reader takes: `first`, `first + every`, … up to the head's `size`.
+#[derive(Clone, Copy)]
+struct Share {
+    first: u64,
+    every: u64,
+    size: u64,
+    tree_kept: bool,
+}
+
+/// A page of rows as read and hashed: their text in one buffer, reused from page to page.
 #[derive(Default)]
 struct Page {
     text: String,
     events: Vec<CopiedEvent>,
+    /// The leaf hash of each event up to the first one that is not intact.
+    leaves: Vec<chain::Hash>,
+    /// The first event, by index, that is not intact on its own or beside the one before it
+    /// in the page (the merge checks the first one against the page before).
+    first_bad: Option<usize>,
     /// The stored subtrees the page's leaves complete, level L at `levels[L - 1]`, by index,
     /// with where each stored hash is in `node_text`.
     levels: Vec<Vec<(u64, Range<usize>)>>,
@@ -132,6 +182,8 @@ impl Page {
     fn clear(&mut self) {
         self.text.clear();
         self.events.clear();
+        self.leaves.clear();
+        self.first_bad = None;
         self.node_text.clear();
         self.levels.iter_mut().for_each(Vec::clear);
     }
@@ -151,6 +203,26 @@ impl Page {
             prev_hash: text(&e.prev_hash),
         };
         (fields, text(&e.hash))
+    }
+
+    /// Re-hashes the page's events, the first of which should be `first_seq`: each must have
+    /// the next `seq`, its stored hash must be its leaf hash (exactly: stored hashes are
+    /// canonical lowercase), and its `prev_hash` the stored hash of the one before it.
+    fn hash_leaves(&mut self, first_seq: i64, scratch: &mut Vec<u8>) {
+        for i in 0..self.events.len() {
+            let (e, stored_hash) = self.event(i);
+            let leaf = chain::leaf_hash_in(&e, scratch);
+            let mut hex = [0u8; 64];
+            let intact = hex::encode_to_slice(leaf, &mut hex).is_ok()
+                && i64::try_from(i).ok().and_then(|i| first_seq.checked_add(i)) == Some(e.seq)
+                && stored_hash.as_bytes() == hex
+                && (i == 0 || e.prev_hash == self.event(i - 1).1);
+            if !intact {
+                self.first_bad = Some(i);
+                return;
+            }
+            self.leaves.push(leaf);
+        }
     }
 
     /// Reads the stored subtrees that leaves `lo..hi` (0-based) complete.
@@ -182,37 +254,45 @@ fn completed_by(lo: u64, hi: u64) -> impl Iterator<Item = (u32, u64, u64)> {
         .filter(|&(_, from, to)| from < to)
 }
 
-/// The connection's side: pages of rows (and the subtrees they complete) to the hasher, until
-/// the log ends or the hasher has stopped at a bad event.
+/// One reader's side: its share of the pages, each read (with the subtrees its leaves
+/// complete) and hashed, to the merge, until the head's size, an empty page (the log ends
+/// early) or the merge has stopped.
 fn read_pages(
     conn: &mut DbConn,
-    tree_kept: bool,
+    share: Share,
     full: &std::sync::mpsc::SyncSender<Page>,
     spent: &Receiver<Page>,
 ) -> Result<(), StorageError> {
-    let (mut after, mut lo) = (0, 0);
+    let mut scratch = Vec::new();
+    let mut page_no = share.first;
     loop {
-        let mut page = spent.try_recv().unwrap_or_default();
-        page.clear();
-        scan::copy_events_after(conn, after, PAGE, &mut page.text, &mut page.events)?;
-        let Some(last) = page.events.last() else {
+        let lo = page_no.saturating_mul(PAGE);
+        if lo >= share.size {
+            return Ok(());
+        }
+        let hi = lo.saturating_add(PAGE).min(share.size);
+        let (Ok(after), Ok(through)) = (i64::try_from(lo), i64::try_from(hi)) else {
             return Ok(());
         };
-        let (rows, last) = (page.events.len() as u64, last.seq);
-        after = last;
-        let hi = lo + rows;
-        if tree_kept {
+        let mut page = spent.try_recv().unwrap_or_default();
+        page.clear();
+        scan::copy_events_between(conn, (after, through), &mut page.text, &mut page.events)?;
+        if share.tree_kept && !page.events.is_empty() {
             page.read_nodes(conn, lo, hi)?;
         }
-        lo = hi;
-        if full.send(page).is_err() {
+        page.hash_leaves(after + 1, &mut scratch);
+        let ended = page.events.is_empty();
+        if full.send(page).is_err() || ended {
             return Ok(());
         }
+        page_no = page_no.saturating_add(share.every);
     }
 }
 
-/// What the hasher found.
+/// What the walk found.
 struct Walk {
+    /// The events the head announces: the walk takes at most this many pages.
+    size: u64,
     /// Intact events so far, the prefix the rebuilt tree covers.
     checked: u64,
     /// The last intact event's hash (the genesis `prev_hash` before the first).
@@ -233,6 +313,7 @@ impl Walk {
         // Room for the log the head announces, within reason (a tampered size is not trusted).
         let room = if keep_leaves { size.min(1 << 24) } else { 0 };
         Self {
+            size,
             checked: 0,
             last_hash,
             first_bad_seq: None,
@@ -243,41 +324,42 @@ impl Walk {
         }
     }
 
-    /// Re-hashes a page's events in order; false at the first bad one (the walk stops there:
-    /// nothing after a break extends the intact prefix).
-    fn take(&mut self, page: &Page, scratch: &mut Vec<u8>) -> bool {
+    /// Joins a hashed page to the intact prefix, in order; false at the first bad event or
+    /// an empty page (nothing after a break extends the intact prefix).
+    fn take(&mut self, page: &Page) -> bool {
         // Where each level's next stored subtree is in the page.
         let mut next_at = [0usize; 64];
-        for i in 0..page.events.len() {
-            let (e, stored_hash) = page.event(i);
-            let leaf = chain::leaf_hash_in(&e, scratch);
-            let mut hex = [0u8; 64];
-            let hexed = hex::encode_to_slice(leaf, &mut hex).is_ok();
+        if let Some(first) = page.events.first() {
+            // The page checked its events against each other; the first joins the one before.
             let expected_seq = i64::try_from(self.checked)
                 .ok()
                 .and_then(|n| n.checked_add(1));
-            // Exact comparisons: stored hashes must be canonical lowercase.
-            let intact = hexed
-                && expected_seq == Some(e.seq)
-                && e.prev_hash.as_bytes() == self.last_hash
-                && stored_hash.as_bytes() == hex;
-            if !intact {
-                self.first_bad_seq = Some(e.seq);
+            let prev_hash = &page.text[first.prev_hash.clone()];
+            if expected_seq != Some(first.seq) || prev_hash.as_bytes() != self.last_hash {
+                self.first_bad_seq = Some(first.seq);
                 return false;
             }
-            self.last_hash = hex;
+        }
+        for (i, leaf) in page.leaves.iter().enumerate() {
+            let stored_hash = &page.text[page.events[i].hash.clone()];
+            // The page checked that it is this leaf's hash, in lowercase hex.
+            self.last_hash.copy_from_slice(stored_hash.as_bytes());
             self.checked += 1;
             if self.keep_leaves {
-                self.leaves.push(leaf);
+                self.leaves.push(*leaf);
             }
             let first_difference = &mut self.first_difference;
-            self.rebuilt.push_each(leaf, |id, hash| {
+            self.rebuilt.push_each(*leaf, |id, hash| {
                 if first_difference.is_none() {
                     *first_difference = compare_node(page, &mut next_at, id, hash);
                 }
             });
         }
-        true
+        if let Some(bad) = page.first_bad.and_then(|i| page.events.get(i)) {
+            self.first_bad_seq = Some(bad.seq);
+            return false;
+        }
+        !page.events.is_empty()
     }
 }
 
@@ -310,13 +392,20 @@ fn compare_node(
     }
 }
 
-/// The hasher's side: pages in order, each handed back once hashed.
-fn hash_pages(full: &Receiver<Page>, spent: &Sender<Page>, mut walk: Walk) -> Walk {
-    let mut scratch = Vec::new();
-    for page in full {
-        let going = walk.take(&page, &mut scratch);
-        // The reader stops taking pages back only when it stops reading.
-        let _ = spent.send(page);
+/// The merge: every reader's pages in order (page `p` from reader `p mod readers`), each
+/// joined to the walk and handed back, until the head's size, the log's end or a bad event.
+fn merge_pages(full: &[Receiver<Page>], spent: &[Sender<Page>], mut walk: Walk) -> Walk {
+    let pages = walk.size.div_ceil(PAGE);
+    let readers = full.len() as u64;
+    for page_no in 0..pages {
+        let reader = (page_no % readers) as usize;
+        // A reader that failed has hung up; its error is what the caller gets.
+        let Ok(page) = full[reader].recv() else {
+            break;
+        };
+        let going = walk.take(&page);
+        // A reader stops taking pages back only when it stops reading.
+        let _ = spent[reader].send(page);
         if !going {
             break;
         }

@@ -266,7 +266,9 @@ impl Services {
         self.settle_audit().await?;
         let report = self
             .store
-            .read(|c| -> Result<_> { Ok(crate::audit::verify_all(c, Leaves::Skip)?) })
+            .read_beside(|c, beside| -> Result<_> {
+                Ok(crate::audit::verify_all(c, beside, Leaves::Skip)?)
+            })
             .await?;
         let tree = report.tree.problem();
         if !report.ok {

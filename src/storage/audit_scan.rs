@@ -96,20 +96,19 @@ fn copied_event(row: EventColumns) -> CopiedEvent {
     }
 }
 
-/// Copies events `after_seq + 1 …` in `seq` order, at most `limit`, appending their text
-/// to `text` and their rows to `events`, one statement stepping the rows.
-pub fn copy_events_after(
+/// Copies the events with `after_seq < seq <= through_seq` in `seq` order, appending their
+/// text to `text` and their rows to `events`, one statement stepping the rows.
+pub fn copy_events_between(
     conn: &mut DbConn,
-    after_seq: i64,
-    limit: i64,
+    (after_seq, through_seq): (i64, i64),
     text: &mut String,
     events: &mut Vec<CopiedEvent>,
 ) -> Result<(), StorageError> {
     use audit_events::dsl as a;
     let query = a::audit_events
         .filter(a::seq.gt(after_seq))
+        .filter(a::seq.le(through_seq))
         .order(a::seq.asc())
-        .limit(limit)
         .select((
             a::seq,
             a::at,
@@ -180,6 +179,17 @@ pub fn copy_nodes_between(
         }
         Ok(())
     })
+}
+
+/// Whether any event has a `seq` above `seq` (a tail the head does not count).
+pub fn any_event_after(conn: &mut DbConn, seq: i64) -> Result<bool, StorageError> {
+    use audit_events::dsl as a;
+    Ok(a::audit_events
+        .filter(a::seq.gt(seq))
+        .select(a::seq)
+        .first::<i64>(conn)
+        .optional()?
+        .is_some())
 }
 
 /// Whether any subtree is stored.

@@ -568,6 +568,28 @@ impl Store {
         off_the_async_threads(move || in_transaction(&readers, f)).await
     }
 
+    /// `read`, lending `f` a second reader connection besides (opened for it, so the pool
+    /// is not drained; None when it cannot be opened), for a long read split across threads.
+    pub async fn read_beside<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn, Option<&mut DbConn>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StorageError> + From<diesel::result::Error> + Send + 'static,
+    {
+        let (readers, connector) = (self.readers.clone(), self.reader_connector.clone());
+        off_the_async_threads(move || {
+            let mut beside = connector.connect().ok();
+            in_transaction(&readers, |c| f(c, beside.as_mut()))
+        })
+        .await
+    }
+
+    /// A reader connection of the caller's own, outside the pool (None when it cannot be
+    /// opened): the second reader of a long read split across threads.
+    pub(crate) fn reader_beside(&self) -> Option<DbConn> {
+        self.reader_connector.connect().ok()
+    }
+
     /// One statement off the async threads, without a transaction around it (a single
     /// statement sees one snapshot anyway): two round trips fewer than `read` on PostgreSQL,
     /// for the read every authenticated request makes.

@@ -266,7 +266,27 @@ async fn each_role_sees_its_pages_and_nothing_outside_its_scope(app: TestApp) {
     .await;
     assert_eq!(r.status, 200, "{text}");
     assert!(text.contains("<code>work_order.opened</code>"), "{text}");
-    assert!(text.contains("id=\"integrity-result\" ") || text.contains("banner ok"));
+    // The whole-chain check runs only when asked for; its button keeps the search.
+    assert!(text.contains("id=\"integrity-pending\""), "{text}");
+    assert!(!text.contains("id=\"integrity-result\""), "{text}");
+    let msisdn = order["msisdn"].as_str().unwrap_or_default();
+    assert!(
+        text.contains(&format!("name=\"msisdn\" value=\"{msisdn}\"")),
+        "{text}"
+    );
+    let (r, text) = page(
+        &w.app,
+        &format!("/console/audit?msisdn={msisdn}&check=1"),
+        Some(&auditor),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{text}");
+    assert!(
+        text.contains("class=\"banner ok\" id=\"integrity-result\""),
+        "{text}"
+    );
+    assert!(text.contains("<code>work_order.opened</code>"), "{text}");
+    assert!(!text.contains("id=\"integrity-pending\""), "{text}");
 
     // The time pickers send Beijing wall time; the page searches, and exports, the instant.
     let an_hour_ago = (chrono::Utc::now() + chrono::Duration::hours(7)).format("%Y-%m-%dT%H:%M");

@@ -338,7 +338,10 @@ async fn a_registration_goes_through_the_console_from_every_desk(app: TestApp) {
     ] {
         assert!(events.contains(action), "{action} missing from {events}");
     }
+    // The integrity check runs when asked for, on the same search.
+    auditor.click("#check-integrity").await;
     auditor.find("#integrity-result.ok").await;
+    auditor.find("#events").await;
     auditor.shot("auditor-audit").await;
     auditor.scroll_to("#h-events").await;
     auditor.shot("auditor-audit-events").await;

@@ -341,10 +341,12 @@ pub struct OneHall {
     pub clerk: String,
     /// The hall's staff member (`staff.<tag>`).
     pub staff: String,
+    /// An auditor (`auditor.<tag>`).
+    pub auditor: String,
 }
 
 impl Api {
-    /// A hall in Jinan (`BENCH-<TAG>`), a Yunnan clerk and the hall's staff member.
+    /// A hall in Jinan (`BENCH-<TAG>`), a Yunnan clerk, the hall's staff member and an auditor.
     pub async fn one_hall(&self, tag: &str) -> Res<OneHall> {
         let admin = self.login("admin").await?;
         let code = format!("BENCH-{}", tag.to_uppercase());
@@ -369,11 +371,22 @@ impl Api {
                 None,
             )
             .await?;
+        let auditor = self
+            .user_with_token(
+                &admin,
+                &format!("auditor.{tag}"),
+                "auditor",
+                None,
+                None,
+                None,
+            )
+            .await?;
         Ok(OneHall {
             admin,
             hall,
             clerk,
             staff,
+            auditor,
         })
     }
 }

@@ -1,6 +1,6 @@
 //! The console's busiest list: a clerk with N orders in scope (10,000 by default) loads the
-//! queue page, one request at a time, R times (and likewise an order, the hall's inbox and the
-//! admin's operations overview over all N); the time each page takes on the server (a
+//! queue page, one request at a time, R times (and likewise an order, the hall's inbox, the
+//! admin's operations overview over all N, and the auditor's search by number); the time each page takes on the server (a
 //! loopback request, the whole page read) against the 200 ms target.
 
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ pub struct Opts {
 const TARGET_MS: f64 = 200.0;
 const OPEN: &str = "POST /api/v1/work-orders (seeding)";
 /// Label, path (empty: the page of one order) and what the whole page must hold.
-const PAGES: [(&str, &str, &str); 5] = [
+const PAGES: [(&str, &str, &str); 6] = [
     ("GET /console/orders", "/console/orders", "id=\"orders\""),
     (
         "GET /console/orders?state=open&limit=200",
@@ -47,6 +47,11 @@ const PAGES: [(&str, &str, &str); 5] = [
         "GET /console/admin/operations (admin)",
         "/console/admin/operations",
         "id=\"plot-completions\"",
+    ),
+    (
+        "GET /console/audit?msisdn= (auditor)",
+        "/console/audit?msisdn=13900000000",
+        "id=\"events\"",
     ),
 ];
 
@@ -73,6 +78,7 @@ pub fn run(o: &Opts, args: &ServerArgs) -> Res<Outcome> {
             hall,
             clerk,
             staff,
+            auditor,
         } = api.one_hall("con").await?;
         // Seeding: 32 clients open orders through the API, every one in the clerk's scope
         // and the hall's inbox.
@@ -121,6 +127,7 @@ pub fn run(o: &Opts, args: &ServerArgs) -> Res<Outcome> {
                 "" => (format!("/console/orders/{order}"), &clerk),
                 "/console/inbox" => (path.to_owned(), &staff),
                 "/console/admin/operations" => (path.to_owned(), &admin),
+                p if p.starts_with("/console/audit") => (path.to_owned(), &auditor),
                 _ => (path.to_owned(), &clerk),
             };
             for _ in 0..o.loads {

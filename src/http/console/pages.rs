@@ -583,7 +583,12 @@ struct AuditPage {
     next_after: Option<i64>,
     searched: bool,
     export_query: String,
-    verify: VerifyView,
+    /// The search's own fields, carried by the integrity check's button so the page it
+    /// asks for shows the same search.
+    search_fields: Vec<(String, String)>,
+    /// The whole-chain check, run only when asked for (`check=1`): it re-hashes every
+    /// event, seconds on a long log, so an ordinary load or next page does not run it.
+    verify: Option<VerifyView>,
     checkpoint: CheckpointView,
     checkpoint_payload: String,
 }
@@ -618,16 +623,32 @@ impl AuditFilter {
     }
 }
 
+/// The audit page's parameter that asks for the integrity check.
+const CHECK: &str = "check";
+
 pub async fn audit(req: HttpRequest) -> Page {
     let services = services(&req)?;
     let v = Viewer::of(&req, &services).await?;
     v.require(&[Role::Auditor])?;
-    let filled = filled_query(&req);
+    let asked = |(k, v): &(std::borrow::Cow<str>, std::borrow::Cow<str>)| k == CHECK && v == "1";
+    let check = form_urlencoded::parse(req.query_string().as_bytes()).any(|p| asked(&p));
+    // The search as the API reads it: the check's own parameter is the page's, not a filter.
+    let search_fields: Vec<(String, String)> =
+        form_urlencoded::parse(filled_query(&req).as_bytes())
+            .filter(|(k, _)| k != CHECK)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    let filled = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&search_fields)
+        .finish();
     let q: EventQuery = query_str(&filled)?;
     let f: AuditFilter = query_lenient(&req);
-    let searched = !req.query_string().is_empty();
+    let searched = !filled.is_empty();
     let page = services.audit_events(v.actor.clone(), q).await?;
-    let verify = services.verify_audit(v.actor.clone()).await?;
+    let verify = match check {
+        true => Some(services.verify_audit(v.actor.clone()).await?),
+        false => None,
+    };
     let halls = services.list_halls(None, None, None).await?.items;
     let checkpoint = services.audit_checkpoint(v.actor).await?;
     let checkpoint_payload = jws_payload(&checkpoint.checkpoint);
@@ -657,6 +678,7 @@ pub async fn audit(req: HttpRequest) -> Page {
         next_after: page.next_after,
         searched,
         export_query,
+        search_fields,
         verify,
         checkpoint,
         checkpoint_payload,

@@ -119,6 +119,7 @@ impl OfflineDb {
         policy: &WitnessPolicy,
     ) -> Result<AuditVerdict, StorageError> {
         let mut conn = self.store.connection()?;
+        let mut beside = self.store.reader_beside();
         // Checking a checkpoint takes the tree head at its size from the leaves.
         let leaves = if checkpoint_file.is_some() || policy.quorum > 0 {
             Leaves::Keep
@@ -126,7 +127,7 @@ impl OfflineDb {
             Leaves::Skip
         };
         conn.transaction(|c| {
-            let report = crate::audit::verify_all(c, leaves)?;
+            let report = crate::audit::verify_all(c, beside.as_mut(), leaves)?;
             let checkpoint = match checkpoint_file {
                 Some(path) => Some(checkpoint::check_file(c, path, &report, policy)),
                 // A quorum asked for without a file: the latest note this database keeps,
@@ -152,8 +153,9 @@ impl OfflineDb {
         policy: &WitnessPolicy,
     ) -> Result<Result<Proven, String>, StorageError> {
         let mut conn = self.store.connection()?;
+        let mut beside = self.store.reader_beside();
         conn.transaction(|c| {
-            let report = crate::audit::verify_all(c, Leaves::Keep)?;
+            let report = crate::audit::verify_all(c, beside.as_mut(), Leaves::Keep)?;
             let claims = match checkpoint::check_kept(c, kept, &report, policy) {
                 Ok(claims) => claims,
                 Err(e) => return Ok(Err(e.to_string())),
@@ -305,4 +307,161 @@ impl OfflineDb {
             .select(work_orders::msisdn)
             .load(&mut **self.store.connection()?)?)
     }
+}
+
+/// The verifying walk over pages (four events each in unit tests) on one reader and on two.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod walk_tests {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+
+    use super::SeedBatch;
+    use crate::audit::chain::{self, EventFields};
+    use crate::audit::{verify_all, Leaves, TreeCheck, VerifyReport};
+    use crate::storage::audit::AuditRow;
+    use crate::storage::offline::OfflineDb;
+    use crate::storage::scratch::on_both_databases;
+    use crate::storage::{Connector, DbConn};
+
+    /// `n` valid events with the stored tree, as the seeding door writes them.
+    fn seeded(url: &str, n: i64) -> OfflineDb {
+        let db = OfflineDb::open_migrated(url).unwrap();
+        let mut prev = chain::GENESIS_PREV_HASH.to_owned();
+        let events = (1..=n)
+            .map(|seq| {
+                let (at, detail) = (
+                    format!("2026-12-05T08:00:{:02}Z", seq % 60),
+                    format!("{{\"n\":{seq}}}"),
+                );
+                let hash = chain::leaf_hash_hex(&EventFields {
+                    seq,
+                    at: &at,
+                    actor: "auditor.t",
+                    role: "auditor",
+                    action: "audit.exported",
+                    work_order: None,
+                    detail: &detail,
+                    prev_hash: &prev,
+                });
+                AuditRow {
+                    seq,
+                    at,
+                    actor: "auditor.t".into(),
+                    role: "auditor".into(),
+                    action: "audit.exported".into(),
+                    work_order: None,
+                    detail,
+                    prev_hash: std::mem::replace(&mut prev, hash.clone()),
+                    hash,
+                }
+            })
+            .collect();
+        let batch = SeedBatch {
+            events,
+            orders: Vec::new(),
+        };
+        db.seed_audit(&batch, 100).unwrap();
+        db
+    }
+
+    /// Runs `sql` with the log's append-only guard lifted (tampering, as an intruder would).
+    fn tamper(url: &str, sql: &str) {
+        let mut conn = Connector::new(url, 1_000).connect().unwrap();
+        let unguard = match conn {
+            DbConn::Pg(_) => "ALTER TABLE audit_events DISABLE TRIGGER USER;",
+            DbConn::Sqlite(_) => {
+                "DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_events_no_delete;"
+            }
+        };
+        conn.batch_execute(&format!("{unguard} {sql}")).unwrap();
+    }
+
+    /// The walk with one reader and with two, which must agree.
+    fn walked(url: &str, leaves: Leaves) -> VerifyReport {
+        let connector = Connector::new(url, 1_000).read_only();
+        let (mut one, mut two) = (connector.connect().unwrap(), connector.connect().unwrap());
+        let alone = one.transaction(|c| verify_all(c, None, leaves)).unwrap();
+        let beside = one
+            .transaction(|c| verify_all(c, Some(&mut two), leaves))
+            .unwrap();
+        assert_eq!(alone, beside, "one reader and two disagree");
+        beside
+    }
+
+    fn walks_pages_in_order_on_one_reader_or_two(url: &str) {
+        // 23 events: six pages of four, the last one short.
+        seeded(url, 23);
+        let report = walked(url, Leaves::Keep);
+        assert!(report.ok, "{report:?}");
+        assert_eq!((report.checked, report.first_bad_seq), (23, None));
+        assert_eq!(report.tree, TreeCheck::Agrees);
+        assert_eq!(report.leaves.len(), 23);
+        assert_eq!(
+            report.head,
+            chain::to_hex(&chain::tree_head(&report.leaves))
+        );
+
+        // An event inside a page the second reader takes (page 4: events 13–16).
+        tamper(
+            url,
+            "UPDATE audit_events SET detail = '{\"n\":0}' WHERE seq = 14",
+        );
+        let report = walked(url, Leaves::Skip);
+        assert!(!report.ok);
+        assert_eq!((report.checked, report.first_bad_seq), (13, Some(14)));
+        assert_eq!(report.tree, TreeCheck::Unchecked);
+    }
+    on_both_databases!(walks_pages_in_order_on_one_reader_or_two, "verify_pages");
+
+    fn a_page_that_does_not_join_the_one_before_is_named(url: &str) {
+        seeded(url, 23);
+        // Event 9 opens page 3 and is intact on its own, but links to a hash that is not
+        // event 8's.
+        let other = "ab".repeat(32);
+        tamper(
+            url,
+            &format!("UPDATE audit_events SET prev_hash = '{other}' WHERE seq = 9"),
+        );
+        let report = walked(url, Leaves::Skip);
+        assert_eq!(
+            (report.ok, report.checked, report.first_bad_seq),
+            (false, 8, Some(9))
+        );
+    }
+    on_both_databases!(
+        a_page_that_does_not_join_the_one_before_is_named,
+        "verify_join"
+    );
+
+    fn missing_pages_and_a_tail_past_the_head_are_named(url: &str) {
+        seeded(url, 23);
+        // A whole page gone (events 17–20): the walk stops there, at the first one missing.
+        tamper(url, "DELETE FROM audit_events WHERE seq BETWEEN 17 AND 20");
+        let report = walked(url, Leaves::Skip);
+        assert_eq!(
+            (report.ok, report.checked, report.first_bad_seq),
+            (false, 16, Some(17))
+        );
+    }
+    on_both_databases!(
+        missing_pages_and_a_tail_past_the_head_are_named,
+        "verify_gap"
+    );
+
+    fn an_event_past_the_head_is_named(url: &str) {
+        seeded(url, 8);
+        // A copy of the last event appended as event 9, the head left as it was.
+        tamper(
+            url,
+            "INSERT INTO audit_events (seq, at, actor, role, action, work_order, detail, prev_hash, hash) \
+             SELECT 9, at, actor, role, action, work_order, detail, hash, hash FROM audit_events WHERE seq = 8",
+        );
+        let report = walked(url, Leaves::Skip);
+        assert_eq!(
+            (report.ok, report.checked, report.first_bad_seq),
+            (false, 8, Some(9))
+        );
+    }
+    on_both_databases!(an_event_past_the_head_is_named, "verify_tail");
 }

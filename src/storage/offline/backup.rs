@@ -45,8 +45,9 @@ impl OfflineDb {
         jws: &str,
     ) -> Result<(VerifyReport, Result<CheckpointClaims, String>), StorageError> {
         let mut conn = self.store.connection()?;
+        let mut beside = self.store.reader_beside();
         conn.transaction(|c| {
-            let report = crate::audit::verify_all(c, crate::audit::Leaves::Keep)?;
+            let report = crate::audit::verify_all(c, beside.as_mut(), crate::audit::Leaves::Keep)?;
             let kept = checkpoint::check(c, jws, &report).map_err(|e| e.to_string());
             Ok((report, kept))
         })

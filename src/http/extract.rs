@@ -2,7 +2,7 @@
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
@@ -34,6 +34,7 @@ pub fn services(req: &HttpRequest) -> Result<web::Data<Services>, ApiError> {
 /// A caller whose token is good, not yet admitted over its connection. The only way to its
 /// `Actor` is [`Authenticated::admit`], so no handler can skip the connection check; callers
 /// admit after parsing the body, as 400 outranks 403 in the contract's order.
+#[derive(Debug, Clone)]
 pub struct Authenticated {
     holder: TokenHolder,
     certificate: Option<ClientCertificate>,
@@ -64,8 +65,22 @@ pub fn client_certificate(req: &HttpRequest) -> Option<ClientCertificate> {
 }
 
 /// The bearer token's caller (401 without a good one; one database read, see
-/// `Services::authenticate`); see [`Authenticated::admit`].
+/// `Services::authenticate`); see [`Authenticated::admit`]. Read once a request: a caller
+/// found earlier in the same request (by the idempotency middleware, before the handler) is
+/// kept in its extensions and answered again.
 pub async fn authenticate(
+    req: &HttpRequest,
+    services: &Services,
+) -> Result<Authenticated, ApiError> {
+    if let Some(found) = req.extensions().get::<Authenticated>() {
+        return Ok(found.clone());
+    }
+    let found = authenticate_token(req, services).await?;
+    req.extensions_mut().insert(found.clone());
+    Ok(found)
+}
+
+async fn authenticate_token(
     req: &HttpRequest,
     services: &Services,
 ) -> Result<Authenticated, ApiError> {

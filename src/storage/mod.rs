@@ -295,6 +295,17 @@ fn apply_page_cap(conn: &mut DbConn, cap: u64) -> Result<(), StorageError> {
 }
 
 /// One transaction on a connection from `pool`.
+/// A second reader for a long read; without one the read runs on its own connection only,
+/// slower, so a failure to open it is said and not passed on.
+fn opened_beside(connector: &Connector) -> Option<DbConn> {
+    connector
+        .connect()
+        .map_err(
+            |e| tracing::warn!(error = %e, "a second reader could not be opened; reading on one"),
+        )
+        .ok()
+}
+
 fn in_transaction<T, E, F>(pool: &r2d2::Pool<Connector>, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
@@ -578,7 +589,7 @@ impl Store {
     {
         let (readers, connector) = (self.readers.clone(), self.reader_connector.clone());
         off_the_async_threads(move || {
-            let mut beside = connector.connect().ok();
+            let mut beside = opened_beside(&connector);
             in_transaction(&readers, |c| f(c, beside.as_mut()))
         })
         .await
@@ -587,7 +598,7 @@ impl Store {
     /// A reader connection of the caller's own, outside the pool (None when it cannot be
     /// opened): the second reader of a long read split across threads.
     pub(crate) fn reader_beside(&self) -> Option<DbConn> {
-        self.reader_connector.connect().ok()
+        opened_beside(&self.reader_connector)
     }
 
     /// One statement off the async threads, without a transaction around it (a single

@@ -630,8 +630,8 @@ pub async fn audit(req: HttpRequest) -> Page {
     let services = services(&req)?;
     let v = Viewer::of(&req, &services).await?;
     v.require(&[Role::Auditor])?;
-    let asked = |(k, v): &(std::borrow::Cow<str>, std::borrow::Cow<str>)| k == CHECK && v == "1";
-    let check = form_urlencoded::parse(req.query_string().as_bytes()).any(|p| asked(&p));
+    let check =
+        form_urlencoded::parse(req.query_string().as_bytes()).any(|(k, v)| k == CHECK && v == "1");
     // The search as the API reads it: the check's own parameter is the page's, not a filter.
     let search_fields: Vec<(String, String)> =
         form_urlencoded::parse(filled_query(&req).as_bytes())
@@ -645,9 +645,10 @@ pub async fn audit(req: HttpRequest) -> Page {
     let f: AuditFilter = query_lenient(&req);
     let searched = !filled.is_empty();
     let page = services.audit_events(v.actor.clone(), q).await?;
-    let verify = match check {
-        true => Some(services.verify_audit(v.actor.clone()).await?),
-        false => None,
+    let verify = if check {
+        Some(services.verify_audit(v.actor.clone()).await?)
+    } else {
+        None
     };
     let halls = services.list_halls(None, None, None).await?.items;
     let checkpoint = services.audit_checkpoint(v.actor).await?;
